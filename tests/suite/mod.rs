@@ -1,0 +1,1 @@
+//! One module per area of behaviour; each test drives the real `codex-lite` binary.

@@ -1,0 +1,1 @@
+//! Shared test machinery: spawning the real binary, the mock Responses server, transcripts.
