@@ -1,5 +1,12 @@
 //! Entry point: argv dispatch (virtual CLIs by argv[0]/argv[1], then subcommands).
 
+mod config;
+mod log;
+mod time;
+
 fn main() {
-    println!("codex-lite");
+    match config::load(&[]) {
+        Ok(c) => println!("{c:?}"),
+        Err(e) => eprintln!("{e:#}"),
+    }
 }

@@ -1,0 +1,628 @@
+//! Configuration: where CODEX_HOME is, `config.toml`, `-c key=value` overrides and the typed
+//! settings of model-api.md §1.
+//!
+//! Precedence, lowest first: built-in defaults, `CODEX_HOME/config.toml`, `-c` overrides from the
+//! command line, then per-thread overrides (`thread/start {config}`) applied with
+//! [`Config::with_overrides`]. This module only merges and types settings; which settings a
+//! thread or turn finally uses is decided where threads and turns live.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::Deserialize;
+
+/// The default model slug when neither config nor thread names one.
+pub const DEFAULT_MODEL: &str = "gpt-5.1-codex";
+/// The id of the built-in provider (OpenAI, with API-key or ChatGPT auth).
+pub const OPENAI_PROVIDER_ID: &str = "openai";
+const DEFAULT_CHATGPT_BASE_URL: &str = "https://chatgpt.com/backend-api";
+const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
+
+/// Top-level keys this implementation understands; anything else gets one warning.
+const KNOWN_KEYS: &[&str] = &[
+    "model",
+    "model_provider",
+    "model_providers",
+    "model_reasoning_effort",
+    "model_reasoning_summary",
+    "approval_policy",
+    "sandbox_mode",
+    "sandbox_workspace_write",
+    "chatgpt_base_url",
+    "openai_base_url",
+    "forced_chatgpt_workspace_id",
+    "forced_login_method",
+];
+
+/// When the agent must ask the client before acting (`approval_policy`; default `on-request`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ApprovalPolicy {
+    /// Ask for everything that is not a known-safe read-only command, and for every patch.
+    Untrusted,
+    /// Ask only when the model requests escalated permissions.
+    #[default]
+    OnRequest,
+    /// Never ask; sandbox denials go back to the model.
+    Never,
+}
+
+impl ApprovalPolicy {
+    /// Parses the wire/config spelling; the retired `on-failure` reads as `on-request`.
+    /// Returns the policy and whether the retired spelling was used (callers warn once).
+    pub fn parse(text: &str) -> Option<(Self, bool)> {
+        match text {
+            "untrusted" => Some((Self::Untrusted, false)),
+            "on-request" => Some((Self::OnRequest, false)),
+            "never" => Some((Self::Never, false)),
+            "on-failure" => Some((Self::OnRequest, true)),
+            _ => None,
+        }
+    }
+
+    /// The spelling used on the wire and in config.toml.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Untrusted => "untrusted",
+            Self::OnRequest => "on-request",
+            Self::Never => "never",
+        }
+    }
+}
+
+/// Which sandbox commands run under (`sandbox_mode`; default `read-only`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SandboxMode {
+    /// Reads everywhere, writes nowhere (but `/dev/null`), no network.
+    #[default]
+    ReadOnly,
+    /// Writes inside the writable roots (cwd, /tmp, $TMPDIR, configured roots).
+    WorkspaceWrite,
+    /// No sandbox at all.
+    DangerFullAccess,
+}
+
+/// The `[sandbox_workspace_write]` table: options of the workspace-write sandbox (all default
+/// empty/false).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(default)]
+pub struct SandboxWorkspaceWrite {
+    /// Extra absolute directories the sandbox may write to.
+    pub writable_roots: Vec<PathBuf>,
+    /// Whether sandboxed commands may use the network.
+    pub network_access: bool,
+    /// Leave `$TMPDIR` out of the writable roots.
+    pub exclude_tmpdir_env_var: bool,
+    /// Leave `/tmp` out of the writable roots.
+    pub exclude_slash_tmp: bool,
+}
+
+/// Which login methods are allowed (`forced_login_method`; default: both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ForcedLoginMethod {
+    /// Only API-key login.
+    Api,
+    /// Only ChatGPT login (managed or external tokens).
+    Chatgpt,
+}
+
+/// One entry of `[model_providers.<id>]`: where to send Responses requests and how.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ModelProviderInfo {
+    /// Display name.
+    pub name: String,
+    /// Base URL; `<base_url>/responses` is the endpoint. `None` only for the built-in
+    /// provider, whose base depends on the auth mode.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Environment variable holding the bearer token for this provider.
+    #[serde(default)]
+    pub env_key: Option<String>,
+    /// Only `responses` is supported.
+    #[serde(default = "default_wire_api")]
+    pub wire_api: String,
+    /// Send the user's OpenAI/ChatGPT credentials to this provider.
+    #[serde(default)]
+    pub requires_openai_auth: bool,
+    /// Silent request-level retries (default 4).
+    #[serde(default)]
+    pub request_max_retries: Option<u64>,
+    /// Announced stream-level retries (default 5).
+    #[serde(default)]
+    pub stream_max_retries: Option<u64>,
+    /// Longest silence of an open stream before it counts as dropped (default 300 000 ms).
+    #[serde(default)]
+    pub stream_idle_timeout_ms: Option<u64>,
+    /// Extra headers sent with every request.
+    #[serde(default)]
+    pub http_headers: BTreeMap<String, String>,
+}
+
+fn default_wire_api() -> String {
+    "responses".to_string()
+}
+
+impl ModelProviderInfo {
+    /// The built-in `openai` provider.
+    pub fn openai() -> Self {
+        Self {
+            name: "OpenAI".to_string(),
+            base_url: None,
+            env_key: None,
+            wire_api: default_wire_api(),
+            requires_openai_auth: true,
+            request_max_retries: None,
+            stream_max_retries: None,
+            stream_idle_timeout_ms: None,
+            http_headers: BTreeMap::new(),
+        }
+    }
+}
+
+/// The serde image of config.toml: every key optional, unknown keys ignored here (and warned
+/// about separately).
+#[derive(Debug, Default, Deserialize)]
+struct ConfigToml {
+    model: Option<String>,
+    model_provider: Option<String>,
+    #[serde(default)]
+    model_providers: BTreeMap<String, ModelProviderInfo>,
+    model_reasoning_effort: Option<String>,
+    model_reasoning_summary: Option<String>,
+    approval_policy: Option<String>,
+    sandbox_mode: Option<SandboxMode>,
+    #[serde(default)]
+    sandbox_workspace_write: SandboxWorkspaceWrite,
+    chatgpt_base_url: Option<String>,
+    openai_base_url: Option<String>,
+    forced_chatgpt_workspace_id: Option<OneOrMany>,
+    forced_login_method: Option<ForcedLoginMethod>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// The effective settings after defaults, config.toml and overrides.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Absolute CODEX_HOME (created if missing).
+    pub codex_home: PathBuf,
+    /// Model slug (default [`DEFAULT_MODEL`]).
+    pub model: String,
+    /// Provider id, a key of `model_providers` (default `openai`).
+    pub model_provider: String,
+    /// Configured providers plus the built-in `openai`.
+    pub model_providers: BTreeMap<String, ModelProviderInfo>,
+    /// `reasoning.effort` for reasoning models (default `medium`).
+    pub model_reasoning_effort: String,
+    /// `reasoning.summary` for reasoning models (default `auto`).
+    pub model_reasoning_summary: String,
+    /// Default approval policy of new threads.
+    pub approval_policy: ApprovalPolicy,
+    /// Default sandbox of new threads.
+    pub sandbox_mode: SandboxMode,
+    /// Options of the workspace-write sandbox.
+    pub sandbox_workspace_write: SandboxWorkspaceWrite,
+    /// ChatGPT backend base (default `https://chatgpt.com/backend-api`).
+    pub chatgpt_base_url: String,
+    /// API-key base of the built-in provider (default `https://api.openai.com/v1`).
+    pub openai_base_url: String,
+    /// Allowed ChatGPT workspace ids; `None` allows any.
+    pub forced_chatgpt_workspace_id: Option<Vec<String>>,
+    /// Allowed login method; `None` allows both.
+    pub forced_login_method: Option<ForcedLoginMethod>,
+    /// The merged raw table, kept so per-thread overrides re-merge with the same rules.
+    raw: toml::Table,
+}
+
+/// One `key=value` override: the key's path (`a.b` → `["a","b"]`) and its TOML value.
+pub type Override = (Vec<String>, toml::Value);
+
+/// Resolves CODEX_HOME: `$CODEX_HOME` if set and non-empty, else `~/.codex`; created when
+/// missing and returned absolute.
+pub fn resolve_codex_home() -> Result<PathBuf> {
+    let home = match std::env::var_os("CODEX_HOME").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let home = std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| {
+                    anyhow!("cannot locate CODEX_HOME: neither CODEX_HOME nor HOME is set")
+                })?;
+            PathBuf::from(home).join(".codex")
+        }
+    };
+    std::fs::create_dir_all(&home)
+        .with_context(|| format!("creating CODEX_HOME {}", home.display()))?;
+    home.canonicalize()
+        .with_context(|| format!("resolving CODEX_HOME {}", home.display()))
+}
+
+/// Parses raw `-c` arguments (`key=value`). The value is TOML when it parses as TOML and a
+/// plain string otherwise, so `-c model=gpt-5` and `-c 'x={a=1}'` both work.
+pub fn parse_overrides(raw: &[String]) -> Result<Vec<Override>> {
+    raw.iter().map(|arg| parse_override(arg)).collect()
+}
+
+fn parse_override(arg: &str) -> Result<Override> {
+    let (key, value) = arg
+        .split_once('=')
+        .ok_or_else(|| anyhow!("invalid override `{arg}`: expected key=value"))?;
+    let path = parse_key_path(key.trim())
+        .with_context(|| format!("invalid override `{arg}`: bad key `{}`", key.trim()))?;
+    let value = match toml::from_str::<toml::Table>(&format!("v = {value}")) {
+        Ok(mut table) => table
+            .remove("v")
+            .ok_or_else(|| anyhow!("invalid override `{arg}`"))?,
+        Err(_) => toml::Value::String(value.trim().to_string()),
+    };
+    Ok((path, value))
+}
+
+/// Splits a TOML key (dotted, possibly quoted) into its segments by letting the TOML parser read
+/// `key = 0` and walking the one chain of tables it produces.
+fn parse_key_path(key: &str) -> Result<Vec<String>> {
+    if key.is_empty() {
+        bail!("empty key");
+    }
+    let mut table: toml::Table = toml::from_str(&format!("{key} = 0"))?;
+    let mut path = Vec::new();
+    loop {
+        let Some((name, value)) = table.into_iter().next() else {
+            bail!("empty key");
+        };
+        path.push(name);
+        match value {
+            toml::Value::Table(inner) => table = inner,
+            _ => return Ok(path),
+        }
+    }
+}
+
+/// Sets `value` at `path` inside `table`, creating (or replacing non-table) intermediate tables.
+fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut current = table;
+    for name in parents {
+        let slot = current
+            .entry(name.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if !slot.is_table() {
+            *slot = toml::Value::Table(toml::Table::new());
+        }
+        let toml::Value::Table(next) = slot else {
+            return;
+        };
+        current = next;
+    }
+    current.insert(last.clone(), value);
+}
+
+/// Converts a JSON value (a `thread/start` `config` entry) to TOML. `null` has no TOML image and
+/// yields `None`; so do nulls inside arrays and objects, which are dropped.
+pub fn json_to_toml(value: &serde_json::Value) -> Option<toml::Value> {
+    use serde_json::Value as J;
+    Some(match value {
+        J::Null => return None,
+        J::Bool(b) => toml::Value::Boolean(*b),
+        J::Number(n) => match n.as_i64() {
+            Some(i) => toml::Value::Integer(i),
+            None => toml::Value::Float(n.as_f64()?),
+        },
+        J::String(s) => toml::Value::String(s.clone()),
+        J::Array(items) => toml::Value::Array(items.iter().filter_map(json_to_toml).collect()),
+        J::Object(map) => toml::Value::Table(
+            map.iter()
+                .filter_map(|(k, v)| Some((k.clone(), json_to_toml(v)?)))
+                .collect(),
+        ),
+    })
+}
+
+/// Splits a dotted override key from a JSON map (`thread/start {config}`) into its path.
+pub fn override_from_json(key: &str, value: &serde_json::Value) -> Result<Option<Override>> {
+    let path = parse_key_path(key).with_context(|| format!("invalid config key `{key}`"))?;
+    Ok(json_to_toml(value).map(|v| (path, v)))
+}
+
+/// Loads the configuration: CODEX_HOME, its `config.toml` (if present), then the `-c` overrides.
+/// A broken config.toml is an error naming the file and the problem (line, key).
+pub fn load(overrides: &[String]) -> Result<Config> {
+    let codex_home = resolve_codex_home()?;
+    let overrides = parse_overrides(overrides)?;
+    load_from(codex_home, &overrides)
+}
+
+fn load_from(codex_home: PathBuf, overrides: &[Override]) -> Result<Config> {
+    let path = codex_home.join("config.toml");
+    let mut raw = match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let table: toml::Table =
+                toml::from_str(&text).map_err(|e| file_error(&path, &e.to_string()))?;
+            // Typing the text itself (not the table) keeps line numbers in type errors.
+            toml::from_str::<ConfigToml>(&text).map_err(|e| file_error(&path, &e.to_string()))?;
+            table
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => toml::Table::new(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let unknown: Vec<&str> = raw
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !KNOWN_KEYS.contains(k))
+        .collect();
+    if !unknown.is_empty() {
+        crate::log::warn(&format!(
+            "{}: ignoring unsupported keys: {}",
+            path.display(),
+            unknown.join(", ")
+        ));
+    }
+    for (key_path, value) in overrides {
+        set_path(&mut raw, key_path, value.clone());
+    }
+    Config::from_raw(codex_home, raw).context("invalid -c override")
+}
+
+fn file_error(path: &Path, message: &str) -> anyhow::Error {
+    anyhow!("error in {}: {}", path.display(), message.trim_end())
+}
+
+impl Config {
+    fn from_raw(codex_home: PathBuf, raw: toml::Table) -> Result<Self> {
+        let typed: ConfigToml = raw.clone().try_into()?;
+        let approval_policy = match typed.approval_policy.as_deref() {
+            None => ApprovalPolicy::default(),
+            Some(text) => {
+                let (policy, retired) = ApprovalPolicy::parse(text).ok_or_else(|| {
+                    anyhow!(
+                        "approval_policy: unknown variant `{text}`, expected one of `untrusted`, `on-request`, `never`"
+                    )
+                })?;
+                if retired {
+                    crate::log::warn("approval_policy `on-failure` is retired; using `on-request`");
+                }
+                policy
+            }
+        };
+        let mut model_providers = typed.model_providers;
+        for (id, provider) in &model_providers {
+            if provider.wire_api != "responses" {
+                bail!(
+                    "model_providers.{id}.wire_api: `{}` is not supported (only `responses`)",
+                    provider.wire_api
+                );
+            }
+            if provider.base_url.is_none() && id != OPENAI_PROVIDER_ID {
+                bail!("model_providers.{id}: missing field `base_url`");
+            }
+        }
+        model_providers
+            .entry(OPENAI_PROVIDER_ID.to_string())
+            .or_insert_with(ModelProviderInfo::openai);
+        let model_provider = typed
+            .model_provider
+            .unwrap_or_else(|| OPENAI_PROVIDER_ID.to_string());
+        if !model_providers.contains_key(&model_provider) {
+            bail!("model_provider `{model_provider}` is not defined in model_providers");
+        }
+        let sandbox_workspace_write = typed.sandbox_workspace_write;
+        if let Some(root) = sandbox_workspace_write
+            .writable_roots
+            .iter()
+            .find(|r| !r.is_absolute())
+        {
+            bail!(
+                "sandbox_workspace_write.writable_roots: `{}` is not an absolute path",
+                root.display()
+            );
+        }
+        Ok(Self {
+            codex_home,
+            model: typed.model.unwrap_or_else(|| DEFAULT_MODEL.to_string()),
+            model_provider,
+            model_providers,
+            model_reasoning_effort: typed
+                .model_reasoning_effort
+                .unwrap_or_else(|| "medium".to_string()),
+            model_reasoning_summary: typed
+                .model_reasoning_summary
+                .unwrap_or_else(|| "auto".to_string()),
+            approval_policy,
+            sandbox_mode: typed.sandbox_mode.unwrap_or_default(),
+            sandbox_workspace_write,
+            chatgpt_base_url: trim_slash(typed.chatgpt_base_url, DEFAULT_CHATGPT_BASE_URL),
+            openai_base_url: trim_slash(typed.openai_base_url, DEFAULT_OPENAI_BASE_URL),
+            forced_chatgpt_workspace_id: typed.forced_chatgpt_workspace_id.map(|w| match w {
+                OneOrMany::One(id) => vec![id],
+                OneOrMany::Many(ids) => ids,
+            }),
+            forced_login_method: typed.forced_login_method,
+            raw,
+        })
+    }
+
+    /// A copy with more overrides applied on top (per-thread `config`), with the same rules and
+    /// errors as `-c`.
+    pub fn with_overrides(&self, overrides: &[Override]) -> Result<Self> {
+        let mut raw = self.raw.clone();
+        for (path, value) in overrides {
+            set_path(&mut raw, path, value.clone());
+        }
+        Self::from_raw(self.codex_home.clone(), raw)
+    }
+
+    /// The provider named by `model_provider`.
+    pub fn provider(&self) -> &ModelProviderInfo {
+        // `from_raw` guarantees the key exists; the fallback only keeps this total.
+        static OPENAI: std::sync::OnceLock<ModelProviderInfo> = std::sync::OnceLock::new();
+        self.model_providers
+            .get(&self.model_provider)
+            .unwrap_or_else(|| OPENAI.get_or_init(ModelProviderInfo::openai))
+    }
+}
+
+fn trim_slash(value: Option<String>, default: &str) -> String {
+    value
+        .unwrap_or_else(|| default.to_string())
+        .trim_end_matches('/')
+        .to_string()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn temp_home(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("codex-lite-config-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn override_values_parse_as_toml_or_fall_back_to_strings() {
+        let cases: &[(&str, &[&str], toml::Value)] = &[
+            (
+                "model=gpt-5",
+                &["model"],
+                toml::Value::String("gpt-5".into()),
+            ),
+            (
+                "model = \"x y\"",
+                &["model"],
+                toml::Value::String("x y".into()),
+            ),
+            ("a.b.c=3", &["a", "b", "c"], toml::Value::Integer(3)),
+            ("flag=true", &["flag"], toml::Value::Boolean(true)),
+            (
+                "p.\"dotted.id\".x=1.5",
+                &["p", "dotted.id", "x"],
+                toml::Value::Float(1.5),
+            ),
+            (
+                "list=[1,2]",
+                &["list"],
+                toml::Value::Array(vec![1.into(), 2.into()]),
+            ),
+            (
+                "url=http://h:1/v1",
+                &["url"],
+                toml::Value::String("http://h:1/v1".into()),
+            ),
+            ("empty=", &["empty"], toml::Value::String(String::new())),
+        ];
+        for (arg, path, value) in cases {
+            let (got_path, got_value) = parse_override(arg).unwrap();
+            assert_eq!(got_path, *path, "{arg}");
+            assert_eq!(&got_value, value, "{arg}");
+        }
+        let (_, table) = parse_override("m.x={name=\"n\",n=1}").unwrap();
+        assert_eq!(table.as_table().unwrap()["name"].as_str(), Some("n"));
+    }
+
+    #[test]
+    fn override_errors() {
+        for bad in ["novalue", "=3", "a..b=1"] {
+            assert!(parse_override(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn defaults_without_a_file() {
+        let home = temp_home("defaults");
+        let config = load_from(home.clone(), &[]).unwrap();
+        assert_eq!(config.model, DEFAULT_MODEL);
+        assert_eq!(config.model_provider, "openai");
+        assert_eq!(config.approval_policy, ApprovalPolicy::OnRequest);
+        assert_eq!(config.sandbox_mode, SandboxMode::ReadOnly);
+        assert_eq!(config.chatgpt_base_url, "https://chatgpt.com/backend-api");
+        assert_eq!(config.openai_base_url, "https://api.openai.com/v1");
+        assert!(config.provider().requires_openai_auth);
+        std::fs::remove_dir_all(home).unwrap();
+    }
+
+    #[test]
+    fn file_then_overrides() {
+        let home = temp_home("file");
+        std::fs::write(
+            home.join("config.toml"),
+            "model = \"from-file\"\napproval_policy = \"on-failure\"\nsandbox_mode = \"workspace-write\"\n\
+             forced_chatgpt_workspace_id = \"org-1\"\nunknown_key = 1\n\
+             [sandbox_workspace_write]\nnetwork_access = true\n",
+        )
+        .unwrap();
+        let overrides = parse_overrides(&[
+            "model_provider=mock".to_string(),
+            "model_providers.mock={name=\"mock\",base_url=\"http://127.0.0.1:9/v1\",env_key=\"K\",request_max_retries=1}".to_string(),
+        ])
+        .unwrap();
+        let config = load_from(home.clone(), &overrides).unwrap();
+        assert_eq!(config.model, "from-file");
+        assert_eq!(config.approval_policy, ApprovalPolicy::OnRequest);
+        assert_eq!(config.sandbox_mode, SandboxMode::WorkspaceWrite);
+        assert!(config.sandbox_workspace_write.network_access);
+        assert_eq!(
+            config.forced_chatgpt_workspace_id,
+            Some(vec!["org-1".to_string()])
+        );
+        assert_eq!(
+            config.provider().base_url.as_deref(),
+            Some("http://127.0.0.1:9/v1")
+        );
+        assert_eq!(config.provider().request_max_retries, Some(1));
+
+        let thread = config
+            .with_overrides(&[
+                override_from_json("model", &serde_json::json!("per-thread"))
+                    .unwrap()
+                    .unwrap(),
+            ])
+            .unwrap();
+        assert_eq!(thread.model, "per-thread");
+        assert_eq!(thread.model_provider, "mock");
+        std::fs::remove_dir_all(home).unwrap();
+    }
+
+    #[test]
+    fn broken_files_name_the_file_line_and_key() {
+        let home = temp_home("broken");
+        let cases = [
+            ("model = \n", "line 1"),
+            ("model = \"a\"\nsandbox_mode = \"nope\"\n", "line 2"),
+            ("x = 1\nmodel = 5\n", "model"),
+        ];
+        for (text, needle) in cases {
+            std::fs::write(home.join("config.toml"), text).unwrap();
+            let err = format!("{:#}", load_from(home.clone(), &[]).unwrap_err());
+            assert!(err.contains("config.toml"), "{err}");
+            assert!(err.contains(needle), "{needle} not in {err}");
+        }
+        std::fs::remove_dir_all(home).unwrap();
+    }
+
+    #[test]
+    fn invalid_settings_are_errors() {
+        let home = temp_home("invalid");
+        for arg in [
+            "model_provider=missing",
+            "approval_policy=sometimes",
+            "sandbox_workspace_write.writable_roots=[\"rel\"]",
+            "model_providers.x={name=\"x\",base_url=\"http://h\",wire_api=\"chat\"}",
+        ] {
+            let overrides = parse_overrides(&[arg.to_string()]).unwrap();
+            assert!(load_from(home.clone(), &overrides).is_err(), "{arg}");
+        }
+        std::fs::remove_dir_all(home).unwrap();
+    }
+}
