@@ -9,6 +9,7 @@ mod config;
 mod log;
 mod protocol;
 mod rpc;
+mod secret;
 mod server;
 mod time;
 

@@ -76,3 +76,65 @@ pub struct InitializeResponse {
     /// Our name and version.
     pub server_info: ServerInfo,
 }
+
+/// `CodexErrorInfo`: the machine-readable class of a turn failure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum CodexErrorInfo {
+    /// The conversation no longer fits the model's context window.
+    ContextWindowExceeded,
+    /// The account's usage limit is reached.
+    UsageLimitExceeded,
+    /// The backend kept failing with 5xx.
+    InternalServerError,
+    /// Credentials are missing or can no longer be refreshed; the user must log in again.
+    Unauthorized,
+    /// The backend rejected the request (400).
+    BadRequest,
+    /// The sandbox could not be set up.
+    SandboxError,
+    /// Anything else.
+    Other,
+    /// The HTTP request failed with this status (e.g. 401 after recovery).
+    HttpConnectionFailed {
+        /// HTTP status, when there was one.
+        http_status_code: Option<u16>,
+    },
+    /// The SSE stream dropped before `response.completed`.
+    ResponseStreamDisconnected {
+        /// HTTP status, when there was one.
+        http_status_code: Option<u16>,
+    },
+    /// Retries were exhausted.
+    ResponseTooManyFailedAttempts {
+        /// HTTP status of the last attempt, when there was one.
+        http_status_code: Option<u16>,
+    },
+}
+
+/// `TokenUsageBreakdown`: token counts of one response, or accumulated over a thread.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenUsage {
+    /// Prompt tokens.
+    pub input_tokens: i64,
+    /// Prompt tokens served from cache.
+    pub cached_input_tokens: i64,
+    /// Completion tokens.
+    pub output_tokens: i64,
+    /// Completion tokens spent on reasoning.
+    pub reasoning_output_tokens: i64,
+    /// Everything.
+    pub total_tokens: i64,
+}
+
+impl TokenUsage {
+    /// Adds `other` to `self`, field by field.
+    pub fn add(&mut self, other: &TokenUsage) {
+        self.input_tokens += other.input_tokens;
+        self.cached_input_tokens += other.cached_input_tokens;
+        self.output_tokens += other.output_tokens;
+        self.reasoning_output_tokens += other.reasoning_output_tokens;
+        self.total_tokens += other.total_tokens;
+    }
+}
