@@ -6,8 +6,10 @@
 //! subcommand. What each subcommand does lives in its own module.
 
 mod config;
+mod ids;
 mod log;
 mod protocol;
+mod rollout;
 mod rpc;
 mod secret;
 mod server;

@@ -138,3 +138,250 @@ impl TokenUsage {
         self.total_tokens += other.total_tokens;
     }
 }
+
+/// `UserInput`: one piece of user input of a turn (`text`, `image` by URL, `localImage` by path).
+/// Other kinds of the schema (`skill`, `mention`, audio) are refused with -32602.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum UserInput {
+    /// Plain text.
+    Text {
+        /// The text.
+        text: String,
+        /// UI spans within `text`; kept as given, not interpreted.
+        #[serde(default)]
+        text_elements: Vec<serde_json::Value>,
+    },
+    /// An image by URL (including `data:` URLs).
+    Image {
+        /// The URL.
+        url: String,
+    },
+    /// An image file on the server's machine, sent inline as a data URL.
+    LocalImage {
+        /// The file.
+        path: String,
+    },
+}
+
+/// `CommandExecutionStatus` / `PatchApplyStatus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ItemStatus {
+    /// Running or waiting for approval.
+    InProgress,
+    /// Ran (a command: exit code 0; a patch: applied).
+    Completed,
+    /// Ran and failed.
+    Failed,
+    /// The user declined it; nothing ran.
+    Declined,
+}
+
+/// `PatchChangeKind`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum PatchChangeKind {
+    /// A new file.
+    Add,
+    /// A removed file.
+    Delete,
+    /// An edited file, possibly moved.
+    Update {
+        /// Where it moves to, if it does.
+        move_path: Option<String>,
+    },
+}
+
+/// `FileUpdateChange`: one file of a `fileChange` item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileUpdateChange {
+    /// Absolute path.
+    pub path: String,
+    /// What happens to it.
+    pub kind: PatchChangeKind,
+    /// Unified diff (add: the new content; delete: the old content).
+    pub diff: String,
+}
+
+/// `ThreadItem`: the kinds of items this server produces.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum ThreadItem {
+    /// The user's input.
+    UserMessage {
+        /// Item id.
+        id: String,
+        /// The input as given.
+        content: Vec<UserInput>,
+    },
+    /// Text from the model.
+    AgentMessage {
+        /// The Responses item id.
+        id: String,
+        /// The full text (concatenated deltas).
+        text: String,
+    },
+    /// The model's reasoning summary.
+    Reasoning {
+        /// The Responses item id.
+        id: String,
+        /// Summary parts.
+        #[serde(default)]
+        summary: Vec<String>,
+        /// Raw reasoning text parts (not sent by current models).
+        #[serde(default)]
+        content: Vec<String>,
+    },
+    /// A shell command the model ran (or asked to run).
+    CommandExecution {
+        /// The model's call id.
+        id: String,
+        /// The command as one display string.
+        command: String,
+        /// Working directory.
+        cwd: String,
+        /// Lifecycle state.
+        status: ItemStatus,
+        /// Combined stdout and stderr (capped).
+        aggregated_output: Option<String>,
+        /// Exit code once finished.
+        exit_code: Option<i32>,
+        /// Wall time once finished.
+        duration_ms: Option<i64>,
+        /// Parsed actions for display (we report none).
+        command_actions: Vec<serde_json::Value>,
+    },
+    /// A patch the model applied (or asked to apply).
+    FileChange {
+        /// The model's call id.
+        id: String,
+        /// Every file the patch touches, complete from `item/started` on.
+        changes: Vec<FileUpdateChange>,
+        /// Lifecycle state.
+        status: ItemStatus,
+    },
+}
+
+impl ThreadItem {
+    /// The item's id.
+    pub fn id(&self) -> &str {
+        match self {
+            ThreadItem::UserMessage { id, .. }
+            | ThreadItem::AgentMessage { id, .. }
+            | ThreadItem::Reasoning { id, .. }
+            | ThreadItem::CommandExecution { id, .. }
+            | ThreadItem::FileChange { id, .. } => id,
+        }
+    }
+}
+
+/// `TurnStatus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum TurnStatus {
+    /// Still running.
+    InProgress,
+    /// Finished normally.
+    Completed,
+    /// Stopped by `turn/interrupt` or a `cancel` decision.
+    Interrupted,
+    /// Failed; `error` says why.
+    Failed,
+}
+
+/// `TurnError`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TurnError {
+    /// What went wrong, including the server's own text.
+    pub message: String,
+    /// The class of failure.
+    pub codex_error_info: Option<CodexErrorInfo>,
+    /// More detail, when there is any.
+    #[serde(default)]
+    pub additional_details: Option<String>,
+}
+
+/// `Turn`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Turn {
+    /// Turn id.
+    pub id: String,
+    /// Items of the turn (empty in `turn/start`'s answer and `turn/started`).
+    pub items: Vec<ThreadItem>,
+    /// Lifecycle state.
+    pub status: TurnStatus,
+    /// Set when `status` is `failed`.
+    pub error: Option<TurnError>,
+}
+
+/// `ThreadActiveFlag`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ActiveFlag {
+    /// An approval request is pending.
+    WaitingOnApproval,
+}
+
+/// `ThreadStatus`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
+pub enum ThreadStatus {
+    /// Known from disk only.
+    NotLoaded,
+    /// Loaded, no turn running.
+    Idle,
+    /// Loaded, the last turn failed (until the next turn starts).
+    SystemError,
+    /// A turn is running.
+    Active {
+        /// What the turn waits on.
+        active_flags: Vec<ActiveFlag>,
+    },
+}
+
+/// `Thread`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Thread {
+    /// Thread id (UUID v7).
+    pub id: String,
+    /// Same as `id` (one session per thread here).
+    pub session_id: String,
+    /// First user text.
+    pub preview: String,
+    /// Whether it is kept in memory only.
+    pub ephemeral: bool,
+    /// Model slug.
+    pub model: Option<String>,
+    /// Provider id.
+    pub model_provider: String,
+    /// Absolute working directory.
+    pub cwd: String,
+    /// Rollout file; `None` when ephemeral.
+    pub path: Option<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub updated_at: i64,
+    /// Lifecycle state.
+    pub status: ThreadStatus,
+    /// User-given name.
+    pub name: Option<String>,
+    /// Turns, when requested.
+    pub turns: Vec<Turn>,
+    /// Our version.
+    pub cli_version: String,
+    /// The client that created it.
+    pub originator: Option<String>,
+    /// Always `appServer`.
+    pub source: &'static str,
+    /// The thread it was forked from.
+    pub forked_from_id: Option<String>,
+    /// No projects here: always null.
+    pub project_id: Option<String>,
+    /// Reasoning effort in use.
+    pub reasoning_effort: Option<String>,
+}
