@@ -1,31 +1,257 @@
-//! Entry point: argv dispatch (virtual CLIs by argv[0]/argv[1], then subcommands).
+//! Entry point: argv dispatch, before any thread or configuration exists.
+//!
+//! Order: argv[0] `codex-linux-sandbox` (the sandbox helper), argv[0] `apply_patch` /
+//! `applypatch`, argv[1] `--codex-run-as-apply-patch`; then the subcommands `app-server` and
+//! `sandbox`, with global `-c/--config key=value` overrides accepted before and after the
+//! subcommand. What each subcommand does lives in its own module.
 
 mod config;
 mod exec;
+mod ids;
 mod log;
+mod protocol;
+mod rollout;
+mod rpc;
 mod sandbox;
+mod secret;
+mod server;
 mod time;
 
+use std::ffi::OsString;
+use std::path::Path;
+
+const USAGE: &str = "\
+codex-lite: a lightweight Codex app-server
+
+Usage: codex-lite [OPTIONS] <COMMAND>
+
+Commands:
+  app-server [--listen stdio://]   Serve the app-server protocol (JSON lines) on stdin/stdout
+
+Options:
+  -c, --config <key=value>  Override a config.toml setting (dotted key, TOML value or plain
+                            string); repeatable, before or after the command
+  -h, --help                Print help
+  -V, --version             Print version
+
+Environment:
+  CODEX_HOME   configuration and state directory (default ~/.codex)
+  RUST_LOG     stderr log level: error, warn (default), info, debug
+  LOG_FORMAT   `json` for JSON log lines
+";
+
+/// What the command line asks for.
+#[derive(Debug, PartialEq)]
+enum Command {
+    AppServer,
+    Help,
+    Version,
+}
+
+/// Parsed command line: the command plus every `-c` override, in order.
+#[derive(Debug, PartialEq)]
+struct Cli {
+    command: Command,
+    overrides: Vec<String>,
+}
+
 fn main() {
-    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    // The sandbox helper runs before anything else: it must stay single-threaded.
-    if argv
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let arg0 = args
         .first()
-        .and_then(|a| std::path::Path::new(a).file_name())
-        == Some(std::ffi::OsStr::new(sandbox::linux::HELPER_ARG0))
-    {
-        std::process::exit(sandbox::linux::helper_main(&argv[1..]));
-    }
-    match (
-        argv.get(1).and_then(|a| a.to_str()),
-        argv.get(2).and_then(|a| a.to_str()),
-    ) {
-        (Some("sandbox"), _) => std::process::exit(sandbox::cli::main(&argv[2..])),
-        (Some("debug"), Some("landlock")) => std::process::exit(sandbox::cli::main(&argv[2..])),
+        .and_then(|a| Path::new(a).file_name())
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    match arg0 {
+        // Before anything else: the helper must stay single-threaded.
+        sandbox::linux::HELPER_ARG0 => std::process::exit(sandbox::linux::helper_main(&args[1..])),
+        "apply_patch" | "applypatch" => not_yet_implemented("apply_patch"),
         _ => {}
     }
-    match config::load(&[]) {
-        Ok(c) => println!("{c:?}"),
-        Err(e) => eprintln!("{e:#}"),
+    if args
+        .get(1)
+        .is_some_and(|a| a == "--codex-run-as-apply-patch")
+    {
+        not_yet_implemented("--codex-run-as-apply-patch");
+    }
+    match (
+        args.get(1).and_then(|a| a.to_str()),
+        args.get(2).and_then(|a| a.to_str()),
+    ) {
+        (Some("sandbox"), _) => std::process::exit(sandbox::cli::main(&args[2..])),
+        (Some("debug"), Some("landlock")) => std::process::exit(sandbox::cli::main(&args[2..])),
+        _ => {}
+    }
+    let cli = match parse_cli(args.get(1..).unwrap_or_default()) {
+        Ok(cli) => cli,
+        Err(message) => {
+            eprintln!(
+                "error: {message}\n\nUsage: codex-lite [OPTIONS] <COMMAND>\n\nFor more information, try '--help'."
+            );
+            std::process::exit(2);
+        }
+    };
+    let code = match cli.command {
+        Command::Help => {
+            print!("{USAGE}");
+            0
+        }
+        Command::Version => {
+            println!("codex-lite {}", env!("CARGO_PKG_VERSION"));
+            0
+        }
+        Command::AppServer => match config::load(&cli.overrides) {
+            Ok(config) => server::run(config),
+            Err(e) => {
+                eprintln!("codex-lite: {e:#}");
+                1
+            }
+        },
+    };
+    std::process::exit(code);
+}
+
+fn not_yet_implemented(what: &str) -> ! {
+    eprintln!("codex-lite: {what} is not implemented yet");
+    std::process::exit(1);
+}
+
+fn parse_cli(args: &[OsString]) -> Result<Cli, String> {
+    let mut overrides = Vec::new();
+    let mut command = None;
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        let arg = arg
+            .to_str()
+            .ok_or_else(|| format!("argument {arg:?} is not valid UTF-8"))?;
+        if let Some(value) = config_flag(arg, &mut iter)? {
+            overrides.push(value);
+            continue;
+        }
+        match (arg, &command) {
+            ("-h" | "--help", _) => {
+                return Ok(Cli {
+                    command: Command::Help,
+                    overrides,
+                });
+            }
+            ("-V" | "--version", None) => {
+                return Ok(Cli {
+                    command: Command::Version,
+                    overrides,
+                });
+            }
+            ("app-server", None) => command = Some(Command::AppServer),
+            ("--listen", Some(Command::AppServer)) => {
+                let url = iter
+                    .next()
+                    .and_then(|u| u.to_str())
+                    .ok_or("a value is required for '--listen <URL>'")?;
+                check_listen(url)?;
+            }
+            (_, Some(Command::AppServer)) if arg.starts_with("--listen=") => {
+                check_listen(&arg["--listen=".len()..])?;
+            }
+            (_, _) if arg.starts_with('-') => {
+                return Err(format!("unexpected argument '{arg}' found"));
+            }
+            (_, None) => return Err(format!("unrecognized subcommand '{arg}'")),
+            (_, Some(_)) => return Err(format!("unexpected argument '{arg}' found")),
+        }
+    }
+    let command = command.ok_or("a command is required (try 'app-server')")?;
+    Ok(Cli { command, overrides })
+}
+
+/// Recognises `-c k=v`, `--config k=v` and `--config=k=v`; returns the override, if any.
+fn config_flag<'a>(
+    arg: &str,
+    rest: &mut impl Iterator<Item = &'a OsString>,
+) -> Result<Option<String>, String> {
+    if arg == "-c" || arg == "--config" {
+        let value = rest
+            .next()
+            .and_then(|v| v.to_str())
+            .ok_or("a value is required for '--config <key=value>'")?;
+        return Ok(Some(value.to_string()));
+    }
+    Ok(arg.strip_prefix("--config=").map(str::to_string))
+}
+
+fn check_listen(url: &str) -> Result<(), String> {
+    if url == "stdio://" {
+        Ok(())
+    } else {
+        Err(format!(
+            "unsupported --listen URL '{url}': only stdio:// is supported"
+        ))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, String> {
+        let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+        parse_cli(&args)
+    }
+
+    #[test]
+    fn command_lines() {
+        let ok: &[(&[&str], Command, &[&str])] = &[
+            (&["app-server"], Command::AppServer, &[]),
+            (
+                &["app-server", "--listen", "stdio://"],
+                Command::AppServer,
+                &[],
+            ),
+            (
+                &["app-server", "--listen=stdio://"],
+                Command::AppServer,
+                &[],
+            ),
+            (
+                &[
+                    "--config",
+                    "a=1",
+                    "app-server",
+                    "-c",
+                    "b=2",
+                    "--listen",
+                    "stdio://",
+                    "--config=c=3",
+                ],
+                Command::AppServer,
+                &["a=1", "b=2", "c=3"],
+            ),
+            (&["--help"], Command::Help, &[]),
+            (&["app-server", "-h"], Command::Help, &[]),
+            (&["--version"], Command::Version, &[]),
+            (&["-V"], Command::Version, &[]),
+        ];
+        for (args, command, overrides) in ok {
+            let cli = parse(args).unwrap();
+            assert_eq!(cli.command, *command, "{args:?}");
+            assert_eq!(cli.overrides, *overrides, "{args:?}");
+        }
+        let bad: &[(&[&str], &str)] = &[
+            (&[], "a command is required"),
+            (&["--bogus"], "unexpected argument '--bogus'"),
+            (&["app-server", "--bogus"], "unexpected argument '--bogus'"),
+            (&["serve"], "unrecognized subcommand 'serve'"),
+            (
+                &["app-server", "--listen", "ws://127.0.0.1:1"],
+                "only stdio://",
+            ),
+            (&["app-server", "--listen"], "a value is required"),
+            (&["-c"], "a value is required"),
+            (&["app-server", "extra"], "unexpected argument 'extra'"),
+        ];
+        for (args, needle) in bad {
+            let err = parse(args).unwrap_err();
+            assert!(err.contains(needle), "{args:?}: {err}");
+        }
     }
 }

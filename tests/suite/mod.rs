@@ -1,1 +1,5 @@
 //! One module per area of behaviour; each test drives the real `codex-lite` binary.
+
+mod cli;
+mod mock_selftest;
+mod rpc;

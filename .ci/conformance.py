@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""Schema conformance of every recorded protocol message.
+
+Reads the transcripts the integration tests wrote (target/transcripts/*.jsonl: one
+{"dir": "out"|"in", "raw": "<line>"} per line, "out" = server -> client) and validates against
+../shared/protocol/app-server-protocol-0.169.0.schema.json:
+  - every server line is JSON and a JSON-RPC message;
+  - notifications: params by method (ServerNotification), plus an integer emittedAtMs;
+  - server -> client requests: params by method (ServerRequest);
+  - responses: result by the method of the client request they answer;
+  - error responses: the error object (JSONRPCErrorError);
+  - the answers the tests sent to server requests: result by the server request's method.
+Exits 1 on any violation, printing each; prints how many messages it checked.
+"""
+import json
+import sys
+from pathlib import Path
+
+import jsonschema
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA_PATH = ROOT.parent / "shared" / "protocol" / "app-server-protocol-0.169.0.schema.json"
+TRANSCRIPTS = ROOT / "target" / "transcripts"
+
+# Methods in scope whose result type does not follow the `<X>Params` -> `<X>Response` naming.
+RESULT_REFS = {
+    "initialize": "#/definitions/InitializeResponse",
+    "account/logout": "#/definitions/v2/LogoutAccountResponse",
+}
+# Legacy methods in scope that the generated schema omits: checked against auth.md's shape.
+LOCAL_RESULT_SCHEMAS = {
+    "getAuthStatus": {
+        "type": "object",
+        "required": ["authMethod", "authToken", "requiresOpenaiAuth"],
+        "properties": {
+            "authMethod": {"enum": ["apikey", "chatgpt", "chatgptAuthTokens", None]},
+            "authToken": {"type": ["string", "null"]},
+            "requiresOpenaiAuth": {"type": ["boolean", "null"]},
+        },
+    },
+}
+
+
+def main() -> int:
+    schema = json.loads(SCHEMA_PATH.read_text())
+    defs = schema["definitions"]
+    cache = {}
+
+    def validator(ref_or_schema):
+        key = json.dumps(ref_or_schema, sort_keys=True)
+        if key not in cache:
+            if isinstance(ref_or_schema, str):
+                sub = {"$ref": ref_or_schema, "definitions": defs}
+            else:
+                sub = ref_or_schema
+            cache[key] = jsonschema.Draft7Validator(sub)
+        return cache[key]
+
+    def by_method(union):
+        table = {}
+        for variant in defs[union]["oneOf"]:
+            method = variant["properties"]["method"]["enum"][0]
+            table[method] = variant["properties"].get("params", {}).get("$ref")
+        return table
+
+    notification_params = by_method("ServerNotification")
+    server_request_params = by_method("ServerRequest")
+    client_request_params = by_method("ClientRequest")
+
+    def result_ref(method, params_table):
+        if method in RESULT_REFS:
+            return RESULT_REFS[method]
+        if method in LOCAL_RESULT_SCHEMAS:
+            return LOCAL_RESULT_SCHEMAS[method]
+        params = params_table.get(method)
+        if params and params.endswith("Params"):
+            return params[: -len("Params")] + "Response"
+        return None
+
+    checked = 0
+    problems = []
+    files = sorted(TRANSCRIPTS.glob("*.jsonl")) if TRANSCRIPTS.is_dir() else []
+    if not files:
+        print(f"conformance: no transcripts under {TRANSCRIPTS}; run the tests first")
+        return 1
+
+    for path in files:
+        client_requests = {}  # id (json) -> method, requests the client sent
+        server_requests = {}  # id -> method, requests the server sent
+        for lineno, entry_text in enumerate(path.read_text().splitlines(), 1):
+            entry = json.loads(entry_text)
+            where = f"{path.name}:{lineno}"
+            try:
+                msg = json.loads(entry["raw"])
+            except json.JSONDecodeError as e:
+                if entry["dir"] == "out":
+                    problems.append(f"{where}: server wrote a non-JSON line ({e}): {entry['raw'][:200]}")
+                continue
+            if not isinstance(msg, dict):
+                if entry["dir"] == "out":
+                    problems.append(f"{where}: server wrote a non-object: {entry['raw'][:200]}")
+                continue
+            key = json.dumps(msg.get("id"))
+            errors = []
+            if entry["dir"] == "in":
+                if "method" in msg and "id" in msg:
+                    client_requests[key] = msg["method"]
+                elif "method" not in msg and "result" in msg and key in server_requests:
+                    ref = result_ref(server_requests[key], server_request_params)
+                    if ref is not None:
+                        errors = list(validator(ref).iter_errors(msg["result"]))
+                        checked += 1
+                continue
+            # Server -> client.
+            checked += 1
+            if "method" in msg and "id" in msg:
+                method = msg["method"]
+                server_requests[key] = method
+                ref = server_request_params.get(method)
+                if method not in server_request_params:
+                    problems.append(f"{where}: server request method not in the schema: {method}")
+                elif ref:
+                    errors = list(validator(ref).iter_errors(msg.get("params")))
+                errors += list(validator("#/definitions/JSONRPCRequest").iter_errors(msg))
+            elif "method" in msg:
+                method = msg["method"]
+                if method not in notification_params:
+                    problems.append(f"{where}: notification method not in the schema: {method}")
+                else:
+                    errors = list(validator(notification_params[method]).iter_errors(msg.get("params")))
+                if not isinstance(msg.get("emittedAtMs"), int):
+                    problems.append(f"{where}: notification without an integer emittedAtMs")
+            elif "error" in msg:
+                errors = list(validator("#/definitions/JSONRPCError").iter_errors(msg))
+            elif "result" in msg:
+                method = client_requests.get(key)
+                errors = list(validator("#/definitions/JSONRPCResponse").iter_errors(msg))
+                if method is None:
+                    problems.append(f"{where}: result for id {key}, which the client never sent")
+                else:
+                    ref = result_ref(method, client_request_params)
+                    if ref is None:
+                        problems.append(f"{where}: no result schema known for {method}")
+                    else:
+                        errors += list(validator(ref).iter_errors(msg["result"]))
+            else:
+                problems.append(f"{where}: not a JSON-RPC message: {entry['raw'][:200]}")
+            for error in errors:
+                at = "/".join(str(p) for p in error.absolute_path)
+                problems.append(f"{where}: {msg.get('method', 'response')} at /{at}: {error.message[:300]}")
+
+    for problem in problems:
+        print(problem)
+    print(f"conformance: checked {checked} messages in {len(files)} transcripts; {len(problems)} violations")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

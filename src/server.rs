@@ -1,0 +1,157 @@
+//! The main loop of `app-server`: the handshake gate, request dispatch, and shutdown on stdin
+//! EOF. It never blocks on I/O of its own: handlers answer at once or hand work to a thread.
+//! Framing and the pending map are `rpc.rs`'s; what each method does lives in its own module.
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::protocol::{InitializeParams, InitializeResponse, ServerInfo, method};
+use crate::rpc::{Incoming, RequestId, Rpc, RpcError, Transport};
+
+/// How long shutdown waits for queued output to reach a client that may have stopped reading.
+const SHUTDOWN_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the handshake established about this connection.
+struct Session {
+    /// `clientInfo.name`: the `originator` header and user-agent prefix upstream.
+    #[allow(dead_code)] // read by the model client once turns exist
+    client_name: String,
+    /// The full user agent sent upstream.
+    #[allow(dead_code)] // read by the model client once turns exist
+    user_agent: String,
+}
+
+/// The connection's state, owned by the main loop.
+struct Server {
+    rpc: Rpc,
+    config: Config,
+    session: Option<Session>,
+}
+
+/// Runs the app-server on stdin/stdout until stdin closes; returns the process exit code.
+pub fn run(config: Config) -> i32 {
+    let transport = match Transport::start(std::io::stdin(), std::io::stdout()) {
+        Ok(t) => t,
+        Err(e) => {
+            crate::log::error(&format!("cannot start the stdio transport: {e}"));
+            return 1;
+        }
+    };
+    let mut server = Server {
+        rpc: transport.rpc.clone(),
+        config,
+        session: None,
+    };
+    while let Some(message) = transport.inbox.recv() {
+        server.handle(message);
+    }
+    crate::log::info("stdin closed; shutting down");
+    drop(server);
+    transport.finish(SHUTDOWN_FLUSH_TIMEOUT);
+    0
+}
+
+/// Decodes `params` into `T`; absent params decode like `{}` so all-optional params may be
+/// omitted. Errors are -32602 with serde's message.
+fn decode<T: DeserializeOwned>(params: Option<Value>) -> Result<T, RpcError> {
+    let value = params.unwrap_or_else(|| Value::Object(Default::default()));
+    serde_json::from_value(value).map_err(RpcError::invalid_params)
+}
+
+impl Server {
+    fn handle(&mut self, message: Incoming) {
+        match message {
+            Incoming::Notification { method, .. } => {
+                if method != method::INITIALIZED {
+                    crate::log::debug(&format!("ignoring client notification {method}"));
+                }
+            }
+            Incoming::Request { id, method, params } => {
+                // A bug in one handler must cost one request, not the connection.
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    self.handle_request(&id, &method, params)
+                }));
+                if outcome.is_err() {
+                    crate::log::error(&format!("handler for {method} panicked"));
+                    self.rpc.respond_error(
+                        &id,
+                        &RpcError::internal(format!("internal error while handling {method}")),
+                    );
+                }
+            }
+        }
+    }
+
+    fn handle_request(&mut self, id: &RequestId, method: &str, params: Option<Value>) {
+        if method == method::INITIALIZE {
+            let outcome = self.initialize(params);
+            return self.rpc.respond_with(id, outcome);
+        }
+        if self.session.is_none() {
+            return self
+                .rpc
+                .respond_error(id, &RpcError::invalid_request("Not initialized"));
+        }
+        self.rpc
+            .respond_error(id, &RpcError::method_not_found(method));
+    }
+
+    fn initialize(&mut self, params: Option<Value>) -> Result<InitializeResponse, RpcError> {
+        if self.session.is_some() {
+            return Err(RpcError::invalid_request("Already initialized"));
+        }
+        let params: InitializeParams = decode(params)?;
+        if let Some(methods) = params
+            .capabilities
+            .and_then(|c| c.opt_out_notification_methods)
+        {
+            self.rpc.set_opt_out(methods);
+        }
+        let user_agent = user_agent(&params.client_info.name);
+        self.session = Some(Session {
+            client_name: params.client_info.name,
+            user_agent: user_agent.clone(),
+        });
+        Ok(InitializeResponse {
+            user_agent,
+            codex_home: self.config.codex_home.display().to_string(),
+            platform_family: if cfg!(windows) { "windows" } else { "unix" },
+            platform_os: std::env::consts::OS,
+            server_info: ServerInfo {
+                name: env!("CARGO_PKG_NAME"),
+                version: env!("CARGO_PKG_VERSION"),
+            },
+        })
+    }
+}
+
+/// `<originator>/<version> (<os> <os version>; <arch>)`, e.g.
+/// `codex_vscode/0.1.0 (Linux 6.8.0; x86_64)`.
+fn user_agent(originator: &str) -> String {
+    let (os, release) = os_name_and_release();
+    format!(
+        "{originator}/{} ({os} {release}; {})",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::ARCH
+    )
+}
+
+fn os_name_and_release() -> (String, String) {
+    // SAFETY: `uname` fills a zeroed, caller-owned struct; its fields are NUL-terminated.
+    let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
+    if unsafe { libc::uname(&mut uts) } != 0 {
+        return (std::env::consts::OS.to_string(), "unknown".to_string());
+    }
+    let field = |chars: &[libc::c_char]| -> String {
+        let bytes: Vec<u8> = chars
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    (field(&uts.sysname), field(&uts.release))
+}
