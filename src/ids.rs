@@ -78,7 +78,12 @@ mod tests {
         assert!(a < b);
         assert_ne!(random_token(32), random_token(32));
         assert_eq!(random_token(32).len(), 43);
-        for bad in ["", "x", "0000000-0000-0000-0000-000000000000", "g0000000-0000-0000-0000-000000000000"] {
+        for bad in [
+            "",
+            "x",
+            "0000000-0000-0000-0000-000000000000",
+            "g0000000-0000-0000-0000-000000000000",
+        ] {
             assert!(!is_uuid(bad), "{bad}");
         }
     }

@@ -6,11 +6,13 @@
 //! subcommand. What each subcommand does lives in its own module.
 
 mod config;
+mod exec;
 mod ids;
 mod log;
 mod protocol;
 mod rollout;
 mod rpc;
+mod sandbox;
 mod secret;
 mod server;
 mod time;
@@ -61,7 +63,8 @@ fn main() {
         .and_then(|n| n.to_str())
         .unwrap_or_default();
     match arg0 {
-        "codex-linux-sandbox" => not_yet_implemented("codex-linux-sandbox"),
+        // Before anything else: the helper must stay single-threaded.
+        sandbox::linux::HELPER_ARG0 => std::process::exit(sandbox::linux::helper_main(&args[1..])),
         "apply_patch" | "applypatch" => not_yet_implemented("apply_patch"),
         _ => {}
     }
@@ -70,6 +73,14 @@ fn main() {
         .is_some_and(|a| a == "--codex-run-as-apply-patch")
     {
         not_yet_implemented("--codex-run-as-apply-patch");
+    }
+    match (
+        args.get(1).and_then(|a| a.to_str()),
+        args.get(2).and_then(|a| a.to_str()),
+    ) {
+        (Some("sandbox"), _) => std::process::exit(sandbox::cli::main(&args[2..])),
+        (Some("debug"), Some("landlock")) => std::process::exit(sandbox::cli::main(&args[2..])),
+        _ => {}
     }
     let cli = match parse_cli(args.get(1..).unwrap_or_default()) {
         Ok(cli) => cli,

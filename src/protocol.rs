@@ -206,7 +206,11 @@ pub struct FileUpdateChange {
 
 /// `ThreadItem`: the kinds of items this server produces.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum ThreadItem {
     /// The user's input.
     UserMessage {
@@ -327,7 +331,11 @@ pub enum ActiveFlag {
 
 /// `ThreadStatus`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "camelCase", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum ThreadStatus {
     /// Known from disk only.
     NotLoaded,

@@ -313,7 +313,8 @@ pub fn read_summary(path: &Path) -> Result<(SessionMeta, String)> {
             Entry::SessionMeta(m) if meta.is_none() => meta = Some(m),
             Entry::ThreadItem { item, .. } => {
                 if let Some(text) = user_text(&item) {
-                    let meta = meta.with_context(|| format!("{} has no metadata", path.display()))?;
+                    let meta =
+                        meta.with_context(|| format!("{} has no metadata", path.display()))?;
                     return Ok((meta, text));
                 }
             }
@@ -401,7 +402,11 @@ pub fn unarchive(codex_home: &Path, path: &Path) -> Result<PathBuf> {
         .and_then(|s| s.get(..10))
         .context("rollout file name has no date")?;
     let (year, month, day) = (&date[..4], &date[5..7], &date[8..10]);
-    let dir = codex_home.join(SESSIONS_DIR).join(year).join(month).join(day);
+    let dir = codex_home
+        .join(SESSIONS_DIR)
+        .join(year)
+        .join(month)
+        .join(day);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let target = dir.join(name);
     std::fs::rename(path, &target)
@@ -455,7 +460,8 @@ mod tests {
     use crate::protocol::UserInput;
 
     fn home(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("codex-lite-rollout-{name}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("codex-lite-rollout-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir
@@ -483,22 +489,40 @@ mod tests {
         let mut rollout = Rollout::create(&home, &meta(&id)).unwrap();
         let user = ThreadItem::UserMessage {
             id: "u1".into(),
-            content: vec![UserInput::Text { text: "hello".into(), text_elements: vec![] }],
+            content: vec![UserInput::Text {
+                text: "hello".into(),
+                text_elements: vec![],
+            }],
         };
         for entry in [
-            Entry::TurnStarted { turn_id: "t1".into() },
+            Entry::TurnStarted {
+                turn_id: "t1".into(),
+            },
             Entry::ResponseItem(serde_json::json!({"type":"message","role":"user"})),
-            Entry::ThreadItem { turn_id: "t1".into(), item: user.clone() },
-            Entry::TurnCompleted { turn_id: "t1".into(), status: TurnStatus::Completed, error: None },
-            Entry::TurnStarted { turn_id: "t2".into() },
+            Entry::ThreadItem {
+                turn_id: "t1".into(),
+                item: user.clone(),
+            },
+            Entry::TurnCompleted {
+                turn_id: "t1".into(),
+                status: TurnStatus::Completed,
+                error: None,
+            },
+            Entry::TurnStarted {
+                turn_id: "t2".into(),
+            },
         ] {
             rollout.append(&entry).unwrap();
         }
         let path = rollout.path().to_path_buf();
-        assert!(path.to_string_lossy().contains("sessions/2026/11/29/rollout-2026-11-29T21-22-08-"));
+        assert!(
+            path.to_string_lossy()
+                .contains("sessions/2026/11/29/rollout-2026-11-29T21-22-08-")
+        );
         drop(rollout);
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
-        f.write_all(b"{\"timestamp\":\"x\",\"type\":\"response_it").unwrap();
+        f.write_all(b"{\"timestamp\":\"x\",\"type\":\"response_it")
+            .unwrap();
 
         let loaded = load(&path).unwrap();
         assert_eq!(loaded.meta.id, id);
@@ -534,7 +558,10 @@ mod tests {
     #[test]
     fn ids_from_file_names() {
         let id = "019a1b2c-3d4e-7f00-8123-456789abcdef";
-        assert_eq!(id_from_file_name(&format!("rollout-2026-01-02T03-04-05-{id}.jsonl")), Some(id));
+        assert_eq!(
+            id_from_file_name(&format!("rollout-2026-01-02T03-04-05-{id}.jsonl")),
+            Some(id)
+        );
         assert_eq!(id_from_file_name("rollout-x.jsonl"), None);
         assert_eq!(id_from_file_name("other.jsonl"), None);
     }

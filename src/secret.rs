@@ -60,7 +60,10 @@ mod tests {
     #[test]
     fn never_formats_the_value() {
         let s = Secret::new("sk-very-secret");
-        assert_eq!(format!("{s:?} {s} {:?}", Some(&s)), "<redacted> <redacted> Some(<redacted>)");
+        assert_eq!(
+            format!("{s:?} {s} {:?}", Some(&s)),
+            "<redacted> <redacted> Some(<redacted>)"
+        );
         assert_eq!(s.expose(), "sk-very-secret");
     }
 }

@@ -1,0 +1,116 @@
+//! The Landlock ruleset of the Linux helper (sandbox.md §2 step 4), through the `landlock` crate.
+//!
+//! Best effort up to the newest ABI the crate knows: every filesystem right the kernel handles is
+//! denied except read+execute beneath `/`, full access to `/dev/null` and beneath each writable
+//! root; TCP/UDP bind and connect are denied when the network is off (ABI 4+); signals and
+//! abstract unix sockets are scoped to the sandbox (ABI 6+). A kernel without Landlock is an error
+//! naming the missing kernel option, never an unsandboxed run. Carve-outs are not this module's
+//! business: Landlock cannot deny a subtree of an allowed tree, so `mounts.rs` makes them
+//! read-only.
+
+use std::path::{Path, PathBuf};
+
+use landlock::{
+    ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, LandlockStatus,
+    PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope,
+};
+
+/// The newest ABI this code was written and reviewed against; the kernel's own ABI caps it.
+const NEWEST_ABI: ABI = ABI::V10;
+
+/// Why Landlock could not be applied.
+#[derive(Debug)]
+pub(crate) enum LandlockError {
+    /// The kernel cannot enforce Landlock at all (the text names the missing option).
+    Unavailable(String),
+    /// Building or applying the ruleset failed.
+    Failed(String),
+}
+
+/// Restricts the calling thread (and everything it executes) to `writable_roots`, plus the
+/// network when `network` is false. Roots that do not exist are skipped: nothing can be written
+/// there anyway.
+pub(crate) fn restrict(writable_roots: &[PathBuf], network: bool) -> Result<(), LandlockError> {
+    let failed = |what: &str, e: &dyn std::fmt::Display| {
+        LandlockError::Failed(format!("landlock: {what}: {e}"))
+    };
+    let all = AccessFs::from_all(NEWEST_ABI);
+    let mut ruleset = Ruleset::default()
+        .set_compatibility(CompatLevel::BestEffort)
+        .handle_access(all)
+        .map_err(|e| failed("handling filesystem rights", &e))?;
+    if !network {
+        ruleset = ruleset
+            .handle_access(AccessNet::from_all(NEWEST_ABI))
+            .map_err(|e| failed("handling network rights", &e))?;
+    }
+    let ruleset = ruleset
+        .scope(Scope::from_all(NEWEST_ABI))
+        .map_err(|e| failed("scoping signals and abstract sockets", &e))?;
+    // Connecting to a pathname unix socket is not a write; AF_UNIX stays usable as under seccomp.
+    let read = AccessFs::from_read(NEWEST_ABI) | AccessFs::ResolveUnix;
+    let mut created = ruleset
+        .create()
+        .map_err(|e| failed("creating the ruleset", &e))?
+        .add_rule(PathBeneath::new(
+            PathFd::new("/").map_err(|e| failed("opening /", &e))?,
+            read,
+        ))
+        .map_err(|e| failed("allowing reads beneath /", &e))?;
+    let dev_null = Path::new("/dev/null");
+    let writable = std::iter::once(dev_null).chain(writable_roots.iter().map(PathBuf::as_path));
+    for path in writable {
+        let Ok(meta) = std::fs::metadata(path) else {
+            continue;
+        };
+        let rights: BitFlags<AccessFs> = if meta.is_dir() {
+            all
+        } else {
+            AccessFs::from_file(NEWEST_ABI)
+        };
+        let fd =
+            PathFd::new(path).map_err(|e| failed(&format!("opening {}", path.display()), &e))?;
+        created = created
+            .add_rule(PathBeneath::new(fd, rights))
+            .map_err(|e| failed(&format!("allowing writes beneath {}", path.display()), &e))?;
+    }
+    let status = created
+        .restrict_self()
+        .map_err(|e| failed("restricting the process", &e))?;
+    if status.ruleset == RulesetStatus::NotEnforced {
+        return Err(LandlockError::Unavailable(unavailable_message(
+            &status.landlock,
+        )));
+    }
+    Ok(())
+}
+
+/// The error text for a kernel that cannot enforce Landlock, naming what is missing.
+pub(crate) fn unavailable_message(status: &LandlockStatus) -> String {
+    match status {
+        LandlockStatus::NotEnabled => "landlock is built into this kernel but not enabled: add \
+             landlock to the lsm= boot parameter (lsm=landlock,...); refusing to run the command \
+             unsandboxed"
+            .to_string(),
+        _ => "landlock is not supported by this kernel: it needs CONFIG_SECURITY_LANDLOCK=y \
+              (Linux 5.13 or newer) and lsm=landlock; refusing to run the command unsandboxed"
+            .to_string(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unavailable_messages_name_the_kernel_option() {
+        let not_built = unavailable_message(&LandlockStatus::NotImplemented);
+        assert!(
+            not_built.contains("CONFIG_SECURITY_LANDLOCK"),
+            "{not_built}"
+        );
+        let not_enabled = unavailable_message(&LandlockStatus::NotEnabled);
+        assert!(not_enabled.contains("lsm=landlock"), "{not_enabled}");
+    }
+}

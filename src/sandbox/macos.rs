@@ -1,0 +1,278 @@
+//! macOS Seatbelt (sandbox.md §3): the profile text and the `/usr/bin/sandbox-exec` arguments for
+//! a policy. Portable code, unit-tested everywhere; only `crate::exec` spawning the result is
+//! macOS-specific.
+//!
+//! Writable roots and carve-outs travel as `-D` parameters (`WRITABLE_ROOT_i`,
+//! `WRITABLE_ROOT_i_RO_j`), canonicalized because Seatbelt matches real paths (`/var` is
+//! `/private/var`); the profile only names the parameters, so no path is ever quoted into it.
+
+// On other platforms nothing spawns Seatbelt; the code still builds and is unit-tested there.
+#![cfg_attr(not(target_os = "macos"), allow(dead_code))]
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use super::{SandboxPolicy, WritableRoot};
+
+/// The one `sandbox-exec` we run: an absolute path, never looked up on PATH.
+pub const SANDBOX_EXEC: &str = "/usr/bin/sandbox-exec";
+
+/// Rules every Seatbelt profile starts with: deny by default; processes, signals within the
+/// sandbox, reads everywhere, `/dev/null`, a few sysctls, preferences and PTYs.
+const BASE_PROFILE: &str = r#"(version 1)
+(deny default)
+
+; processes may run and fork; signals and process info stay within the sandbox
+(allow process-exec)
+(allow process-fork)
+(allow signal (target same-sandbox))
+(allow process-info* (target same-sandbox))
+
+; reads everywhere
+(allow file-read*)
+
+; writes to /dev/null only
+(allow file-write-data
+  (require-all (literal "/dev/null") (vnode-type CHARACTER-DEVICE)))
+
+; system facts that runtimes and build tools query
+(allow sysctl-read
+  (sysctl-name "hw.activecpu")
+  (sysctl-name "hw.cpufamily")
+  (sysctl-name "hw.cputype")
+  (sysctl-name "hw.logicalcpu")
+  (sysctl-name "hw.logicalcpu_max")
+  (sysctl-name "hw.machine")
+  (sysctl-name "hw.memsize")
+  (sysctl-name "hw.ncpu")
+  (sysctl-name "hw.pagesize")
+  (sysctl-name "hw.physicalcpu")
+  (sysctl-name "hw.physicalcpu_max")
+  (sysctl-name "kern.argmax")
+  (sysctl-name "kern.hostname")
+  (sysctl-name "kern.maxfilesperproc")
+  (sysctl-name "kern.osproductversion")
+  (sysctl-name "kern.osrelease")
+  (sysctl-name "kern.ostype")
+  (sysctl-name "kern.osversion")
+  (sysctl-name "kern.version")
+  (sysctl-name "sysctl.proc_cputype")
+  (sysctl-name-prefix "hw.optional."))
+
+(allow user-preference-read)
+
+; pseudo terminals
+(allow pseudo-tty)
+(allow file-read* file-write* file-ioctl (literal "/dev/ptmx"))
+(allow file-read* file-write* file-ioctl (regex #"^/dev/ttys[0-9]+$"))
+"#;
+
+/// Added only when the policy allows the network: sockets, plus the services DNS and TLS
+/// certificate checks talk to.
+const NETWORK_PROFILE: &str = r#"
+; network
+(allow network-outbound)
+(allow network-inbound)
+(allow system-socket)
+(allow mach-lookup
+  (global-name "com.apple.SecurityServer")
+  (global-name "com.apple.SystemConfiguration.DNSConfiguration")
+  (global-name "com.apple.SystemConfiguration.configd")
+  (global-name "com.apple.bsd.dirhelper")
+  (global-name "com.apple.networkd")
+  (global-name "com.apple.ocspd")
+  (global-name "com.apple.system.opendirectoryd.membership")
+  (global-name "com.apple.trustd.agent"))
+(allow sysctl-read (sysctl-name-regex #"^net.routetable"))
+"#;
+
+/// The `sandbox-exec` arguments (after the program name) that run `command` under `policy`:
+/// `-p <profile> -DWRITABLE_ROOT_0=<root> -DWRITABLE_ROOT_0_RO_0=<carve-out> … -- <command…>`.
+/// `tmpdir` is the child's `$TMPDIR` (a writable root unless excluded).
+pub fn seatbelt_args(
+    policy: &SandboxPolicy,
+    policy_cwd: &Path,
+    tmpdir: Option<&Path>,
+    command: &[String],
+) -> Vec<OsString> {
+    let roots: Vec<WritableRoot> = policy
+        .writable_roots_with_tmpdir(policy_cwd, tmpdir)
+        .into_iter()
+        .map(|r| WritableRoot {
+            root: canonical(&r.root),
+            read_only_subpaths: r.read_only_subpaths.iter().map(|p| canonical(p)).collect(),
+        })
+        .collect();
+    let mut args: Vec<OsString> = vec!["-p".into(), profile(policy, &roots).into()];
+    for (name, path) in parameters(&roots) {
+        let mut define = OsString::from(format!("-D{name}="));
+        define.push(path.as_os_str());
+        args.push(define);
+    }
+    args.push("--".into());
+    args.extend(command.iter().map(OsString::from));
+    args
+}
+
+/// The profile text for `policy` with `roots` (already canonicalized) as parameters.
+fn profile(policy: &SandboxPolicy, roots: &[WritableRoot]) -> String {
+    let mut text = BASE_PROFILE.to_string();
+    if !roots.is_empty() {
+        text.push_str("\n; writable roots minus their read-only carve-outs\n");
+    }
+    for (i, root) in roots.iter().enumerate() {
+        let subpath = format!("(subpath (param \"WRITABLE_ROOT_{i}\"))");
+        if root.read_only_subpaths.is_empty() {
+            text.push_str(&format!("(allow file-write* {subpath})\n"));
+        } else {
+            let carve_outs: Vec<String> = (0..root.read_only_subpaths.len())
+                .map(|j| format!("(require-not (subpath (param \"WRITABLE_ROOT_{i}_RO_{j}\")))"))
+                .collect();
+            text.push_str(&format!(
+                "(allow file-write* (require-all {subpath} {}))\n",
+                carve_outs.join(" ")
+            ));
+        }
+    }
+    if policy.has_network() {
+        text.push_str(NETWORK_PROFILE);
+    }
+    text
+}
+
+/// The `-D` parameters the profile refers to, in order.
+fn parameters(roots: &[WritableRoot]) -> Vec<(String, PathBuf)> {
+    let mut params = Vec::new();
+    for (i, root) in roots.iter().enumerate() {
+        params.push((format!("WRITABLE_ROOT_{i}"), root.root.clone()));
+        for (j, sub) in root.read_only_subpaths.iter().enumerate() {
+            params.push((format!("WRITABLE_ROOT_{i}_RO_{j}"), sub.clone()));
+        }
+    }
+    params
+}
+
+/// The real path Seatbelt will see; a path that does not resolve is kept as written.
+fn canonical(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("codex-lite-seatbelt-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::canonicalize(&dir).unwrap()
+    }
+
+    fn strings(args: &[OsString]) -> Vec<String> {
+        args.iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn read_only_profile_has_no_writes_and_no_network() {
+        let args = seatbelt_args(
+            &SandboxPolicy::ReadOnly,
+            Path::new("/work"),
+            None,
+            &["ls".to_string(), "-l".to_string()],
+        );
+        let args = strings(&args);
+        assert_eq!(args[0], "-p");
+        assert_eq!(args[1], BASE_PROFILE);
+        assert_eq!(args[2..], ["--", "ls", "-l"]);
+        assert!(args[1].starts_with("(version 1)\n(deny default)\n"));
+        assert!(!args[1].contains("network"));
+        assert!(!args[1].contains("(allow file-write*"));
+    }
+
+    #[test]
+    fn workspace_write_profile_names_roots_and_carve_outs() {
+        let repo = scratch("ww");
+        std::fs::create_dir(repo.join(".git")).unwrap();
+        std::fs::create_dir(repo.join(".codex")).unwrap();
+        let extra = scratch("ww-extra");
+        let policy = SandboxPolicy::WorkspaceWrite {
+            writable_roots: vec![extra.clone()],
+            network_access: false,
+            exclude_tmpdir_env_var: true,
+            exclude_slash_tmp: false,
+        };
+        let args = strings(&seatbelt_args(&policy, &repo, None, &["true".to_string()]));
+        let expected_rules = format!(
+            "{BASE_PROFILE}\n; writable roots minus their read-only carve-outs\n\
+             (allow file-write* (subpath (param \"WRITABLE_ROOT_0\")))\n\
+             (allow file-write* (require-all (subpath (param \"WRITABLE_ROOT_1\")) \
+             (require-not (subpath (param \"WRITABLE_ROOT_1_RO_0\"))) \
+             (require-not (subpath (param \"WRITABLE_ROOT_1_RO_1\")))))\n\
+             (allow file-write* (subpath (param \"WRITABLE_ROOT_2\")))\n"
+        );
+        assert_eq!(args[1], expected_rules);
+        let tmp = canonical(Path::new("/tmp"));
+        assert_eq!(
+            args[2..],
+            [
+                format!("-DWRITABLE_ROOT_0={}", extra.display()),
+                format!("-DWRITABLE_ROOT_1={}", repo.display()),
+                format!("-DWRITABLE_ROOT_1_RO_0={}", repo.join(".git").display()),
+                format!("-DWRITABLE_ROOT_1_RO_1={}", repo.join(".codex").display()),
+                format!("-DWRITABLE_ROOT_2={}", tmp.display()),
+                "--".to_string(),
+                "true".to_string(),
+            ]
+        );
+        std::fs::remove_dir_all(&repo).unwrap();
+        std::fs::remove_dir_all(&extra).unwrap();
+    }
+
+    #[test]
+    fn network_rules_only_when_allowed() {
+        let on = SandboxPolicy::WorkspaceWrite {
+            writable_roots: vec![],
+            network_access: true,
+            exclude_tmpdir_env_var: true,
+            exclude_slash_tmp: true,
+        };
+        let text = profile(&on, &[]);
+        assert!(text.ends_with(NETWORK_PROFILE));
+        for rule in [
+            "(allow network-outbound)",
+            "(allow network-inbound)",
+            "(allow system-socket)",
+        ] {
+            assert!(text.contains(rule), "{rule}");
+        }
+        assert!(!profile(&SandboxPolicy::ReadOnly, &[]).contains("(allow network"));
+    }
+
+    #[test]
+    fn paths_are_canonicalized() {
+        let dir = scratch("canon");
+        std::fs::create_dir(dir.join("real")).unwrap();
+        std::os::unix::fs::symlink(dir.join("real"), dir.join("link")).unwrap();
+        let policy = SandboxPolicy::WorkspaceWrite {
+            writable_roots: vec![],
+            network_access: false,
+            exclude_tmpdir_env_var: true,
+            exclude_slash_tmp: true,
+        };
+        let args = strings(&seatbelt_args(
+            &policy,
+            &dir.join("link"),
+            None,
+            &["x".into()],
+        ));
+        assert_eq!(
+            args[2],
+            format!("-DWRITABLE_ROOT_0={}", dir.join("real").display())
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

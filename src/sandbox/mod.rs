@@ -1,0 +1,370 @@
+//! Sandbox policies and what they mean on disk: the policy enum in its three spellings (helper
+//! JSON, protocol camelCase, config.toml), the writable roots and their read-only carve-outs
+//! (sandbox.md §1), and the heuristic that tells whether a failed command looks like a sandbox
+//! denial (§5).
+//!
+//! This module decides *what* is allowed; it does not enforce anything. Enforcement lives in the
+//! Linux helper (`linux.rs` with `seccomp.rs` and `landlock.rs`) and the Seatbelt profile
+//! (`macos.rs`); spawning and supervising the confined child is `crate::exec`.
+
+pub mod cli;
+pub mod linux;
+pub mod macos;
+
+#[cfg(target_os = "linux")]
+mod landlock;
+#[cfg(target_os = "linux")]
+mod mounts;
+#[cfg(target_os = "linux")]
+pub(crate) mod seccomp;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::config::{SandboxMode, SandboxWorkspaceWrite};
+
+/// What a sandboxed command may do. Reads are allowed everywhere under every policy; the policies
+/// differ in where writes go and whether the network is reachable.
+///
+/// Serde uses the helper spelling of sandbox.md §1 (`{"type":"read-only"}`,
+/// `{"type":"workspace-write","writable_roots":[…],"network_access":false,…}`,
+/// `{"type":"danger-full-access"}`); wrap it in [`ProtocolSandboxPolicy`] for the app-server's
+/// camelCase spelling. The default is [`SandboxPolicy::ReadOnly`], the default of `sandbox_mode`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum SandboxPolicy {
+    /// Writes nowhere except `/dev/null`; no network.
+    #[default]
+    ReadOnly,
+    /// Writes beneath the writable roots (configured roots, the cwd, `/tmp`, `$TMPDIR`) minus the
+    /// read-only carve-outs (`.git`, its `gitdir:` target, `.codex`); network only if
+    /// `network_access`.
+    WorkspaceWrite {
+        /// Extra absolute directories that are writable (a relative path fails to parse).
+        #[serde(default, deserialize_with = "absolute_paths")]
+        writable_roots: Vec<PathBuf>,
+        /// Whether the command may use the network (default false).
+        #[serde(default)]
+        network_access: bool,
+        /// Leave `$TMPDIR` out of the writable roots (default false).
+        #[serde(default)]
+        exclude_tmpdir_env_var: bool,
+        /// Leave `/tmp` out of the writable roots (default false).
+        #[serde(default)]
+        exclude_slash_tmp: bool,
+    },
+    /// No sandbox at all: writes everywhere, network on.
+    DangerFullAccess,
+}
+
+/// One writable root and the paths inside it that stay read-only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WritableRoot {
+    /// The directory beneath which writes are allowed, as configured (not canonicalized).
+    pub root: PathBuf,
+    /// Carve-outs inside `root` that stay read-only, in the order `.git`, its `gitdir:` target,
+    /// `.codex`; only those that exist.
+    pub read_only_subpaths: Vec<PathBuf>,
+}
+
+/// Failures the callers of this module branch on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SandboxError {
+    /// A configured writable root is not absolute (sandbox.md §1: relative roots are an error).
+    RelativeWritableRoot(PathBuf),
+    /// The requested sandbox does not exist on this operating system; the text is the spec's
+    /// message (`Seatbelt sandbox is only available on macOS`).
+    WrongPlatform(&'static str),
+}
+
+impl fmt::Display for SandboxError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::RelativeWritableRoot(path) => {
+                write!(
+                    f,
+                    "writable root {} is not an absolute path",
+                    path.display()
+                )
+            }
+            Self::WrongPlatform(message) => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for SandboxError {}
+
+impl SandboxPolicy {
+    /// The policy a `sandbox_mode` plus its `[sandbox_workspace_write]` table describe. The table
+    /// only matters for workspace-write. Relative writable roots are an error (config.rs already
+    /// rejects them; this keeps the conversion total on its own).
+    pub fn from_config(
+        mode: SandboxMode,
+        settings: &SandboxWorkspaceWrite,
+    ) -> Result<Self, SandboxError> {
+        Ok(match mode {
+            SandboxMode::ReadOnly => Self::ReadOnly,
+            SandboxMode::DangerFullAccess => Self::DangerFullAccess,
+            SandboxMode::WorkspaceWrite => {
+                if let Some(root) = settings.writable_roots.iter().find(|r| !r.is_absolute()) {
+                    return Err(SandboxError::RelativeWritableRoot(root.clone()));
+                }
+                Self::WorkspaceWrite {
+                    writable_roots: settings.writable_roots.clone(),
+                    network_access: settings.network_access,
+                    exclude_tmpdir_env_var: settings.exclude_tmpdir_env_var,
+                    exclude_slash_tmp: settings.exclude_slash_tmp,
+                }
+            }
+        })
+    }
+
+    /// Whether commands may reach the network (danger-full-access, or workspace-write with
+    /// `network_access`).
+    pub fn has_network(&self) -> bool {
+        match self {
+            Self::ReadOnly => false,
+            Self::WorkspaceWrite { network_access, .. } => *network_access,
+            Self::DangerFullAccess => true,
+        }
+    }
+
+    /// Whether writes are unrestricted (danger-full-access): then no sandbox is applied at all.
+    pub fn has_full_disk_write_access(&self) -> bool {
+        matches!(self, Self::DangerFullAccess)
+    }
+
+    /// The writable roots for a command whose policy cwd is `cwd`, with their carve-outs, in the
+    /// order of sandbox.md §1; `$TMPDIR` is read from this process's environment. Empty for
+    /// read-only and for danger-full-access (check [`Self::has_full_disk_write_access`] first).
+    pub fn writable_roots(&self, cwd: &Path) -> Vec<WritableRoot> {
+        let tmpdir = std::env::var_os("TMPDIR").map(PathBuf::from);
+        self.writable_roots_with_tmpdir(cwd, tmpdir.as_deref())
+    }
+
+    /// [`Self::writable_roots`] with `$TMPDIR` given explicitly (for a child environment that
+    /// differs from ours). Relative configured roots cannot come out of parsing and are skipped
+    /// here; duplicates keep their first place.
+    pub fn writable_roots_with_tmpdir(
+        &self,
+        cwd: &Path,
+        tmpdir: Option<&Path>,
+    ) -> Vec<WritableRoot> {
+        let Self::WorkspaceWrite {
+            writable_roots,
+            exclude_tmpdir_env_var,
+            exclude_slash_tmp,
+            ..
+        } = self
+        else {
+            return Vec::new();
+        };
+        let mut roots: Vec<PathBuf> = writable_roots
+            .iter()
+            .filter(|r| r.is_absolute())
+            .cloned()
+            .collect();
+        roots.push(cwd.to_path_buf());
+        if !exclude_slash_tmp {
+            roots.push(PathBuf::from("/tmp"));
+        }
+        if !exclude_tmpdir_env_var && let Some(tmpdir) = tmpdir.filter(|t| t.is_absolute()) {
+            roots.push(tmpdir.to_path_buf());
+        }
+        let mut seen: Vec<PathBuf> = Vec::new();
+        roots.retain(|r| {
+            let fresh = !seen.contains(r);
+            seen.push(r.clone());
+            fresh
+        });
+        roots
+            .into_iter()
+            .map(|root| WritableRoot {
+                read_only_subpaths: read_only_subpaths(&root),
+                root,
+            })
+            .collect()
+    }
+}
+
+/// The carve-outs at the top level of `root`: `.git` (directory or file), the resolved target of a
+/// `gitdir:` pointer file if it exists, and `.codex` when it is a directory.
+fn read_only_subpaths(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let git = root.join(".git");
+    match std::fs::metadata(&git) {
+        Ok(meta) if meta.is_dir() => out.push(git),
+        Ok(meta) if meta.is_file() => {
+            let target = std::fs::read_to_string(&git)
+                .ok()
+                .and_then(|text| gitdir_target(&text).map(|t| root.join(t)));
+            out.push(git);
+            if let Some(target) = target.filter(|t| t.exists()) {
+                out.push(target);
+            }
+        }
+        _ => {}
+    }
+    let codex = root.join(".codex");
+    if codex.is_dir() {
+        out.push(codex);
+    }
+    out
+}
+
+/// The path of a `.git` pointer file (`gitdir: <path>` on its first line), as written.
+fn gitdir_target(text: &str) -> Option<&str> {
+    let line = text.lines().next()?;
+    let target = line.strip_prefix("gitdir:")?.trim();
+    (!target.is_empty()).then_some(target)
+}
+
+fn absolute_paths<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<PathBuf>, D::Error> {
+    let paths = Vec::<PathBuf>::deserialize(deserializer)?;
+    if let Some(relative) = paths.iter().find(|p| !p.is_absolute()) {
+        return Err(serde::de::Error::custom(
+            SandboxError::RelativeWritableRoot(relative.clone()),
+        ));
+    }
+    Ok(paths)
+}
+
+/// A [`SandboxPolicy`] in the app-server protocol's camelCase spelling
+/// (`{"type":"readOnly"}`, `{"type":"workspaceWrite","writableRoots":[],"networkAccess":false,
+/// "excludeTmpdirEnvVar":false,"excludeSlashTmp":false}`, `{"type":"dangerFullAccess"}`), for the
+/// `sandbox`/`sandboxPolicy` fields of protocol messages.
+///
+/// Parsing accepts what the 0.169.0 schema allows and rejects what this implementation cannot
+/// honour rather than silently changing its meaning: `readOnly` with `networkAccess: true` and
+/// `externalSandbox` are errors.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProtocolSandboxPolicy(pub SandboxPolicy);
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+enum ProtocolRepr {
+    #[serde(rename_all = "camelCase")]
+    ReadOnly {
+        #[serde(default, skip_serializing)]
+        network_access: bool,
+    },
+    #[serde(rename_all = "camelCase")]
+    WorkspaceWrite {
+        #[serde(default, deserialize_with = "absolute_paths")]
+        writable_roots: Vec<PathBuf>,
+        #[serde(default)]
+        network_access: bool,
+        #[serde(default)]
+        exclude_tmpdir_env_var: bool,
+        #[serde(default)]
+        exclude_slash_tmp: bool,
+    },
+    DangerFullAccess,
+    #[serde(rename_all = "camelCase")]
+    ExternalSandbox {
+        #[serde(default, skip_serializing)]
+        network_access: serde_json::Value,
+    },
+}
+
+impl Serialize for ProtocolSandboxPolicy {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let repr = match self.0.clone() {
+            SandboxPolicy::ReadOnly => ProtocolRepr::ReadOnly {
+                network_access: false,
+            },
+            SandboxPolicy::WorkspaceWrite {
+                writable_roots,
+                network_access,
+                exclude_tmpdir_env_var,
+                exclude_slash_tmp,
+            } => ProtocolRepr::WorkspaceWrite {
+                writable_roots,
+                network_access,
+                exclude_tmpdir_env_var,
+                exclude_slash_tmp,
+            },
+            SandboxPolicy::DangerFullAccess => ProtocolRepr::DangerFullAccess,
+        };
+        repr.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for ProtocolSandboxPolicy {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        Ok(Self(match ProtocolRepr::deserialize(deserializer)? {
+            ProtocolRepr::ReadOnly {
+                network_access: false,
+            } => SandboxPolicy::ReadOnly,
+            ProtocolRepr::ReadOnly {
+                network_access: true,
+            } => {
+                return Err(D::Error::custom(
+                    "readOnly sandbox policy with networkAccess is not supported",
+                ));
+            }
+            ProtocolRepr::WorkspaceWrite {
+                writable_roots,
+                network_access,
+                exclude_tmpdir_env_var,
+                exclude_slash_tmp,
+            } => SandboxPolicy::WorkspaceWrite {
+                writable_roots,
+                network_access,
+                exclude_tmpdir_env_var,
+                exclude_slash_tmp,
+            },
+            ProtocolRepr::DangerFullAccess => SandboxPolicy::DangerFullAccess,
+            ProtocolRepr::ExternalSandbox { .. } => {
+                return Err(D::Error::custom(
+                    "externalSandbox sandbox policy is not supported",
+                ));
+            }
+        }))
+    }
+}
+
+impl From<SandboxPolicy> for ProtocolSandboxPolicy {
+    fn from(policy: SandboxPolicy) -> Self {
+        Self(policy)
+    }
+}
+
+impl From<ProtocolSandboxPolicy> for SandboxPolicy {
+    fn from(policy: ProtocolSandboxPolicy) -> Self {
+        policy.0
+    }
+}
+
+/// Whether a sandboxed command's failure looks like the sandbox stopped it (sandbox.md §5): it
+/// died of SIGSYS, or it exited non-zero and its output (lower-cased) mentions `operation not
+/// permitted`, `permission denied`, `read-only file system`, `seccomp`, `sandbox` or `landlock`.
+/// Only meaningful for commands that ran under a sandbox; a success is never a denial.
+#[allow(dead_code)] // used by turns to offer a re-run without the sandbox
+pub fn looks_denied(exit_code: Option<i32>, signal: Option<i32>, output: &str) -> bool {
+    const DENIAL_MARKERS: [&str; 6] = [
+        "operation not permitted",
+        "permission denied",
+        "read-only file system",
+        "seccomp",
+        "sandbox",
+        "landlock",
+    ];
+    if signal == Some(libc::SIGSYS) {
+        return true;
+    }
+    match exit_code {
+        Some(code) if code != 0 => {
+            let lower = output.to_lowercase();
+            DENIAL_MARKERS.iter().any(|m| lower.contains(m))
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests;

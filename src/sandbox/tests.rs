@@ -1,0 +1,323 @@
+use super::*;
+use serde_json::json;
+
+/// A fresh directory under the system temp dir, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("codex-lite-roots-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn workspace(roots: &[&str], network: bool, no_tmpdir: bool, no_tmp: bool) -> SandboxPolicy {
+    SandboxPolicy::WorkspaceWrite {
+        writable_roots: roots.iter().map(PathBuf::from).collect(),
+        network_access: network,
+        exclude_tmpdir_env_var: no_tmpdir,
+        exclude_slash_tmp: no_tmp,
+    }
+}
+
+#[test]
+fn helper_spelling_round_trips() {
+    let cases = [
+        (SandboxPolicy::ReadOnly, json!({"type": "read-only"})),
+        (
+            SandboxPolicy::DangerFullAccess,
+            json!({"type": "danger-full-access"}),
+        ),
+        (
+            workspace(&["/data"], true, false, true),
+            json!({"type": "workspace-write", "writable_roots": ["/data"], "network_access": true,
+                   "exclude_tmpdir_env_var": false, "exclude_slash_tmp": true}),
+        ),
+    ];
+    for (policy, value) in cases {
+        assert_eq!(serde_json::to_value(&policy).unwrap(), value);
+        assert_eq!(
+            serde_json::from_value::<SandboxPolicy>(value).unwrap(),
+            policy
+        );
+    }
+}
+
+#[test]
+fn helper_spelling_defaults_and_errors() {
+    let parsed: SandboxPolicy = serde_json::from_str(r#"{"type":"workspace-write"}"#).unwrap();
+    assert_eq!(parsed, workspace(&[], false, false, false));
+    for bad in [
+        r#"{"type":"workspace-write","writable_roots":["relative/dir"]}"#,
+        r#"{"type":"workspaceWrite"}"#,
+        r#"{"type":"readOnly"}"#,
+        r#"{}"#,
+    ] {
+        assert!(serde_json::from_str::<SandboxPolicy>(bad).is_err(), "{bad}");
+    }
+    let err = serde_json::from_str::<SandboxPolicy>(
+        r#"{"type":"workspace-write","writable_roots":["rel"]}"#,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("writable root rel is not an absolute path"),
+        "{err}"
+    );
+}
+
+#[test]
+fn protocol_spelling_round_trips() {
+    let cases = [
+        (SandboxPolicy::ReadOnly, json!({"type": "readOnly"})),
+        (
+            SandboxPolicy::DangerFullAccess,
+            json!({"type": "dangerFullAccess"}),
+        ),
+        (
+            workspace(&["/data"], false, true, false),
+            json!({"type": "workspaceWrite", "writableRoots": ["/data"], "networkAccess": false,
+                   "excludeTmpdirEnvVar": true, "excludeSlashTmp": false}),
+        ),
+    ];
+    for (policy, value) in cases {
+        let wrapped = ProtocolSandboxPolicy(policy.clone());
+        assert_eq!(serde_json::to_value(&wrapped).unwrap(), value);
+        let back: ProtocolSandboxPolicy = serde_json::from_value(value).unwrap();
+        assert_eq!(SandboxPolicy::from(back), policy);
+    }
+}
+
+#[test]
+fn protocol_spelling_defaults_and_errors() {
+    let parse = |v: serde_json::Value| serde_json::from_value::<ProtocolSandboxPolicy>(v);
+    assert_eq!(
+        parse(json!({"type": "workspaceWrite"})).unwrap().0,
+        workspace(&[], false, false, false)
+    );
+    assert_eq!(
+        parse(json!({"type": "readOnly", "networkAccess": false}))
+            .unwrap()
+            .0,
+        SandboxPolicy::ReadOnly
+    );
+    for (bad, message) in [
+        (
+            json!({"type": "readOnly", "networkAccess": true}),
+            "readOnly sandbox policy with networkAccess is not supported",
+        ),
+        (
+            json!({"type": "externalSandbox", "networkAccess": "enabled"}),
+            "externalSandbox sandbox policy is not supported",
+        ),
+        (
+            json!({"type": "workspaceWrite", "writableRoots": ["x"]}),
+            "not an absolute path",
+        ),
+        (json!({"type": "read-only"}), "unknown variant"),
+    ] {
+        let err = parse(bad.clone()).unwrap_err().to_string();
+        assert!(err.contains(message), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn from_config_maps_modes_and_settings() {
+    let settings = SandboxWorkspaceWrite {
+        writable_roots: vec![PathBuf::from("/data")],
+        network_access: true,
+        exclude_tmpdir_env_var: true,
+        exclude_slash_tmp: false,
+    };
+    assert_eq!(
+        SandboxPolicy::from_config(SandboxMode::ReadOnly, &settings).unwrap(),
+        SandboxPolicy::ReadOnly
+    );
+    assert_eq!(
+        SandboxPolicy::from_config(SandboxMode::DangerFullAccess, &settings).unwrap(),
+        SandboxPolicy::DangerFullAccess
+    );
+    assert_eq!(
+        SandboxPolicy::from_config(SandboxMode::WorkspaceWrite, &settings).unwrap(),
+        workspace(&["/data"], true, true, false)
+    );
+    let relative = SandboxWorkspaceWrite {
+        writable_roots: vec![PathBuf::from("data")],
+        ..SandboxWorkspaceWrite::default()
+    };
+    assert_eq!(
+        SandboxPolicy::from_config(SandboxMode::WorkspaceWrite, &relative),
+        Err(SandboxError::RelativeWritableRoot(PathBuf::from("data")))
+    );
+}
+
+#[test]
+fn network_and_full_access_predicates() {
+    assert!(!SandboxPolicy::ReadOnly.has_network());
+    assert!(SandboxPolicy::DangerFullAccess.has_network());
+    assert!(workspace(&[], true, false, false).has_network());
+    assert!(!workspace(&[], false, false, false).has_network());
+    assert!(SandboxPolicy::DangerFullAccess.has_full_disk_write_access());
+    assert!(!workspace(&[], true, false, false).has_full_disk_write_access());
+}
+
+fn root_paths(roots: &[WritableRoot]) -> Vec<PathBuf> {
+    roots.iter().map(|r| r.root.clone()).collect()
+}
+
+#[test]
+fn writable_roots_order_and_exclusions() {
+    let cwd = Path::new("/nonexistent/project");
+    let tmpdir = Some(Path::new("/var/tmp/me"));
+    let roots =
+        |p: SandboxPolicy, t: Option<&Path>| root_paths(&p.writable_roots_with_tmpdir(cwd, t));
+    let paths = |v: &[&str]| v.iter().map(PathBuf::from).collect::<Vec<_>>();
+    assert_eq!(
+        roots(workspace(&["/data", "/opt/x"], false, false, false), tmpdir),
+        paths(&[
+            "/data",
+            "/opt/x",
+            "/nonexistent/project",
+            "/tmp",
+            "/var/tmp/me"
+        ])
+    );
+    assert_eq!(
+        roots(workspace(&[], false, true, false), tmpdir),
+        paths(&["/nonexistent/project", "/tmp"])
+    );
+    assert_eq!(
+        roots(workspace(&[], false, false, true), tmpdir),
+        paths(&["/nonexistent/project", "/var/tmp/me"])
+    );
+    // $TMPDIR only when set and absolute; duplicates keep their first place.
+    assert_eq!(
+        roots(workspace(&[], false, false, false), Some(Path::new("rel"))),
+        paths(&["/nonexistent/project", "/tmp"])
+    );
+    assert_eq!(
+        roots(
+            workspace(&["/tmp"], false, false, false),
+            Some(Path::new("/tmp"))
+        ),
+        paths(&["/tmp", "/nonexistent/project"])
+    );
+    assert!(SandboxPolicy::ReadOnly.writable_roots(cwd).is_empty());
+    assert!(
+        SandboxPolicy::DangerFullAccess
+            .writable_roots(cwd)
+            .is_empty()
+    );
+}
+
+#[test]
+fn carve_outs_for_git_dir_and_codex_dir() {
+    let dir = Scratch::new("gitdir");
+    let root = dir.0.join("repo");
+    std::fs::create_dir_all(root.join(".git")).unwrap();
+    std::fs::create_dir_all(root.join(".codex")).unwrap();
+    let policy = workspace(&[], false, true, true);
+    let roots = policy.writable_roots(&root);
+    assert_eq!(
+        roots,
+        vec![WritableRoot {
+            root: root.clone(),
+            read_only_subpaths: vec![root.join(".git"), root.join(".codex")],
+        }]
+    );
+}
+
+#[test]
+fn carve_outs_for_git_pointer_file() {
+    let dir = Scratch::new("pointer");
+    let main_git = dir.0.join("main/.git/worktrees/wt");
+    std::fs::create_dir_all(&main_git).unwrap();
+    let cases = [
+        // absolute target, as `git worktree add` writes it
+        (
+            format!("gitdir: {}\n", main_git.display()),
+            Some(main_git.clone()),
+        ),
+        // relative target, resolved against the root
+        (
+            "gitdir: ../main/.git/worktrees/wt\n".to_string(),
+            Some(dir.0.join("wt/../main/.git/worktrees/wt")),
+        ),
+        // a target that does not exist is not a carve-out (the file still is)
+        ("gitdir: /nonexistent/target\n".to_string(), None),
+        // not a pointer file at all
+        ("hello\n".to_string(), None),
+    ];
+    for (text, target) in cases {
+        let wt = dir.0.join("wt");
+        std::fs::create_dir_all(&wt).unwrap();
+        std::fs::write(wt.join(".git"), &text).unwrap();
+        let mut expected = vec![wt.join(".git")];
+        expected.extend(target);
+        let roots = workspace(&[], false, true, true).writable_roots(&wt);
+        assert_eq!(roots[0].read_only_subpaths, expected, "{text}");
+    }
+}
+
+#[test]
+fn codex_file_is_not_a_carve_out_and_missing_git_is_fine() {
+    let dir = Scratch::new("plain");
+    std::fs::write(dir.0.join(".codex"), "not a directory").unwrap();
+    let roots = workspace(&[], false, true, true).writable_roots(&dir.0);
+    assert!(roots[0].read_only_subpaths.is_empty());
+}
+
+#[test]
+fn gitdir_line_parsing() {
+    assert_eq!(gitdir_target("gitdir: /a/b\n"), Some("/a/b"));
+    assert_eq!(gitdir_target("gitdir:/a/b"), Some("/a/b"));
+    assert_eq!(gitdir_target("gitdir: ../x  \r\nmore"), Some("../x"));
+    assert_eq!(gitdir_target("gitdir:   \n"), None);
+    assert_eq!(gitdir_target("ref: refs/heads/main"), None);
+    assert_eq!(gitdir_target(""), None);
+}
+
+#[test]
+fn denial_detection() {
+    let sigsys = libc::SIGSYS;
+    let cases: [(Option<i32>, Option<i32>, &str, bool); 12] = [
+        (
+            Some(1),
+            None,
+            "touch: cannot touch 'x': Permission denied",
+            true,
+        ),
+        (Some(1), None, "bash: x: Read-only file system", true),
+        (Some(1), None, "connect: Operation not permitted", true),
+        (Some(2), None, "blocked by SECCOMP", true),
+        (
+            Some(125),
+            None,
+            "codex-linux-sandbox: landlock is not supported",
+            true,
+        ),
+        (Some(1), None, "Sandbox says no", true),
+        (Some(1), None, "no such file or directory", false),
+        (Some(0), None, "permission denied", false),
+        (None, Some(sigsys), "", true),
+        (None, Some(libc::SIGKILL), "permission denied", false),
+        (None, None, "permission denied", false),
+        (Some(1), None, "", false),
+    ];
+    for (code, signal, output, expected) in cases {
+        assert_eq!(
+            looks_denied(code, signal, output),
+            expected,
+            "{code:?} {signal:?} {output}"
+        );
+    }
+}
