@@ -15,6 +15,7 @@ mod rpc;
 mod sandbox;
 mod secret;
 mod server;
+mod thread;
 mod time;
 
 use std::ffi::OsString;
