@@ -572,3 +572,7 @@ fn find_replacements<'a>(
     }
     Ok(replacements)
 }
+
+#[cfg(test)]
+#[path = "apply_tests.rs"]
+mod tests;
