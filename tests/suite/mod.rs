@@ -1,1 +1,2 @@
 //! One module per area of behaviour; each test drives the real `codex-lite` binary.
+mod apply_patch;
