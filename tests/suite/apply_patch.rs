@@ -289,13 +289,15 @@ fn applypatch_alias_and_absolute_paths() {
     assert_eq!(std::fs::read_to_string(target).unwrap(), "abs\n");
 }
 
+/// (program, args, stdin, exit code, stderr)
+type UsageCase<'a> = (&'a Path, Vec<OsString>, Option<&'a [u8]>, i32, &'a str);
+
 #[test]
 fn cli_usage_errors() {
     let links = Links::new();
     let work = TempDir::new("apply-patch-usage");
     let apply_patch = links.path("apply_patch");
-    // (program, args, stdin, exit code, stderr)
-    let cases: Vec<(&Path, Vec<OsString>, Option<&[u8]>, i32, &str)> = vec![
+    let cases: Vec<UsageCase> = vec![
         (
             &apply_patch,
             vec![],
