@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::*;
-use crate::apply_patch::parser::parse_patch;
+use crate::apply_patch::parser::{Chunk, parse_patch};
 
 /// A directory under the system temp dir, removed on drop.
 struct TempDir(PathBuf);

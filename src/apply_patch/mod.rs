@@ -9,7 +9,8 @@
 //! does at start).
 //!
 //! Layout: `parser.rs` (text → [`Patch`]), `seek.rs` (line matching),
-//! `apply.rs` (hunks → files, previews), `diff.rs` (unified diffs),
+//! `apply.rs` (hunks → files, previews), `update.rs` (one file's new text),
+//! `diff.rs` (unified diffs),
 //! `invocation.rs` (shell commands), `tool.rs` (tool JSON).
 
 mod apply;
@@ -18,6 +19,7 @@ mod invocation;
 mod parser;
 mod seek;
 mod tool;
+mod update;
 
 use std::ffi::OsString;
 use std::fmt;
