@@ -193,7 +193,10 @@ impl ThreadState {
             model: Some(self.settings.model.clone()),
             model_provider: self.settings.config.model_provider.clone(),
             cwd: self.settings.cwd.display().to_string(),
-            path: self.rollout.as_ref().map(|r| r.path().display().to_string()),
+            path: self
+                .rollout
+                .as_ref()
+                .map(|r| r.path().display().to_string()),
             created_at: self.created_at,
             updated_at: self.updated_at,
             status: self.status.clone(),
