@@ -2,6 +2,8 @@
 //! EOF. It never blocks on I/O of its own: handlers answer at once or hand work to a thread.
 //! Framing and the pending map are `rpc.rs`'s; what each method does lives in its own module.
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -10,25 +12,40 @@ use serde_json::Value;
 use crate::config::Config;
 use crate::protocol::{InitializeParams, InitializeResponse, ServerInfo, method};
 use crate::rpc::{Incoming, RequestId, Rpc, RpcError, Transport};
+use crate::thread::SharedThread;
+use crate::tools::ToolEnv;
 
 /// How long shutdown waits for queued output to reach a client that may have stopped reading.
 const SHUTDOWN_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long shutdown waits for interrupted turns to emit `turn/completed`.
+const SHUTDOWN_TURN_GRACE: Duration = Duration::from_secs(3);
 
 /// What the handshake established about this connection.
-struct Session {
+pub struct Session {
     /// `clientInfo.name`: the `originator` header and user-agent prefix upstream.
-    #[allow(dead_code)] // read by the model client once turns exist
-    client_name: String,
+    pub client_name: String,
     /// The full user agent sent upstream.
-    #[allow(dead_code)] // read by the model client once turns exist
-    user_agent: String,
+    pub user_agent: String,
 }
 
-/// The connection's state, owned by the main loop.
-struct Server {
-    rpc: Rpc,
-    config: Config,
-    session: Option<Session>,
+/// The connection's state, owned by the main loop. Method handlers live in their own modules
+/// as `impl Server` blocks (`threads.rs`, `commands.rs`, `accounts.rs`).
+pub struct Server {
+    /// The connection.
+    pub rpc: Rpc,
+    /// Configuration from config.toml and `-c`.
+    pub config: Config,
+    /// Set by `initialize`.
+    pub session: Option<Session>,
+    /// Loaded threads by id.
+    pub threads: HashMap<String, SharedThread>,
+    /// Process environment for commands (with the alias directory on `PATH`).
+    pub tool_env: Arc<ToolEnv>,
+    /// Credentials for the model client.
+    pub auth: Arc<crate::auth::AuthManager>,
+    /// Running `command/exec` processes by client process id.
+    pub commands: crate::commands::Registry,
+    _alias_dir: Option<crate::exec::AliasDir>,
 }
 
 /// Runs the app-server on stdin/stdout until stdin closes; returns the process exit code.
@@ -40,15 +57,13 @@ pub fn run(config: Config) -> i32 {
             return 1;
         }
     };
-    let mut server = Server {
-        rpc: transport.rpc.clone(),
-        config,
-        session: None,
-    };
+    let mut server = Server::new(transport.rpc.clone(), config);
     while let Some(message) = transport.inbox.recv() {
         server.handle(message);
     }
     crate::log::info("stdin closed; shutting down");
+    server.interrupt_all_turns(SHUTDOWN_TURN_GRACE);
+    server.commands.terminate_all();
     drop(server);
     transport.finish(SHUTDOWN_FLUSH_TIMEOUT);
     0
@@ -56,12 +71,52 @@ pub fn run(config: Config) -> i32 {
 
 /// Decodes `params` into `T`; absent params decode like `{}` so all-optional params may be
 /// omitted. Errors are -32602 with serde's message.
-fn decode<T: DeserializeOwned>(params: Option<Value>) -> Result<T, RpcError> {
+pub fn decode<T: DeserializeOwned>(params: Option<Value>) -> Result<T, RpcError> {
     let value = params.unwrap_or_else(|| Value::Object(Default::default()));
     serde_json::from_value(value).map_err(RpcError::invalid_params)
 }
 
 impl Server {
+    fn new(rpc: Rpc, config: Config) -> Self {
+        let alias_dir = match crate::exec::AliasDir::create(&config.codex_home) {
+            Ok(dir) => Some(dir),
+            Err(e) => {
+                crate::log::warn(&format!("no apply_patch alias directory: {e:#}"));
+                None
+            }
+        };
+        let mut env: HashMap<String, String> = std::env::vars().collect();
+        if let Some(dir) = &alias_dir {
+            dir.prepend_to_path(&mut env);
+        }
+        let exe = std::env::current_exe().unwrap_or_else(|_| "codex-lite".into());
+        let auth = Arc::new(crate::auth::AuthManager::new(&config));
+        Self {
+            rpc,
+            config,
+            session: None,
+            threads: HashMap::new(),
+            tool_env: Arc::new(ToolEnv { exe, env }),
+            auth,
+            commands: crate::commands::Registry::default(),
+            _alias_dir: alias_dir,
+        }
+    }
+
+    /// `clientInfo.name` of this connection (the `originator`).
+    pub fn originator(&self) -> Option<String> {
+        self.session.as_ref().map(|s| s.client_name.clone())
+    }
+
+    /// A model client for a thread's configuration.
+    pub fn model_client(&self, config: &Config) -> crate::client::ModelClient {
+        let (originator, user_agent) = match &self.session {
+            Some(s) => (s.client_name.clone(), s.user_agent.clone()),
+            None => ("codex-lite".to_string(), user_agent("codex-lite")),
+        };
+        crate::client::ModelClient::new(config, self.auth.clone(), originator, user_agent)
+    }
+
     fn handle(&mut self, message: Incoming) {
         match message {
             Incoming::Notification { method, .. } => {
@@ -95,8 +150,24 @@ impl Server {
                 .rpc
                 .respond_error(id, &RpcError::invalid_request("Not initialized"));
         }
-        self.rpc
-            .respond_error(id, &RpcError::method_not_found(method));
+        let handled = match method {
+            "model/list" => {
+                let outcome = decode(params).map(|p| crate::models::list(&self.config, p));
+                self.rpc.respond_with(id, outcome);
+                true
+            }
+            m if m.starts_with("thread/") || m.starts_with("turn/") => {
+                self.handle_thread_request(id, m, params)
+            }
+            m if m.starts_with("command/exec") => self.handle_command_request(id, m, params),
+            m if m.starts_with("account/") || m == "getAuthStatus" => {
+                self.handle_account_request(id, m, params)
+            }
+            _ => false,
+        };
+        if !handled {
+            self.rpc.respond_error(id, &RpcError::method_not_found(method));
+        }
     }
 
     fn initialize(&mut self, params: Option<Value>) -> Result<InitializeResponse, RpcError> {

@@ -457,6 +457,7 @@ impl TurnRunner {
     /// Reads one stream to its end, turning events into items and notifications.
     fn consume(&mut self, stream: &crate::client::ResponseStream) -> Round {
         let idle = self.client.stream_idle_timeout();
+        let control = self.control.clone();
         let mut deadline = Instant::now() + idle;
         let mut open: Vec<OpenItem> = Vec::new();
         let mut outputs = Vec::new();
@@ -527,7 +528,7 @@ impl TurnRunner {
                         }
                     }
                 }
-                recv(self.control) -> message => match message {
+                recv(control) -> message => match message {
                     Ok(Control::Steer(input)) => self.pending_input.push(input),
                     Ok(Control::Interrupt) | Err(_) => {
                         stream.abort();
@@ -634,6 +635,11 @@ impl TurnRunner {
                 },
             },
         );
+    }
+
+    /// Queues steering input for the next model request.
+    pub fn pending_steer(&mut self, input: Vec<UserInput>) {
+        self.pending_input.push(input);
     }
 
     /// The tool runner and its per-turn state.
