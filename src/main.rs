@@ -5,6 +5,7 @@
 //! `sandbox`, with global `-c/--config key=value` overrides accepted before and after the
 //! subcommand. What each subcommand does lives in its own module.
 
+mod client;
 mod config;
 mod log;
 mod protocol;
