@@ -7,7 +7,12 @@ use crate::server::Server;
 
 impl Server {
     /// Dispatches account methods; `false` for methods not handled here.
-    pub fn handle_account_request(&mut self, _id: &RequestId, _method: &str, _params: Option<Value>) -> bool {
+    pub fn handle_account_request(
+        &mut self,
+        _id: &RequestId,
+        _method: &str,
+        _params: Option<Value>,
+    ) -> bool {
         false
     }
 }

@@ -122,12 +122,23 @@ impl Capture {
 
 impl Server {
     /// Dispatches command/exec methods; `false` for other methods.
-    pub fn handle_command_request(&mut self, id: &RequestId, method: &str, params: Option<Value>) -> bool {
+    pub fn handle_command_request(
+        &mut self,
+        id: &RequestId,
+        method: &str,
+        params: Option<Value>,
+    ) -> bool {
         let outcome = match method {
             "command/exec" => decode(params).and_then(|p| self.command_exec(id, p)),
-            "command/exec/write" => decode(params).and_then(|p| self.command_write(p)).map(|()| self.rpc.respond(id, json!({}))),
-            "command/exec/terminate" => decode(params).and_then(|p| self.command_terminate(p)).map(|()| self.rpc.respond(id, json!({}))),
-            "command/exec/resize" => Err(RpcError::invalid_request("tty is not supported; command/exec/resize has nothing to resize")),
+            "command/exec/write" => decode(params)
+                .and_then(|p| self.command_write(p))
+                .map(|()| self.rpc.respond(id, json!({}))),
+            "command/exec/terminate" => decode(params)
+                .and_then(|p| self.command_terminate(p))
+                .map(|()| self.rpc.respond(id, json!({}))),
+            "command/exec/resize" => Err(RpcError::invalid_request(
+                "tty is not supported; command/exec/resize has nothing to resize",
+            )),
             _ => return false,
         };
         if let Err(error) = outcome {
@@ -141,23 +152,35 @@ impl Server {
             return Err(RpcError::invalid_request("command must not be empty"));
         }
         if params.tty {
-            return Err(RpcError::invalid_request("tty is not supported by this server"));
+            return Err(RpcError::invalid_request(
+                "tty is not supported by this server",
+            ));
         }
         if (params.stream_stdout_stderr || params.stream_stdin) && params.process_id.is_none() {
-            return Err(RpcError::invalid_request("processId is required for streamStdoutStderr and streamStdin"));
+            return Err(RpcError::invalid_request(
+                "processId is required for streamStdoutStderr and streamStdin",
+            ));
         }
         if params.disable_timeout && params.timeout_ms.is_some() {
-            return Err(RpcError::invalid_request("disableTimeout cannot be combined with timeoutMs"));
+            return Err(RpcError::invalid_request(
+                "disableTimeout cannot be combined with timeoutMs",
+            ));
         }
         if params.disable_output_cap && params.output_bytes_cap.is_some() {
-            return Err(RpcError::invalid_request("disableOutputCap cannot be combined with outputBytesCap"));
+            return Err(RpcError::invalid_request(
+                "disableOutputCap cannot be combined with outputBytesCap",
+            ));
         }
         let cwd = match &params.cwd {
             Some(dir) => std::path::PathBuf::from(dir),
-            None => std::env::current_dir().map_err(|e| RpcError::internal(format!("cannot read the server's cwd: {e}")))?,
+            None => std::env::current_dir()
+                .map_err(|e| RpcError::internal(format!("cannot read the server's cwd: {e}")))?,
         };
         if !Path::new(&cwd).is_dir() {
-            return Err(RpcError::invalid_request(format!("cwd is not a directory: {}", cwd.display())));
+            return Err(RpcError::invalid_request(format!(
+                "cwd is not a directory: {}",
+                cwd.display()
+            )));
         }
         let mut env = self.tool_env.env.clone();
         for (key, value) in params.env.iter().flatten() {
@@ -168,15 +191,28 @@ impl Server {
         }
         let policy = match params.sandbox_policy {
             Some(p) => p.0,
-            None => SandboxPolicy::from_config(self.config.sandbox_mode, &self.config.sandbox_workspace_write)
-                .map_err(|e| RpcError::invalid_request(e.to_string()))?,
+            None => SandboxPolicy::from_config(
+                self.config.sandbox_mode,
+                &self.config.sandbox_workspace_write,
+            )
+            .map_err(|e| RpcError::invalid_request(e.to_string()))?,
         };
         let timeout = if params.disable_timeout {
             None
         } else {
-            Some(params.timeout_ms.map_or(crate::tools::DEFAULT_COMMAND_TIMEOUT, |ms| Duration::from_millis(ms.max(0) as u64)))
+            Some(
+                params
+                    .timeout_ms
+                    .map_or(crate::tools::DEFAULT_COMMAND_TIMEOUT, |ms| {
+                        Duration::from_millis(ms.max(0) as u64)
+                    }),
+            )
         };
-        let cap = if params.disable_output_cap { usize::MAX } else { params.output_bytes_cap.unwrap_or(DEFAULT_OUTPUT_CAP_BYTES) };
+        let cap = if params.disable_output_cap {
+            usize::MAX
+        } else {
+            params.output_bytes_cap.unwrap_or(DEFAULT_OUTPUT_CAP_BYTES)
+        };
         let request = ExecRequest {
             argv: params.command,
             sandbox_cwd: cwd.clone(),
@@ -186,34 +222,54 @@ impl Server {
             policy,
             // Our own capture below applies the client's cap; this bounds exec's buffers.
             output_cap_bytes: 64 * 1024,
-            stdin: if params.stream_stdin { StdinMode::Piped } else { StdinMode::Null },
+            stdin: if params.stream_stdin {
+                StdinMode::Piped
+            } else {
+                StdinMode::Null
+            },
         };
         let process_id = params.process_id;
         if let Some(pid) = &process_id {
             if lock(&self.commands.processes).contains_key(pid) {
-                return Err(RpcError::invalid_request(format!("processId {pid} is already in use")));
+                return Err(RpcError::invalid_request(format!(
+                    "processId {pid} is already in use"
+                )));
             }
         }
-        let mut running = exec::spawn(request).map_err(|e| RpcError::invalid_request(format!("failed to start command: {e:#}")))?;
-        let stdin = match running.take_stdin() {
-            Some(pipe) => Some(spawn_stdin_writer(pipe).map_err(|e| RpcError::internal(format!("cannot start the stdin writer: {e}")))?),
-            None => None,
-        };
+        let mut running = exec::spawn(request)
+            .map_err(|e| RpcError::invalid_request(format!("failed to start command: {e:#}")))?;
+        let stdin =
+            match running.take_stdin() {
+                Some(pipe) => Some(spawn_stdin_writer(pipe).map_err(|e| {
+                    RpcError::internal(format!("cannot start the stdin writer: {e}"))
+                })?),
+                None => None,
+            };
         if let Some(pid) = &process_id {
-            lock(&self.commands.processes).insert(pid.clone(), Process { kill: running.kill_handle(), stdin });
+            lock(&self.commands.processes).insert(
+                pid.clone(),
+                Process {
+                    kill: running.kill_handle(),
+                    stdin,
+                },
+            );
         }
         let rpc = self.rpc.clone();
         let registry = self.commands.clone();
         let id = id.clone();
         let stream = params.stream_stdout_stderr;
-        let spawned = std::thread::Builder::new().name("command-exec".into()).spawn(move || {
-            let result = wait_command(&rpc, running, process_id.as_deref(), stream, cap);
-            if let Some(pid) = &process_id {
-                lock(&registry.processes).remove(pid);
-            }
-            rpc.respond_with(&id, result);
-        });
-        spawned.map(|_| ()).map_err(|e| RpcError::internal(format!("cannot start the command thread: {e}")))
+        let spawned = std::thread::Builder::new()
+            .name("command-exec".into())
+            .spawn(move || {
+                let result = wait_command(&rpc, running, process_id.as_deref(), stream, cap);
+                if let Some(pid) = &process_id {
+                    lock(&registry.processes).remove(pid);
+                }
+                rpc.respond_with(&id, result);
+            });
+        spawned
+            .map(|_| ())
+            .map_err(|e| RpcError::internal(format!("cannot start the command thread: {e}")))
     }
 
     fn command_write(&mut self, params: WriteParams) -> Result<(), RpcError> {
@@ -224,16 +280,28 @@ impl Server {
             None => Vec::new(),
         };
         let processes = lock(&self.commands.processes);
-        let process = processes
-            .get(&params.process_id)
-            .ok_or_else(|| RpcError::invalid_request(format!("no running command with processId {}", params.process_id)))?;
+        let process = processes.get(&params.process_id).ok_or_else(|| {
+            RpcError::invalid_request(format!(
+                "no running command with processId {}",
+                params.process_id
+            ))
+        })?;
         let stdin = process.stdin.as_ref().ok_or_else(|| {
-            RpcError::invalid_request(format!("stdin of processId {} is not streamed (set streamStdin)", params.process_id))
+            RpcError::invalid_request(format!(
+                "stdin of processId {} is not streamed (set streamStdin)",
+                params.process_id
+            ))
         })?;
         let send = |message| match stdin.try_send(message) {
             Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => Err(RpcError::new(crate::rpc::SERVER_OVERLOADED, "Server overloaded; retry later.")),
-            Err(TrySendError::Disconnected(_)) => Err(RpcError::invalid_request(format!("stdin of processId {} is closed", params.process_id))),
+            Err(TrySendError::Full(_)) => Err(RpcError::new(
+                crate::rpc::SERVER_OVERLOADED,
+                "Server overloaded; retry later.",
+            )),
+            Err(TrySendError::Disconnected(_)) => Err(RpcError::invalid_request(format!(
+                "stdin of processId {} is closed",
+                params.process_id
+            ))),
         };
         if !bytes.is_empty() {
             send(StdinMessage::Write(bytes))?;
@@ -246,9 +314,12 @@ impl Server {
 
     fn command_terminate(&mut self, params: TerminateParams) -> Result<(), RpcError> {
         let processes = lock(&self.commands.processes);
-        let process = processes
-            .get(&params.process_id)
-            .ok_or_else(|| RpcError::invalid_request(format!("no running command with processId {}", params.process_id)))?;
+        let process = processes.get(&params.process_id).ok_or_else(|| {
+            RpcError::invalid_request(format!(
+                "no running command with processId {}",
+                params.process_id
+            ))
+        })?;
         process.kill.kill();
         Ok(())
     }
@@ -256,20 +327,36 @@ impl Server {
 
 fn spawn_stdin_writer(mut pipe: std::process::ChildStdin) -> std::io::Result<Sender<StdinMessage>> {
     let (tx, rx) = bounded(STDIN_QUEUE);
-    std::thread::Builder::new().name("command-exec-stdin".into()).spawn(move || {
-        while let Ok(StdinMessage::Write(bytes)) = rx.recv() {
-            if pipe.write_all(&bytes).and_then(|()| pipe.flush()).is_err() {
-                break;
+    std::thread::Builder::new()
+        .name("command-exec-stdin".into())
+        .spawn(move || {
+            while let Ok(StdinMessage::Write(bytes)) = rx.recv() {
+                if pipe.write_all(&bytes).and_then(|()| pipe.flush()).is_err() {
+                    break;
+                }
             }
-        }
-    })?;
+        })?;
     Ok(tx)
 }
 
-fn wait_command(rpc: &Rpc, running: exec::Running, process_id: Option<&str>, stream: bool, cap: usize) -> Result<Value, RpcError> {
+fn wait_command(
+    rpc: &Rpc,
+    running: exec::Running,
+    process_id: Option<&str>,
+    stream: bool,
+    cap: usize,
+) -> Result<Value, RpcError> {
     let mut captures = [
-        Capture { kept: Vec::new(), seen: 0, cap },
-        Capture { kept: Vec::new(), seen: 0, cap },
+        Capture {
+            kept: Vec::new(),
+            seen: 0,
+            cap,
+        },
+        Capture {
+            kept: Vec::new(),
+            seen: 0,
+            cap,
+        },
     ];
     let output = running.wait(&mut |which, bytes| {
         let index = usize::from(which == OutputStream::Stderr);
@@ -292,7 +379,9 @@ fn wait_command(rpc: &Rpc, running: exec::Running, process_id: Option<&str>, str
         }
     });
     let output = output.map_err(|e| RpcError::internal(format!("command failed: {e:#}")))?;
-    let exit_code = output.exit_code.unwrap_or_else(|| 128 + output.signal.unwrap_or(9));
+    let exit_code = output
+        .exit_code
+        .unwrap_or_else(|| 128 + output.signal.unwrap_or(9));
     let [stdout, stderr] = captures.map(|c| String::from_utf8_lossy(&c.kept).into_owned());
     Ok(json!({"exitCode": exit_code, "stdout": stdout, "stderr": stderr}))
 }
@@ -304,11 +393,19 @@ mod tests {
 
     #[test]
     fn capture_marks_the_chunk_that_crosses_the_cap() {
-        let mut c = Capture { kept: Vec::new(), seen: 0, cap: 5 };
+        let mut c = Capture {
+            kept: Vec::new(),
+            seen: 0,
+            cap: 5,
+        };
         assert_eq!(c.take(b"abc"), (&b"abc"[..], false));
         assert_eq!(c.take(b"defg"), (&b"de"[..], true));
         assert_eq!(c.take(b"hij"), (&b""[..], false));
-        let mut exact = Capture { kept: Vec::new(), seen: 0, cap: 3 };
+        let mut exact = Capture {
+            kept: Vec::new(),
+            seen: 0,
+            cap: 3,
+        };
         assert_eq!(exact.take(b"abc"), (&b"abc"[..], false));
         assert_eq!(exact.take(b"d"), (&b""[..], true));
     }

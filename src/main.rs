@@ -5,11 +5,17 @@
 //! `sandbox`, with global `-c/--config key=value` overrides accepted before and after the
 //! subcommand. What each subcommand does lives in its own module.
 
+mod accounts;
 mod apply_patch;
+mod auth;
+mod client;
+mod commands;
 mod config;
 mod exec;
 mod ids;
 mod log;
+mod models;
+mod prompt;
 mod protocol;
 mod rollout;
 mod rpc;
@@ -17,7 +23,10 @@ mod sandbox;
 mod secret;
 mod server;
 mod thread;
+mod threads;
 mod time;
+mod tools;
+mod turn;
 
 use std::ffi::OsString;
 use std::path::Path;

@@ -11,10 +11,26 @@ const DEFAULT_PAGE: usize = 50;
 
 /// `(slug, display name, description)` of the built-in catalog.
 const CATALOG: &[(&str, &str, &str)] = &[
-    ("gpt-5.1-codex", "GPT-5.1 Codex", "Optimized for agentic coding."),
-    ("gpt-5.1-codex-mini", "GPT-5.1 Codex Mini", "Faster and cheaper, for simpler coding tasks."),
-    ("gpt-5.1-codex-max", "GPT-5.1 Codex Max", "For long, demanding coding tasks."),
-    ("gpt-5.1", "GPT-5.1", "General-purpose model with strong coding skills."),
+    (
+        "gpt-5.1-codex",
+        "GPT-5.1 Codex",
+        "Optimized for agentic coding.",
+    ),
+    (
+        "gpt-5.1-codex-mini",
+        "GPT-5.1 Codex Mini",
+        "Faster and cheaper, for simpler coding tasks.",
+    ),
+    (
+        "gpt-5.1-codex-max",
+        "GPT-5.1 Codex Max",
+        "For long, demanding coding tasks.",
+    ),
+    (
+        "gpt-5.1",
+        "GPT-5.1",
+        "General-purpose model with strong coding skills.",
+    ),
     ("gpt-5-codex", "GPT-5 Codex", "The previous Codex model."),
     ("gpt-5", "GPT-5", "The previous general-purpose model."),
 ];
@@ -46,10 +62,14 @@ pub struct ListResponse {
 fn model(slug: &str, display: &str, description: &str, is_default: bool) -> Value {
     let reasoning = crate::prompt::is_reasoning_model(slug);
     let efforts: Vec<Value> = if reasoning {
-        [("low", "Fast, light reasoning"), ("medium", "Balanced (default)"), ("high", "Deeper reasoning for hard tasks")]
-            .iter()
-            .map(|(e, d)| json!({"reasoningEffort": e, "description": d}))
-            .collect()
+        [
+            ("low", "Fast, light reasoning"),
+            ("medium", "Balanced (default)"),
+            ("high", "Deeper reasoning for hard tasks"),
+        ]
+        .iter()
+        .map(|(e, d)| json!({"reasoningEffort": e, "description": d}))
+        .collect()
     } else {
         Vec::new()
     };
@@ -70,10 +90,20 @@ fn model(slug: &str, display: &str, description: &str, is_default: bool) -> Valu
 pub fn list(config: &Config, params: ListParams) -> ListResponse {
     let mut all: Vec<Value> = CATALOG
         .iter()
-        .map(|(slug, display, description)| model(slug, display, description, *slug == config.model))
+        .map(|(slug, display, description)| {
+            model(slug, display, description, *slug == config.model)
+        })
         .collect();
     if !CATALOG.iter().any(|(slug, _, _)| *slug == config.model) {
-        all.insert(0, model(&config.model, &config.model, "The model set in the configuration.", true));
+        all.insert(
+            0,
+            model(
+                &config.model,
+                &config.model,
+                "The model set in the configuration.",
+                true,
+            ),
+        );
     }
     let start = params
         .cursor

@@ -130,7 +130,10 @@ pub fn context_messages(settings: &Settings) -> Vec<Value> {
         settings.approval.as_str(),
         sandbox_mode_name(&settings.sandbox),
     );
-    vec![message("developer", developer), message("user", environment)]
+    vec![
+        message("developer", developer),
+        message("user", environment),
+    ]
 }
 
 /// A note the model sees after a turn the user interrupted.
@@ -149,7 +152,8 @@ pub fn validate_input(input: &[UserInput]) -> Result<(), String> {
     }
     for item in input {
         if let UserInput::LocalImage { path } = item {
-            let meta = std::fs::metadata(path).map_err(|e| format!("cannot read image {path}: {e}"))?;
+            let meta =
+                std::fs::metadata(path).map_err(|e| format!("cannot read image {path}: {e}"))?;
             if !meta.is_file() {
                 return Err(format!("image {path} is not a file"));
             }

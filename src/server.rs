@@ -166,7 +166,8 @@ impl Server {
             _ => false,
         };
         if !handled {
-            self.rpc.respond_error(id, &RpcError::method_not_found(method));
+            self.rpc
+                .respond_error(id, &RpcError::method_not_found(method));
         }
     }
 

@@ -215,7 +215,9 @@ fn parse_approval(value: &Value) -> Result<ApprovalPolicy, RpcError> {
         Value::Object(map) if map.contains_key("granular") => Err(RpcError::invalid_params(
             "granular approval policies are not supported; use untrusted, on-request or never",
         )),
-        other => Err(RpcError::invalid_params(format!("invalid approvalPolicy {other}"))),
+        other => Err(RpcError::invalid_params(format!(
+            "invalid approvalPolicy {other}"
+        ))),
     }
 }
 
@@ -236,7 +238,9 @@ fn resolve_cwd(cwd: Option<&str>, default: &Path) -> Result<PathBuf, RpcError> {
         .canonicalize()
         .map_err(|e| RpcError::invalid_request(format!("invalid cwd {cwd}: {e}")))?;
     if !resolved.is_dir() {
-        return Err(RpcError::invalid_request(format!("invalid cwd {cwd}: not a directory")));
+        return Err(RpcError::invalid_request(format!(
+            "invalid cwd {cwd}: not a directory"
+        )));
     }
     Ok(resolved)
 }
@@ -257,7 +261,10 @@ fn build_settings(
         }
     }
     if let Some(provider) = &overrides.model_provider {
-        config_overrides.push((vec!["model_provider".into()], toml::Value::String(provider.clone())));
+        config_overrides.push((
+            vec!["model_provider".into()],
+            toml::Value::String(provider.clone()),
+        ));
     }
     let config_base = previous.map_or(base, |p| &p.config);
     let config = config_base
@@ -283,17 +290,20 @@ fn build_settings(
             .map_err(|e| RpcError::invalid_params(e.to_string()))?,
         None => match previous {
             Some(p) => p.sandbox.clone(),
-            None => SandboxPolicy::from_config(config.sandbox_mode, &config.sandbox_workspace_write)
-                .map_err(|e| RpcError::invalid_params(e.to_string()))?,
+            None => {
+                SandboxPolicy::from_config(config.sandbox_mode, &config.sandbox_workspace_write)
+                    .map_err(|e| RpcError::invalid_params(e.to_string()))?
+            }
         },
     };
-    let effort = previous
-        .and_then(|p| p.effort.clone())
-        .or_else(|| {
-            crate::prompt::is_reasoning_model(&model).then(|| config.model_reasoning_effort.clone())
-        });
+    let effort = previous.and_then(|p| p.effort.clone()).or_else(|| {
+        crate::prompt::is_reasoning_model(&model).then(|| config.model_reasoning_effort.clone())
+    });
     Ok(Settings {
-        summary: previous.map_or_else(|| config.model_reasoning_summary.clone(), |p| p.summary.clone()),
+        summary: previous.map_or_else(
+            || config.model_reasoning_summary.clone(),
+            |p| p.summary.clone(),
+        ),
         base_instructions: overrides
             .base_instructions
             .clone()
@@ -311,7 +321,12 @@ fn build_settings(
     })
 }
 
-fn new_state(id: String, settings: Settings, originator: Option<String>, ephemeral: bool) -> ThreadState {
+fn new_state(
+    id: String,
+    settings: Settings,
+    originator: Option<String>,
+    ephemeral: bool,
+) -> ThreadState {
     let now = crate::time::unix_seconds() as i64;
     ThreadState {
         id,
@@ -350,7 +365,13 @@ fn meta_of(state: &ThreadState) -> SessionMeta {
 }
 
 /// A thread known only from its rollout, as listed and read.
-fn unloaded_thread(path: &Path, meta: &SessionMeta, preview: String, name: Option<String>, turns: Vec<Turn>) -> Thread {
+fn unloaded_thread(
+    path: &Path,
+    meta: &SessionMeta,
+    preview: String,
+    name: Option<String>,
+    turns: Vec<Turn>,
+) -> Thread {
     let updated_at = std::fs::metadata(path)
         .and_then(|m| m.modified())
         .ok()
@@ -381,7 +402,12 @@ fn unloaded_thread(path: &Path, meta: &SessionMeta, preview: String, name: Optio
 
 impl Server {
     /// Dispatches thread/* and turn/* methods; `false` when `method` is not one of them.
-    pub fn handle_thread_request(&mut self, id: &RequestId, method: &str, params: Option<Value>) -> bool {
+    pub fn handle_thread_request(
+        &mut self,
+        id: &RequestId,
+        method: &str,
+        params: Option<Value>,
+    ) -> bool {
         let outcome = match method {
             "thread/start" => decode(params).and_then(|p| self.thread_start(id, p)),
             "thread/resume" => decode(params).and_then(|p| self.thread_resume(id, p)),
@@ -412,7 +438,8 @@ impl Server {
 
     fn announce_new_thread(&self, id: &RequestId, shared: &SharedThread, include_turns: bool) {
         let state = lock(shared);
-        self.rpc.respond(id, session_response(&state, include_turns));
+        self.rpc
+            .respond(id, session_response(&state, include_turns));
         self.rpc.notify(
             "thread/started",
             notify::ThreadEvent {
@@ -424,7 +451,12 @@ impl Server {
     fn thread_start(&mut self, id: &RequestId, params: ThreadStartParams) -> Result<(), RpcError> {
         let settings = build_settings(&self.config, None, &params.overrides)?;
         let ephemeral = params.ephemeral.unwrap_or(false);
-        let mut state = new_state(crate::ids::uuid_v7(), settings, self.originator(), ephemeral);
+        let mut state = new_state(
+            crate::ids::uuid_v7(),
+            settings,
+            self.originator(),
+            ephemeral,
+        );
         if !ephemeral {
             let rollout = Rollout::create(&self.config.codex_home, &meta_of(&state))
                 .map_err(|e| RpcError::internal(format!("{e:#}")))?;
@@ -436,28 +468,55 @@ impl Server {
     }
 
     /// Loads a thread from its rollout into a state (not registered).
-    fn load_state(&self, loaded: Loaded, path: &Path, overrides: &ThreadOverrides) -> Result<ThreadState, RpcError> {
+    fn load_state(
+        &self,
+        loaded: Loaded,
+        path: &Path,
+        overrides: &ThreadOverrides,
+    ) -> Result<ThreadState, RpcError> {
         let meta = &loaded.meta;
         let mut merged = ThreadOverrides {
-            cwd: overrides.cwd.clone().or_else(|| loaded.last_context.as_ref().map(|c| c.cwd.clone())).or_else(|| Some(meta.cwd.clone())),
-            approval_policy: overrides.approval_policy.clone().or_else(|| loaded.last_context.as_ref().map(|c| json!(c.approval_policy))),
+            cwd: overrides
+                .cwd
+                .clone()
+                .or_else(|| loaded.last_context.as_ref().map(|c| c.cwd.clone()))
+                .or_else(|| Some(meta.cwd.clone())),
+            approval_policy: overrides.approval_policy.clone().or_else(|| {
+                loaded
+                    .last_context
+                    .as_ref()
+                    .map(|c| json!(c.approval_policy))
+            }),
             sandbox: overrides.sandbox,
-            model: overrides.model.clone().or_else(|| loaded.last_context.as_ref().map(|c| c.model.clone())).or_else(|| Some(meta.model.clone())),
+            model: overrides
+                .model
+                .clone()
+                .or_else(|| loaded.last_context.as_ref().map(|c| c.model.clone()))
+                .or_else(|| Some(meta.model.clone())),
             model_provider: overrides.model_provider.clone(),
-            base_instructions: overrides.base_instructions.clone().or_else(|| meta.base_instructions.clone()),
-            developer_instructions: overrides.developer_instructions.clone().or_else(|| meta.developer_instructions.clone()),
+            base_instructions: overrides
+                .base_instructions
+                .clone()
+                .or_else(|| meta.base_instructions.clone()),
+            developer_instructions: overrides
+                .developer_instructions
+                .clone()
+                .or_else(|| meta.developer_instructions.clone()),
             config: overrides.config.clone(),
         };
-        if merged.model_provider.is_none() && self.config.model_providers.contains_key(&meta.model_provider) {
+        if merged.model_provider.is_none()
+            && self
+                .config
+                .model_providers
+                .contains_key(&meta.model_provider)
+        {
             merged.model_provider = Some(meta.model_provider.clone());
         }
         let mut settings = build_settings(&self.config, None, &merged)?;
         if overrides.sandbox.is_none() {
-            if let Some(policy) = loaded
-                .last_context
-                .as_ref()
-                .and_then(|c| serde_json::from_value::<SandboxPolicy>(c.sandbox_policy.clone()).ok())
-            {
+            if let Some(policy) = loaded.last_context.as_ref().and_then(|c| {
+                serde_json::from_value::<SandboxPolicy>(c.sandbox_policy.clone()).ok()
+            }) {
                 settings.sandbox = policy;
             }
         }
@@ -477,19 +536,29 @@ impl Server {
         state.told_context = loaded.last_context;
         state.turns = loaded.turns;
         state.total_usage = loaded.total_usage;
-        state.rollout = Some(Rollout::open(path).map_err(|e| RpcError::internal(format!("{e:#}")))?);
+        state.rollout =
+            Some(Rollout::open(path).map_err(|e| RpcError::internal(format!("{e:#}")))?);
         Ok(state)
     }
 
-    fn thread_resume(&mut self, id: &RequestId, params: ThreadResumeParams) -> Result<(), RpcError> {
+    fn thread_resume(
+        &mut self,
+        id: &RequestId,
+        params: ThreadResumeParams,
+    ) -> Result<(), RpcError> {
         if let Some(shared) = self.threads.get(&params.thread_id) {
             let state = lock(shared);
-            self.rpc.respond(id, session_response(&state, !params.exclude_turns));
+            self.rpc
+                .respond(id, session_response(&state, !params.exclude_turns));
             return Ok(());
         }
-        let (path, archived) = rollout::find(&self.config.codex_home, &params.thread_id).ok_or_else(|| {
-            RpcError::invalid_request(format!("no rollout found for thread id {}", params.thread_id))
-        })?;
+        let (path, archived) = rollout::find(&self.config.codex_home, &params.thread_id)
+            .ok_or_else(|| {
+                RpcError::invalid_request(format!(
+                    "no rollout found for thread id {}",
+                    params.thread_id
+                ))
+            })?;
         if archived {
             return Err(RpcError::invalid_request(format!(
                 "thread {} is archived; unarchive it first",
@@ -500,25 +569,44 @@ impl Server {
         let state = self.load_state(loaded, &path, &params.overrides)?;
         let shared = self.register(state);
         let state = lock(&shared);
-        self.rpc.respond(id, session_response(&state, !params.exclude_turns));
+        self.rpc
+            .respond(id, session_response(&state, !params.exclude_turns));
         Ok(())
     }
 
     fn thread_fork(&mut self, id: &RequestId, params: ThreadForkParams) -> Result<(), RpcError> {
-        let (mut history, mut turns, source_settings, preview, usage) = match self.threads.get(&params.thread_id) {
-            Some(shared) => {
-                let state = lock(shared);
-                (state.history.clone(), state.turns.clone(), Some(state.settings.clone()), state.preview.clone(), state.total_usage)
-            }
-            None => {
-                let (path, _) = rollout::find(&self.config.codex_home, &params.thread_id)
-                    .ok_or_else(|| not_found(&params.thread_id))?;
-                let loaded = rollout::load(&path).map_err(|e| RpcError::internal(format!("{e:#}")))?;
-                let state = self.load_state(loaded, &path, &ThreadOverrides::default())?;
-                (state.history, state.turns, Some(state.settings), state.preview, state.total_usage)
-            }
-        };
-        if turns.last().is_some_and(|t| t.status == TurnStatus::InProgress) && params.last_turn_id.is_none() {
+        let (mut history, mut turns, source_settings, preview, usage) =
+            match self.threads.get(&params.thread_id) {
+                Some(shared) => {
+                    let state = lock(shared);
+                    (
+                        state.history.clone(),
+                        state.turns.clone(),
+                        Some(state.settings.clone()),
+                        state.preview.clone(),
+                        state.total_usage,
+                    )
+                }
+                None => {
+                    let (path, _) = rollout::find(&self.config.codex_home, &params.thread_id)
+                        .ok_or_else(|| not_found(&params.thread_id))?;
+                    let loaded =
+                        rollout::load(&path).map_err(|e| RpcError::internal(format!("{e:#}")))?;
+                    let state = self.load_state(loaded, &path, &ThreadOverrides::default())?;
+                    (
+                        state.history,
+                        state.turns,
+                        Some(state.settings),
+                        state.preview,
+                        state.total_usage,
+                    )
+                }
+            };
+        if turns
+            .last()
+            .is_some_and(|t| t.status == TurnStatus::InProgress)
+            && params.last_turn_id.is_none()
+        {
             // The running turn is not part of the fork.
             if let Some(running) = turns.pop() {
                 history.retain(|(turn, _)| *turn != running.id);
@@ -530,20 +618,28 @@ impl Server {
                 .position(|t| &t.id == last)
                 .ok_or_else(|| RpcError::invalid_request(format!("turn not found: {last}")))?;
             if turns[position].status == TurnStatus::InProgress {
-                return Err(RpcError::invalid_request(format!("turn {last} is still in progress")));
+                return Err(RpcError::invalid_request(format!(
+                    "turn {last} is still in progress"
+                )));
             }
             let dropped: Vec<String> = turns.drain(position + 1..).map(|t| t.id).collect();
             history.retain(|(turn, _)| !dropped.contains(turn));
         }
         let settings = build_settings(&self.config, source_settings.as_ref(), &params.overrides)?;
-        let mut state = new_state(crate::ids::uuid_v7(), settings, self.originator(), params.ephemeral);
+        let mut state = new_state(
+            crate::ids::uuid_v7(),
+            settings,
+            self.originator(),
+            params.ephemeral,
+        );
         state.forked_from_id = Some(params.thread_id.clone());
         state.preview = preview;
         state.total_usage = usage;
         if !params.ephemeral {
             let mut rollout = Rollout::create(&self.config.codex_home, &meta_of(&state))
                 .map_err(|e| RpcError::internal(format!("{e:#}")))?;
-            write_copy(&mut rollout, &history, &turns).map_err(|e| RpcError::internal(format!("{e:#}")))?;
+            write_copy(&mut rollout, &history, &turns)
+                .map_err(|e| RpcError::internal(format!("{e:#}")))?;
             state.rollout = Some(rollout);
         }
         state.history = history;
@@ -558,28 +654,41 @@ impl Server {
         let by_updated = match params.sort_key.as_deref() {
             None | Some("created_at") => false,
             Some("updated_at") => true,
-            Some(other) => return Err(RpcError::invalid_params(format!("unsupported sortKey `{other}`"))),
+            Some(other) => {
+                return Err(RpcError::invalid_params(format!(
+                    "unsupported sortKey `{other}`"
+                )));
+            }
         };
         let ascending = match params.sort_direction.as_deref() {
             None | Some("desc") => false,
             Some("asc") => true,
-            Some(other) => return Err(RpcError::invalid_params(format!("unsupported sortDirection `{other}`"))),
+            Some(other) => {
+                return Err(RpcError::invalid_params(format!(
+                    "unsupported sortDirection `{other}`"
+                )));
+            }
         };
         let archived = params.archived.unwrap_or(false);
-        let mut files: Vec<(String, PathBuf)> = rollout::list_files(&self.config.codex_home, archived)
-            .into_iter()
-            .filter_map(|path| {
-                let name = path.file_name()?.to_str()?.to_string();
-                let key = if by_updated {
-                    let ms = std::fs::metadata(&path).and_then(|m| m.modified()).ok()?
-                        .duration_since(std::time::UNIX_EPOCH).ok()?.as_millis();
-                    format!("{ms:020}:{name}")
-                } else {
-                    name
-                };
-                Some((key, path))
-            })
-            .collect();
+        let mut files: Vec<(String, PathBuf)> =
+            rollout::list_files(&self.config.codex_home, archived)
+                .into_iter()
+                .filter_map(|path| {
+                    let name = path.file_name()?.to_str()?.to_string();
+                    let key = if by_updated {
+                        let ms = std::fs::metadata(&path)
+                            .and_then(|m| m.modified())
+                            .ok()?
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .ok()?
+                            .as_millis();
+                        format!("{ms:020}:{name}")
+                    } else {
+                        name
+                    };
+                    Some((key, path))
+                })
+                .collect();
         files.sort();
         if !ascending {
             files.reverse();
@@ -588,13 +697,22 @@ impl Server {
             CwdFilter::One(c) => vec![c],
             CwdFilter::Many(c) => c,
         });
-        let search = params.search_term.map(|s| s.to_lowercase()).filter(|s| !s.is_empty());
+        let search = params
+            .search_term
+            .map(|s| s.to_lowercase())
+            .filter(|s| !s.is_empty());
         let names = rollout::read_names(&self.config.codex_home);
         let mut data = Vec::new();
         let mut next_cursor = None;
         let start = files.iter().position(|(key, _)| match &params.cursor {
             None => true,
-            Some(cursor) => if ascending { key > cursor } else { key < cursor },
+            Some(cursor) => {
+                if ascending {
+                    key > cursor
+                } else {
+                    key < cursor
+                }
+            }
         });
         for (index, (_, path)) in files.iter().enumerate().skip(start.unwrap_or(files.len())) {
             if data.len() == limit {
@@ -616,7 +734,8 @@ impl Server {
             }
             let name = names.get(&meta.id).cloned();
             if let Some(term) = &search {
-                let title = format!("{} {}", name.as_deref().unwrap_or_default(), preview).to_lowercase();
+                let title =
+                    format!("{} {}", name.as_deref().unwrap_or_default(), preview).to_lowercase();
                 if !title.contains(term) {
                     continue;
                 }
@@ -633,7 +752,8 @@ impl Server {
             data: Vec<Thread>,
             next_cursor: Option<String>,
         }
-        self.rpc.respond(id, ThreadListResponse { data, next_cursor });
+        self.rpc
+            .respond(id, ThreadListResponse { data, next_cursor });
         Ok(())
     }
 
@@ -643,9 +763,14 @@ impl Server {
             None => {
                 let (path, _) = rollout::find(&self.config.codex_home, &params.thread_id)
                     .ok_or_else(|| not_found(&params.thread_id))?;
-                let loaded = rollout::load(&path).map_err(|e| RpcError::internal(format!("{e:#}")))?;
+                let loaded =
+                    rollout::load(&path).map_err(|e| RpcError::internal(format!("{e:#}")))?;
                 let name = rollout::read_names(&self.config.codex_home).remove(&loaded.meta.id);
-                let turns = if params.include_turns { loaded.turns } else { Vec::new() };
+                let turns = if params.include_turns {
+                    loaded.turns
+                } else {
+                    Vec::new()
+                };
                 unloaded_thread(&path, &loaded.meta, loaded.preview, name, turns)
             }
         };
@@ -662,8 +787,11 @@ impl Server {
             .filter(|i| params.cursor.as_ref().is_none_or(|c| *i > c))
             .collect();
         let page: Vec<String> = after.iter().take(limit).map(|s| s.to_string()).collect();
-        let next_cursor = (after.len() > page.len()).then(|| page.last().cloned()).flatten();
-        self.rpc.respond(id, json!({"data": page, "nextCursor": next_cursor}));
+        let next_cursor = (after.len() > page.len())
+            .then(|| page.last().cloned())
+            .flatten();
+        self.rpc
+            .respond(id, json!({"data": page, "nextCursor": next_cursor}));
         Ok(())
     }
 
@@ -682,33 +810,56 @@ impl Server {
                 )));
             }
         }
-        let (path, archived) = rollout::find(&self.config.codex_home, &thread_id).ok_or_else(|| not_found(&thread_id))?;
+        let (path, archived) = rollout::find(&self.config.codex_home, &thread_id)
+            .ok_or_else(|| not_found(&thread_id))?;
         if archived {
-            return Err(RpcError::invalid_request(format!("thread {thread_id} is already archived")));
+            return Err(RpcError::invalid_request(format!(
+                "thread {thread_id} is already archived"
+            )));
         }
         self.threads.remove(&thread_id);
-        rollout::archive(&self.config.codex_home, &path).map_err(|e| RpcError::internal(format!("{e:#}")))?;
+        rollout::archive(&self.config.codex_home, &path)
+            .map_err(|e| RpcError::internal(format!("{e:#}")))?;
         self.rpc.respond(id, json!({}));
-        self.rpc.notify("thread/archived", notify::ThreadIdOnly { thread_id: &thread_id });
+        self.rpc.notify(
+            "thread/archived",
+            notify::ThreadIdOnly {
+                thread_id: &thread_id,
+            },
+        );
         Ok(())
     }
 
     fn thread_unarchive(&mut self, id: &RequestId, params: ThreadIdParams) -> Result<(), RpcError> {
         let thread_id = params.thread_id;
-        let (path, archived) = rollout::find(&self.config.codex_home, &thread_id).ok_or_else(|| not_found(&thread_id))?;
+        let (path, archived) = rollout::find(&self.config.codex_home, &thread_id)
+            .ok_or_else(|| not_found(&thread_id))?;
         if !archived {
-            return Err(RpcError::invalid_request(format!("thread {thread_id} is not archived")));
+            return Err(RpcError::invalid_request(format!(
+                "thread {thread_id} is not archived"
+            )));
         }
-        let path = rollout::unarchive(&self.config.codex_home, &path).map_err(|e| RpcError::internal(format!("{e:#}")))?;
-        let (meta, preview) = rollout::read_summary(&path).map_err(|e| RpcError::internal(format!("{e:#}")))?;
+        let path = rollout::unarchive(&self.config.codex_home, &path)
+            .map_err(|e| RpcError::internal(format!("{e:#}")))?;
+        let (meta, preview) =
+            rollout::read_summary(&path).map_err(|e| RpcError::internal(format!("{e:#}")))?;
         let name = rollout::read_names(&self.config.codex_home).remove(&meta.id);
         let thread = unloaded_thread(&path, &meta, preview, name, Vec::new());
         self.rpc.respond(id, json!({ "thread": thread }));
-        self.rpc.notify("thread/unarchived", notify::ThreadIdOnly { thread_id: &thread_id });
+        self.rpc.notify(
+            "thread/unarchived",
+            notify::ThreadIdOnly {
+                thread_id: &thread_id,
+            },
+        );
         Ok(())
     }
 
-    fn thread_set_name(&mut self, id: &RequestId, params: ThreadSetNameParams) -> Result<(), RpcError> {
+    fn thread_set_name(
+        &mut self,
+        id: &RequestId,
+        params: ThreadSetNameParams,
+    ) -> Result<(), RpcError> {
         let name = params.name.trim().to_string();
         if name.is_empty() {
             return Err(RpcError::invalid_params("name must not be empty"));
@@ -720,7 +871,8 @@ impl Server {
                 !state.ephemeral
             }
             None => {
-                rollout::find(&self.config.codex_home, &params.thread_id).ok_or_else(|| not_found(&params.thread_id))?;
+                rollout::find(&self.config.codex_home, &params.thread_id)
+                    .ok_or_else(|| not_found(&params.thread_id))?;
                 true
             }
         };
@@ -740,7 +892,11 @@ impl Server {
     }
 
     fn turn_start(&mut self, id: &RequestId, params: TurnStartParams) -> Result<(), RpcError> {
-        let shared = self.threads.get(&params.thread_id).cloned().ok_or_else(|| not_found(&params.thread_id))?;
+        let shared = self
+            .threads
+            .get(&params.thread_id)
+            .cloned()
+            .ok_or_else(|| not_found(&params.thread_id))?;
         crate::prompt::validate_input(&params.input).map_err(RpcError::invalid_params)?;
         let turn_id = crate::ids::uuid_v7();
         let (control_tx, control_rx) = crossbeam_channel::bounded(64);
@@ -801,11 +957,18 @@ impl Server {
     }
 
     fn active_turn(&self, thread_id: &str) -> Result<Option<Arc<TurnHandle>>, RpcError> {
-        let shared = self.threads.get(thread_id).ok_or_else(|| not_found(thread_id))?;
+        let shared = self
+            .threads
+            .get(thread_id)
+            .ok_or_else(|| not_found(thread_id))?;
         Ok(lock(shared).active.clone())
     }
 
-    fn turn_interrupt(&mut self, id: &RequestId, params: TurnInterruptParams) -> Result<(), RpcError> {
+    fn turn_interrupt(
+        &mut self,
+        id: &RequestId,
+        params: TurnInterruptParams,
+    ) -> Result<(), RpcError> {
         match self.active_turn(&params.thread_id)? {
             Some(handle) if handle.turn_id == params.turn_id => {
                 handle.interrupt();
@@ -855,7 +1018,11 @@ impl Server {
 }
 
 /// Writes a forked history into a new rollout, turn by turn.
-fn write_copy(rollout: &mut Rollout, history: &[(String, Value)], turns: &[Turn]) -> anyhow::Result<()> {
+fn write_copy(
+    rollout: &mut Rollout,
+    history: &[(String, Value)],
+    turns: &[Turn],
+) -> anyhow::Result<()> {
     let mut by_turn: HashMap<&str, Vec<&Value>> = HashMap::new();
     for (turn, item) in history {
         by_turn.entry(turn.as_str()).or_default().push(item);
@@ -864,14 +1031,23 @@ fn write_copy(rollout: &mut Rollout, history: &[(String, Value)], turns: &[Turn]
         rollout.append(&Entry::ResponseItem(item.clone()))?;
     }
     for turn in turns {
-        rollout.append(&Entry::TurnStarted { turn_id: turn.id.clone() })?;
+        rollout.append(&Entry::TurnStarted {
+            turn_id: turn.id.clone(),
+        })?;
         for item in by_turn.remove(turn.id.as_str()).unwrap_or_default() {
             rollout.append(&Entry::ResponseItem(item.clone()))?;
         }
         for item in &turn.items {
-            rollout.append(&Entry::ThreadItem { turn_id: turn.id.clone(), item: item.clone() })?;
+            rollout.append(&Entry::ThreadItem {
+                turn_id: turn.id.clone(),
+                item: item.clone(),
+            })?;
         }
-        rollout.append(&Entry::TurnCompleted { turn_id: turn.id.clone(), status: turn.status, error: turn.error.clone() })?;
+        rollout.append(&Entry::TurnCompleted {
+            turn_id: turn.id.clone(),
+            status: turn.status,
+            error: turn.error.clone(),
+        })?;
     }
     Ok(())
 }

@@ -136,10 +136,91 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
     Some(secs * 1000 + millis)
 }
 
+/// Parses an HTTP date (RFC 9110 §5.6.7) to unix seconds: the preferred IMF-fixdate
+/// (`Sun, 06 Nov 1994 08:49:37 GMT`) and the two obsolete forms recipients must still accept,
+/// RFC 850 (`Sunday, 06-Nov-94 08:49:37 GMT`) and asctime (`Sun Nov  6 08:49:37 1994`).
+/// The weekday is not checked. `None` when the text is none of these. Used for `Retry-After`.
+pub fn parse_http_date(text: &str) -> Option<i64> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month_of = |name: &str| -> Option<u32> {
+        MONTHS
+            .iter()
+            .position(|m| m.eq_ignore_ascii_case(name))
+            .map(|i| i as u32 + 1)
+    };
+    let number = |s: &str| -> Option<i64> {
+        (!s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()))
+            .then(|| s.parse().ok())
+            .flatten()
+    };
+    let clock = |s: &str| -> Option<(i64, i64, i64)> {
+        let mut parts = s.split(':');
+        let (h, m, sec) = (parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() || h.len() != 2 || m.len() != 2 || sec.len() != 2 {
+            return None;
+        }
+        Some((number(h)?, number(m)?, number(sec)?))
+    };
+    let text = text.trim();
+    let words: Vec<&str> = text.split_ascii_whitespace().collect();
+    let (year, month, day, (hour, minute, second)) = match words.as_slice() {
+        // IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`
+        [weekday, day, month, year, time, "GMT"] if weekday.ends_with(',') && year.len() == 4 => {
+            (number(year)?, month_of(month)?, number(day)?, clock(time)?)
+        }
+        // RFC 850: `Sunday, 06-Nov-94 08:49:37 GMT` (two-digit years read as 19xx/20xx, RFC 9110
+        // says to pick the nearest past century; 70 as the pivot matches common practice)
+        [weekday, date, time, "GMT"] if weekday.ends_with(',') => {
+            let mut parts = date.split('-');
+            let (d, m, y) = (parts.next()?, parts.next()?, parts.next()?);
+            if parts.next().is_some() || y.len() != 2 {
+                return None;
+            }
+            let y = number(y)?;
+            let year = if y < 70 { 2000 + y } else { 1900 + y };
+            (year, month_of(m)?, number(d)?, clock(time)?)
+        }
+        // asctime: `Sun Nov  6 08:49:37 1994`
+        [_weekday, month, day, time, year] if year.len() == 4 => {
+            (number(year)?, month_of(month)?, number(day)?, clock(time)?)
+        }
+        _ => return None,
+    };
+    if !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let days = days_from_civil(year, month, day as u32);
+    Some(days * 86_400 + hour * 3600 + minute * 60 + second)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_http_dates_in_all_three_forms() {
+        let cases: &[(&str, Option<i64>)] = &[
+            ("Sun, 06 Nov 1994 08:49:37 GMT", Some(784_111_777)),
+            ("Sunday, 06-Nov-94 08:49:37 GMT", Some(784_111_777)),
+            ("Sun Nov  6 08:49:37 1994", Some(784_111_777)),
+            ("  Thu, 01 Jan 1970 00:00:00 GMT ", Some(0)),
+            ("Wed, 09 Jun 2021 10:18:14 gmt", None),
+            ("Sun, 06 Nov 1994 08:49:37 UTC", None),
+            ("Sun, 06 Foo 1994 08:49:37 GMT", None),
+            ("Sun, 32 Nov 1994 08:49:37 GMT", None),
+            ("Sun, 06 Nov 1994 24:00:00 GMT", None),
+            ("Sun, 06 Nov 1994 8:49:37 GMT", None),
+            ("120", None),
+            ("", None),
+            ("soon", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_http_date(text), *want, "{text:?}");
+        }
+    }
 
     #[test]
     fn formats_and_parses_round_trip() {

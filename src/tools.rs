@@ -25,7 +25,7 @@ use crate::thread::{Control, Settings, lock};
 use crate::turn::TurnRunner;
 
 /// Commands run this long at most unless the model asks for another timeout.
-const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 /// Output kept per command (head and tail) for the item and for deltas' accounting.
 const COMMAND_OUTPUT_CAP_BYTES: usize = 256 * 1024;
 /// Output of one tool call sent back to the model (head and tail kept).
@@ -185,7 +185,13 @@ fn resolve_dir(base: &Path, dir: Option<&str>) -> PathBuf {
 /// Asks the client (`method`, `params`) and waits for the decision, following the order of
 /// protocol.md §7. The item must not have been started yet; this starts it. An interrupt or a
 /// closed connection cancels the request.
-fn ask(turn: &mut TurnRunner, item: &ThreadItem, started: &mut bool, method: &str, mut params: Value) -> Decision {
+fn ask(
+    turn: &mut TurnRunner,
+    item: &ThreadItem,
+    started: &mut bool,
+    method: &str,
+    mut params: Value,
+) -> Decision {
     turn.set_waiting_on_approval(true);
     if !*started {
         turn.item_started(item);
@@ -247,7 +253,12 @@ fn parse_decision(result: &Value) -> Decision {
 
 // ---- shell ---------------------------------------------------------------------------------
 
-fn run_shell(turn: &mut TurnRunner, call: &ToolCall, args: &ShellArgs, workdir: &Path) -> CallResult {
+fn run_shell(
+    turn: &mut TurnRunner,
+    call: &ToolCall,
+    args: &ShellArgs,
+    workdir: &Path,
+) -> CallResult {
     let settings = turn.tools().settings.clone();
     let mut item = ThreadItem::CommandExecution {
         id: call.call_id.clone(),
@@ -262,7 +273,10 @@ fn run_shell(turn: &mut TurnRunner, call: &ToolCall, args: &ShellArgs, workdir: 
     // Escalation is only possible where someone can approve it.
     let escalate = args.with_escalated_permissions.unwrap_or(false)
         && settings.approval != ApprovalPolicy::Never;
-    let session_approved = lock(&turn.thread).approvals.commands.contains(&args.command);
+    let session_approved = lock(&turn.thread)
+        .approvals
+        .commands
+        .contains(&args.command);
     let must_ask = !session_approved
         && (escalate
             || (settings.approval == ApprovalPolicy::Untrusted && !is_known_safe(&args.command)));
@@ -278,7 +292,14 @@ fn run_shell(turn: &mut TurnRunner, call: &ToolCall, args: &ShellArgs, workdir: 
                 .clone()
                 .unwrap_or_else(|| "run outside the sandbox".to_string())
         });
-        let decision = ask_command(turn, &item, &mut started, &args.command, workdir, reason.as_deref());
+        let decision = ask_command(
+            turn,
+            &item,
+            &mut started,
+            &args.command,
+            workdir,
+            reason.as_deref(),
+        );
         if let Some(result) = declined(turn, call, item.clone(), decision, &args.command) {
             return result;
         }
@@ -286,8 +307,18 @@ fn run_shell(turn: &mut TurnRunner, call: &ToolCall, args: &ShellArgs, workdir: 
     if !started {
         turn.item_started(&item);
     }
-    let timeout = args.timeout_ms.map(Duration::from_millis).unwrap_or(DEFAULT_COMMAND_TIMEOUT);
-    let mut outcome = execute(turn, &call.call_id, &args.command, workdir, &policy, timeout);
+    let timeout = args
+        .timeout_ms
+        .map(Duration::from_millis)
+        .unwrap_or(DEFAULT_COMMAND_TIMEOUT);
+    let mut outcome = execute(
+        turn,
+        &call.call_id,
+        &args.command,
+        workdir,
+        &policy,
+        timeout,
+    );
     if let Ok(output) = &outcome {
         let text = String::from_utf8_lossy(&output.aggregated);
         let sandboxed = !policy.has_full_disk_write_access();
@@ -307,7 +338,10 @@ fn run_shell(turn: &mut TurnRunner, call: &ToolCall, args: &ShellArgs, workdir: 
             );
             if matches!(decision, Decision::Accept | Decision::AcceptForSession) {
                 if decision == Decision::AcceptForSession {
-                    lock(&turn.thread).approvals.commands.insert(args.command.clone());
+                    lock(&turn.thread)
+                        .approvals
+                        .commands
+                        .insert(args.command.clone());
                 }
                 outcome = execute(
                     turn,
@@ -347,12 +381,24 @@ fn ask_command(
         "reason": reason,
         "availableDecisions": ["accept", "acceptForSession", "decline", "cancel"],
     });
-    ask(turn, item, started, "item/commandExecution/requestApproval", params)
+    ask(
+        turn,
+        item,
+        started,
+        "item/commandExecution/requestApproval",
+        params,
+    )
 }
 
 /// Applies a decision that does not let the call run: completes the item as declined and
 /// tells the model. `None` when the call may go on (remembering `acceptForSession`).
-fn declined(turn: &mut TurnRunner, call: &ToolCall, mut item: ThreadItem, decision: Decision, argv: &[String]) -> Option<CallResult> {
+fn declined(
+    turn: &mut TurnRunner,
+    call: &ToolCall,
+    mut item: ThreadItem,
+    decision: Decision,
+    argv: &[String],
+) -> Option<CallResult> {
     match decision {
         Decision::Accept => None,
         Decision::AcceptForSession => {
@@ -363,7 +409,8 @@ fn declined(turn: &mut TurnRunner, call: &ToolCall, mut item: ThreadItem, decisi
         }
         Decision::Decline | Decision::Cancel => {
             match &mut item {
-                ThreadItem::CommandExecution { status, .. } | ThreadItem::FileChange { status, .. } => {
+                ThreadItem::CommandExecution { status, .. }
+                | ThreadItem::FileChange { status, .. } => {
                     *status = ItemStatus::Declined;
                 }
                 _ => {}
@@ -423,14 +470,23 @@ fn execute(
 }
 
 /// Completes the command item from the outcome; returns the text for the model.
-fn complete_command(turn: &mut TurnRunner, item: &mut ThreadItem, outcome: &anyhow::Result<ExecOutput>) -> String {
+fn complete_command(
+    turn: &mut TurnRunner,
+    item: &mut ThreadItem,
+    outcome: &anyhow::Result<ExecOutput>,
+) -> String {
     let interrupted = turn.handle.is_interrupted();
     let (model_text, new_status, code, output, duration) = match outcome {
         Ok(out) => {
-            let code = out.exit_code.unwrap_or_else(|| 128 + out.signal.unwrap_or(9));
+            let code = out
+                .exit_code
+                .unwrap_or_else(|| 128 + out.signal.unwrap_or(9));
             let mut text = String::from_utf8_lossy(&out.aggregated).into_owned();
             if out.timed_out {
-                text.push_str(&format!("\ncommand timed out after {} ms", out.duration.as_millis()));
+                text.push_str(&format!(
+                    "\ncommand timed out after {} ms",
+                    out.duration.as_millis()
+                ));
             } else if interrupted {
                 text.push_str("\ncommand interrupted by the user");
             }
@@ -438,7 +494,11 @@ fn complete_command(turn: &mut TurnRunner, item: &mut ThreadItem, outcome: &anyh
                 "output": cap_text(&text, MODEL_OUTPUT_CAP_BYTES),
                 "metadata": {"exit_code": code, "duration_seconds": (out.duration.as_secs_f64() * 10.0).round() / 10.0},
             });
-            let status = if code == 0 { ItemStatus::Completed } else { ItemStatus::Failed };
+            let status = if code == 0 {
+                ItemStatus::Completed
+            } else {
+                ItemStatus::Failed
+            };
             (payload.to_string(), status, Some(code), text, out.duration)
         }
         Err(e) => {
@@ -446,7 +506,14 @@ fn complete_command(turn: &mut TurnRunner, item: &mut ThreadItem, outcome: &anyh
             (text.clone(), ItemStatus::Failed, None, text, Duration::ZERO)
         }
     };
-    if let ThreadItem::CommandExecution { status, aggregated_output, exit_code, duration_ms, .. } = item {
+    if let ThreadItem::CommandExecution {
+        status,
+        aggregated_output,
+        exit_code,
+        duration_ms,
+        ..
+    } = item
+    {
         *status = new_status;
         *aggregated_output = Some(output);
         *exit_code = code;
@@ -526,9 +593,15 @@ pub fn shell_join(argv: &[String]) -> String {
 /// Whether a command only reads (the `untrusted` policy runs these without asking).
 pub fn is_known_safe(argv: &[String]) -> bool {
     if let [shell, flag, script] = argv {
-        let shell = Path::new(shell).file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let shell = Path::new(shell)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
         if matches!(shell, "bash" | "sh" | "zsh") && matches!(flag.as_str(), "-c" | "-lc") {
-            if script.chars().any(|c| "|&;<>()$`\\\"'\n*?[]{}~!#".contains(c)) {
+            if script
+                .chars()
+                .any(|c| "|&;<>()$`\\\"'\n*?[]{}~!#".contains(c))
+            {
                 return false;
             }
             let words: Vec<String> = script.split_whitespace().map(str::to_string).collect();
@@ -538,23 +611,61 @@ pub fn is_known_safe(argv: &[String]) -> bool {
     let Some(program) = argv.first() else {
         return false;
     };
-    let program = Path::new(program).file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let program = Path::new(program)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
     let args = &argv[1..];
     match program {
         "ls" | "cat" | "head" | "tail" | "wc" | "pwd" | "echo" | "true" | "which" | "stat"
         | "file" | "nl" | "cut" | "uniq" | "tree" | "du" | "whoami" | "date" | "basename"
         | "dirname" | "realpath" => true,
         "grep" => true,
-        "rg" => !args.iter().any(|a| a == "--pre" || a.starts_with("--pre=") || a == "-z" || a == "--search-zip"),
+        "rg" => !args
+            .iter()
+            .any(|a| a == "--pre" || a.starts_with("--pre=") || a == "-z" || a == "--search-zip"),
         "find" => !args.iter().any(|a| {
-            matches!(a.as_str(), "-exec" | "-execdir" | "-ok" | "-okdir" | "-delete" | "-fls" | "-fprint" | "-fprint0" | "-fprintf")
+            matches!(
+                a.as_str(),
+                "-exec"
+                    | "-execdir"
+                    | "-ok"
+                    | "-okdir"
+                    | "-delete"
+                    | "-fls"
+                    | "-fprint"
+                    | "-fprint0"
+                    | "-fprintf"
+            )
         }),
         "sort" => !args.iter().any(|a| a == "-o" || a.starts_with("--output")),
-        "sed" => args.len() >= 2 && args[0] == "-n" && args[1].ends_with('p') && args[1].chars().all(|c| c.is_ascii_digit() || c == ',' || c == 'p'),
+        "sed" => {
+            args.len() >= 2
+                && args[0] == "-n"
+                && args[1].ends_with('p')
+                && args[1]
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || c == ',' || c == 'p')
+        }
         "git" => {
             let sub = args.iter().find(|a| !a.starts_with('-'));
-            let risky = args.iter().any(|a| a == "-c" || a.starts_with("--output") || a == "--ext-diff");
-            !risky && matches!(sub.map(String::as_str), Some("status" | "log" | "diff" | "show" | "branch" | "rev-parse" | "ls-files" | "blame"))
+            let risky = args
+                .iter()
+                .any(|a| a == "-c" || a.starts_with("--output") || a == "--ext-diff");
+            !risky
+                && matches!(
+                    sub.map(String::as_str),
+                    Some(
+                        "status"
+                            | "log"
+                            | "diff"
+                            | "show"
+                            | "branch"
+                            | "rev-parse"
+                            | "ls-files"
+                            | "blame"
+                    )
+                )
         }
         _ => false,
     }
@@ -585,13 +696,18 @@ fn run_patch(turn: &mut TurnRunner, call: &ToolCall, patch_text: &str, cwd: &Pat
         .iter()
         .flat_map(|c| {
             let mut paths = vec![c.path.clone()];
-            if let ChangeKind::Update { move_path: Some(dest) } = &c.kind {
+            if let ChangeKind::Update {
+                move_path: Some(dest),
+            } = &c.kind
+            {
                 paths.push(dest.clone());
             }
             paths
         })
         .collect();
-    let writable = touched.iter().all(|p| is_writable(&settings.sandbox, &settings.cwd, p));
+    let writable = touched
+        .iter()
+        .all(|p| is_writable(&settings.sandbox, &settings.cwd, p));
     let root = common_parent(&touched);
     let session_approved = {
         let state = lock(&turn.thread);
@@ -610,7 +726,13 @@ fn run_patch(turn: &mut TurnRunner, call: &ToolCall, patch_text: &str, cwd: &Pat
             "reason": if writable { None } else { Some("the patch writes outside the sandbox's writable roots") },
             "grantRoot": root.as_ref().map(|r| r.display().to_string()),
         });
-        let decision = ask(turn, &item, &mut started, "item/fileChange/requestApproval", params);
+        let decision = ask(
+            turn,
+            &item,
+            &mut started,
+            "item/fileChange/requestApproval",
+            params,
+        );
         if decision == Decision::AcceptForSession {
             if let Some(root) = &root {
                 lock(&turn.thread).approvals.patch_roots.push(root.clone());
@@ -636,7 +758,11 @@ fn run_patch(turn: &mut TurnRunner, call: &ToolCall, patch_text: &str, cwd: &Pat
     }
     turn.tools().snapshot(&touched);
     let exe = turn.tools().env.exe.display().to_string();
-    let argv = vec![exe, apply_patch::RUN_AS_APPLY_PATCH_ARG.to_string(), patch.text.clone()];
+    let argv = vec![
+        exe,
+        apply_patch::RUN_AS_APPLY_PATCH_ARG.to_string(),
+        patch.text.clone(),
+    ];
     let outcome = run_quietly(turn, &argv, cwd, &policy);
     let (text, ok) = match &outcome {
         Ok(out) => {
@@ -647,7 +773,11 @@ fn run_patch(turn: &mut TurnRunner, call: &ToolCall, patch_text: &str, cwd: &Pat
         Err(e) => (format!("failed to apply the patch: {e:#}"), false),
     };
     if let ThreadItem::FileChange { status, .. } = &mut item {
-        *status = if ok { ItemStatus::Completed } else { ItemStatus::Failed };
+        *status = if ok {
+            ItemStatus::Completed
+        } else {
+            ItemStatus::Failed
+        };
     }
     turn.item_completed(item);
     let diff = turn.tools().cumulative_diff();
@@ -666,7 +796,12 @@ fn run_patch(turn: &mut TurnRunner, call: &ToolCall, patch_text: &str, cwd: &Pat
 }
 
 /// Runs a helper command (the patch applier) without streaming its output.
-fn run_quietly(turn: &mut TurnRunner, argv: &[String], cwd: &Path, policy: &SandboxPolicy) -> anyhow::Result<ExecOutput> {
+fn run_quietly(
+    turn: &mut TurnRunner,
+    argv: &[String],
+    cwd: &Path,
+    policy: &SandboxPolicy,
+) -> anyhow::Result<ExecOutput> {
     let tools = turn.tools();
     let request = ExecRequest {
         argv: argv.to_vec(),
@@ -705,7 +840,11 @@ fn is_writable(policy: &SandboxPolicy, cwd: &Path, path: &Path) -> bool {
         return true;
     }
     policy.writable_roots(cwd).iter().any(|root| {
-        path.starts_with(&root.root) && !root.read_only_subpaths.iter().any(|ro| path.starts_with(ro))
+        path.starts_with(&root.root)
+            && !root
+                .read_only_subpaths
+                .iter()
+                .any(|ro| path.starts_with(ro))
     })
 }
 
@@ -741,7 +880,12 @@ impl Tools {
                 .unwrap_or(path)
                 .display()
                 .to_string();
-            out.push_str(&apply_patch::git_file_diff(&shown, &shown, before.as_deref(), after.as_deref()));
+            out.push_str(&apply_patch::git_file_diff(
+                &shown,
+                &shown,
+                before.as_deref(),
+                after.as_deref(),
+            ));
         }
         out
     }
@@ -784,7 +928,10 @@ mod tests {
 
     #[test]
     fn joins_and_caps() {
-        assert_eq!(shell_join(&argv(&["bash", "-lc", "echo 'hi there'"])), "bash -lc 'echo '\\''hi there'\\'''");
+        assert_eq!(
+            shell_join(&argv(&["bash", "-lc", "echo 'hi there'"])),
+            "bash -lc 'echo '\\''hi there'\\'''"
+        );
         assert_eq!(shell_join(&argv(&["ls", "-la", ""])), "ls -la ''");
         let text = "é".repeat(100);
         let capped = cap_text(&text, 51);
@@ -810,13 +957,32 @@ mod tests {
 
     #[test]
     fn decisions_and_parents() {
-        assert_eq!(parse_decision(&json!({"decision": "accept"})), Decision::Accept);
-        assert_eq!(parse_decision(&json!({"decision": "acceptForSession"})), Decision::AcceptForSession);
-        assert_eq!(parse_decision(&json!({"decision": "cancel"})), Decision::Cancel);
-        assert_eq!(parse_decision(&json!({"decision": "decline"})), Decision::Decline);
-        assert_eq!(parse_decision(&json!({"decision": {"acceptWithExecpolicyAmendment": {}}})), Decision::Accept);
+        assert_eq!(
+            parse_decision(&json!({"decision": "accept"})),
+            Decision::Accept
+        );
+        assert_eq!(
+            parse_decision(&json!({"decision": "acceptForSession"})),
+            Decision::AcceptForSession
+        );
+        assert_eq!(
+            parse_decision(&json!({"decision": "cancel"})),
+            Decision::Cancel
+        );
+        assert_eq!(
+            parse_decision(&json!({"decision": "decline"})),
+            Decision::Decline
+        );
+        assert_eq!(
+            parse_decision(&json!({"decision": {"acceptWithExecpolicyAmendment": {}}})),
+            Decision::Accept
+        );
         assert_eq!(parse_decision(&json!({})), Decision::Decline);
-        let paths = [PathBuf::from("/w/a/b.txt"), PathBuf::from("/w/a/c/d.txt"), PathBuf::from("/w/e.txt")];
+        let paths = [
+            PathBuf::from("/w/a/b.txt"),
+            PathBuf::from("/w/a/c/d.txt"),
+            PathBuf::from("/w/e.txt"),
+        ];
         assert_eq!(common_parent(&paths), Some(PathBuf::from("/w")));
     }
 }

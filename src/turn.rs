@@ -110,7 +110,15 @@ pub fn spawn(start: TurnStart) -> std::io::Result<()> {
                 codex_error_info: Some(crate::protocol::CodexErrorInfo::Other),
                 additional_details: None,
             };
-            finish_turn(&rpc, &thread, &thread_id, &turn_id, &handle, Vec::new(), Outcome::Failed(error));
+            finish_turn(
+                &rpc,
+                &thread,
+                &thread_id,
+                &turn_id,
+                &handle,
+                Vec::new(),
+                Outcome::Failed(error),
+            );
         }
     })?;
     Ok(())

@@ -1,0 +1,342 @@
+//! The blocking client of the OpenAI Responses API (model-api.md §2, §4, §5; auth.md §4–5):
+//! one model round trip = one `POST …/responses` streamed as server-sent events, run on its own
+//! `model-stream` thread and delivered as [`StreamEvent`]s on a bounded channel.
+//!
+//! Owns: endpoint and header selection, bearer tokens (OpenAI credentials via
+//! [`AuthProvider`], or a provider's `env_key`), silent request-level retries with backoff and
+//! `Retry-After`, the 401 recovery loop, SSE parsing, mapping events, and aborting.
+//!
+//! Does not own: building the request body (the turn does), the stream-level retries and the
+//! idle timeout (the turn re-sends on `is_stream_disconnect` and aborts a silent stream; the
+//! messages for both are made here, [`ClientError::idle_timeout`] and
+//! [`ClientError::stream_disconnected`]), nor how credentials are refreshed (the auth module
+//! implements [`AuthProvider`]).
+//!
+//! Files: `round_trip.rs` (the thread: retries, 401 loop, body reading), `request.rs`
+//! (endpoint, bearer, headers), `sse.rs` (framing), `events.rs` (event meaning), `error.rs`
+//! (every failure and its message), `retry.rs` (delays), `net.rs` (an abortable HTTP agent).
+
+mod error;
+mod events;
+mod net;
+mod request;
+mod retry;
+mod round_trip;
+mod sse;
+#[cfg(test)]
+mod tests;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
+use serde_json::Value;
+
+use crate::config::{Config, ModelProviderInfo};
+use crate::protocol::TokenUsage;
+use crate::secret::Secret;
+
+pub use error::ClientError;
+
+/// Capacity of a round trip's event channel: enough to ride out scheduling hiccups, small
+/// enough that a turn that stops reading holds the reader back (memory stays bounded).
+#[allow(dead_code)] // the turn engine (issue 5) is the caller; not wired yet
+pub const EVENT_CHANNEL_CAPACITY: usize = 256;
+/// Default of `request_max_retries`: silent retries of one request.
+#[allow(dead_code)] // the turn engine (issue 5) is the caller; not wired yet
+pub const DEFAULT_REQUEST_MAX_RETRIES: u64 = 4;
+/// Default of `stream_max_retries`: announced re-sends after a dropped stream.
+#[allow(dead_code)] // the turn engine (issue 5) is the caller; not wired yet
+pub const DEFAULT_STREAM_MAX_RETRIES: u64 = 5;
+/// Default of `stream_idle_timeout_ms`.
+#[allow(dead_code)] // the turn engine (issue 5) is the caller; not wired yet
+pub const DEFAULT_STREAM_IDLE_TIMEOUT: Duration = Duration::from_millis(300_000);
+/// Upper bound on either retry setting, whatever the config says.
+const MAX_RETRIES_CAP: u64 = 100;
+
+/// What the client needs from authentication; the auth module implements it (and tests fake
+/// it). Called from `model-stream` threads, so implementations must be thread-safe and may
+/// block (a refresh takes up to its own timeout).
+#[allow(dead_code)] // the turn engine (issue 5) is the caller; not wired yet
+pub trait AuthProvider: Send + Sync {
+    /// Current OpenAI/ChatGPT credentials; `Ok(None)` when not logged in. Called before every
+    /// attempt, so it may refresh proactively.
+    fn credentials(&self) -> Result<Option<Credentials>, ClientError>;
+    /// A request made with `failed` got HTTP 401. Recover (reload auth.json, refresh, ask the
+    /// client app). `Ok(true)`: fresh credentials are available, the request is re-sent once
+    /// with [`AuthProvider::credentials`]; `Ok(false)`: nothing to recover, the round trip
+    /// fails with the 401; `Err`: fails with that error as is.
+    fn recover_unauthorized(&self, failed: &Credentials) -> Result<bool, ClientError>;
+}
+
+/// Which kind of OpenAI credential a token is; decides the endpoint of the built-in provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(dead_code)] // the turn engine (issue 5) is the caller; not wired yet
+pub enum CredentialKind {
+    /// An OpenAI API key (`https://api.openai.com/v1/responses`).
+    ApiKey,
+    /// A ChatGPT access token, managed or external (`…/backend-api/codex/responses`).
+    ChatGpt,
+}
+
+/// OpenAI/ChatGPT credentials for one request.
+#[derive(Clone, Debug)]
+#[allow(dead_code)] // the turn engine (issue 5) is the caller; not wired yet
+pub struct Credentials {
+    /// API key or ChatGPT token.
+    pub kind: CredentialKind,
+    /// The bearer token itself.
+    pub token: Secret,
+    /// ChatGPT workspace/account id, sent as `chatgpt-account-id` (ChatGPT only).
+    pub account_id: Option<String>,
+}
+
+/// One event of a model round trip, in stream order. `Completed` and `Failed` are terminal:
+/// nothing follows them, and the channel disconnects right after.
+#[derive(Debug)]
+#[allow(dead_code)] // the turn engine (issue 5) is the caller; not wired yet
+pub enum StreamEvent {
+    /// A silent request-level retry is about to wait `delay` (the turn extends its idle
+    /// deadline by it). `attempt` counts retries from 1.
+    Retrying {
+        /// Which retry this is, from 1.
+        attempt: u64,
+        /// How long the client waits before re-sending.
+        delay: Duration,
+    },
+    /// `response.created`.
+    Created {
+        /// `response.id`, when the server sent one.
+        response_id: Option<String>,
+    },
+    /// `response.output_item.added`: its `item`.
+    ItemAdded(Value),
+    /// `response.output_text.delta`.
+    TextDelta {
+        /// The message item the text belongs to.
+        item_id: String,
+        /// The new text.
+        delta: String,
+    },
+    /// `response.reasoning_summary_text.delta`.
+    ReasoningSummaryDelta {
+        /// The reasoning item the summary belongs to.
+        item_id: String,
+        /// Which summary part (0 when absent).
+        summary_index: i64,
+        /// The new text.
+        delta: String,
+    },
+    /// `response.output_item.done`: its `item`.
+    ItemDone(Value),
+    /// `response.completed`: the round trip succeeded.
+    Completed {
+        /// `response.id` (empty if the server sent none).
+        response_id: String,
+        /// Token counts, when the server reported them.
+        usage: Option<TokenUsage>,
+    },
+    /// Terminal failure of this round trip (nothing follows it).
+    Failed(ClientError),
+}
+
+/// What a round trip needs from the configuration, shared by the clones of a client.
+#[derive(Debug, Clone)]
+struct Settings {
+    provider: ModelProviderInfo,
+    openai_base_url: String,
+    chatgpt_base_url: String,
+    originator: String,
+    user_agent: String,
+}
+
+/// Starts model round trips for one provider configuration. Cheap to clone and to build per
+/// turn; `Send + Sync`.
+#[derive(Clone)]
+#[allow(dead_code)] // the turn engine (issue 5) is the caller; not wired yet
+pub struct ModelClient {
+    settings: Arc<Settings>,
+    auth: Arc<dyn AuthProvider>,
+    /// First backoff delay (200 ms; tests shorten it).
+    retry_base_delay: Duration,
+}
+
+#[allow(dead_code)] // the turn engine (issue 5) is the caller; not wired yet
+impl ModelClient {
+    /// A client for `config`'s provider (`model_provider`). `originator` and `user_agent` are
+    /// sent as headers on every request.
+    pub fn new(
+        config: &Config,
+        auth: Arc<dyn AuthProvider>,
+        originator: String,
+        user_agent: String,
+    ) -> Self {
+        Self {
+            settings: Arc::new(Settings {
+                provider: config.provider().clone(),
+                openai_base_url: config.openai_base_url.clone(),
+                chatgpt_base_url: config.chatgpt_base_url.clone(),
+                originator,
+                user_agent,
+            }),
+            auth,
+            retry_base_delay: retry::BASE_DELAY,
+        }
+    }
+
+    /// Starts one model round trip on its own `model-stream` thread and returns at once:
+    /// `POST <endpoint>` with `body` (built by the turn), request-level retries, the 401 loop,
+    /// then SSE parsing. Everything that happens arrives on [`ResponseStream::events`].
+    pub fn start(&self, body: Value, session_id: &str) -> ResponseStream {
+        let (tx, rx) = crossbeam_channel::bounded(EVENT_CHANNEL_CAPACITY);
+        let abort = Arc::new(AbortSignal::new());
+        let job = round_trip::RoundTrip {
+            settings: self.settings.clone(),
+            auth: self.auth.clone(),
+            body,
+            session_id: session_id.to_string(),
+            request_max_retries: self.request_max_retries(),
+            retry_base_delay: self.retry_base_delay,
+        };
+        let thread_abort = abort.clone();
+        let thread_tx = tx.clone();
+        let spawned = std::thread::Builder::new()
+            .name("model-stream".into())
+            .spawn(move || job.run(&thread_tx, &thread_abort));
+        if let Err(err) = spawned {
+            let _ = tx.try_send(StreamEvent::Failed(ClientError::new(
+                format!("cannot start the model-stream thread: {err}"),
+                crate::protocol::CodexErrorInfo::Other,
+                None,
+            )));
+        }
+        ResponseStream { events: rx, abort }
+    }
+
+    /// Announced stream-level retries: the provider's `stream_max_retries`, default 5 (at
+    /// most 100).
+    pub fn stream_max_retries(&self) -> u64 {
+        self.settings
+            .provider
+            .stream_max_retries
+            .unwrap_or(DEFAULT_STREAM_MAX_RETRIES)
+            .min(MAX_RETRIES_CAP)
+    }
+
+    /// Longest silence of an open stream: the provider's `stream_idle_timeout_ms`, default
+    /// 300 000 ms.
+    pub fn stream_idle_timeout(&self) -> Duration {
+        self.settings
+            .provider
+            .stream_idle_timeout_ms
+            .map(Duration::from_millis)
+            .unwrap_or(DEFAULT_STREAM_IDLE_TIMEOUT)
+    }
+
+    /// Silent request-level retries: the provider's `request_max_retries`, default 4 (at most
+    /// 100).
+    pub fn request_max_retries(&self) -> u64 {
+        self.settings
+            .provider
+            .request_max_retries
+            .unwrap_or(DEFAULT_REQUEST_MAX_RETRIES)
+            .min(MAX_RETRIES_CAP)
+    }
+}
+
+/// One running round trip. Read [`ResponseStream::events`] until `Completed` or `Failed`
+/// (or until the channel disconnects); [`ResponseStream::abort`] (also done on drop) stops it.
+#[allow(dead_code)] // the turn engine (issue 5) is the caller; not wired yet
+pub struct ResponseStream {
+    events: Receiver<StreamEvent>,
+    abort: Arc<AbortSignal>,
+}
+
+#[allow(dead_code)] // the turn engine (issue 5) is the caller; not wired yet
+impl ResponseStream {
+    /// The round trip's events, bounded ([`EVENT_CHANNEL_CAPACITY`]): a reader that falls
+    /// behind holds the stream thread back rather than growing memory. Disconnects when the
+    /// stream thread has finished.
+    pub fn events(&self) -> &Receiver<StreamEvent> {
+        &self.events
+    }
+
+    /// Stops the round trip at once, whatever it is doing: closes the HTTP connection
+    /// (`Agent::shutdown`), ends a connect or name lookup, and wakes a backoff sleep or a
+    /// blocked send. Nothing is sent after it (an event already in the channel may remain).
+    /// Idempotent; also done on drop. An [`AuthProvider`] call in progress (a token refresh)
+    /// cannot be interrupted: the thread exits silently once it returns.
+    pub fn abort(&self) {
+        self.abort.trigger();
+    }
+}
+
+impl Drop for ResponseStream {
+    fn drop(&mut self) {
+        self.abort.trigger();
+    }
+}
+
+/// The abort state shared by a [`ResponseStream`] and its thread.
+struct AbortSignal {
+    /// Set once, first thing in [`AbortSignal::trigger`]; also read by the connector and
+    /// resolver of [`net`].
+    aborted: Arc<AtomicBool>,
+    /// The current attempt's agent, shut down on abort.
+    agent: Mutex<Option<ureq::Agent>>,
+    /// Dropped on abort, so `wake` disconnects and every wait on it ends.
+    wake_tx: Mutex<Option<Sender<()>>>,
+    /// Waited on (backoff sleeps, blocked sends); never receives a value, only disconnects.
+    wake: Receiver<()>,
+}
+
+impl AbortSignal {
+    fn new() -> Self {
+        let (wake_tx, wake) = crossbeam_channel::bounded(0);
+        Self {
+            aborted: Arc::new(AtomicBool::new(false)),
+            agent: Mutex::new(None),
+            wake_tx: Mutex::new(Some(wake_tx)),
+            wake,
+        }
+    }
+
+    fn is_set(&self) -> bool {
+        self.aborted.load(Ordering::SeqCst)
+    }
+
+    fn trigger(&self) {
+        if self.aborted.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        drop(
+            self.wake_tx
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
+        let agent = self
+            .agent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(agent) = agent {
+            agent.shutdown();
+        }
+    }
+
+    /// Makes `agent` the one an abort shuts down. `false` (and the agent shut down) when the
+    /// round trip is already aborted. Checked under the lock `trigger` takes, so an abort
+    /// cannot slip between the check and the store.
+    fn install(&self, agent: &ureq::Agent) -> bool {
+        let mut slot = self.agent.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.is_set() {
+            drop(slot);
+            agent.clone().shutdown();
+            return false;
+        }
+        *slot = Some(agent.clone());
+        true
+    }
+}

@@ -1,0 +1,571 @@
+//! The HTTP agent of one request attempt, built so that an abort stops it at once in every
+//! phase. `ureq::Agent::shutdown` already interrupts a request waiting for its response, a
+//! body read, and TLS/CONNECT handshakes, but not name resolution or a TCP connect in
+//! progress; so this module plugs in its own resolver (lookups of names run on a helper thread
+//! the caller stops waiting for) and its own TCP connector (a non-blocking `connect` polled in
+//! short slices against the abort flag), then ureq's CONNECT-proxy and rustls connectors.
+//!
+//! Proxies: requests to loopback hosts never use a proxy; other hosts use `HTTPS_PROXY` /
+//! `HTTP_PROXY` / `ALL_PROXY` (and `NO_PROXY`) from the environment when they name an HTTP(S)
+//! proxy. SOCKS proxies are not supported (ureq is built without them): they are ignored with
+//! a warning and the request goes direct.
+//!
+//! Uses ureq's `unversioned` transport and resolver API (pinned by Cargo.lock); a ureq update
+//! that changes it shows up as a compile error here, nowhere else.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock, Weak};
+use std::time::{Duration, Instant};
+
+use ureq::Agent;
+use ureq::config::Config;
+use ureq::http::Uri;
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{
+    Buffers, ConnectProxyConnector, ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout,
+    RustlsConnector, ShutdownHandle, Transport,
+};
+
+/// How often a blocked connect or name lookup looks at the abort flag.
+const ABORT_POLL: Duration = Duration::from_millis(10);
+/// Longest TCP connect (per attempt, over all addresses of the host) before it counts as a
+/// transport error and is retried.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest name lookup before it counts as a transport error.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Builds the agent for one attempt against `url`. `aborted` is the round trip's abort flag:
+/// the connector and resolver give up within [`ABORT_POLL`] once it is set; everything later
+/// is interrupted by `Agent::shutdown`.
+pub(super) fn agent(url: &str, aborted: Arc<AtomicBool>) -> Agent {
+    let config = Agent::config_builder()
+        .http_status_as_error(false)
+        .proxy(proxy_for(url))
+        // A POST is never silently re-sent elsewhere.
+        .max_redirects(0)
+        // One attempt, one connection: nothing is reused, so nothing stale is.
+        .max_idle_connections(0)
+        .timeout_connect(Some(CONNECT_TIMEOUT))
+        .timeout_resolve(Some(RESOLVE_TIMEOUT))
+        .build();
+    let connector = ()
+        .chain(ConnectProxyConnector::default())
+        .chain(AbortableTcpConnector {
+            aborted: aborted.clone(),
+        })
+        .chain(SharedTls);
+    Agent::with_parts(config, connector, AbortableResolver { aborted })
+}
+
+fn proxy_for(url: &str) -> Option<ureq::Proxy> {
+    if super::request::is_loopback_url(url) {
+        return None;
+    }
+    let proxy = ureq::Proxy::try_from_env()?;
+    match proxy.protocol() {
+        ureq::ProxyProtocol::Http | ureq::ProxyProtocol::Https => Some(proxy),
+        _ => {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                crate::log::warn("socks proxies are not supported; model requests go direct")
+            });
+            None
+        }
+    }
+}
+
+fn aborted_error() -> ureq::Error {
+    ureq::Error::Io(io::Error::new(
+        io::ErrorKind::Interrupted,
+        "model request aborted",
+    ))
+}
+
+/// rustls, with its client config (root store, crypto provider) built once per process rather
+/// than once per agent.
+#[derive(Debug)]
+struct SharedTls;
+
+static TLS: LazyLock<RustlsConnector> = LazyLock::new(RustlsConnector::default);
+
+impl<In: Transport> Connector<In> for SharedTls {
+    type Out = <RustlsConnector as Connector<In>>::Out;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        chained: Option<In>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        TLS.connect(details, chained)
+    }
+}
+
+/// Name resolution that returns as soon as the round trip is aborted. IP literals are parsed
+/// inline; names are looked up on a helper thread (`getaddrinfo` cannot be interrupted), which
+/// finishes on its own and is then dropped.
+#[derive(Debug)]
+struct AbortableResolver {
+    aborted: Arc<AtomicBool>,
+}
+
+impl Resolver for AbortableResolver {
+    fn resolve(
+        &self,
+        uri: &Uri,
+        config: &Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let is_literal = uri
+            .host()
+            .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
+            .is_some_and(|h| h.parse::<IpAddr>().is_ok());
+        if is_literal {
+            return DefaultResolver::default().resolve(uri, config, NextTimeout::default());
+        }
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let (uri_owned, config_owned) = (uri.clone(), config.clone());
+        std::thread::Builder::new()
+            .name("model-dns".into())
+            .spawn(move || {
+                let result = DefaultResolver::default().resolve(
+                    &uri_owned,
+                    &config_owned,
+                    NextTimeout::default(),
+                );
+                let _ = tx.send(result);
+            })
+            .map_err(ureq::Error::Io)?;
+        let deadline = timeout.not_zero().map(|t| Instant::now() + *t);
+        loop {
+            if self.aborted.load(Ordering::SeqCst) {
+                return Err(aborted_error());
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(ureq::Error::Timeout(timeout.reason));
+            }
+            match rx.recv_timeout(ABORT_POLL) {
+                Ok(result) => return result,
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                    return Err(ureq::Error::HostNotFound);
+                }
+            }
+        }
+    }
+}
+
+/// Opens the TCP connection with a non-blocking `connect` polled in [`ABORT_POLL`] slices, so
+/// an abort ends a connect to an unresponsive host at once; the socket is registered with the
+/// agent's shutdown right after connecting (before TLS), like ureq's own connector does.
+#[derive(Debug)]
+struct AbortableTcpConnector {
+    aborted: Arc<AtomicBool>,
+}
+
+impl<In: Transport> Connector<In> for AbortableTcpConnector {
+    type Out = Either<In, SocketTransport>;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        chained: Option<In>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        if let Some(transport) = chained {
+            // A CONNECT proxy tunnel already made the connection.
+            return Ok(Some(Either::A(transport)));
+        }
+        let deadline = details.timeout.not_zero().map(|t| Instant::now() + *t);
+        let mut last_err = None;
+        let mut connected = None;
+        for addr in details.addrs.iter() {
+            match connect_abortable(addr, deadline, &self.aborted) {
+                Ok(stream) => {
+                    connected = Some(stream);
+                    break;
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {
+                    return Err(aborted_error());
+                }
+                Err(err) if err.kind() == io::ErrorKind::TimedOut => {
+                    return Err(ureq::Error::Timeout(details.timeout.reason));
+                }
+                Err(err) => last_err = Some(err),
+            }
+        }
+        let stream = match connected {
+            Some(stream) => stream,
+            None => {
+                return Err(ureq::Error::Io(last_err.unwrap_or_else(|| {
+                    io::Error::new(io::ErrorKind::ConnectionRefused, "no address to connect to")
+                })));
+            }
+        };
+        if details.config.no_delay() {
+            stream.set_nodelay(true)?;
+        }
+        let transport = SocketTransport {
+            stream: Arc::new(stream),
+            buffers: LazyBuffers::new(
+                details.config.input_buffer_size(),
+                details.config.output_buffer_size(),
+            ),
+            read_timeout: None,
+            write_timeout: None,
+        };
+        let handle: Weak<dyn ShutdownHandle> = Arc::downgrade(&transport.stream) as _;
+        (details.register_shutdown)(handle)?;
+        Ok(Some(Either::B(transport)))
+    }
+}
+
+/// `connect(2)` to `addr` without blocking past `deadline` or an abort: `Interrupted` when
+/// aborted, `TimedOut` at the deadline, the OS error otherwise.
+fn connect_abortable(
+    addr: &SocketAddr,
+    deadline: Option<Instant>,
+    aborted: &AtomicBool,
+) -> io::Result<TcpStream> {
+    let socket = new_nonblocking_socket(addr)?;
+    let fd = socket.as_raw_fd();
+    let raw = RawSockAddr::new(addr);
+    let (ptr, len) = raw.as_ptr_len();
+    // SAFETY: `fd` is an open socket we own; `ptr`/`len` describe a live sockaddr.
+    let rc = unsafe { libc::connect(fd, ptr, len) };
+    if rc != 0 {
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EINPROGRESS) {
+            return Err(err);
+        }
+        loop {
+            if aborted.load(Ordering::SeqCst) {
+                return Err(io::Error::new(
+                    io::ErrorKind::Interrupted,
+                    "connect aborted",
+                ));
+            }
+            let mut slice = ABORT_POLL;
+            if let Some(deadline) = deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"));
+                }
+                slice = slice.min(left);
+            }
+            let mut pollfd = libc::pollfd {
+                fd,
+                events: libc::POLLOUT,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd; the timeout is at most ABORT_POLL in milliseconds.
+            let ready = unsafe { libc::poll(&mut pollfd, 1, slice.as_millis().max(1) as i32) };
+            if ready < 0 {
+                let err = io::Error::last_os_error();
+                if err.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(err);
+            }
+            if ready > 0 {
+                break;
+            }
+        }
+        let mut so_error: libc::c_int = 0;
+        let mut so_len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: SO_ERROR writes one c_int into `so_error`, whose size is in `so_len`.
+        let rc = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_ERROR,
+                (&mut so_error as *mut libc::c_int).cast(),
+                &mut so_len,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if so_error != 0 {
+            return Err(io::Error::from_raw_os_error(so_error));
+        }
+    }
+    let stream = TcpStream::from(socket);
+    stream.set_nonblocking(false)?;
+    Ok(stream)
+}
+
+/// A non-blocking, close-on-exec TCP socket for `addr`'s family. Close-on-exec is set
+/// atomically where the OS allows it: commands are spawned concurrently and must not inherit
+/// our sockets.
+fn new_nonblocking_socket(addr: &SocketAddr) -> io::Result<OwnedFd> {
+    let domain = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    {
+        let kind = libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK;
+        // SAFETY: plain socket(2); the result is checked before use.
+        let fd = unsafe { libc::socket(domain, kind, 0) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a fresh descriptor nobody else owns.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+    {
+        // SAFETY: plain socket(2); the result is checked before use.
+        let fd = unsafe { libc::socket(domain, libc::SOCK_STREAM, 0) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a fresh descriptor nobody else owns.
+        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: fcntl on our own open descriptor.
+        unsafe {
+            if libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        #[cfg(target_vendor = "apple")]
+        {
+            let one: libc::c_int = 1;
+            // SAFETY: SO_NOSIGPIPE takes one c_int, as std sets it on its own sockets.
+            unsafe {
+                libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_NOSIGPIPE,
+                    (&one as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                );
+            }
+        }
+        Ok(owned)
+    }
+}
+
+/// A `SocketAddr` as the C structure `connect(2)` takes.
+enum RawSockAddr {
+    V4(libc::sockaddr_in),
+    V6(libc::sockaddr_in6),
+}
+
+impl RawSockAddr {
+    fn new(addr: &SocketAddr) -> Self {
+        match addr {
+            SocketAddr::V4(a) => {
+                // SAFETY: all-zero is a valid sockaddr_in; the fields are set below.
+                let mut sin: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+                sin.sin_family = libc::AF_INET as libc::sa_family_t;
+                sin.sin_port = a.port().to_be();
+                sin.sin_addr = libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                };
+                #[cfg(any(
+                    target_vendor = "apple",
+                    target_os = "freebsd",
+                    target_os = "openbsd",
+                    target_os = "netbsd",
+                    target_os = "dragonfly"
+                ))]
+                {
+                    sin.sin_len = std::mem::size_of::<libc::sockaddr_in>() as u8;
+                }
+                RawSockAddr::V4(sin)
+            }
+            SocketAddr::V6(a) => {
+                // SAFETY: all-zero is a valid sockaddr_in6; the fields are set below.
+                let mut sin6: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+                sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+                sin6.sin6_port = a.port().to_be();
+                sin6.sin6_addr = libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                };
+                sin6.sin6_flowinfo = a.flowinfo();
+                sin6.sin6_scope_id = a.scope_id();
+                #[cfg(any(
+                    target_vendor = "apple",
+                    target_os = "freebsd",
+                    target_os = "openbsd",
+                    target_os = "netbsd",
+                    target_os = "dragonfly"
+                ))]
+                {
+                    sin6.sin6_len = std::mem::size_of::<libc::sockaddr_in6>() as u8;
+                }
+                RawSockAddr::V6(sin6)
+            }
+        }
+    }
+
+    fn as_ptr_len(&self) -> (*const libc::sockaddr, libc::socklen_t) {
+        match self {
+            RawSockAddr::V4(sin) => (
+                (sin as *const libc::sockaddr_in).cast(),
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            ),
+            RawSockAddr::V6(sin6) => (
+                (sin6 as *const libc::sockaddr_in6).cast(),
+                std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+            ),
+        }
+    }
+}
+
+/// HTTP/1.1 over a plain TCP socket (what ureq's own `TcpTransport` does, which it does not
+/// let other connectors build). The socket is shared with the shutdown handle, so an abort
+/// wakes blocked reads and writes.
+struct SocketTransport {
+    stream: Arc<TcpStream>,
+    buffers: LazyBuffers,
+    read_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
+}
+
+impl fmt::Debug for SocketTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SocketTransport")
+            .field("peer", &self.stream.peer_addr().ok())
+            .finish()
+    }
+}
+
+/// The timeout to put on the socket: `None` (block) when nothing must happen.
+fn io_timeout(timeout: &NextTimeout) -> Result<Option<Duration>, ureq::Error> {
+    if timeout.after.is_zero() {
+        return Err(ureq::Error::Timeout(timeout.reason));
+    }
+    Ok(timeout.not_zero().map(|t| *t))
+}
+
+fn map_io(err: io::Error, timeout: &NextTimeout) -> ureq::Error {
+    match err.kind() {
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => ureq::Error::Timeout(timeout.reason),
+        _ => ureq::Error::Io(err),
+    }
+}
+
+impl Transport for SocketTransport {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        &mut self.buffers
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        let timeout = timeout.for_write();
+        let wanted = io_timeout(&timeout)?;
+        if wanted != self.write_timeout {
+            self.stream.set_write_timeout(wanted)?;
+            self.write_timeout = wanted;
+        }
+        let output = &self.buffers.output()[..amount];
+        (&*self.stream)
+            .write_all(output)
+            .map_err(|e| map_io(e, &timeout))
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        let timeout = timeout.for_read();
+        let wanted = io_timeout(&timeout)?;
+        if wanted != self.read_timeout {
+            self.stream.set_read_timeout(wanted)?;
+            self.read_timeout = wanted;
+        }
+        let input = self.buffers.input_append_buf();
+        let amount = loop {
+            match (&*self.stream).read(input) {
+                // Without a timeout a signal must not end the read; with one, the kernel
+                // restarts nothing either, and the budget is at most slightly extended.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                result => break result.map_err(|e| map_io(e, &timeout))?,
+            }
+        };
+        self.buffers.input_appended(amount);
+        Ok(amount > 0)
+    }
+
+    fn is_open(&mut self) -> bool {
+        // Open and idle: a non-blocking read would block. Data or EOF means unusable.
+        if self.stream.set_nonblocking(true).is_err() {
+            return false;
+        }
+        let mut byte = [0u8; 1];
+        let idle = matches!(
+            (&*self.stream).read(&mut byte),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock
+        );
+        self.stream.set_nonblocking(false).is_ok() && idle
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    #[test]
+    fn connects_and_reports_refusal() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let flag = AtomicBool::new(false);
+        let mut stream = connect_abortable(&addr, None, &flag).unwrap();
+        let (mut server, _) = listener.accept().unwrap();
+        stream.write_all(b"ping").unwrap();
+        let mut buf = [0u8; 4];
+        server.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"ping");
+        drop(listener);
+        let err = connect_abortable(&addr, None, &flag).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused, "{err}");
+    }
+
+    #[test]
+    fn connects_over_ipv6_loopback_when_available() {
+        let Ok(listener) = TcpListener::bind("[::1]:0") else {
+            eprintln!("skipped: no ipv6 loopback");
+            return;
+        };
+        let addr = listener.local_addr().unwrap();
+        let stream = connect_abortable(&addr, None, &AtomicBool::new(false)).unwrap();
+        assert_eq!(stream.peer_addr().unwrap(), addr);
+    }
+
+    #[test]
+    fn an_aborted_flag_stops_a_connect_in_progress() {
+        // 192.0.2.0/24 (TEST-NET-1) is never routed: the connect either hangs (SYN without an
+        // answer) or fails at once with "unreachable" where there is no route at all. Either
+        // way it must return within a few poll slices of the abort.
+        let addr: SocketAddr = "192.0.2.1:9".parse().unwrap();
+        let flag = Arc::new(AtomicBool::new(false));
+        let setter = {
+            let flag = flag.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(50));
+                flag.store(true, Ordering::SeqCst);
+            })
+        };
+        let started = Instant::now();
+        let result =
+            connect_abortable(&addr, Some(Instant::now() + Duration::from_secs(20)), &flag);
+        let elapsed = started.elapsed();
+        setter.join().unwrap();
+        assert!(result.is_err(), "connected to TEST-NET-1?");
+        assert!(elapsed < Duration::from_secs(2), "took {elapsed:?}");
+    }
+
+    #[test]
+    fn loopback_requests_bypass_env_proxies() {
+        assert!(proxy_for("http://127.0.0.1:1/v1/responses").is_none());
+        assert!(proxy_for("http://localhost:1/v1/responses").is_none());
+    }
+}
