@@ -4,3 +4,4 @@ mod apply_patch;
 mod cli;
 mod mock_selftest;
 mod rpc;
+mod turns;
