@@ -3,3 +3,4 @@
 mod cli;
 mod mock_selftest;
 mod rpc;
+mod sandbox;
