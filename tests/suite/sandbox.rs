@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -525,6 +526,7 @@ fn probe_action(action: &str) -> String {
                 Err(std::io::Error::last_os_error())
             })
         }
+        "handle-write" => errno_result(write_through_handle(arg)),
         #[cfg(target_arch = "x86_64")]
         "int80" => {
             let ret: i32;
@@ -548,6 +550,55 @@ fn probe_action(action: &str) -> String {
         }
         other => format!("unknown probe {other}"),
     }
+}
+
+/// Appends to `path` through `open_by_handle_at` on the cwd's mount, which is the original
+/// (writable) mount even when `path` itself is covered by a read-only bind mount.
+fn write_through_handle(path: &str) -> std::io::Result<()> {
+    #[repr(C)]
+    struct FileHandle {
+        handle_bytes: u32,
+        handle_type: i32,
+        f_handle: [u8; 128],
+    }
+    let last = std::io::Error::last_os_error;
+    let c_path = std::ffi::CString::new(path).unwrap();
+    let mut handle = FileHandle {
+        handle_bytes: 128,
+        handle_type: 0,
+        f_handle: [0; 128],
+    };
+    let mut mount_id: i32 = 0;
+    // SAFETY: valid pointers to a NUL-terminated path, a 128-byte handle and an int.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_name_to_handle_at,
+            libc::AT_FDCWD,
+            c_path.as_ptr(),
+            &mut handle,
+            &mut mount_id,
+            0,
+        )
+    };
+    if rc != 0 {
+        return Err(last());
+    }
+    let mount_fd = std::fs::File::open(".")?;
+    // SAFETY: `handle` was filled by name_to_handle_at; the fd is open.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_by_handle_at,
+            mount_fd.as_raw_fd(),
+            &mut handle,
+            libc::O_WRONLY | libc::O_APPEND,
+        )
+    };
+    if fd < 0 {
+        return Err(last());
+    }
+    // SAFETY: the syscall returned a fresh fd we own.
+    let mut file = unsafe { std::fs::File::from_raw_fd(fd as i32) };
+    file.write_all(b"# written through a handle\n")
 }
 
 #[derive(Debug)]
@@ -797,6 +848,34 @@ fn without_root_a_user_namespace_protects_the_carve_outs() {
     assert_ok(&outcomes, "allowed");
     assert_denied(&outcomes, "git_hook", "Read-only file system");
     assert_denied(&outcomes, "codex_mv", "busy");
+    assert_eq!(before, snapshot(&r.main.join(".git")));
+}
+
+#[test]
+fn root_cannot_bypass_the_carve_outs_with_its_capabilities() {
+    require_landlock!(1);
+    if !is_root() {
+        skip("not root: root capabilities are not in play");
+        return;
+    }
+    let r = repo();
+    let before = snapshot(&r.main.join(".git"));
+    // Control: outside the sandbox the handle trick does write (so the check below can fail).
+    let copy = r.dir.path().join("other/control");
+    std::fs::write(&copy, "").unwrap();
+    let control = run_probe(
+        &json!({"type": "danger-full-access"}),
+        &r.main,
+        &format!("handle-write:{}", copy.display()),
+    );
+    assert_eq!(control.result, "ok", "{control:?}");
+    let run = run_probe(&workspace_write(), &r.main, "handle-write:.git/config");
+    assert_eq!(run.result, format!("errno={}", libc::EPERM), "{run:?}");
+    let outcomes = run_ops(
+        |argv| helper(&workspace_write(), &r.main, argv),
+        &[("mknod", "mknod blk b 7 0".to_string())],
+    );
+    assert_denied(&outcomes, "mknod", "Operation not permitted");
     assert_eq!(before, snapshot(&r.main.join(".git")));
 }
 
