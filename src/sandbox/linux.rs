@@ -24,6 +24,7 @@ pub const EXIT_USAGE: i32 = 2;
 /// Exit status when the sandbox could not be set up (the command never ran).
 pub const EXIT_SETUP_FAILED: i32 = 125;
 
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // only the Linux helper parses
 const USAGE: &str = "usage: codex-linux-sandbox --sandbox-policy-cwd <cwd> --sandbox-policy \
                      '<policy JSON>' -- <program> [args...]";
 
@@ -61,6 +62,7 @@ pub fn helper_main(args: &[OsString]) -> i32 {
 }
 
 /// The parsed helper command line.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 #[derive(Debug, PartialEq)]
 struct HelperArgs {
     cwd: std::path::PathBuf,
@@ -68,6 +70,7 @@ struct HelperArgs {
     command: Vec<OsString>,
 }
 
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 fn parse_args(args: &[OsString]) -> Result<HelperArgs, String> {
     let mut cwd = None;
     let mut policy = None;
