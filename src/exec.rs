@@ -267,9 +267,6 @@ impl Running {
     /// and when output keeps flowing [`DRAIN_GRACE`] after the leader exited; returns at the
     /// latest one more grace later even if an escaped process still holds the pipes.
     pub fn wait(mut self, on_output: &mut dyn FnMut(OutputStream, &[u8])) -> Result<ExecOutput> {
-        if self.child.is_none() {
-            bail!("command already waited for");
-        }
         let mut pipes: [Option<OwnedFd>; 2] = [
             self.stdout.take().map(OwnedFd::from),
             self.stderr.take().map(OwnedFd::from),
@@ -354,10 +351,11 @@ impl Running {
         let status = {
             let mut reaped = self.group.reaped.lock().unwrap_or_else(|e| e.into_inner());
             *reaped = true;
-            match self.child.take() {
-                Some(mut child) => child.wait().context("reaping the command")?,
-                None => bail!("command already waited for"),
-            }
+            // Only `wait` (which consumes self) and Drop take the child.
+            let Some(mut child) = self.child.take() else {
+                bail!("command already reaped");
+            };
+            child.wait().context("reaping the command")?
         };
         Ok(capture.finish(
             status.code(),
