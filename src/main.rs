@@ -5,6 +5,7 @@
 //! `sandbox`, with global `-c/--config key=value` overrides accepted before and after the
 //! subcommand. What each subcommand does lives in its own module.
 
+mod apply_patch;
 mod config;
 mod exec;
 mod ids;
@@ -15,6 +16,7 @@ mod rpc;
 mod sandbox;
 mod secret;
 mod server;
+mod thread;
 mod time;
 
 use std::ffi::OsString;
@@ -27,6 +29,10 @@ Usage: codex-lite [OPTIONS] <COMMAND>
 
 Commands:
   app-server [--listen stdio://]   Serve the app-server protocol (JSON lines) on stdin/stdout
+  sandbox linux|macos [--full-auto] [--] COMMAND...
+                                   Run a command under the sandbox (read-only by default,
+                                   workspace-write with --full-auto); aliases: sandbox landlock,
+                                   sandbox seatbelt, debug landlock
 
 Options:
   -c, --config <key=value>  Override a config.toml setting (dotted key, TOML value or plain
@@ -44,6 +50,8 @@ Environment:
 #[derive(Debug, PartialEq)]
 enum Command {
     AppServer,
+    /// `sandbox <platform> …` / `debug landlock …`: the arguments from the platform word on.
+    Sandbox(Vec<OsString>),
     Help,
     Version,
 }
@@ -65,22 +73,19 @@ fn main() {
     match arg0 {
         // Before anything else: the helper must stay single-threaded.
         sandbox::linux::HELPER_ARG0 => std::process::exit(sandbox::linux::helper_main(&args[1..])),
-        "apply_patch" | "applypatch" => not_yet_implemented("apply_patch"),
+        _ if apply_patch::is_arg0_name(
+            args.first().map(OsString::as_os_str).unwrap_or_default(),
+        ) =>
+        {
+            std::process::exit(apply_patch::main_arg0(args[1..].to_vec()))
+        }
         _ => {}
     }
     if args
         .get(1)
-        .is_some_and(|a| a == "--codex-run-as-apply-patch")
+        .is_some_and(|a| a == apply_patch::RUN_AS_APPLY_PATCH_ARG)
     {
-        not_yet_implemented("--codex-run-as-apply-patch");
-    }
-    match (
-        args.get(1).and_then(|a| a.to_str()),
-        args.get(2).and_then(|a| a.to_str()),
-    ) {
-        (Some("sandbox"), _) => std::process::exit(sandbox::cli::main(&args[2..])),
-        (Some("debug"), Some("landlock")) => std::process::exit(sandbox::cli::main(&args[2..])),
-        _ => {}
+        std::process::exit(apply_patch::main_run_as(args.get(2).cloned()));
     }
     let cli = match parse_cli(args.get(1..).unwrap_or_default()) {
         Ok(cli) => cli,
@@ -100,6 +105,7 @@ fn main() {
             println!("codex-lite {}", env!("CARGO_PKG_VERSION"));
             0
         }
+        Command::Sandbox(rest) => sandbox::cli::main(&with_overrides(rest, &cli.overrides)),
         Command::AppServer => match config::load(&cli.overrides) {
             Ok(config) => server::run(config),
             Err(e) => {
@@ -111,9 +117,17 @@ fn main() {
     std::process::exit(code);
 }
 
-fn not_yet_implemented(what: &str) -> ! {
-    eprintln!("codex-lite: {what} is not implemented yet");
-    std::process::exit(1);
+/// Puts global `-c` overrides right after the sandbox platform word, where the sandbox CLI
+/// reads its own.
+fn with_overrides(rest: Vec<OsString>, overrides: &[String]) -> Vec<OsString> {
+    let mut args = rest.into_iter();
+    let mut out: Vec<OsString> = args.next().into_iter().collect();
+    for kv in overrides {
+        out.push("-c".into());
+        out.push(kv.into());
+    }
+    out.extend(args);
+    out
 }
 
 fn parse_cli(args: &[OsString]) -> Result<Cli, String> {
@@ -142,6 +156,23 @@ fn parse_cli(args: &[OsString]) -> Result<Cli, String> {
                 });
             }
             ("app-server", None) => command = Some(Command::AppServer),
+            ("sandbox", None) => {
+                let rest = iter.cloned().collect();
+                return Ok(Cli {
+                    command: Command::Sandbox(rest),
+                    overrides,
+                });
+            }
+            ("debug", None) => {
+                let rest: Vec<OsString> = iter.cloned().collect();
+                if rest.first().is_some_and(|w| w == "landlock") {
+                    return Ok(Cli {
+                        command: Command::Sandbox(rest),
+                        overrides,
+                    });
+                }
+                return Err("unrecognized subcommand 'debug' (only 'debug landlock')".to_string());
+            }
             ("--listen", Some(Command::AppServer)) => {
                 let url = iter
                     .next()

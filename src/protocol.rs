@@ -393,3 +393,175 @@ pub struct Thread {
     /// Reasoning effort in use.
     pub reasoning_effort: Option<String>,
 }
+
+/// `ThreadTokenUsage`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThreadTokenUsage {
+    /// Accumulated over the thread.
+    pub total: TokenUsage,
+    /// The last model response.
+    pub last: TokenUsage,
+    /// The model's context window, when known.
+    pub model_context_window: Option<i64>,
+}
+
+/// Notification params shared by many methods. Borrowed, so the per-delta path allocates
+/// nothing beyond the serialized line.
+pub mod notify {
+    use serde::Serialize;
+
+    use super::{ThreadItem, ThreadStatus, ThreadTokenUsage, Turn, TurnError};
+
+    /// `item/started`.
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ItemStarted<'a> {
+        /// Thread id.
+        pub thread_id: &'a str,
+        /// Turn id.
+        pub turn_id: &'a str,
+        /// The item as it starts.
+        pub item: &'a ThreadItem,
+        /// Unix ms.
+        pub started_at_ms: u64,
+    }
+
+    /// `item/completed`.
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ItemCompleted<'a> {
+        /// Thread id.
+        pub thread_id: &'a str,
+        /// Turn id.
+        pub turn_id: &'a str,
+        /// The item as completed.
+        pub item: &'a ThreadItem,
+        /// Unix ms.
+        pub completed_at_ms: u64,
+    }
+
+    /// `item/agentMessage/delta` and `item/commandExecution/outputDelta`.
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ItemDelta<'a> {
+        /// Thread id.
+        pub thread_id: &'a str,
+        /// Turn id.
+        pub turn_id: &'a str,
+        /// Item id.
+        pub item_id: &'a str,
+        /// The new text.
+        pub delta: &'a str,
+    }
+
+    /// `item/reasoning/summaryTextDelta`.
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct SummaryDelta<'a> {
+        /// Thread id.
+        pub thread_id: &'a str,
+        /// Turn id.
+        pub turn_id: &'a str,
+        /// Item id.
+        pub item_id: &'a str,
+        /// Which summary part.
+        pub summary_index: i64,
+        /// The new text.
+        pub delta: &'a str,
+    }
+
+    /// `turn/started` and `turn/completed`.
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct TurnEvent<'a> {
+        /// Thread id.
+        pub thread_id: &'a str,
+        /// The turn.
+        pub turn: &'a Turn,
+    }
+
+    /// `thread/status/changed`.
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct StatusChanged<'a> {
+        /// Thread id.
+        pub thread_id: &'a str,
+        /// New status.
+        pub status: &'a ThreadStatus,
+    }
+
+    /// `error`.
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Error<'a> {
+        /// Thread id.
+        pub thread_id: &'a str,
+        /// Turn id.
+        pub turn_id: &'a str,
+        /// Whether the server retries by itself.
+        pub will_retry: bool,
+        /// What happened.
+        pub error: &'a TurnError,
+    }
+
+    /// `thread/tokenUsage/updated`.
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct TokenUsageUpdated<'a> {
+        /// Thread id.
+        pub thread_id: &'a str,
+        /// Turn id.
+        pub turn_id: &'a str,
+        /// Usage.
+        pub token_usage: ThreadTokenUsage,
+    }
+
+    /// `turn/diff/updated`.
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct DiffUpdated<'a> {
+        /// Thread id.
+        pub thread_id: &'a str,
+        /// Turn id.
+        pub turn_id: &'a str,
+        /// The turn's cumulative unified diff.
+        pub diff: &'a str,
+    }
+
+    /// `serverRequest/resolved`.
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct RequestResolved<'a> {
+        /// Thread id.
+        pub thread_id: &'a str,
+        /// Our request id.
+        pub request_id: i64,
+    }
+
+    /// `thread/started` and `thread/unarchived`'s result.
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ThreadEvent<'a> {
+        /// The thread.
+        pub thread: &'a super::Thread,
+    }
+
+    /// `thread/archived` and `thread/unarchived`.
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ThreadIdOnly<'a> {
+        /// Thread id.
+        pub thread_id: &'a str,
+    }
+
+    /// `thread/name/updated`.
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct NameUpdated<'a> {
+        /// Thread id.
+        pub thread_id: &'a str,
+        /// The new name.
+        pub thread_name: Option<&'a str>,
+    }
+}

@@ -1,5 +1,6 @@
 //! One module per area of behaviour; each test drives the real `codex-lite` binary.
 
+mod apply_patch;
 mod cli;
 mod mock_selftest;
 mod rpc;

@@ -1,0 +1,259 @@
+//! Thread state in memory: settings, the conversation history sent to the model, the turns and
+//! items shown to clients, status, token usage, session approvals, and the handle of the running
+//! turn. The rollout file format is `rollout.rs`'s; running a turn is `turn.rs`'s; the thread/*
+//! request handlers are `threads.rs`'s.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crossbeam_channel::Sender;
+use serde_json::Value;
+
+use crate::config::{ApprovalPolicy, Config};
+use crate::exec::KillHandle;
+use crate::protocol::{Thread, ThreadItem, ThreadStatus, TokenUsage, Turn, UserInput};
+use crate::rollout::{Entry, Rollout, TurnContext};
+use crate::sandbox::SandboxPolicy;
+
+/// How a thread's turns run; thread defaults that `turn/start` may override.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The thread's effective configuration (providers, retries, base URLs).
+    pub config: Config,
+    /// Absolute working directory.
+    pub cwd: PathBuf,
+    /// Model slug.
+    pub model: String,
+    /// Reasoning effort for reasoning models.
+    pub effort: Option<String>,
+    /// Reasoning summary mode for reasoning models.
+    pub summary: String,
+    /// When to ask the client.
+    pub approval: ApprovalPolicy,
+    /// Where commands run.
+    pub sandbox: SandboxPolicy,
+    /// Replaces our base instructions when set.
+    pub base_instructions: Option<String>,
+    /// Added to the developer message when set.
+    pub developer_instructions: Option<String>,
+}
+
+impl Settings {
+    /// The record of these settings written at each turn start.
+    pub fn context(&self) -> TurnContext {
+        TurnContext {
+            cwd: self.cwd.display().to_string(),
+            model: self.model.clone(),
+            effort: self.effort.clone(),
+            summary: Some(self.summary.clone()),
+            approval_policy: self.approval.as_str().to_string(),
+            sandbox_policy: serde_json::to_value(&self.sandbox).unwrap_or(Value::Null),
+        }
+    }
+}
+
+/// Messages to a running turn.
+#[derive(Debug)]
+pub enum Control {
+    /// Stop now (`turn/interrupt`, or the connection closed).
+    Interrupt,
+    /// More user input for the running turn (`turn/steer`).
+    Steer(Vec<UserInput>),
+}
+
+/// The handle the main loop keeps to a running turn.
+pub struct TurnHandle {
+    /// The turn's id.
+    pub turn_id: String,
+    control: Sender<Control>,
+    interrupted: AtomicBool,
+    running_command: Mutex<Option<KillHandle>>,
+    finished: AtomicBool,
+}
+
+impl TurnHandle {
+    /// A handle sending to the turn's control channel.
+    pub fn new(turn_id: String, control: Sender<Control>) -> Self {
+        Self {
+            turn_id,
+            control,
+            interrupted: AtomicBool::new(false),
+            running_command: Mutex::new(None),
+            finished: AtomicBool::new(false),
+        }
+    }
+
+    /// Stops the turn: flags it, kills its running command's process group at once, and wakes
+    /// it wherever it waits (stream, approval, backoff). Idempotent.
+    pub fn interrupt(&self) {
+        self.interrupted.store(true, Ordering::SeqCst);
+        if let Some(kill) = lock(&self.running_command).as_ref() {
+            kill.kill();
+        }
+        let _ = self.control.try_send(Control::Interrupt);
+    }
+
+    /// Whether an interrupt was requested.
+    pub fn is_interrupted(&self) -> bool {
+        self.interrupted.load(Ordering::SeqCst)
+    }
+
+    /// Queues steering input; false when the turn already finished.
+    pub fn steer(&self, input: Vec<UserInput>) -> bool {
+        !self.is_finished() && self.control.send(Control::Steer(input)).is_ok()
+    }
+
+    /// Registers (or clears) the command the turn is waiting on, so an interrupt kills it.
+    /// Registering after an interrupt kills at once.
+    pub fn set_running_command(&self, kill: Option<KillHandle>) {
+        let mut slot = lock(&self.running_command);
+        if let (Some(k), true) = (&kill, self.is_interrupted()) {
+            k.kill();
+        }
+        *slot = kill;
+    }
+
+    /// Marks the turn's thread as done.
+    pub fn set_finished(&self) {
+        self.finished.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the turn's thread is done.
+    pub fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::SeqCst)
+    }
+}
+
+/// Commands and roots the user approved for the rest of the session (`acceptForSession`).
+#[derive(Debug, Default)]
+pub struct SessionApprovals {
+    /// Exact argv vectors.
+    pub commands: HashSet<Vec<String>>,
+    /// Roots under which patches are not asked about again.
+    pub patch_roots: Vec<PathBuf>,
+}
+
+/// One loaded thread.
+pub struct ThreadState {
+    /// Thread id.
+    pub id: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds of the last change.
+    pub updated_at: i64,
+    /// First user text.
+    pub preview: String,
+    /// User-given name.
+    pub name: Option<String>,
+    /// Kept in memory only.
+    pub ephemeral: bool,
+    /// Source thread of a fork.
+    pub forked_from_id: Option<String>,
+    /// The creating client.
+    pub originator: Option<String>,
+    /// Current defaults.
+    pub settings: Settings,
+    /// The conversation as sent to the model, each item with its turn id.
+    pub history: Vec<(String, Value)>,
+    /// The settings the model was last told about (to resend context when they change).
+    pub told_context: Option<TurnContext>,
+    /// Turns with their completed items.
+    pub turns: Vec<Turn>,
+    /// Current status.
+    pub status: ThreadStatus,
+    /// Tokens used by the whole thread.
+    pub total_usage: TokenUsage,
+    /// The rollout, unless ephemeral.
+    pub rollout: Option<Rollout>,
+    /// Session-wide approvals.
+    pub approvals: SessionApprovals,
+    /// The running turn.
+    pub active: Option<Arc<TurnHandle>>,
+}
+
+/// A loaded thread shared between the main loop and its turn thread.
+pub type SharedThread = Arc<Mutex<ThreadState>>;
+
+/// Locks a mutex, recovering the data if a panicking thread poisoned it (a panicked turn must
+/// not make the thread unusable).
+pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl ThreadState {
+    /// The protocol view; `turns` only when asked for.
+    pub fn to_protocol(&self, include_turns: bool) -> Thread {
+        Thread {
+            id: self.id.clone(),
+            session_id: self.id.clone(),
+            preview: self.preview.clone(),
+            ephemeral: self.ephemeral,
+            model: Some(self.settings.model.clone()),
+            model_provider: self.settings.config.model_provider.clone(),
+            cwd: self.settings.cwd.display().to_string(),
+            path: self
+                .rollout
+                .as_ref()
+                .map(|r| r.path().display().to_string()),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            status: self.status.clone(),
+            name: self.name.clone(),
+            turns: if include_turns {
+                self.turns.clone()
+            } else {
+                Vec::new()
+            },
+            cli_version: env!("CARGO_PKG_VERSION").to_string(),
+            originator: self.originator.clone(),
+            source: "appServer",
+            forked_from_id: self.forked_from_id.clone(),
+            project_id: None,
+            reasoning_effort: self.settings.effort.clone(),
+        }
+    }
+
+    /// Appends to the rollout (if any). A failing disk must not stop the conversation: the
+    /// error is logged and the thread goes on in memory.
+    pub fn record(&mut self, entry: &Entry) {
+        self.updated_at = crate::time::unix_seconds() as i64;
+        if let Some(rollout) = self.rollout.as_mut() {
+            if let Err(e) = rollout.append(entry) {
+                crate::log::error(&format!("thread {}: {e:#}", self.id));
+            }
+        }
+    }
+
+    /// Adds an item to the model-facing history and records it.
+    pub fn push_history(&mut self, turn_id: &str, item: Value) {
+        self.record(&Entry::ResponseItem(item.clone()));
+        self.history.push((turn_id.to_string(), item));
+    }
+
+    /// Adds a completed item to the turn `turn_id` and records it; sets the preview from the
+    /// first user text.
+    pub fn push_item(&mut self, turn_id: &str, item: &ThreadItem) {
+        if self.preview.is_empty() {
+            if let Some(text) = crate::rollout::user_text(item) {
+                self.preview = text;
+            }
+        }
+        self.record(&Entry::ThreadItem {
+            turn_id: turn_id.to_string(),
+            item: item.clone(),
+        });
+        if let Some(turn) = self.turns.iter_mut().rev().find(|t| t.id == turn_id) {
+            turn.items.push(item.clone());
+        }
+    }
+
+    /// Whether patches under `path` were approved for the session.
+    pub fn is_patch_root_approved(&self, path: &Path) -> bool {
+        self.approvals
+            .patch_roots
+            .iter()
+            .any(|root| path.starts_with(root))
+    }
+}

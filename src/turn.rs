@@ -1,0 +1,685 @@
+//! One turn, on its own thread `turn-<id>`: the loop model → tool calls → outputs → model until
+//! the model answers without calling a tool; the items and notifications of protocol.md §6–7 in
+//! their order; stream-level retries; interrupt and steer; token usage; the failure path. The
+//! tools themselves (shell, apply_patch, approvals) are `tools.rs`'s; HTTP is `client.rs`'s.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, select};
+use serde_json::Value;
+
+use crate::client::{ClientError, ModelClient, StreamEvent};
+use crate::protocol::notify;
+use crate::protocol::{
+    ActiveFlag, ThreadItem, ThreadStatus, ThreadTokenUsage, TokenUsage, Turn, TurnError,
+    TurnStatus, UserInput,
+};
+use crate::rollout::Entry;
+use crate::rpc::Rpc;
+use crate::thread::{Control, SharedThread, TurnHandle, lock};
+use crate::tools::{ToolCall, ToolEnv, Tools};
+
+/// Longest pause between stream-level retries.
+const MAX_STREAM_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Everything a turn needs, handed over by the main loop.
+pub struct TurnStart {
+    /// The connection.
+    pub rpc: Rpc,
+    /// The thread it runs on (its settings are already updated with the turn's overrides).
+    pub thread: SharedThread,
+    /// The handle the main loop keeps.
+    pub handle: Arc<TurnHandle>,
+    /// Interrupt and steer messages.
+    pub control: Receiver<Control>,
+    /// The model client for this turn.
+    pub client: ModelClient,
+    /// The user's input.
+    pub input: Vec<UserInput>,
+    /// Process environment for commands.
+    pub tool_env: Arc<ToolEnv>,
+}
+
+/// How a turn ended.
+pub enum Outcome {
+    /// The model answered without calling tools.
+    Completed,
+    /// `turn/interrupt`, a `cancel` decision, or the connection closed.
+    Interrupted,
+    /// A final failure.
+    Failed(TurnError),
+}
+
+/// What one round trip produced.
+enum Round {
+    /// `response.completed`: the output items in order and the tool calls among them.
+    Done {
+        outputs: Vec<Value>,
+        calls: Vec<ToolCall>,
+    },
+    Interrupted,
+    Failed(ClientError),
+}
+
+struct OpenItem {
+    item: ThreadItem,
+    got_delta: bool,
+}
+
+/// The running turn's state, shared with `tools.rs`.
+pub struct TurnRunner {
+    /// The connection.
+    pub rpc: Rpc,
+    /// The thread.
+    pub thread: SharedThread,
+    /// Thread id.
+    pub thread_id: String,
+    /// Turn id.
+    pub turn_id: String,
+    /// The main loop's handle (interrupt flag, running command).
+    pub handle: Arc<TurnHandle>,
+    /// Interrupt and steer messages.
+    pub control: Receiver<Control>,
+    client: ModelClient,
+    /// Steering input waiting for the next model request.
+    pending_input: Vec<Vec<UserInput>>,
+    /// Completed items of this turn, for `turn/completed`.
+    items: Vec<ThreadItem>,
+    /// The tool runner.
+    tools: Tools,
+}
+
+/// Starts the turn thread. The main loop has already answered `turn/start`.
+pub fn spawn(start: TurnStart) -> std::io::Result<()> {
+    let (thread_id, turn_id) = {
+        let state = lock(&start.thread);
+        (state.id.clone(), start.handle.turn_id.clone())
+    };
+    let name = format!("turn-{turn_id}");
+    let rpc = start.rpc.clone();
+    let thread = start.thread.clone();
+    let handle = start.handle.clone();
+    std::thread::Builder::new().name(name).spawn(move || {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(start)));
+        if outcome.is_err() {
+            // A bug in a turn must cost the turn, not the server.
+            crate::log::error(&format!("turn {turn_id} panicked"));
+            let error = TurnError {
+                message: "internal error: the turn stopped unexpectedly".to_string(),
+                codex_error_info: Some(crate::protocol::CodexErrorInfo::Other),
+                additional_details: None,
+            };
+            finish_turn(&rpc, &thread, &thread_id, &turn_id, &handle, Vec::new(), Outcome::Failed(error));
+        }
+    })?;
+    Ok(())
+}
+
+fn run(start: TurnStart) {
+    let (thread_id, settings) = {
+        let state = lock(&start.thread);
+        (state.id.clone(), state.settings.clone())
+    };
+    let turn_id = start.handle.turn_id.clone();
+    let tools = Tools::new(start.tool_env.clone(), settings);
+    let mut runner = TurnRunner {
+        rpc: start.rpc,
+        thread: start.thread,
+        thread_id,
+        turn_id,
+        handle: start.handle,
+        control: start.control,
+        client: start.client,
+        pending_input: Vec::new(),
+        items: Vec::new(),
+        tools,
+    };
+    runner.begin(start.input);
+    let outcome = runner.agent_loop();
+    let items = std::mem::take(&mut runner.items);
+    finish_turn(
+        &runner.rpc,
+        &runner.thread,
+        &runner.thread_id,
+        &runner.turn_id,
+        &runner.handle,
+        items,
+        outcome,
+    );
+}
+
+/// Ends a turn: history note on interrupt, `error` on failure, the thread's status, the rollout
+/// boundary, `turn/completed` last.
+fn finish_turn(
+    rpc: &Rpc,
+    thread: &SharedThread,
+    thread_id: &str,
+    turn_id: &str,
+    handle: &TurnHandle,
+    items: Vec<ThreadItem>,
+    outcome: Outcome,
+) {
+    let (status, error) = match outcome {
+        Outcome::Completed => (TurnStatus::Completed, None),
+        Outcome::Interrupted => (TurnStatus::Interrupted, None),
+        Outcome::Failed(error) => (TurnStatus::Failed, Some(error)),
+    };
+    if let Some(error) = &error {
+        rpc.notify(
+            "error",
+            notify::Error {
+                thread_id,
+                turn_id,
+                will_retry: false,
+                error,
+            },
+        );
+    }
+    let thread_status = if error.is_some() {
+        ThreadStatus::SystemError
+    } else {
+        ThreadStatus::Idle
+    };
+    let turn = Turn {
+        id: turn_id.to_string(),
+        items,
+        status,
+        error: error.clone(),
+    };
+    {
+        let mut state = lock(thread);
+        if status == TurnStatus::Interrupted {
+            state.push_history(turn_id, crate::prompt::interrupted_note());
+        }
+        state.record(&Entry::TurnCompleted {
+            turn_id: turn_id.to_string(),
+            status,
+            error,
+        });
+        if let Some(t) = state.turns.iter_mut().rev().find(|t| t.id == turn_id) {
+            t.status = status;
+            t.error = turn.error.clone();
+        }
+        state.status = thread_status.clone();
+        state.active = None;
+        handle.set_finished();
+        // Emitted under the lock so no other status change can slip in between.
+        rpc.notify(
+            "thread/status/changed",
+            notify::StatusChanged {
+                thread_id,
+                status: &thread_status,
+            },
+        );
+        rpc.notify(
+            "turn/completed",
+            notify::TurnEvent {
+                thread_id,
+                turn: &turn,
+            },
+        );
+    }
+}
+
+impl TurnRunner {
+    /// Sets the thread's status and tells the client.
+    pub fn set_status(&self, status: ThreadStatus) {
+        let mut state = lock(&self.thread);
+        state.status = status.clone();
+        self.rpc.notify(
+            "thread/status/changed",
+            notify::StatusChanged {
+                thread_id: &self.thread_id,
+                status: &status,
+            },
+        );
+    }
+
+    /// `active` with or without the waiting-on-approval flag.
+    pub fn set_waiting_on_approval(&self, waiting: bool) {
+        let flags = if waiting {
+            vec![ActiveFlag::WaitingOnApproval]
+        } else {
+            Vec::new()
+        };
+        self.set_status(ThreadStatus::Active {
+            active_flags: flags,
+        });
+    }
+
+    /// Emits `item/started`.
+    pub fn item_started(&self, item: &ThreadItem) {
+        self.rpc.notify(
+            "item/started",
+            notify::ItemStarted {
+                thread_id: &self.thread_id,
+                turn_id: &self.turn_id,
+                item,
+                started_at_ms: crate::time::unix_millis(),
+            },
+        );
+    }
+
+    /// Emits `item/completed`, records the item, and keeps it for `turn/completed`.
+    pub fn item_completed(&mut self, item: ThreadItem) {
+        self.rpc.notify(
+            "item/completed",
+            notify::ItemCompleted {
+                thread_id: &self.thread_id,
+                turn_id: &self.turn_id,
+                item: &item,
+                completed_at_ms: crate::time::unix_millis(),
+            },
+        );
+        lock(&self.thread).push_item(&self.turn_id, &item);
+        self.items.push(item);
+    }
+
+    /// Emits a delta notification (`item/agentMessage/delta`, `item/commandExecution/outputDelta`).
+    pub fn item_delta(&self, method: &str, item_id: &str, delta: &str) {
+        self.rpc.notify(
+            method,
+            notify::ItemDelta {
+                thread_id: &self.thread_id,
+                turn_id: &self.turn_id,
+                item_id,
+                delta,
+            },
+        );
+    }
+
+    /// Adds a model-facing history item.
+    pub fn push_history(&self, item: Value) {
+        lock(&self.thread).push_history(&self.turn_id, item);
+    }
+
+    fn begin(&mut self, input: Vec<UserInput>) {
+        {
+            let mut state = lock(&self.thread);
+            state.turns.push(Turn {
+                id: self.turn_id.clone(),
+                items: Vec::new(),
+                status: TurnStatus::InProgress,
+                error: None,
+            });
+            state.record(&Entry::TurnStarted {
+                turn_id: self.turn_id.clone(),
+            });
+            let context = state.settings.context();
+            state.record(&Entry::TurnContext(context.clone()));
+            if state.told_context.as_ref() != Some(&context) {
+                for item in crate::prompt::context_messages(&state.settings) {
+                    state.push_history(&self.turn_id, item);
+                }
+                state.told_context = Some(context);
+            }
+        }
+        self.set_waiting_on_approval(false);
+        let turn = Turn {
+            id: self.turn_id.clone(),
+            items: Vec::new(),
+            status: TurnStatus::InProgress,
+            error: None,
+        };
+        self.rpc.notify(
+            "turn/started",
+            notify::TurnEvent {
+                thread_id: &self.thread_id,
+                turn: &turn,
+            },
+        );
+        self.add_user_input(input);
+    }
+
+    fn add_user_input(&mut self, input: Vec<UserInput>) {
+        let history_item = crate::prompt::user_message(&input);
+        let item = ThreadItem::UserMessage {
+            id: crate::ids::uuid_v7(),
+            content: input,
+        };
+        self.item_started(&item);
+        self.push_history(history_item);
+        self.item_completed(item);
+    }
+
+    /// Collects steering input that arrived while no one was listening.
+    fn collect_control(&mut self) {
+        while let Ok(message) = self.control.try_recv() {
+            if let Control::Steer(input) = message {
+                self.pending_input.push(input);
+            }
+        }
+    }
+
+    fn agent_loop(&mut self) -> Outcome {
+        loop {
+            self.collect_control();
+            for input in std::mem::take(&mut self.pending_input) {
+                self.add_user_input(input);
+            }
+            if self.handle.is_interrupted() {
+                return Outcome::Interrupted;
+            }
+            let body = {
+                let state = lock(&self.thread);
+                crate::prompt::request_body(
+                    &state.settings,
+                    &self.thread_id,
+                    state.history.iter().map(|(_, item)| item),
+                )
+            };
+            let (outputs, calls) = match self.sample(&body) {
+                Round::Done { outputs, calls } => (outputs, calls),
+                Round::Interrupted => return Outcome::Interrupted,
+                Round::Failed(error) => return Outcome::Failed(turn_error(&error)),
+            };
+            for output in &outputs {
+                self.push_history(crate::prompt::output_as_input(output));
+            }
+            if calls.is_empty() {
+                // Input steered in while the model answered has not been seen yet: go again.
+                self.collect_control();
+                if self.pending_input.is_empty() {
+                    return Outcome::Completed;
+                }
+                continue;
+            }
+            let mut calls = calls.into_iter();
+            while let Some(call) = calls.next() {
+                let result = crate::tools::run_call(self, &call);
+                self.push_history(result.output);
+                if result.cancelled || self.handle.is_interrupted() {
+                    // Every call the model made needs an output, or the next request is invalid.
+                    for rest in calls {
+                        self.push_history(rest.output_item("aborted: the turn was interrupted"));
+                    }
+                    return Outcome::Interrupted;
+                }
+            }
+        }
+    }
+
+    /// One model round trip with stream-level retries.
+    fn sample(&mut self, body: &Value) -> Round {
+        let max_retries = self.client.stream_max_retries();
+        let mut attempt = 0;
+        loop {
+            let stream = self.client.start(body.clone(), &self.thread_id);
+            match self.consume(&stream) {
+                Round::Failed(error) if error.is_stream_disconnect && attempt < max_retries => {
+                    drop(stream);
+                    attempt += 1;
+                    let notice = TurnError {
+                        message: format!("Reconnecting... {attempt}/{max_retries}"),
+                        codex_error_info: Some(error.info.clone()),
+                        additional_details: Some(error.message.clone()),
+                    };
+                    self.rpc.notify(
+                        "error",
+                        notify::Error {
+                            thread_id: &self.thread_id,
+                            turn_id: &self.turn_id,
+                            will_retry: true,
+                            error: &notice,
+                        },
+                    );
+                    let backoff = (Duration::from_millis(200) * 2u32.pow(attempt as u32 - 1))
+                        .min(MAX_STREAM_BACKOFF);
+                    if self.wait_interruptibly(backoff) {
+                        return Round::Interrupted;
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Sleeps up to `duration`, collecting steering input; true when interrupted meanwhile.
+    fn wait_interruptibly(&mut self, duration: Duration) -> bool {
+        let deadline = Instant::now() + duration;
+        loop {
+            if self.handle.is_interrupted() {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            match self.control.recv_timeout(left) {
+                Ok(Control::Interrupt) => return true,
+                Ok(Control::Steer(input)) => self.pending_input.push(input),
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Reads one stream to its end, turning events into items and notifications.
+    fn consume(&mut self, stream: &crate::client::ResponseStream) -> Round {
+        let idle = self.client.stream_idle_timeout();
+        let mut deadline = Instant::now() + idle;
+        let mut open: Vec<OpenItem> = Vec::new();
+        let mut outputs = Vec::new();
+        let mut calls = Vec::new();
+        loop {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            select! {
+                recv(stream.events()) -> event => {
+                    deadline = Instant::now() + idle;
+                    let event = match event {
+                        Ok(event) => event,
+                        Err(_) => StreamEvent::Failed(ClientError::stream_disconnected(
+                            "stream closed before response.completed",
+                        )),
+                    };
+                    match event {
+                        StreamEvent::Retrying { delay, .. } => deadline += delay,
+                        StreamEvent::Created { .. } => {}
+                        StreamEvent::ItemAdded(item) => self.open_item(&mut open, &item),
+                        StreamEvent::TextDelta { item_id, delta } => {
+                            let index = self.find_or_open(&mut open, &item_id, false);
+                            if let ThreadItem::AgentMessage { text, .. } = &mut open[index].item {
+                                text.push_str(&delta);
+                            }
+                            open[index].got_delta = true;
+                            self.item_delta("item/agentMessage/delta", &item_id, &delta);
+                        }
+                        StreamEvent::ReasoningSummaryDelta { item_id, summary_index, delta } => {
+                            let index = self.find_or_open(&mut open, &item_id, true);
+                            if let ThreadItem::Reasoning { summary, .. } = &mut open[index].item {
+                                let slot = usize::try_from(summary_index).unwrap_or(0).min(64);
+                                if summary.len() <= slot {
+                                    summary.resize(slot + 1, String::new());
+                                }
+                                summary[slot].push_str(&delta);
+                            }
+                            open[index].got_delta = true;
+                            self.rpc.notify(
+                                "item/reasoning/summaryTextDelta",
+                                notify::SummaryDelta {
+                                    thread_id: &self.thread_id,
+                                    turn_id: &self.turn_id,
+                                    item_id: &item_id,
+                                    summary_index,
+                                    delta: &delta,
+                                },
+                            );
+                        }
+                        StreamEvent::ItemDone(item) => {
+                            self.close_item(&mut open, &item);
+                            if let Some(call) = ToolCall::from_item(&item) {
+                                calls.push(call);
+                            }
+                            if is_history_item(&item) {
+                                outputs.push(item);
+                            }
+                        }
+                        StreamEvent::Completed { usage, .. } => {
+                            self.close_all(&mut open);
+                            if let Some(usage) = usage {
+                                self.record_usage(usage);
+                            }
+                            return Round::Done { outputs, calls };
+                        }
+                        StreamEvent::Failed(error) => {
+                            self.close_all(&mut open);
+                            return Round::Failed(error);
+                        }
+                    }
+                }
+                recv(self.control) -> message => match message {
+                    Ok(Control::Steer(input)) => self.pending_input.push(input),
+                    Ok(Control::Interrupt) | Err(_) => {
+                        stream.abort();
+                        self.close_all(&mut open);
+                        return Round::Interrupted;
+                    }
+                },
+                default(wait) => {
+                    stream.abort();
+                    self.close_all(&mut open);
+                    return Round::Failed(ClientError::idle_timeout(idle));
+                }
+            }
+        }
+    }
+
+    fn open_item(&self, open: &mut Vec<OpenItem>, item: &Value) {
+        let id = item.get("id").and_then(Value::as_str).unwrap_or_default();
+        match item.get("type").and_then(Value::as_str) {
+            Some("message") => {
+                self.find_or_open(open, id, false);
+            }
+            Some("reasoning") => {
+                self.find_or_open(open, id, true);
+            }
+            _ => {}
+        }
+    }
+
+    fn find_or_open(&self, open: &mut Vec<OpenItem>, id: &str, reasoning: bool) -> usize {
+        if let Some(index) = open.iter().position(|o| o.item.id() == id) {
+            return index;
+        }
+        let item = if reasoning {
+            ThreadItem::Reasoning {
+                id: id.to_string(),
+                summary: Vec::new(),
+                content: Vec::new(),
+            }
+        } else {
+            ThreadItem::AgentMessage {
+                id: id.to_string(),
+                text: String::new(),
+            }
+        };
+        self.item_started(&item);
+        open.push(OpenItem {
+            item,
+            got_delta: false,
+        });
+        open.len() - 1
+    }
+
+    fn close_item(&mut self, open: &mut Vec<OpenItem>, item: &Value) {
+        let id = item.get("id").and_then(Value::as_str).unwrap_or_default();
+        let kind = item.get("type").and_then(Value::as_str);
+        let reasoning = match kind {
+            Some("message") => false,
+            Some("reasoning") => true,
+            _ => return,
+        };
+        let index = self.find_or_open(open, id, reasoning);
+        let mut entry = open.remove(index);
+        if !entry.got_delta {
+            match &mut entry.item {
+                ThreadItem::AgentMessage { text, .. } => {
+                    *text = message_text(item);
+                    // Keep "concatenated deltas equal the final text" even when the model sent
+                    // the text only with the finished item.
+                    if !text.is_empty() {
+                        self.item_delta("item/agentMessage/delta", id, text);
+                    }
+                }
+                ThreadItem::Reasoning { summary, .. } => *summary = summary_texts(item),
+                _ => {}
+            }
+        }
+        self.item_completed(entry.item);
+    }
+
+    fn close_all(&mut self, open: &mut Vec<OpenItem>) {
+        for entry in open.drain(..) {
+            self.item_completed(entry.item);
+        }
+    }
+
+    fn record_usage(&self, last: TokenUsage) {
+        let total = {
+            let mut state = lock(&self.thread);
+            state.total_usage.add(&last);
+            let total = state.total_usage;
+            state.record(&Entry::TokenUsage { total });
+            total
+        };
+        self.rpc.notify(
+            "thread/tokenUsage/updated",
+            notify::TokenUsageUpdated {
+                thread_id: &self.thread_id,
+                turn_id: &self.turn_id,
+                token_usage: ThreadTokenUsage {
+                    total,
+                    last,
+                    model_context_window: None,
+                },
+            },
+        );
+    }
+
+    /// The tool runner and its per-turn state.
+    pub fn tools(&mut self) -> &mut Tools {
+        &mut self.tools
+    }
+}
+
+/// Output items worth sending back: messages, reasoning and tool calls (other kinds, such as
+/// hosted-tool calls we did not offer, are dropped).
+fn is_history_item(item: &Value) -> bool {
+    matches!(
+        item.get("type").and_then(Value::as_str),
+        Some("message" | "reasoning" | "function_call" | "custom_tool_call")
+    )
+}
+
+fn message_text(item: &Value) -> String {
+    item.get("content")
+        .and_then(Value::as_array)
+        .map(|parts| {
+            parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .collect::<String>()
+        })
+        .unwrap_or_default()
+}
+
+fn summary_texts(item: &Value) -> Vec<String> {
+    item.get("summary")
+        .and_then(Value::as_array)
+        .map(|parts| {
+            parts
+                .iter()
+                .filter_map(|p| p.get("text").and_then(Value::as_str))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn turn_error(error: &ClientError) -> TurnError {
+    TurnError {
+        message: error.message.clone(),
+        codex_error_info: Some(error.info.clone()),
+        additional_details: None,
+    }
+}
