@@ -17,7 +17,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::ffi::OsString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, Stdio};
@@ -267,9 +267,6 @@ impl Running {
     /// and when output keeps flowing [`DRAIN_GRACE`] after the leader exited; returns at the
     /// latest one more grace later even if an escaped process still holds the pipes.
     pub fn wait(mut self, on_output: &mut dyn FnMut(OutputStream, &[u8])) -> Result<ExecOutput> {
-        if self.child.is_none() {
-            bail!("command already waited for");
-        }
         let mut pipes: [Option<OwnedFd>; 2] = [
             self.stdout.take().map(OwnedFd::from),
             self.stderr.take().map(OwnedFd::from),
@@ -354,10 +351,11 @@ impl Running {
         let status = {
             let mut reaped = self.group.reaped.lock().unwrap_or_else(|e| e.into_inner());
             *reaped = true;
-            match self.child.take() {
-                Some(mut child) => child.wait().context("reaping the command")?,
-                None => bail!("command already waited for"),
-            }
+            // Only `wait` (which consumes self) and Drop take the child.
+            let Some(mut child) = self.child.take() else {
+                bail!("command already reaped");
+            };
+            child.wait().context("reaping the command")?
         };
         Ok(capture.finish(
             status.code(),
@@ -442,6 +440,7 @@ fn leader_exited(pid: libc::pid_t) -> Result<bool> {
 fn open_pidfd(pid: libc::pid_t) -> Option<OwnedFd> {
     #[cfg(target_os = "linux")]
     {
+        use std::os::fd::FromRawFd;
         // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
         let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
         let fd = RawFd::try_from(fd).ok().filter(|fd| *fd >= 0)?;

@@ -209,7 +209,9 @@ fn dropping_unwaited_kills_and_reaps() {
 
 #[test]
 fn head_tail_buffer_keeps_both_ends() {
-    let cases: [(usize, &[&[u8]], &[u8], usize); 6] = [
+    /// (cap, chunks pushed, bytes kept, bytes dropped)
+    type Case<'a> = (usize, &'a [&'a [u8]], &'a [u8], usize);
+    let cases: [Case; 6] = [
         (10, &[b"abc"], b"abc", 0),
         (10, &[b"0123456789"], b"0123456789", 0),
         (10, &[b"0123456789ab"], b"01234789ab", 2),

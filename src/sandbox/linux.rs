@@ -5,8 +5,9 @@
 //! codex-linux-sandbox --sandbox-policy-cwd <cwd> --sandbox-policy '<policy JSON>' -- <program> <args…>
 //! ```
 //! Steps: `PR_SET_NO_NEW_PRIVS` (unless danger-full-access); read-only bind mounts of the
-//! carve-outs (when writes are restricted); the seccomp network filter (when the network is off);
-//! Landlock (when writes are restricted); `execvp`. Usage errors exit 2; setup failures print
+//! carve-outs (when writes are restricted), then dropping the few root capabilities that could
+//! bypass them (`caps.rs`); the seccomp network filter (when the network is off); Landlock (when
+//! writes are restricted); `execvp`. Usage errors exit 2; setup failures print
 //! `codex-linux-sandbox: <reason>` and exit 125; a program that cannot be executed exits 127 (not
 //! found) or 126, like a shell. Building the helper's command line for a child is here too
 //! ([`helper_args`]); supervising that child is `crate::exec`.
@@ -23,6 +24,7 @@ pub const EXIT_USAGE: i32 = 2;
 /// Exit status when the sandbox could not be set up (the command never ran).
 pub const EXIT_SETUP_FAILED: i32 = 125;
 
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))] // only the Linux helper parses
 const USAGE: &str = "usage: codex-linux-sandbox --sandbox-policy-cwd <cwd> --sandbox-policy \
                      '<policy JSON>' -- <program> [args...]";
 
@@ -60,6 +62,7 @@ pub fn helper_main(args: &[OsString]) -> i32 {
 }
 
 /// The parsed helper command line.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 #[derive(Debug, PartialEq)]
 struct HelperArgs {
     cwd: std::path::PathBuf,
@@ -67,6 +70,7 @@ struct HelperArgs {
     command: Vec<OsString>,
 }
 
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 fn parse_args(args: &[OsString]) -> Result<HelperArgs, String> {
     let mut cwd = None;
     let mut policy = None;
@@ -123,7 +127,7 @@ mod imp {
 
     use super::{EXIT_SETUP_FAILED, EXIT_USAGE, HELPER_ARG0, USAGE, parse_args};
     use crate::sandbox::landlock::{self, LandlockError};
-    use crate::sandbox::{mounts, seccomp};
+    use crate::sandbox::{caps, mounts, seccomp};
 
     pub(super) fn run(args: &[OsString]) -> i32 {
         let args = match parse_args(args) {
@@ -197,6 +201,7 @@ mod imp {
                 paths.join(", ")
             );
         }
+        caps::drop_bypass_capabilities().map_err(|e| format!("cannot drop capabilities: {e}"))?;
         let network = policy.has_network();
         if !network {
             seccomp::install(&seccomp::network_filter())

@@ -4,13 +4,15 @@
 //! denial (§5).
 //!
 //! This module decides *what* is allowed; it does not enforce anything. Enforcement lives in the
-//! Linux helper (`linux.rs` with `seccomp.rs` and `landlock.rs`) and the Seatbelt profile
+//! Linux helper (`linux.rs` with `mounts.rs`, `caps.rs`, `seccomp.rs` and `landlock.rs`) and the Seatbelt profile
 //! (`macos.rs`); spawning and supervising the confined child is `crate::exec`.
 
 pub mod cli;
 pub mod linux;
 pub mod macos;
 
+#[cfg(target_os = "linux")]
+mod caps;
 #[cfg(target_os = "linux")]
 mod landlock;
 #[cfg(target_os = "linux")]

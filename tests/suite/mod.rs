@@ -4,4 +4,5 @@ mod apply_patch;
 mod cli;
 mod mock_selftest;
 mod rpc;
+mod sandbox;
 mod turns;
