@@ -18,6 +18,9 @@ pub const DEFAULT_MODEL: &str = "gpt-5.1-codex";
 pub const OPENAI_PROVIDER_ID: &str = "openai";
 const DEFAULT_CHATGPT_BASE_URL: &str = "https://chatgpt.com/backend-api";
 const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
+const DEFAULT_AUTH_ISSUER: &str = "https://auth.openai.com";
+/// Port of the browser login's callback server (the redirect URI registered for the client id).
+pub const DEFAULT_LOGIN_CALLBACK_PORT: u16 = 1455;
 
 /// Top-level keys this implementation understands; anything else gets one warning.
 const KNOWN_KEYS: &[&str] = &[
@@ -33,6 +36,8 @@ const KNOWN_KEYS: &[&str] = &[
     "openai_base_url",
     "forced_chatgpt_workspace_id",
     "forced_login_method",
+    "chatgpt_auth_issuer",
+    "login_callback_port",
 ];
 
 /// When the agent must ask the client before acting (`approval_policy`; default `on-request`).
@@ -179,6 +184,8 @@ struct ConfigToml {
     openai_base_url: Option<String>,
     forced_chatgpt_workspace_id: Option<OneOrMany>,
     forced_login_method: Option<ForcedLoginMethod>,
+    chatgpt_auth_issuer: Option<String>,
+    login_callback_port: Option<u16>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -217,6 +224,11 @@ pub struct Config {
     pub forced_chatgpt_workspace_id: Option<Vec<String>>,
     /// Allowed login method; `None` allows both.
     pub forced_login_method: Option<ForcedLoginMethod>,
+    /// OAuth issuer of ChatGPT logins and token refreshes (default `https://auth.openai.com`;
+    /// tests point it at a mock).
+    pub chatgpt_auth_issuer: String,
+    /// Port of the browser login's local callback server (default 1455; 0 picks a free port).
+    pub login_callback_port: u16,
     /// The merged raw table, kept so per-thread overrides re-merge with the same rules.
     raw: toml::Table,
 }
@@ -446,6 +458,10 @@ impl Config {
                 OneOrMany::Many(ids) => ids,
             }),
             forced_login_method: typed.forced_login_method,
+            chatgpt_auth_issuer: trim_slash(typed.chatgpt_auth_issuer, DEFAULT_AUTH_ISSUER),
+            login_callback_port: typed
+                .login_callback_port
+                .unwrap_or(DEFAULT_LOGIN_CALLBACK_PORT),
             raw,
         })
     }
