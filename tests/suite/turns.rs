@@ -30,7 +30,10 @@ pub fn start_thread(server: &mut AppServer, params: Value) -> String {
 /// Starts a turn with one text input; returns the turn id.
 pub fn start_turn(server: &mut AppServer, thread_id: &str, text: &str) -> String {
     let result = server
-        .call("turn/start", json!({"threadId": thread_id, "input": [{"type": "text", "text": text}]}))
+        .call(
+            "turn/start",
+            json!({"threadId": thread_id, "input": [{"type": "text", "text": text}]}),
+        )
         .expect("turn/start");
     assert_eq!(result["turn"]["status"], "inProgress");
     result["turn"]["id"].as_str().unwrap().to_string()
@@ -47,7 +50,12 @@ pub fn finish_turn(server: &mut AppServer) -> Vec<Value> {
 pub fn methods(messages: &[Value]) -> Vec<String> {
     messages
         .iter()
-        .map(|m| m.get("method").and_then(Value::as_str).unwrap_or("response").to_string())
+        .map(|m| {
+            m.get("method")
+                .and_then(Value::as_str)
+                .unwrap_or("response")
+                .to_string()
+        })
         .collect()
 }
 
@@ -77,11 +85,23 @@ fn plain_text_turn_in_reference_order() {
             "turn/completed",
         ]
     );
-    assert_eq!(messages[0]["params"]["status"], json!({"type": "active", "activeFlags": []}));
+    assert_eq!(
+        messages[0]["params"]["status"],
+        json!({"type": "active", "activeFlags": []})
+    );
     assert_eq!(messages[2]["params"]["item"]["type"], "userMessage");
-    assert_eq!(messages[2]["params"]["item"]["content"][0]["text"], "say hello");
-    assert_eq!(messages[4]["params"]["item"], json!({"type": "agentMessage", "id": "msg_1", "text": ""}));
-    let deltas: String = messages[5..8].iter().map(|m| m["params"]["delta"].as_str().unwrap()).collect();
+    assert_eq!(
+        messages[2]["params"]["item"]["content"][0]["text"],
+        "say hello"
+    );
+    assert_eq!(
+        messages[4]["params"]["item"],
+        json!({"type": "agentMessage", "id": "msg_1", "text": ""})
+    );
+    let deltas: String = messages[5..8]
+        .iter()
+        .map(|m| m["params"]["delta"].as_str().unwrap())
+        .collect();
     assert_eq!(deltas, "Hello world");
     assert_eq!(messages[8]["params"]["item"]["text"], "Hello world");
     for m in &messages[2..10] {
@@ -103,7 +123,12 @@ fn plain_text_turn_in_reference_order() {
     assert_eq!(request.header("authorization"), Some("Bearer test-key"));
     assert_eq!(request.header("originator"), Some("codex_lite_tests"));
     assert_eq!(request.header("session_id"), Some(thread_id.as_str()));
-    assert!(request.header("user-agent").unwrap().starts_with("codex_lite_tests/"));
+    assert!(
+        request
+            .header("user-agent")
+            .unwrap()
+            .starts_with("codex_lite_tests/")
+    );
     let body = request.json();
     assert_eq!(body["model"], "mock-model");
     assert_eq!(body["stream"], true);
@@ -112,8 +137,21 @@ fn plain_text_turn_in_reference_order() {
     assert!(body.get("reasoning").is_none());
     let input = body["input"].as_array().unwrap();
     assert_eq!(input[0]["role"], "developer");
-    assert!(input[1]["content"][0]["text"].as_str().unwrap().contains("<environment_context>"));
-    assert_eq!(input.last().unwrap()["content"][0], json!({"type": "input_text", "text": "say hello"}));
-    let tools: Vec<&str> = body["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert!(
+        input[1]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("<environment_context>")
+    );
+    assert_eq!(
+        input.last().unwrap()["content"][0],
+        json!({"type": "input_text", "text": "say hello"})
+    );
+    let tools: Vec<&str> = body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
     assert_eq!(tools, ["shell", "apply_patch"]);
 }

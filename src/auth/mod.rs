@@ -1,6 +1,9 @@
 //! Authentication state: the three modes of auth.md, the credentials the model client uses,
 //! and recovery from 401. (Logins and the account/* methods are `login.rs` and `accounts.rs`.)
 
+pub mod jwt;
+pub mod storage;
+
 use std::sync::Mutex;
 
 use crate::client::{AuthProvider, ClientError, Credentials};
