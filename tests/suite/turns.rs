@@ -155,3 +155,289 @@ fn plain_text_turn_in_reference_order() {
         .collect();
     assert_eq!(tools, ["shell", "apply_patch"]);
 }
+
+/// The shell call `argv` as one function call reply.
+fn shell_call(call_id: &str, args: Value) -> Reply {
+    sse(vec![
+        ev_created("r_call"),
+        ev_function_call(call_id, "shell", &args),
+        ev_completed("r_call"),
+    ])
+}
+
+fn item_of<'a>(messages: &'a [Value], method: &str, kind: &str) -> Vec<&'a Value> {
+    messages
+        .iter()
+        .filter(|m| m["method"] == method && m["params"]["item"]["type"] == kind)
+        .map(|m| &m["params"]["item"])
+        .collect()
+}
+
+#[test]
+fn reasoning_summary_deltas_and_encrypted_reasoning_in_the_next_request() {
+    let mock = MockServer::start();
+    mock.push(sse(vec![
+        ev_created("r1"),
+        ev_reasoning_added("rs_1"),
+        ev_reasoning_delta("rs_1", "Think"),
+        ev_reasoning_delta("rs_1", "ing"),
+        ev_reasoning_done("rs_1", "Thinking", "ENCRYPTED"),
+        ev_message_added("msg_1"),
+        ev_text_delta("msg_1", "done"),
+        ev_message_done("msg_1", "done"),
+        ev_completed("r1"),
+    ]));
+    mock.push(text_reply("r2", "msg_2", &["again"]));
+    let mut server = server_for(&mock);
+    let thread_id = start_thread(&mut server, json!({"model": "gpt-5-codex"}));
+    start_turn(&mut server, &thread_id, "first");
+    let messages = finish_turn(&mut server);
+    let deltas: Vec<&Value> = messages
+        .iter()
+        .filter(|m| m["method"] == "item/reasoning/summaryTextDelta")
+        .collect();
+    assert_eq!(deltas.len(), 2);
+    assert_eq!(deltas[0]["params"]["itemId"], "rs_1");
+    assert_eq!(deltas[0]["params"]["summaryIndex"], 0);
+    let reasoning = item_of(&messages, "item/completed", "reasoning");
+    assert_eq!(reasoning[0]["summary"], json!(["Thinking"]));
+    let body = mock.requests_to("/v1/responses")[0].json();
+    assert_eq!(
+        body["reasoning"],
+        json!({"effort": "medium", "summary": "auto"})
+    );
+    assert_eq!(body["include"], json!(["reasoning.encrypted_content"]));
+    let freeform = body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["type"] == "custom" && t["name"] == "apply_patch");
+    assert!(freeform, "gpt-5 models get the freeform apply_patch tool");
+
+    start_turn(&mut server, &thread_id, "second");
+    finish_turn(&mut server);
+    let input = mock.requests_to("/v1/responses")[1].json()["input"].clone();
+    let kinds: Vec<String> = input
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            format!(
+                "{}:{}",
+                i["type"].as_str().unwrap(),
+                i["role"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "message:developer",
+            "message:user",
+            "message:user",
+            "reasoning:",
+            "message:assistant",
+            "message:user"
+        ]
+    );
+    assert_eq!(input[3]["encrypted_content"], "ENCRYPTED");
+    assert!(
+        input[3].get("id").is_none(),
+        "ids are not sent back with store:false"
+    );
+    assert_eq!(input[4]["content"][0]["text"], "done");
+}
+
+#[test]
+fn shell_under_never_runs_in_the_sandbox_without_asking() {
+    let mock = MockServer::start();
+    mock.push(shell_call(
+        "call_1",
+        json!({"command": ["bash", "-lc", "echo hi; echo oops >&2; exit 3"]}),
+    ));
+    mock.push(text_reply("r2", "msg_2", &["ok"]));
+    let mut server = server_for(&mock);
+    let cwd = TempDir::new("cwd");
+    let thread_id = start_thread(
+        &mut server,
+        json!({"cwd": cwd.path(), "approvalPolicy": "never"}),
+    );
+    start_turn(&mut server, &thread_id, "run it");
+    let messages = finish_turn(&mut server);
+    assert!(
+        !methods(&messages)
+            .iter()
+            .any(|m| m.contains("requestApproval"))
+    );
+    let started = item_of(&messages, "item/started", "commandExecution");
+    assert_eq!(started[0]["id"], "call_1");
+    assert_eq!(started[0]["status"], "inProgress");
+    assert_eq!(
+        started[0]["command"],
+        "bash -lc 'echo hi; echo oops >&2; exit 3'"
+    );
+    assert_eq!(started[0]["cwd"], cwd.path().display().to_string());
+    let output: String = messages
+        .iter()
+        .filter(|m| m["method"] == "item/commandExecution/outputDelta")
+        .map(|m| m["params"]["delta"].as_str().unwrap())
+        .collect();
+    assert!(
+        output.contains("hi\n") && output.contains("oops\n"),
+        "{output}"
+    );
+    let done = item_of(&messages, "item/completed", "commandExecution");
+    assert_eq!(done[0]["status"], "failed");
+    assert_eq!(done[0]["exitCode"], 3);
+    assert!(done[0]["aggregatedOutput"].as_str().unwrap().contains("hi"));
+    assert!(done[0]["durationMs"].is_number());
+
+    let second = mock.requests_to("/v1/responses")[1].json();
+    let input = second["input"].as_array().unwrap();
+    let call = input.iter().find(|i| i["type"] == "function_call").unwrap();
+    assert_eq!(call["call_id"], "call_1");
+    let out = input
+        .iter()
+        .find(|i| i["type"] == "function_call_output")
+        .unwrap();
+    assert_eq!(out["call_id"], "call_1");
+    let payload: Value = serde_json::from_str(out["output"].as_str().unwrap()).unwrap();
+    assert_eq!(payload["metadata"]["exit_code"], 3);
+    assert!(payload["output"].as_str().unwrap().contains("oops"));
+}
+
+/// Runs one shell call under `policy` and answers its approval with `decision`; returns the
+/// turn's messages and the approval request.
+fn approve_shell(
+    decision: &str,
+    command: Value,
+    thread_params: Value,
+) -> (Vec<Value>, Value, MockServer, TempDir) {
+    let mock = MockServer::start();
+    let args = if command.is_object() {
+        command
+    } else {
+        json!({"command": command})
+    };
+    mock.push(shell_call("call_a", args));
+    mock.push(text_reply("r2", "msg_2", &["after"]));
+    let mut server = server_for(&mock);
+    let cwd = TempDir::new("cwd");
+    let mut params = thread_params;
+    params["cwd"] = json!(cwd.path());
+    let thread_id = start_thread(&mut server, params);
+    let turn_id = start_turn(&mut server, &thread_id, "go");
+    let (request, before) = server.read_until("item/commandExecution/requestApproval");
+    let tail: Vec<&str> = before
+        .iter()
+        .rev()
+        .take(2)
+        .map(|m| m["method"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        tail,
+        ["item/started", "thread/status/changed"],
+        "order before the request"
+    );
+    assert_eq!(
+        before[before.len() - 2]["params"]["status"]["activeFlags"],
+        json!(["waitingOnApproval"])
+    );
+    assert_eq!(request["params"]["threadId"], thread_id.as_str());
+    assert_eq!(request["params"]["turnId"], turn_id.as_str());
+    assert_eq!(request["params"]["itemId"], "call_a");
+    server.answer(&request["id"], json!({"decision": decision}));
+    let mut messages = finish_turn(&mut server);
+    assert_eq!(messages[0]["method"], "serverRequest/resolved");
+    assert_eq!(messages[0]["params"]["requestId"], request["id"]);
+    assert_eq!(
+        messages[1]["params"]["status"],
+        json!({"type": "active", "activeFlags": []})
+    );
+    messages.insert(0, request.clone());
+    drop(server);
+    (messages, request, mock, cwd)
+}
+
+#[test]
+fn untrusted_asks_for_unsafe_commands_and_accept_runs_them() {
+    let (messages, request, _mock, cwd) = approve_shell(
+        "accept",
+        json!(["touch", "made.txt"]),
+        json!({"approvalPolicy": "untrusted", "sandbox": "workspace-write"}),
+    );
+    assert_eq!(request["params"]["command"], "touch made.txt");
+    assert!(cwd.path().join("made.txt").exists());
+    let done = item_of(&messages, "item/completed", "commandExecution");
+    assert_eq!(done[0]["status"], "completed");
+    assert_eq!(
+        messages.last().unwrap()["params"]["turn"]["status"],
+        "completed"
+    );
+}
+
+#[test]
+fn decline_runs_nothing_and_tells_the_model() {
+    let (messages, _request, mock, cwd) = approve_shell(
+        "decline",
+        json!(["touch", "made.txt"]),
+        json!({"approvalPolicy": "untrusted", "sandbox": "workspace-write"}),
+    );
+    assert!(!cwd.path().join("made.txt").exists());
+    let done = item_of(&messages, "item/completed", "commandExecution");
+    assert_eq!(done[0]["status"], "declined");
+    assert_eq!(
+        messages.last().unwrap()["params"]["turn"]["status"],
+        "completed"
+    );
+    let input = mock.requests_to("/v1/responses")[1].json()["input"].clone();
+    let out = input
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["type"] == "function_call_output")
+        .unwrap()
+        .clone();
+    assert!(
+        out["output"].as_str().unwrap().contains("rejected by user"),
+        "{out}"
+    );
+}
+
+#[test]
+fn cancel_declines_and_interrupts_the_turn() {
+    let (messages, _request, mock, cwd) = approve_shell(
+        "cancel",
+        json!(["touch", "made.txt"]),
+        json!({"approvalPolicy": "untrusted", "sandbox": "workspace-write"}),
+    );
+    assert!(!cwd.path().join("made.txt").exists());
+    assert_eq!(
+        item_of(&messages, "item/completed", "commandExecution")[0]["status"],
+        "declined"
+    );
+    assert_eq!(
+        messages.last().unwrap()["params"]["turn"]["status"],
+        "interrupted"
+    );
+    assert_eq!(
+        mock.requests_to("/v1/responses").len(),
+        1,
+        "no further model request"
+    );
+}
+
+#[test]
+fn on_request_asks_only_for_escalation_and_shows_the_justification() {
+    let (messages, request, _mock, _cwd) = approve_shell(
+        "accept",
+        json!({"command": ["bash", "-lc", "echo escalated > /tmp/codex-lite-escalated-test"], "with_escalated_permissions": true, "justification": "need /tmp"}),
+        json!({"approvalPolicy": "on-request"}),
+    );
+    assert_eq!(request["params"]["reason"], "need /tmp");
+    assert_eq!(
+        item_of(&messages, "item/completed", "commandExecution")[0]["exitCode"],
+        0
+    );
+    let _ = std::fs::remove_file("/tmp/codex-lite-escalated-test");
+}
