@@ -441,3 +441,540 @@ fn on_request_asks_only_for_escalation_and_shows_the_justification() {
     );
     let _ = std::fs::remove_file("/tmp/codex-lite-escalated-test");
 }
+
+const PATCH: &str = "*** Begin Patch\n*** Add File: hello.txt\n+hello\n*** Update File: old.txt\n@@\n-one\n+uno\n*** End Patch";
+
+fn patch_turn(
+    call: String,
+    thread_params: Value,
+    decision: Option<&str>,
+) -> (Vec<Value>, MockServer, TempDir) {
+    let mock = MockServer::start();
+    mock.push(sse(vec![ev_created("r1"), call, ev_completed("r1")]));
+    mock.push(text_reply("r2", "msg_2", &["patched"]));
+    let mut server = server_for(&mock);
+    let cwd = TempDir::new("cwd");
+    std::fs::write(cwd.path().join("old.txt"), "one\ntwo\n").unwrap();
+    let mut params = thread_params;
+    params["cwd"] = json!(cwd.path());
+    let thread_id = start_thread(&mut server, params);
+    start_turn(&mut server, &thread_id, "patch it");
+    let mut prefix = Vec::new();
+    if let Some(decision) = decision {
+        let (request, before) = server.read_until("item/fileChange/requestApproval");
+        let started = item_of(&before, "item/started", "fileChange");
+        assert_eq!(
+            started.len(),
+            1,
+            "fileChange item started before the request"
+        );
+        assert!(
+            !cwd.path().join("hello.txt").exists(),
+            "nothing written before approval"
+        );
+        server.answer(&request["id"], json!({"decision": decision}));
+        prefix = before;
+        prefix.push(request);
+    }
+    prefix.extend(finish_turn(&mut server));
+    (prefix, mock, cwd)
+}
+
+fn check_patched(messages: &[Value], cwd: &TempDir) {
+    let started = item_of(messages, "item/started", "fileChange");
+    let changes = started[0]["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 2, "changes complete on item/started");
+    assert_eq!(
+        changes[0]["path"],
+        cwd.path().join("hello.txt").display().to_string()
+    );
+    assert_eq!(changes[0]["kind"], json!({"type": "add"}));
+    assert_eq!(
+        changes[1]["kind"],
+        json!({"type": "update", "move_path": null})
+    );
+    assert!(
+        changes[1]["diff"]
+            .as_str()
+            .unwrap()
+            .contains("-one\n+uno\n")
+    );
+    assert_eq!(
+        item_of(messages, "item/completed", "fileChange")[0]["status"],
+        "completed"
+    );
+    assert_eq!(
+        std::fs::read_to_string(cwd.path().join("hello.txt")).unwrap(),
+        "hello\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(cwd.path().join("old.txt")).unwrap(),
+        "uno\ntwo\n"
+    );
+    let diff = messages
+        .iter()
+        .find(|m| m["method"] == "turn/diff/updated")
+        .expect("turn/diff/updated");
+    let diff = diff["params"]["diff"].as_str().unwrap();
+    assert!(
+        diff.contains("diff --git a/hello.txt b/hello.txt"),
+        "{diff}"
+    );
+    assert!(
+        diff.contains("+++ b/old.txt") && diff.contains("+uno"),
+        "{diff}"
+    );
+    assert!(
+        !methods(messages)
+            .iter()
+            .any(|m| m == "item/commandExecution/outputDelta")
+    );
+}
+
+#[test]
+fn patch_via_the_custom_tool_in_the_workspace_needs_no_approval() {
+    let (messages, mock, cwd) = patch_turn(
+        ev_custom_tool_call("call_p", "apply_patch", PATCH),
+        json!({"sandbox": "workspace-write", "approvalPolicy": "on-request", "model": "gpt-5-codex"}),
+        None,
+    );
+    check_patched(&messages, &cwd);
+    let input = mock.requests_to("/v1/responses")[1].json()["input"].clone();
+    let out = input
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["type"] == "custom_tool_call_output")
+        .unwrap()
+        .clone();
+    assert_eq!(out["call_id"], "call_p");
+    assert!(
+        out["output"]
+            .as_str()
+            .unwrap()
+            .starts_with("Success. Updated the following files:\nA hello.txt\nM old.txt"),
+        "{out}"
+    );
+}
+
+#[test]
+fn patch_via_a_shell_heredoc_is_a_file_change_with_approval() {
+    let script = format!("apply_patch <<'EOF'\n{PATCH}\nEOF");
+    let (messages, _mock, cwd) = patch_turn(
+        ev_function_call(
+            "call_h",
+            "shell",
+            &json!({"command": ["bash", "-lc", script]}),
+        ),
+        json!({"sandbox": "workspace-write", "approvalPolicy": "untrusted"}),
+        Some("accept"),
+    );
+    assert!(
+        item_of(&messages, "item/started", "commandExecution").is_empty(),
+        "not a command"
+    );
+    check_patched(&messages, &cwd);
+}
+
+#[test]
+fn a_declined_patch_writes_nothing() {
+    let (messages, _mock, cwd) = patch_turn(
+        ev_custom_tool_call("call_p", "apply_patch", PATCH),
+        json!({"sandbox": "workspace-write", "approvalPolicy": "untrusted"}),
+        Some("decline"),
+    );
+    assert_eq!(
+        item_of(&messages, "item/completed", "fileChange")[0]["status"],
+        "declined"
+    );
+    assert!(!cwd.path().join("hello.txt").exists());
+    assert_eq!(
+        std::fs::read_to_string(cwd.path().join("old.txt")).unwrap(),
+        "one\ntwo\n"
+    );
+}
+
+#[test]
+fn a_read_only_sandbox_asks_before_patching_under_on_request() {
+    let (messages, _mock, cwd) = patch_turn(
+        ev_custom_tool_call("call_p", "apply_patch", PATCH),
+        json!({"sandbox": "read-only", "approvalPolicy": "on-request"}),
+        Some("accept"),
+    );
+    check_patched(&messages, &cwd);
+}
+
+#[test]
+fn a_bad_patch_goes_back_to_the_model() {
+    let (messages, mock, _cwd) = patch_turn(
+        ev_custom_tool_call(
+            "call_p",
+            "apply_patch",
+            "*** Begin Patch\n*** Update File: missing.txt\n@@\n-a\n+b\n*** End Patch",
+        ),
+        json!({"sandbox": "workspace-write"}),
+        None,
+    );
+    assert!(item_of(&messages, "item/started", "fileChange").is_empty());
+    let input = mock.requests_to("/v1/responses")[1].json()["input"].clone();
+    let out = input
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["type"] == "custom_tool_call_output")
+        .unwrap()
+        .clone();
+    assert!(
+        out["output"]
+            .as_str()
+            .unwrap()
+            .contains("verification failed"),
+        "{out}"
+    );
+}
+
+#[test]
+fn interrupt_during_a_stalled_stream_closes_the_open_item() {
+    let mock = MockServer::start();
+    mock.push(sse_then_stall(vec![
+        ev_created("r1"),
+        ev_message_added("msg_1"),
+        ev_text_delta("msg_1", "par"),
+    ]));
+    mock.push(text_reply("r2", "msg_2", &["next"]));
+    let mut server = server_for(&mock);
+    let thread_id = start_thread(&mut server, json!({}));
+    let turn_id = start_turn(&mut server, &thread_id, "first");
+    server.read_until("item/agentMessage/delta");
+    let result = server
+        .call(
+            "turn/interrupt",
+            json!({"threadId": thread_id, "turnId": turn_id}),
+        )
+        .unwrap();
+    assert_eq!(result, json!({}));
+    let messages = finish_turn(&mut server);
+    let done = item_of(&messages, "item/completed", "agentMessage");
+    assert_eq!(
+        done[0]["text"], "par",
+        "the open item completes with what arrived"
+    );
+    let turn = &messages.last().unwrap()["params"]["turn"];
+    assert_eq!(turn["status"], "interrupted");
+    let error = server
+        .call(
+            "turn/interrupt",
+            json!({"threadId": thread_id, "turnId": turn_id}),
+        )
+        .unwrap_err();
+    assert_eq!(error["message"], "no active turn to interrupt");
+
+    start_turn(&mut server, &thread_id, "second");
+    finish_turn(&mut server);
+    let input = mock.requests_to("/v1/responses")[1].json()["input"].clone();
+    let texts: Vec<String> = input
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["content"][0]["text"].as_str().unwrap_or("").to_string())
+        .collect();
+    let first = texts
+        .iter()
+        .position(|t| t == "first")
+        .expect("the interrupted turn's message");
+    assert!(texts[first + 1].contains("interrupted"), "{texts:?}");
+    assert_eq!(texts.last().unwrap(), "second");
+}
+
+fn processes_with_arg(needle: &str) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .chars()
+                .all(|c| c.is_ascii_digit())
+        })
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .filter(|cmd| cmd.split(|b| *b == 0).any(|arg| arg == needle.as_bytes()))
+        .count()
+}
+
+#[test]
+fn interrupt_during_a_long_command_kills_it_at_once() {
+    let mock = MockServer::start();
+    mock.push(shell_call("call_s", json!({"command": ["sleep", "31.77"]})));
+    let mut server = server_for(&mock);
+    let thread_id = start_thread(&mut server, json!({"approvalPolicy": "never"}));
+    let turn_id = start_turn(&mut server, &thread_id, "sleep");
+    server.read_until("item/started");
+    server.read_until("item/started");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while processes_with_arg("31.77") == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(processes_with_arg("31.77"), 1, "the command runs");
+    let asked = std::time::Instant::now();
+    server
+        .call(
+            "turn/interrupt",
+            json!({"threadId": thread_id, "turnId": turn_id}),
+        )
+        .unwrap();
+    let messages = finish_turn(&mut server);
+    let took = asked.elapsed();
+    println!(
+        "turn/completed {} ms after turn/interrupt",
+        took.as_millis()
+    );
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    assert_eq!(
+        messages.last().unwrap()["params"]["turn"]["status"],
+        "interrupted"
+    );
+    let done = item_of(&messages, "item/completed", "commandExecution");
+    assert_eq!(done.len(), 1);
+    assert_eq!(processes_with_arg("31.77"), 0, "no process left");
+}
+
+fn error_notifications(messages: &[Value]) -> Vec<&Value> {
+    messages
+        .iter()
+        .filter(|m| m["method"] == "error")
+        .map(|m| &m["params"])
+        .collect()
+}
+
+#[test]
+fn a_500_then_success_is_retried_silently() {
+    let mock = MockServer::start();
+    mock.push(status(500, r#"{"error":{"message":"hiccup"}}"#));
+    mock.push(text_reply("r1", "msg_1", &["fine"]));
+    let mut server = server_for(&mock);
+    let thread_id = start_thread(&mut server, json!({}));
+    start_turn(&mut server, &thread_id, "hi");
+    let messages = finish_turn(&mut server);
+    assert!(error_notifications(&messages).is_empty());
+    assert_eq!(
+        messages.last().unwrap()["params"]["turn"]["status"],
+        "completed"
+    );
+    assert_eq!(mock.requests_to("/v1/responses").len(), 2);
+}
+
+#[test]
+fn a_persistent_500_fails_the_turn_and_the_thread_stays_usable() {
+    let mock = MockServer::start();
+    mock.push(status(500, r#"{"error":{"message":"backend down"}}"#));
+    mock.push(status(500, r#"{"error":{"message":"backend down"}}"#));
+    mock.push(text_reply("r1", "msg_1", &["back"]));
+    let mut server = server_for(&mock);
+    let thread_id = start_thread(&mut server, json!({}));
+    start_turn(&mut server, &thread_id, "hi");
+    let messages = finish_turn(&mut server);
+    let errors = error_notifications(&messages);
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0]["willRetry"], false);
+    assert_eq!(errors[0]["error"]["codexErrorInfo"], "internalServerError");
+    assert!(
+        errors[0]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("backend down")
+    );
+    let n = messages.len();
+    assert_eq!(
+        messages[n - 2]["params"]["status"],
+        json!({"type": "systemError"})
+    );
+    let turn = &messages[n - 1]["params"]["turn"];
+    assert_eq!(turn["status"], "failed");
+    assert_eq!(turn["error"]["codexErrorInfo"], "internalServerError");
+    start_turn(&mut server, &thread_id, "again");
+    let messages = finish_turn(&mut server);
+    assert_eq!(
+        messages.last().unwrap()["params"]["turn"]["status"],
+        "completed"
+    );
+}
+
+#[test]
+fn a_429_waits_for_retry_after() {
+    let mock = MockServer::start();
+    mock.push(status_with_headers(
+        429,
+        &[("Retry-After", "1")],
+        r#"{"error":{"message":"slow down"}}"#,
+    ));
+    mock.push(text_reply("r1", "msg_1", &["ok"]));
+    let mut server = server_for(&mock);
+    let thread_id = start_thread(&mut server, json!({}));
+    let started = std::time::Instant::now();
+    start_turn(&mut server, &thread_id, "hi");
+    let messages = finish_turn(&mut server);
+    assert_eq!(
+        messages.last().unwrap()["params"]["turn"]["status"],
+        "completed"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(950),
+        "Retry-After honoured"
+    );
+    assert_eq!(mock.requests_to("/v1/responses").len(), 2);
+}
+
+#[test]
+fn a_dropped_stream_is_announced_and_retried() {
+    let mock = MockServer::start();
+    mock.push(sse_then_drop(vec![
+        ev_created("r1"),
+        ev_message_added("msg_1"),
+        ev_text_delta("msg_1", "half"),
+    ]));
+    mock.push(text_reply("r2", "msg_2", &["whole"]));
+    let mut server = server_for(&mock);
+    let thread_id = start_thread(&mut server, json!({}));
+    start_turn(&mut server, &thread_id, "hi");
+    let messages = finish_turn(&mut server);
+    let errors = error_notifications(&messages);
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0]["willRetry"], true);
+    assert_eq!(errors[0]["error"]["message"], "Reconnecting... 1/1");
+    assert!(
+        errors[0]["error"]["codexErrorInfo"]
+            .get("responseStreamDisconnected")
+            .is_some()
+    );
+    let started = item_of(&messages, "item/started", "agentMessage").len();
+    let completed = item_of(&messages, "item/completed", "agentMessage").len();
+    assert_eq!((started, completed), (2, 2), "every started item completes");
+    assert_eq!(
+        messages.last().unwrap()["params"]["turn"]["status"],
+        "completed"
+    );
+    let requests = mock.requests_to("/v1/responses");
+    assert_eq!(
+        requests[0].json(),
+        requests[1].json(),
+        "the same request is re-sent"
+    );
+}
+
+#[test]
+fn response_failed_fails_the_turn_with_the_server_message() {
+    let mock = MockServer::start();
+    mock.push(sse(vec![
+        ev_created("r1"),
+        ev_failed("r1", "server_error", "the model exploded"),
+    ]));
+    let mut server = server_for(&mock);
+    let thread_id = start_thread(&mut server, json!({}));
+    start_turn(&mut server, &thread_id, "hi");
+    let messages = finish_turn(&mut server);
+    let turn = &messages.last().unwrap()["params"]["turn"];
+    assert_eq!(turn["status"], "failed");
+    assert!(
+        turn["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("the model exploded"),
+        "{turn}"
+    );
+    assert_eq!(
+        mock.requests_to("/v1/responses").len(),
+        1,
+        "response.failed is final"
+    );
+}
+
+#[test]
+fn a_silent_stream_times_out_and_is_retried() {
+    let mock = MockServer::start();
+    mock.push(sse_then_stall(vec![ev_created("r1")]));
+    mock.push(sse_then_stall(vec![ev_created("r2")]));
+    let mut server = AppServer::builder()
+        .configs(mock.provider_overrides())
+        .config("model_providers.mock.stream_idle_timeout_ms=300")
+        .env("MOCK_KEY", "test-key")
+        .spawn();
+    server.initialize();
+    let thread_id = start_thread(&mut server, json!({}));
+    start_turn(&mut server, &thread_id, "hi");
+    let messages = finish_turn(&mut server);
+    let errors = error_notifications(&messages);
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert_eq!(errors[0]["willRetry"], true);
+    assert_eq!(errors[1]["willRetry"], false);
+    assert!(
+        errors[1]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("idle"),
+        "{}",
+        errors[1]
+    );
+    assert_eq!(
+        messages.last().unwrap()["params"]["turn"]["status"],
+        "failed"
+    );
+    assert_eq!(mock.requests_to("/v1/responses").len(), 2);
+}
+
+#[test]
+fn two_threads_run_turns_at_once() {
+    let mock = MockServer::start();
+    let slow = |id: &str| Reply::Sse {
+        events: vec![
+            ev_created(id),
+            ev_message_added(id),
+            ev_text_delta(id, "a"),
+            ev_text_delta(id, "b"),
+            ev_message_done(id, "ab"),
+            ev_completed(id),
+        ],
+        delay: Duration::from_millis(100),
+        end: End::Close,
+    };
+    mock.push(slow("one"));
+    mock.push(slow("two"));
+    let mut server = server_for(&mock);
+    let first = start_thread(&mut server, json!({}));
+    let second = start_thread(&mut server, json!({}));
+    let turn_a = start_turn(&mut server, &first, "a");
+    let turn_b = start_turn(&mut server, &second, "b");
+    let mut completed = Vec::new();
+    let mut all = Vec::new();
+    while completed.len() < 2 {
+        let (done, before) = server.read_until("turn/completed");
+        all.extend(before);
+        completed.push(done["params"]["threadId"].as_str().unwrap().to_string());
+        all.push(done);
+    }
+    completed.sort();
+    let mut expected = vec![first.clone(), second.clone()];
+    expected.sort();
+    assert_eq!(completed, expected);
+    for m in all
+        .iter()
+        .filter(|m| m["method"].as_str().is_some_and(|s| s.starts_with("item/")))
+    {
+        let pair = (
+            m["params"]["threadId"].as_str().unwrap(),
+            m["params"]["turnId"].as_str().unwrap(),
+        );
+        assert!(
+            pair == (first.as_str(), turn_a.as_str()) || pair == (second.as_str(), turn_b.as_str()),
+            "{m}"
+        );
+    }
+    let first_done = all
+        .iter()
+        .position(|m| m["method"] == "turn/completed")
+        .unwrap();
+    let other_started_before = all[..first_done]
+        .iter()
+        .filter(|m| m["method"] == "turn/started")
+        .count();
+    assert_eq!(other_started_before, 2, "the turns overlapped");
+}
