@@ -2,6 +2,7 @@
 
 mod apply_patch;
 mod cli;
+mod commands;
 mod mock_selftest;
 mod rpc;
 mod sandbox;

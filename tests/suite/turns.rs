@@ -978,3 +978,242 @@ fn two_threads_run_turns_at_once() {
         .count();
     assert_eq!(other_started_before, 2, "the turns overlapped");
 }
+
+#[test]
+fn steer_adds_input_to_the_running_turn() {
+    let mock = MockServer::start();
+    mock.push(Reply::Sse {
+        events: vec![
+            ev_created("r1"),
+            ev_message_added("m1"),
+            ev_text_delta("m1", "wor"),
+            ev_text_delta("m1", "king"),
+            ev_message_done("m1", "working"),
+            ev_completed("r1"),
+        ],
+        delay: Duration::from_millis(150),
+        end: End::Close,
+    });
+    mock.push(text_reply("r2", "m2", &["saw it"]));
+    let mut server = server_for(&mock);
+    let thread_id = start_thread(&mut server, json!({}));
+    let turn_id = start_turn(&mut server, &thread_id, "start");
+    server.read_until("item/agentMessage/delta");
+    let wrong = server
+        .call("turn/steer", json!({"threadId": thread_id, "expectedTurnId": "nope", "input": [{"type": "text", "text": "x"}]}))
+        .unwrap_err();
+    assert!(
+        wrong["message"]
+            .as_str()
+            .unwrap()
+            .contains("expected active turn id nope"),
+        "{wrong}"
+    );
+    let result = server
+        .call("turn/steer", json!({"threadId": thread_id, "expectedTurnId": turn_id, "input": [{"type": "text", "text": "also this"}]}))
+        .unwrap();
+    assert_eq!(result, json!({"turnId": turn_id}));
+    let messages = finish_turn(&mut server);
+    let users = item_of(&messages, "item/completed", "userMessage");
+    assert_eq!(users.last().unwrap()["content"][0]["text"], "also this");
+    let requests = mock.requests_to("/v1/responses");
+    assert_eq!(
+        requests.len(),
+        2,
+        "the steered input goes out with the next request"
+    );
+    let input = requests[1].json()["input"].clone();
+    assert_eq!(
+        input.as_array().unwrap().last().unwrap()["content"][0]["text"],
+        "also this"
+    );
+    let error = server
+        .call(
+            "turn/steer",
+            json!({"threadId": thread_id, "input": [{"type": "text", "text": "late"}]}),
+        )
+        .unwrap_err();
+    assert_eq!(error["message"], "no active turn to steer");
+}
+
+#[test]
+fn accept_for_session_is_remembered_per_thread() {
+    let mock = MockServer::start();
+    for call in ["c1", "c2"] {
+        mock.push(shell_call(call, json!({"command": ["touch", "again.txt"]})));
+        mock.push(text_reply("r", "m", &["ok"]));
+    }
+    let mut server = server_for(&mock);
+    let cwd = TempDir::new("cwd");
+    let thread_id = start_thread(
+        &mut server,
+        json!({"cwd": cwd.path(), "approvalPolicy": "untrusted", "sandbox": "workspace-write"}),
+    );
+    start_turn(&mut server, &thread_id, "one");
+    let (request, _) = server.read_until("item/commandExecution/requestApproval");
+    server.answer(&request["id"], json!({"decision": "acceptForSession"}));
+    finish_turn(&mut server);
+    start_turn(&mut server, &thread_id, "two");
+    let messages = finish_turn(&mut server);
+    assert!(
+        !methods(&messages)
+            .iter()
+            .any(|m| m.contains("requestApproval")),
+        "not asked again"
+    );
+    assert_eq!(
+        item_of(&messages, "item/completed", "commandExecution")[0]["status"],
+        "completed"
+    );
+}
+
+#[test]
+fn untrusted_offers_to_rerun_a_sandbox_denial_without_the_sandbox() {
+    let mock = MockServer::start();
+    let target = format!("/var/tmp/codex-lite-denial-{}", std::process::id());
+    mock.push(shell_call("c1", json!({"command": ["touch", target]})));
+    mock.push(text_reply("r", "m", &["ok"]));
+    let mut server = server_for(&mock);
+    let thread_id = start_thread(
+        &mut server,
+        json!({"approvalPolicy": "untrusted", "sandbox": "read-only"}),
+    );
+    start_turn(&mut server, &thread_id, "touch");
+    let (first, _) = server.read_until("item/commandExecution/requestApproval");
+    assert_eq!(first["params"]["reason"], Value::Null);
+    server.answer(&first["id"], json!({"decision": "accept"}));
+    let (second, before) = server.read_until("item/commandExecution/requestApproval");
+    assert_eq!(
+        second["params"]["reason"],
+        "command failed; retry without sandbox?"
+    );
+    let denied: String = before
+        .iter()
+        .filter(|m| m["method"] == "item/commandExecution/outputDelta")
+        .map(|m| m["params"]["delta"].as_str().unwrap())
+        .collect();
+    assert!(
+        denied.to_lowercase().contains("permission denied")
+            || denied.to_lowercase().contains("read-only"),
+        "{denied}"
+    );
+    assert!(!std::path::Path::new(&target).exists());
+    server.answer(&second["id"], json!({"decision": "accept"}));
+    let messages = finish_turn(&mut server);
+    assert_eq!(
+        item_of(&messages, "item/completed", "commandExecution")[0]["exitCode"],
+        0
+    );
+    assert!(std::path::Path::new(&target).exists());
+    std::fs::remove_file(&target).unwrap();
+}
+
+#[test]
+fn opted_out_notifications_are_never_sent() {
+    let mock = MockServer::start();
+    mock.push(text_reply("r1", "msg_1", &["a", "b"]));
+    let mut server = AppServer::builder()
+        .configs(mock.provider_overrides())
+        .env("MOCK_KEY", "k")
+        .spawn();
+    server.initialize_with(json!({
+        "clientInfo": {"name": "optout", "version": "1"},
+        "capabilities": {"optOutNotificationMethods": ["item/agentMessage/delta", "thread/started"]}
+    }));
+    let thread = server.call("thread/start", json!({})).unwrap();
+    let thread_id = thread["thread"]["id"].as_str().unwrap().to_string();
+    start_turn(&mut server, &thread_id, "hi");
+    let messages = finish_turn(&mut server);
+    let names = methods(&messages);
+    assert!(
+        !names
+            .iter()
+            .any(|m| m == "item/agentMessage/delta" || m == "thread/started"),
+        "{names:?}"
+    );
+    assert_eq!(
+        item_of(&messages, "item/completed", "agentMessage")[0]["text"],
+        "ab"
+    );
+}
+
+#[test]
+fn stdin_eof_during_a_turn_stops_it_and_exits() {
+    let mock = MockServer::start();
+    mock.push(shell_call("c1", json!({"command": ["sleep", "32.88"]})));
+    let mut server = server_for(&mock);
+    let thread_id = start_thread(&mut server, json!({"approvalPolicy": "never"}));
+    start_turn(&mut server, &thread_id, "sleep");
+    server.read_until("item/started");
+    server.read_until("item/started");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while processes_with_arg("32.88") == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.close_stdin();
+    let status = server
+        .wait_exit(Duration::from_secs(10))
+        .expect("exits after EOF");
+    assert_eq!(status.code(), Some(0));
+    let (completed, _) = server.read_until("turn/completed");
+    assert_eq!(completed["params"]["turn"]["status"], "interrupted");
+    assert_eq!(processes_with_arg("32.88"), 0, "no process left");
+}
+
+#[test]
+fn turn_errors() {
+    let mock = MockServer::start();
+    mock.push(sse_then_stall(vec![ev_created("r1")]));
+    let mut server = server_for(&mock);
+    let missing = server
+        .call(
+            "turn/start",
+            json!({"threadId": "nope", "input": [{"type": "text", "text": "x"}]}),
+        )
+        .unwrap_err();
+    assert_eq!(
+        missing,
+        json!({"code": -32600, "message": "thread not found: nope"})
+    );
+    let thread_id = start_thread(&mut server, json!({}));
+    let bad_kind = server
+        .call(
+            "turn/start",
+            json!({"threadId": thread_id, "input": [{"type": "skill", "name": "x", "path": "y"}]}),
+        )
+        .unwrap_err();
+    assert_eq!(bad_kind["code"], -32602);
+    let empty = server
+        .call("turn/start", json!({"threadId": thread_id, "input": []}))
+        .unwrap_err();
+    assert_eq!(empty["code"], -32602);
+    let image = server.call("turn/start", json!({"threadId": thread_id, "input": [{"type": "localImage", "path": "/nonexistent.png"}]})).unwrap_err();
+    assert!(
+        image["message"]
+            .as_str()
+            .unwrap()
+            .contains("/nonexistent.png"),
+        "{image}"
+    );
+    let turn_id = start_turn(&mut server, &thread_id, "first");
+    let busy = server
+        .call(
+            "turn/start",
+            json!({"threadId": thread_id, "input": [{"type": "text", "text": "x"}]}),
+        )
+        .unwrap_err();
+    assert!(
+        busy["message"]
+            .as_str()
+            .unwrap()
+            .contains("already has an active turn"),
+        "{busy}"
+    );
+    server
+        .call(
+            "turn/interrupt",
+            json!({"threadId": thread_id, "turnId": turn_id}),
+        )
+        .unwrap();
+    finish_turn(&mut server);
+}
