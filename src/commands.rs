@@ -229,12 +229,12 @@ impl Server {
             },
         };
         let process_id = params.process_id;
-        if let Some(pid) = &process_id {
-            if lock(&self.commands.processes).contains_key(pid) {
-                return Err(RpcError::invalid_request(format!(
-                    "processId {pid} is already in use"
-                )));
-            }
+        if let Some(pid) = &process_id
+            && lock(&self.commands.processes).contains_key(pid)
+        {
+            return Err(RpcError::invalid_request(format!(
+                "processId {pid} is already in use"
+            )));
         }
         let mut running = exec::spawn(request)
             .map_err(|e| RpcError::invalid_request(format!("failed to start command: {e:#}")))?;

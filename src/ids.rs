@@ -14,10 +14,10 @@ pub fn fill_random(buf: &mut [u8]) {
             // getrandom cannot fail on supported kernels once the pool is initialised; fall
             // back to /dev/urandom rather than returning predictable bytes.
             use std::io::Read;
-            if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-                if f.read_exact(rest).is_ok() {
-                    return;
-                }
+            if let Ok(mut f) = std::fs::File::open("/dev/urandom")
+                && f.read_exact(rest).is_ok()
+            {
+                return;
             }
             panic!("no source of randomness available");
         }

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -119,12 +119,11 @@ pub enum Incoming {
         /// The params, if any (absent and `null` are both `None`).
         params: Option<Value>,
     },
-    /// A notification; it is never answered.
+    /// A notification; it is never answered (the only one in scope, `initialized`, carries
+    /// nothing we use, so params are not kept).
     Notification {
         /// The method name.
         method: String,
-        /// The params, if any.
-        params: Option<Value>,
     },
 }
 
@@ -298,18 +297,6 @@ impl Inbox {
         let (message, size) = self.rx.recv().ok()?;
         self.queued_bytes.fetch_sub(size, Ordering::Relaxed);
         Some(message)
-    }
-
-    /// Like [`Inbox::recv`] but gives up after `timeout` (`Err(true)` when disconnected).
-    pub fn recv_timeout(&self, timeout: Duration) -> Result<Incoming, bool> {
-        match self.rx.recv_timeout(timeout) {
-            Ok((message, size)) => {
-                self.queued_bytes.fetch_sub(size, Ordering::Relaxed);
-                Ok(message)
-            }
-            Err(RecvTimeoutError::Timeout) => Err(false),
-            Err(RecvTimeoutError::Disconnected) => Err(true),
-        }
     }
 }
 
@@ -589,7 +576,7 @@ fn classify(value: Value) -> Classified {
             Classified::Request(Incoming::Request { id, method, params })
         }
         (Some(Value::String(method)), None) => {
-            Classified::Notification(Incoming::Notification { method, params })
+            Classified::Notification(Incoming::Notification { method })
         }
         (Some(_), Some(id)) => Classified::Invalid(id, "method must be a string".into()),
         (Some(_), None) => Classified::Unanswerable("method must be a string".into()),

@@ -52,6 +52,19 @@ impl Drop for Secret {
     }
 }
 
+/// Serialized as the plain string: only auth.json and HTTP bodies serialize secrets, on purpose.
+impl serde::Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Secret)
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -65,18 +78,5 @@ mod tests {
             "<redacted> <redacted> Some(<redacted>)"
         );
         assert_eq!(s.expose(), "sk-very-secret");
-    }
-}
-
-/// Serialized as the plain string: only auth.json and HTTP bodies serialize secrets, on purpose.
-impl serde::Serialize for Secret {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Secret {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(Secret)
     }
 }

@@ -119,7 +119,7 @@ impl Server {
 
     fn handle(&mut self, message: Incoming) {
         match message {
-            Incoming::Notification { method, .. } => {
+            Incoming::Notification { method } => {
                 if method != method::INITIALIZED {
                     crate::log::debug(&format!("ignoring client notification {method}"));
                 }

@@ -733,10 +733,10 @@ fn run_patch(turn: &mut TurnRunner, call: &ToolCall, patch_text: &str, cwd: &Pat
             "item/fileChange/requestApproval",
             params,
         );
-        if decision == Decision::AcceptForSession {
-            if let Some(root) = &root {
-                lock(&turn.thread).approvals.patch_roots.push(root.clone());
-            }
+        if decision == Decision::AcceptForSession
+            && let Some(root) = &root
+        {
+            lock(&turn.thread).approvals.patch_roots.push(root.clone());
         }
         if let Some(result) = declined(turn, call, item.clone(), decision, &[]) {
             return result;

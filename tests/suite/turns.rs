@@ -1217,3 +1217,25 @@ fn turn_errors() {
         .unwrap();
     finish_turn(&mut server);
 }
+
+#[test]
+fn interrupt_while_the_request_hangs_before_headers() {
+    let mock = MockServer::start();
+    mock.push(Reply::Hang);
+    let mut server = server_for(&mock);
+    let thread_id = start_thread(&mut server, json!({}));
+    let turn_id = start_turn(&mut server, &thread_id, "hi");
+    mock.wait_for_requests(1);
+    server
+        .call(
+            "turn/interrupt",
+            json!({"threadId": thread_id, "turnId": turn_id}),
+        )
+        .unwrap();
+    let messages = finish_turn(&mut server);
+    assert_eq!(
+        messages.last().unwrap()["params"]["turn"]["status"],
+        "interrupted"
+    );
+    assert!(error_notifications(&messages).is_empty());
+}

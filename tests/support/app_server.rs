@@ -377,11 +377,6 @@ impl AppServer {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
-
-    /// The child's pid.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
 }
 
 impl Drop for AppServer {
