@@ -160,6 +160,8 @@ pub struct ModelClient {
     auth: Arc<dyn AuthProvider>,
     /// First backoff delay (200 ms; tests shorten it).
     retry_base_delay: Duration,
+    /// Reads a provider's `env_key` variable (the process environment; tests substitute it).
+    env_lookup: fn(&str) -> Option<String>,
 }
 
 #[allow(dead_code)] // the turn engine (issue 5) is the caller; not wired yet
@@ -172,16 +174,24 @@ impl ModelClient {
         originator: String,
         user_agent: String,
     ) -> Self {
-        Self {
-            settings: Arc::new(Settings {
+        Self::from_settings(
+            Settings {
                 provider: config.provider().clone(),
                 openai_base_url: config.openai_base_url.clone(),
                 chatgpt_base_url: config.chatgpt_base_url.clone(),
                 originator,
                 user_agent,
-            }),
+            },
+            auth,
+        )
+    }
+
+    fn from_settings(settings: Settings, auth: Arc<dyn AuthProvider>) -> Self {
+        Self {
+            settings: Arc::new(settings),
             auth,
             retry_base_delay: retry::BASE_DELAY,
+            env_lookup: |name| std::env::var(name).ok(),
         }
     }
 
@@ -198,6 +208,7 @@ impl ModelClient {
             session_id: session_id.to_string(),
             request_max_retries: self.request_max_retries(),
             retry_base_delay: self.retry_base_delay,
+            env_lookup: self.env_lookup,
         };
         let thread_abort = abort.clone();
         let thread_tx = tx.clone();
