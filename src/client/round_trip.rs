@@ -204,13 +204,10 @@ impl RoundTrip {
             } else {
                 ""
             };
-            let names: Vec<String> = headers
-                .plain
-                .iter()
-                .map(|(k, v)| format!("{k}: {v}"))
-                .collect();
+            // Names only: a provider's `http_headers` may carry keys of its own.
+            let names: Vec<&str> = headers.plain.iter().map(|(k, _)| k.as_str()).collect();
             format!(
-                "POST {url} (retry {retries}) {auth}{} ({} body bytes)",
+                "POST {url} (retry {retries}) headers: {auth}{} ({} body bytes)",
                 names.join(", "),
                 body.len()
             )

@@ -898,3 +898,95 @@ fn settings_and_their_defaults() {
     assert_eq!(c.stream_max_retries(), 100);
     assert_eq!(c.stream_idle_timeout(), Duration::from_millis(1500));
 }
+
+#[test]
+fn https_goes_through_rustls_on_our_socket_and_aborts_mid_handshake() {
+    // A plain TCP listener: it sees the TLS ClientHello, then keeps quiet.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let client = client(
+        provider(&format!("https://127.0.0.1:{port}/v1"), None, false, 0),
+        Arc::new(FakeAuth::new(vec![])),
+    );
+    let stream = client.start(body(), "s");
+    let (mut conn, _) = listener.accept().unwrap();
+    conn.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut record_type = [0u8; 1];
+    conn.read_exact(&mut record_type).unwrap();
+    assert_eq!(record_type[0], 0x16, "not a TLS handshake record");
+    abort_promptly(&stream);
+    let mut rest = Vec::new();
+    let _ = conn.read_to_end(&mut rest); // returns once the client closed the socket
+}
+
+#[test]
+fn a_tls_failure_is_a_connection_failure() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        // Answer every ClientHello with plain HTTP: the handshake fails.
+        for conn in listener.incoming().take(2) {
+            let Ok(mut conn) = conn else { return };
+            let _ = conn.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n");
+        }
+    });
+    let client = client(
+        provider(&format!("https://127.0.0.1:{port}/v1"), None, false, 1),
+        Arc::new(FakeAuth::new(vec![])),
+    );
+    let events = collect(&client.start(body(), "s"));
+    let err = failure(&events);
+    assert!(
+        err.message.starts_with("connection failed: "),
+        "{}",
+        err.message
+    );
+}
+
+/// Prints what 20 000 deltas cost (run with `cargo test --release client::tests::bench --
+/// --ignored --nocapture`); numbers, not assertions.
+#[test]
+#[ignore]
+fn bench_twenty_thousand_deltas() {
+    const N: usize = 20_000;
+    let one = delta("token ");
+    let bytes = one.repeat(N).into_bytes();
+
+    // Client-side work per delta: SSE framing and event mapping, fed in 32 KiB reads.
+    let started = Instant::now();
+    let mut parser = super::sse::SseParser::default();
+    let mut count = 0;
+    for chunk in bytes.chunks(32 * 1024) {
+        parser.push(chunk);
+        while let Some(event) = parser.next_event().unwrap() {
+            if let super::events::Mapped::Event(StreamEvent::TextDelta { .. }) =
+                super::events::map_event(event.event, event.data)
+            {
+                count += 1;
+            }
+        }
+    }
+    assert_eq!(count, N);
+    println!("parse + map {N} deltas: {:?}", started.elapsed());
+
+    // The whole round trip over loopback, the server writing one chunk per event.
+    let mut events: Vec<String> = vec![one; N];
+    events.push(completed());
+    let server = Server::start(vec![Reply::Sse(events, End::Finish)]);
+    let started = Instant::now();
+    let got = collect(&key_client(&server, 0).start(body(), "s"));
+    assert_eq!(got.len(), N + 1);
+    println!(
+        "round trip with {N} deltas over loopback: {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn client_and_stream_can_move_between_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<ModelClient>();
+    send_sync::<ResponseStream>();
+    send_sync::<StreamEvent>();
+    send_sync::<ClientError>();
+}
