@@ -22,7 +22,7 @@ use crate::protocol::CodexErrorInfo;
 /// How long a test waits for anything that should be quick.
 const PATIENCE: Duration = Duration::from_secs(10);
 /// How soon after an abort the stream thread must be gone.
-const PROMPT: Duration = Duration::from_millis(500);
+const PROMPT: Duration = Duration::from_secs(1);
 
 // ---------- the scripted server ----------
 
