@@ -41,16 +41,12 @@ pub use error::ClientError;
 
 /// Capacity of a round trip's event channel: enough to ride out scheduling hiccups, small
 /// enough that a turn that stops reading holds the reader back (memory stays bounded).
-#[allow(dead_code)] // the turn engine (issue 5) is the caller; not wired yet
 pub const EVENT_CHANNEL_CAPACITY: usize = 256;
 /// Default of `request_max_retries`: silent retries of one request.
-#[allow(dead_code)] // the turn engine (issue 5) is the caller; not wired yet
 pub const DEFAULT_REQUEST_MAX_RETRIES: u64 = 4;
 /// Default of `stream_max_retries`: announced re-sends after a dropped stream.
-#[allow(dead_code)] // the turn engine (issue 5) is the caller; not wired yet
 pub const DEFAULT_STREAM_MAX_RETRIES: u64 = 5;
 /// Default of `stream_idle_timeout_ms`.
-#[allow(dead_code)] // the turn engine (issue 5) is the caller; not wired yet
 pub const DEFAULT_STREAM_IDLE_TIMEOUT: Duration = Duration::from_millis(300_000);
 /// Upper bound on either retry setting, whatever the config says.
 const MAX_RETRIES_CAP: u64 = 100;
@@ -58,7 +54,6 @@ const MAX_RETRIES_CAP: u64 = 100;
 /// What the client needs from authentication; the auth module implements it (and tests fake
 /// it). Called from `model-stream` threads, so implementations must be thread-safe and may
 /// block (a refresh takes up to its own timeout).
-#[allow(dead_code)] // the turn engine (issue 5) is the caller; not wired yet
 pub trait AuthProvider: Send + Sync {
     /// Current OpenAI/ChatGPT credentials; `Ok(None)` when not logged in. Called before every
     /// attempt, so it may refresh proactively.
@@ -71,8 +66,8 @@ pub trait AuthProvider: Send + Sync {
 }
 
 /// Which kind of OpenAI credential a token is; decides the endpoint of the built-in provider.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[allow(dead_code)] // the turn engine (issue 5) is the caller; not wired yet
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CredentialKind {
     /// An OpenAI API key (`https://api.openai.com/v1/responses`).
     ApiKey,
@@ -82,7 +77,6 @@ pub enum CredentialKind {
 
 /// OpenAI/ChatGPT credentials for one request.
 #[derive(Clone, Debug)]
-#[allow(dead_code)] // the turn engine (issue 5) is the caller; not wired yet
 pub struct Credentials {
     /// API key or ChatGPT token.
     pub kind: CredentialKind,
@@ -94,8 +88,8 @@ pub struct Credentials {
 
 /// One event of a model round trip, in stream order. `Completed` and `Failed` are terminal:
 /// nothing follows them, and the channel disconnects right after.
-#[derive(Debug)]
 #[allow(dead_code)] // the turn engine (issue 5) is the caller; not wired yet
+#[derive(Debug)]
 pub enum StreamEvent {
     /// A silent request-level retry is about to wait `delay` (the turn extends its idle
     /// deadline by it). `attempt` counts retries from 1.
@@ -160,6 +154,8 @@ pub struct ModelClient {
     auth: Arc<dyn AuthProvider>,
     /// First backoff delay (200 ms; tests shorten it).
     retry_base_delay: Duration,
+    /// Reads a provider's `env_key` variable (the process environment; tests substitute it).
+    env_lookup: fn(&str) -> Option<String>,
 }
 
 #[allow(dead_code)] // the turn engine (issue 5) is the caller; not wired yet
@@ -172,16 +168,24 @@ impl ModelClient {
         originator: String,
         user_agent: String,
     ) -> Self {
-        Self {
-            settings: Arc::new(Settings {
+        Self::from_settings(
+            Settings {
                 provider: config.provider().clone(),
                 openai_base_url: config.openai_base_url.clone(),
                 chatgpt_base_url: config.chatgpt_base_url.clone(),
                 originator,
                 user_agent,
-            }),
+            },
+            auth,
+        )
+    }
+
+    fn from_settings(settings: Settings, auth: Arc<dyn AuthProvider>) -> Self {
+        Self {
+            settings: Arc::new(settings),
             auth,
             retry_base_delay: retry::BASE_DELAY,
+            env_lookup: |name| std::env::var(name).ok(),
         }
     }
 
@@ -198,12 +202,23 @@ impl ModelClient {
             session_id: session_id.to_string(),
             request_max_retries: self.request_max_retries(),
             retry_base_delay: self.retry_base_delay,
+            env_lookup: self.env_lookup,
         };
         let thread_abort = abort.clone();
         let thread_tx = tx.clone();
         let spawned = std::thread::Builder::new()
             .name("model-stream".into())
-            .spawn(move || job.run(&thread_tx, &thread_abort));
+            .spawn(move || {
+                let run = std::panic::AssertUnwindSafe(|| job.run(&thread_tx, &thread_abort));
+                if std::panic::catch_unwind(run).is_err() && !thread_abort.is_set() {
+                    // A bug, not a network failure: end the round trip visibly.
+                    let _ = thread_tx.try_send(StreamEvent::Failed(ClientError::new(
+                        "model stream thread panicked",
+                        crate::protocol::CodexErrorInfo::Other,
+                        None,
+                    )));
+                }
+            });
         if let Err(err) = spawned {
             let _ = tx.try_send(StreamEvent::Failed(ClientError::new(
                 format!("cannot start the model-stream thread: {err}"),
@@ -247,7 +262,6 @@ impl ModelClient {
 
 /// One running round trip. Read [`ResponseStream::events`] until `Completed` or `Failed`
 /// (or until the channel disconnects); [`ResponseStream::abort`] (also done on drop) stops it.
-#[allow(dead_code)] // the turn engine (issue 5) is the caller; not wired yet
 pub struct ResponseStream {
     events: Receiver<StreamEvent>,
     abort: Arc<AbortSignal>,
@@ -257,7 +271,8 @@ pub struct ResponseStream {
 impl ResponseStream {
     /// The round trip's events, bounded ([`EVENT_CHANNEL_CAPACITY`]): a reader that falls
     /// behind holds the stream thread back rather than growing memory. Disconnects when the
-    /// stream thread has finished.
+    /// stream thread has finished; unless aborted, the last event before that is `Completed`
+    /// or `Failed`.
     pub fn events(&self) -> &Receiver<StreamEvent> {
         &self.events
     }

@@ -63,8 +63,8 @@ impl Jitter {
 /// factor in [0.9, 1.1), at most [`MAX_BACKOFF`].
 pub(super) fn backoff(attempt: u64, base: Duration, jitter: &mut Jitter) -> Duration {
     let exponent = attempt.saturating_sub(1).min(30) as i32;
-    let millis = base.as_secs_f64() * 1000.0 * 2f64.powi(exponent) * jitter.factor();
-    Duration::from_millis(millis as u64).min(MAX_BACKOFF)
+    let secs = base.as_secs_f64() * 2f64.powi(exponent) * jitter.factor();
+    Duration::from_secs_f64(secs.min(MAX_BACKOFF.as_secs_f64()))
 }
 
 /// The delay a 429 asks for: `retry-after-ms` (milliseconds, may be fractional) wins over

@@ -46,6 +46,7 @@ pub(super) struct RoundTrip {
     pub session_id: String,
     pub request_max_retries: u64,
     pub retry_base_delay: Duration,
+    pub env_lookup: fn(&str) -> Option<String>,
 }
 
 /// The sending side of a round trip, aware of the abort signal.
@@ -111,9 +112,7 @@ impl RoundTrip {
             if out.abort.is_set() {
                 return Err(Stop::Aborted);
             }
-            let bearer = resolve_bearer(&self.settings, self.auth.as_ref(), |name| {
-                std::env::var(name).ok()
-            })?;
+            let bearer = resolve_bearer(&self.settings, self.auth.as_ref(), self.env_lookup)?;
             let url = endpoint(&self.settings, &bearer);
             let agent = net::agent(&url, out.abort.aborted.clone());
             if !out.abort.install(&agent) {
@@ -205,13 +204,10 @@ impl RoundTrip {
             } else {
                 ""
             };
-            let names: Vec<String> = headers
-                .plain
-                .iter()
-                .map(|(k, v)| format!("{k}: {v}"))
-                .collect();
+            // Names only: a provider's `http_headers` may carry keys of its own.
+            let names: Vec<&str> = headers.plain.iter().map(|(k, _)| k.as_str()).collect();
             format!(
-                "POST {url} (retry {retries}) {auth}{} ({} body bytes)",
+                "POST {url} (retry {retries}) headers: {auth}{} ({} body bytes)",
                 names.join(", "),
                 body.len()
             )

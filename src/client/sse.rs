@@ -215,7 +215,12 @@ mod tests {
 
     #[test]
     fn parses_a_table_of_streams() {
-        let cases: &[(&str, &[u8], &[(&str, &str)])] = &[
+        type Case = (
+            &'static str,
+            &'static [u8],
+            &'static [(&'static str, &'static str)],
+        );
+        let cases: &[Case] = &[
             (
                 "simple",
                 b"event: a\ndata: {\"x\":1}\n\n",
