@@ -1,18 +1,452 @@
-//! The account/* methods and `getAuthStatus` (auth.md §2–3).
+//! The account methods (auth.md §2–3): `account/read`, `getAuthStatus`, `account/login/start`
+//! in its four modes, `account/login/cancel`, `account/logout`, and the notifications
+//! `account/login/completed` and `account/updated`. Credentials live in `auth/`; the browser and
+//! device-code flows in `login/`.
 
-use serde_json::Value;
+use std::sync::{Arc, Mutex};
 
-use crate::rpc::RequestId;
-use crate::server::Server;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::auth::{AuthManager, AuthMode, ExternalTokens, jwt};
+use crate::config::ForcedLoginMethod;
+use crate::login::{LoginOptions, LoginSuccess};
+use crate::rpc::{RequestId, Rpc, RpcError};
+use crate::secret::Secret;
+use crate::server::{Server, decode};
+use crate::thread::lock;
+
+const EXTERNAL_ACTIVE: &str = "External auth is active. Use account/login/start (chatgptAuthTokens) to update it or account/logout to clear it.";
+
+/// A browser or device-code login waiting for the user.
+pub struct PendingLogin {
+    login_id: String,
+    cancel: Box<dyn Fn() + Send>,
+}
+
+/// The one pending login of the connection, shared with the login threads.
+pub type PendingSlot = Arc<Mutex<Option<PendingLogin>>>;
+
+#[derive(Deserialize)]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+enum LoginParams {
+    ApiKey {
+        api_key: String,
+    },
+    Chatgpt {},
+    ChatgptDeviceCode {},
+    ChatgptAuthTokens {
+        access_token: String,
+        #[serde(default)]
+        id_token: Option<String>,
+        #[serde(default)]
+        chatgpt_account_id: Option<String>,
+        #[serde(default)]
+        chatgpt_plan_type: Option<String>,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReadParams {
+    #[serde(default)]
+    refresh_token: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusParams {
+    #[serde(default)]
+    include_token: bool,
+    #[serde(default)]
+    refresh_token: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CancelParams {
+    login_id: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LoginCompleted<'a> {
+    login_id: Option<&'a str>,
+    success: bool,
+    error: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AccountUpdated<'a> {
+    auth_mode: Option<&'static str>,
+    plan_type: Option<&'a str>,
+}
+
+/// Sends `account/login/completed` (and, on success, `account/updated`).
+fn announce_login(rpc: &Rpc, auth: &AuthManager, login_id: Option<&str>, error: Option<&str>) {
+    rpc.notify(
+        "account/login/completed",
+        LoginCompleted {
+            login_id,
+            success: error.is_none(),
+            error,
+        },
+    );
+    if error.is_none() {
+        announce_account(rpc, auth);
+    }
+}
+
+fn announce_account(rpc: &Rpc, auth: &AuthManager) {
+    let view = auth.view();
+    rpc.notify(
+        "account/updated",
+        AccountUpdated {
+            auth_mode: view.mode.map(AuthMode::as_str),
+            plan_type: view.plan_type.as_deref(),
+        },
+    );
+}
+
+fn account_json(auth: &AuthManager) -> Value {
+    let view = auth.view();
+    match view.mode {
+        None => Value::Null,
+        Some(AuthMode::ApiKey) => json!({"type": "apiKey"}),
+        Some(_) => json!({"type": "chatgpt", "email": view.email, "planType": view.plan_type}),
+    }
+}
+
+fn internal(e: anyhow::Error) -> RpcError {
+    RpcError::internal(format!("{e:#}"))
+}
 
 impl Server {
     /// Dispatches account methods; `false` for methods not handled here.
     pub fn handle_account_request(
         &mut self,
-        _id: &RequestId,
-        _method: &str,
-        _params: Option<Value>,
+        id: &RequestId,
+        method: &str,
+        params: Option<Value>,
     ) -> bool {
-        false
+        let outcome = match method {
+            "account/read" => decode(params).map(|p| self.account_read(id, p)),
+            "getAuthStatus" => decode(params).map(|p| self.auth_status(id, p)),
+            "account/login/start" => decode(params).and_then(|p| self.login_start(id, p)),
+            "account/login/cancel" => decode(params).map(|p| self.login_cancel(id, p)),
+            "account/logout" => self.logout(id),
+            _ => return false,
+        };
+        if let Err(error) = outcome {
+            self.rpc.respond_error(id, &error);
+        }
+        true
     }
+
+    fn requires_openai_auth(&self) -> bool {
+        self.config.provider().requires_openai_auth
+    }
+
+    /// Runs `answer` at once, or after a managed token refresh on its own thread (the main loop
+    /// never waits on the network).
+    fn after_optional_refresh(
+        &self,
+        id: &RequestId,
+        refresh: bool,
+        answer: impl FnOnce(&AuthManager) -> Value + Send + 'static,
+    ) {
+        if !refresh || self.auth.is_external() {
+            self.rpc.respond(id, answer(&self.auth));
+            return;
+        }
+        let (rpc, auth, id) = (self.rpc.clone(), self.auth.clone(), id.clone());
+        let spawned = std::thread::Builder::new()
+            .name("account-refresh".into())
+            .spawn(move || match auth.refresh_managed_now() {
+                Ok(()) => rpc.respond(&id, answer(&auth)),
+                Err(e) => rpc.respond_error(&id, &RpcError::invalid_request(e.message)),
+            });
+        if let Err(e) = spawned {
+            self.rpc.respond_error(
+                id,
+                &RpcError::internal(format!("cannot start the refresh: {e}")),
+            );
+        }
+    }
+
+    fn account_read(&mut self, id: &RequestId, params: ReadParams) {
+        let requires = self.requires_openai_auth();
+        self.after_optional_refresh(
+            id,
+            params.refresh_token,
+            move |auth| json!({"account": account_json(auth), "requiresOpenaiAuth": requires}),
+        );
+    }
+
+    fn auth_status(&mut self, id: &RequestId, params: StatusParams) {
+        let requires = self.requires_openai_auth();
+        self.after_optional_refresh(id, params.refresh_token, move |auth| {
+            let token = if params.include_token {
+                auth.bearer()
+            } else {
+                None
+            };
+            json!({
+                "authMethod": auth.view().mode.map(AuthMode::as_str),
+                "authToken": token.as_ref().map(Secret::expose),
+                "requiresOpenaiAuth": requires,
+            })
+        });
+    }
+
+    /// Cancels the pending browser/device login, if any (its `login/completed` reports failure).
+    fn cancel_pending_login(&self) -> Option<String> {
+        let pending = lock(&self.logins).take()?;
+        (pending.cancel)();
+        Some(pending.login_id)
+    }
+
+    fn login_options(&self) -> LoginOptions {
+        LoginOptions {
+            issuer: self.config.chatgpt_auth_issuer.clone(),
+            callback_port: self.config.login_callback_port,
+            originator: self
+                .originator()
+                .unwrap_or_else(|| "codex-lite".to_string()),
+            forced_workspace_ids: self.config.forced_chatgpt_workspace_id.clone(),
+        }
+    }
+
+    fn login_start(&mut self, id: &RequestId, params: LoginParams) -> Result<(), RpcError> {
+        match params {
+            LoginParams::ApiKey { api_key } => {
+                if self.auth.is_external() {
+                    return Err(RpcError::invalid_request(EXTERNAL_ACTIVE));
+                }
+                if self.config.forced_login_method == Some(ForcedLoginMethod::Chatgpt) {
+                    return Err(RpcError::invalid_request(
+                        "API key login is disabled. Use ChatGPT login instead.",
+                    ));
+                }
+                if api_key.trim().is_empty() {
+                    return Err(RpcError::invalid_params("apiKey must not be empty"));
+                }
+                self.auth
+                    .set_api_key(Secret::new(api_key.trim()))
+                    .map_err(internal)?;
+                self.rpc.respond(id, json!({"type": "apiKey"}));
+                self.cancel_pending_login();
+                announce_login(&self.rpc, &self.auth, None, None);
+                Ok(())
+            }
+            LoginParams::Chatgpt {} => {
+                self.check_managed_login_allowed()?;
+                let (slot, rpc, auth) = (self.logins.clone(), self.rpc.clone(), self.auth.clone());
+                let on_done = completion(slot.clone(), rpc, auth);
+                let login =
+                    crate::login::start_browser_login(self.login_options(), on_done.callback)
+                        .map_err(|e| {
+                            RpcError::internal(format!("cannot start the login: {e:#}"))
+                        })?;
+                on_done.set_id(&login.login_id);
+                self.rpc.respond(id, json!({"type": "chatgpt", "loginId": login.login_id, "authUrl": login.auth_url}));
+                self.cancel_pending_login();
+                let login_id = login.login_id.clone();
+                *lock(&slot) = Some(PendingLogin {
+                    login_id,
+                    cancel: Box::new(move || login.cancel()),
+                });
+                Ok(())
+            }
+            LoginParams::ChatgptDeviceCode {} => {
+                self.check_managed_login_allowed()?;
+                let (slot, rpc, auth, id) = (
+                    self.logins.clone(),
+                    self.rpc.clone(),
+                    self.auth.clone(),
+                    id.clone(),
+                );
+                let options = self.login_options();
+                std::thread::Builder::new()
+                    .name("login-device-start".into())
+                    .spawn(move || {
+                        let on_done = completion(slot.clone(), rpc.clone(), auth);
+                        match crate::login::start_device_login(options, on_done.callback) {
+                            Ok(login) => {
+                                on_done.set_id(&login.login_id);
+                                rpc.respond(
+                                    &id,
+                                    json!({
+                                        "type": "chatgptDeviceCode",
+                                        "loginId": login.login_id,
+                                        "verificationUrl": login.verification_url,
+                                        "userCode": login.user_code,
+                                    }),
+                                );
+                                let previous = lock(&slot).take();
+                                if let Some(previous) = previous {
+                                    (previous.cancel)();
+                                }
+                                let login_id = login.login_id.clone();
+                                *lock(&slot) = Some(PendingLogin {
+                                    login_id,
+                                    cancel: Box::new(move || login.cancel()),
+                                });
+                            }
+                            Err(e) => rpc.respond_error(
+                                &id,
+                                &RpcError::internal(format!(
+                                    "cannot start the device login: {e:#}"
+                                )),
+                            ),
+                        }
+                    })
+                    .map_err(|e| {
+                        RpcError::internal(format!("cannot start the device login: {e}"))
+                    })?;
+                Ok(())
+            }
+            LoginParams::ChatgptAuthTokens {
+                access_token,
+                id_token,
+                chatgpt_account_id,
+                chatgpt_plan_type,
+            } => {
+                let id_claims = id_token.as_deref().and_then(|t| jwt::parse(t).ok());
+                let account_id = chatgpt_account_id
+                    .or_else(|| id_claims.as_ref().and_then(|c| c.account_id.clone()))
+                    .ok_or_else(|| {
+                        RpcError::invalid_params("missing field `chatgptAccountId` (or an `idToken` with a chatgpt_account_id claim)")
+                    })?;
+                if self.config.forced_login_method == Some(ForcedLoginMethod::Api) {
+                    return Err(RpcError::invalid_request(
+                        "External ChatGPT auth is disabled. Use API key login instead.",
+                    ));
+                }
+                if let Some(allowed) = &self.config.forced_chatgpt_workspace_id
+                    && !allowed.contains(&account_id)
+                {
+                    let list: Vec<String> = allowed.iter().map(|w| format!("{w:?}")).collect();
+                    return Err(RpcError::invalid_request(format!(
+                        "External auth must use one of workspace(s) [{}], but received {account_id:?}.",
+                        list.join(", ")
+                    )));
+                }
+                let access_claims = jwt::parse(&access_token);
+                let (Ok(access_claims), true) =
+                    (access_claims, id_token.is_none() || id_claims.is_some())
+                else {
+                    return Err(RpcError::invalid_params("invalid ID token format"));
+                };
+                let claims = id_claims.unwrap_or(access_claims);
+                self.auth.set_external(ExternalTokens {
+                    access_token: Secret::new(access_token),
+                    plan_type: crate::auth::plan_or_unknown(chatgpt_plan_type.as_deref(), &claims),
+                    email: claims.email,
+                    account_id,
+                });
+                self.rpc.respond(id, json!({"type": "chatgptAuthTokens"}));
+                self.cancel_pending_login();
+                announce_login(&self.rpc, &self.auth, None, None);
+                Ok(())
+            }
+        }
+    }
+
+    fn check_managed_login_allowed(&self) -> Result<(), RpcError> {
+        if self.auth.is_external() {
+            return Err(RpcError::invalid_request(EXTERNAL_ACTIVE));
+        }
+        if self.config.forced_login_method == Some(ForcedLoginMethod::Api) {
+            return Err(RpcError::invalid_request(
+                "ChatGPT login is disabled. Use API key login instead.",
+            ));
+        }
+        Ok(())
+    }
+
+    fn login_cancel(&mut self, id: &RequestId, params: CancelParams) {
+        let pending = {
+            let mut slot = lock(&self.logins);
+            match slot.as_ref() {
+                Some(p) if p.login_id == params.login_id => slot.take(),
+                _ => None,
+            }
+        };
+        let status = match pending {
+            Some(p) => {
+                self.rpc.respond(id, json!({"status": "canceled"}));
+                (p.cancel)();
+                return;
+            }
+            None => "notFound",
+        };
+        self.rpc.respond(id, json!({"status": status}));
+    }
+
+    fn logout(&mut self, id: &RequestId) -> Result<(), RpcError> {
+        let refresh_token = self.auth.logout().map_err(internal)?;
+        self.rpc.respond(id, json!({}));
+        self.cancel_pending_login();
+        announce_account(&self.rpc, &self.auth);
+        if let Some(token) = refresh_token {
+            let issuer = self.auth.issuer().to_string();
+            // Best effort: the local credentials are already gone whatever the issuer says.
+            let _ = std::thread::Builder::new()
+                .name("logout-revoke".into())
+                .spawn(move || {
+                    if let Err(e) = crate::login::oauth::revoke(&issuer, &token) {
+                        crate::log::warn(&format!("revoking the refresh token failed: {e}"));
+                    }
+                });
+        }
+        Ok(())
+    }
+}
+
+/// The completion of a browser/device login: persist, clear the pending slot, notify.
+struct Completion {
+    callback: crate::login::LoginCallback,
+    id: Arc<Mutex<String>>,
+}
+
+impl Completion {
+    /// Records the login id once the flow has one (the callback cannot fire before the user
+    /// acts, which is after the id is known).
+    fn set_id(&self, login_id: &str) {
+        *lock(&self.id) = login_id.to_string();
+    }
+}
+
+fn completion(slot: PendingSlot, rpc: Rpc, auth: Arc<AuthManager>) -> Completion {
+    let id = Arc::new(Mutex::new(String::new()));
+    let login_id = id.clone();
+    let callback: crate::login::LoginCallback =
+        Box::new(move |outcome: Result<LoginSuccess, String>| {
+            let login_id = lock(&login_id).clone();
+            {
+                let mut pending = lock(&slot);
+                if pending.as_ref().is_some_and(|p| p.login_id == login_id) {
+                    *pending = None;
+                }
+            }
+            let error = match outcome {
+                Ok(success) if auth.is_external() => {
+                    drop(success);
+                    Some(EXTERNAL_ACTIVE.to_string())
+                }
+                Ok(success) => auth
+                    .set_managed(success.tokens, success.api_key)
+                    .err()
+                    .map(|e| format!("failed to save the login: {e:#}")),
+                Err(message) => Some(message),
+            };
+            announce_login(&rpc, &auth, Some(&login_id), error.as_deref());
+        });
+    Completion { callback, id }
 }

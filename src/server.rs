@@ -45,6 +45,8 @@ pub struct Server {
     pub auth: Arc<crate::auth::AuthManager>,
     /// Running `command/exec` processes by client process id.
     pub commands: crate::commands::Registry,
+    /// The pending browser or device-code login.
+    pub logins: crate::accounts::PendingSlot,
     _alias_dir: Option<crate::exec::AliasDir>,
 }
 
@@ -90,7 +92,7 @@ impl Server {
             dir.prepend_to_path(&mut env);
         }
         let exe = std::env::current_exe().unwrap_or_else(|_| "codex-lite".into());
-        let auth = Arc::new(crate::auth::AuthManager::new(&config));
+        let auth = Arc::new(crate::auth::AuthManager::new(&config, rpc.clone()));
         Self {
             rpc,
             config,
@@ -99,6 +101,7 @@ impl Server {
             tool_env: Arc::new(ToolEnv { exe, env }),
             auth,
             commands: crate::commands::Registry::default(),
+            logins: Default::default(),
             _alias_dir: alias_dir,
         }
     }
