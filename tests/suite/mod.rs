@@ -1,6 +1,7 @@
 //! One module per area of behaviour; each test drives the real `codex-lite` binary.
 
 mod apply_patch;
+mod auth;
 mod cli;
 mod commands;
 mod mock_selftest;
