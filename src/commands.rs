@@ -280,12 +280,7 @@ impl Server {
             None => Vec::new(),
         };
         let processes = lock(&self.commands.processes);
-        let process = processes.get(&params.process_id).ok_or_else(|| {
-            RpcError::invalid_request(format!(
-                "no running command with processId {}",
-                params.process_id
-            ))
-        })?;
+        let process = find(&processes, &params.process_id)?;
         let stdin = process.stdin.as_ref().ok_or_else(|| {
             RpcError::invalid_request(format!(
                 "stdin of processId {} is not streamed (set streamStdin)",
@@ -314,15 +309,16 @@ impl Server {
 
     fn command_terminate(&mut self, params: TerminateParams) -> Result<(), RpcError> {
         let processes = lock(&self.commands.processes);
-        let process = processes.get(&params.process_id).ok_or_else(|| {
-            RpcError::invalid_request(format!(
-                "no running command with processId {}",
-                params.process_id
-            ))
-        })?;
+        let process = find(&processes, &params.process_id)?;
         process.kill.kill();
         Ok(())
     }
+}
+
+fn find<'a>(processes: &'a HashMap<String, Process>, process_id: &str) -> Result<&'a Process, RpcError> {
+    processes.get(process_id).ok_or_else(|| {
+        RpcError::invalid_request(format!("no running command with processId {process_id}"))
+    })
 }
 
 fn spawn_stdin_writer(mut pipe: std::process::ChildStdin) -> std::io::Result<Sender<StdinMessage>> {

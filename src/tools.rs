@@ -345,7 +345,7 @@ fn run_shell(
                 }
                 outcome = execute(
                     turn,
-                    &call.call_id,
+                    Some(&call.call_id),
                     &args.command,
                     workdir,
                     &SandboxPolicy::DangerFullAccess,
@@ -429,10 +429,11 @@ fn declined(
     }
 }
 
-/// Runs a command, streaming its output as `item/commandExecution/outputDelta`.
+/// Runs a command under `policy`, streaming its output as `item/commandExecution/outputDelta`
+/// for `item_id` (or silently without one). An interrupt kills it at once.
 fn execute(
     turn: &mut TurnRunner,
-    item_id: &str,
+    item_id: Option<&str>,
     argv: &[String],
     cwd: &Path,
     policy: &SandboxPolicy,
@@ -453,16 +454,19 @@ fn execute(
     turn.handle.set_running_command(Some(running.kill_handle()));
     let mut decoders = [Utf8Chunks::default(), Utf8Chunks::default()];
     let result = running.wait(&mut |stream, bytes| {
+        let Some(item_id) = item_id else { return };
         let decoder = &mut decoders[usize::from(stream == OutputStream::Stderr)];
         let text = decoder.push(bytes);
         if !text.is_empty() {
             turn.item_delta("item/commandExecution/outputDelta", item_id, &text);
         }
     });
-    for decoder in &mut decoders {
-        let rest = decoder.finish();
-        if !rest.is_empty() {
-            turn.item_delta("item/commandExecution/outputDelta", item_id, &rest);
+    if let Some(item_id) = item_id {
+        for decoder in &mut decoders {
+            let rest = decoder.finish();
+            if !rest.is_empty() {
+                turn.item_delta("item/commandExecution/outputDelta", item_id, &rest);
+            }
         }
     }
     turn.handle.set_running_command(None);
@@ -763,7 +767,7 @@ fn run_patch(turn: &mut TurnRunner, call: &ToolCall, patch_text: &str, cwd: &Pat
         apply_patch::RUN_AS_APPLY_PATCH_ARG.to_string(),
         patch.text.clone(),
     ];
-    let outcome = run_quietly(turn, &argv, cwd, &policy);
+    let outcome = execute(turn, None, &argv, cwd, &policy, DEFAULT_COMMAND_TIMEOUT);
     let (text, ok) = match &outcome {
         Ok(out) => {
             let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -793,31 +797,6 @@ fn run_patch(turn: &mut TurnRunner, call: &ToolCall, patch_text: &str, cwd: &Pat
         output: call.output_item(&cap_text(&text, MODEL_OUTPUT_CAP_BYTES)),
         cancelled: false,
     }
-}
-
-/// Runs a helper command (the patch applier) without streaming its output.
-fn run_quietly(
-    turn: &mut TurnRunner,
-    argv: &[String],
-    cwd: &Path,
-    policy: &SandboxPolicy,
-) -> anyhow::Result<ExecOutput> {
-    let tools = turn.tools();
-    let request = ExecRequest {
-        argv: argv.to_vec(),
-        cwd: cwd.to_path_buf(),
-        sandbox_cwd: tools.settings.cwd.clone(),
-        env: tools.env.env.clone(),
-        timeout: Some(DEFAULT_COMMAND_TIMEOUT),
-        policy: policy.clone(),
-        output_cap_bytes: COMMAND_OUTPUT_CAP_BYTES,
-        stdin: StdinMode::Null,
-    };
-    let running = exec::spawn(request)?;
-    turn.handle.set_running_command(Some(running.kill_handle()));
-    let result = running.wait(&mut |_, _| {});
-    turn.handle.set_running_command(None);
-    result
 }
 
 fn to_protocol_change(change: &FileChange) -> FileUpdateChange {
