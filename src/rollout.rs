@@ -258,10 +258,10 @@ pub fn load(path: &Path) -> Result<Loaded> {
             Entry::TurnContext(context) => loaded.last_context = Some(context),
             Entry::ResponseItem(item) => loaded.history.push((current_turn.clone(), item)),
             Entry::ThreadItem { turn_id, item } => {
-                if loaded.preview.is_empty() {
-                    if let Some(text) = user_text(&item) {
-                        loaded.preview = text;
-                    }
+                if loaded.preview.is_empty()
+                    && let Some(text) = user_text(&item)
+                {
+                    loaded.preview = text;
                 }
                 if let Some(turn) = loaded.turns.iter_mut().rev().find(|t| t.id == turn_id) {
                     turn.items.push(item);

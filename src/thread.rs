@@ -219,10 +219,10 @@ impl ThreadState {
     /// error is logged and the thread goes on in memory.
     pub fn record(&mut self, entry: &Entry) {
         self.updated_at = crate::time::unix_seconds() as i64;
-        if let Some(rollout) = self.rollout.as_mut() {
-            if let Err(e) = rollout.append(entry) {
-                crate::log::error(&format!("thread {}: {e:#}", self.id));
-            }
+        if let Some(rollout) = self.rollout.as_mut()
+            && let Err(e) = rollout.append(entry)
+        {
+            crate::log::error(&format!("thread {}: {e:#}", self.id));
         }
     }
 
@@ -235,10 +235,10 @@ impl ThreadState {
     /// Adds a completed item to the turn `turn_id` and records it; sets the preview from the
     /// first user text.
     pub fn push_item(&mut self, turn_id: &str, item: &ThreadItem) {
-        if self.preview.is_empty() {
-            if let Some(text) = crate::rollout::user_text(item) {
-                self.preview = text;
-            }
+        if self.preview.is_empty()
+            && let Some(text) = crate::rollout::user_text(item)
+        {
+            self.preview = text;
         }
         self.record(&Entry::ThreadItem {
             turn_id: turn_id.to_string(),

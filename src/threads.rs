@@ -513,12 +513,12 @@ impl Server {
             merged.model_provider = Some(meta.model_provider.clone());
         }
         let mut settings = build_settings(&self.config, None, &merged)?;
-        if overrides.sandbox.is_none() {
-            if let Some(policy) = loaded.last_context.as_ref().and_then(|c| {
+        if overrides.sandbox.is_none()
+            && let Some(policy) = loaded.last_context.as_ref().and_then(|c| {
                 serde_json::from_value::<SandboxPolicy>(c.sandbox_policy.clone()).ok()
-            }) {
-                settings.sandbox = policy;
-            }
+            })
+        {
+            settings.sandbox = policy;
         }
         if let Some(context) = &loaded.last_context {
             settings.effort = context.effort.clone().or(settings.effort);
@@ -722,15 +722,16 @@ impl Server {
             let Ok((meta, preview)) = rollout::read_summary(path) else {
                 continue;
             };
-            if let Some(cwds) = &cwds {
-                if !cwds.iter().any(|c| *c == meta.cwd) {
-                    continue;
-                }
+            if let Some(cwds) = &cwds
+                && !cwds.contains(&meta.cwd)
+            {
+                continue;
             }
-            if let Some(providers) = &params.model_providers {
-                if !providers.is_empty() && !providers.contains(&meta.model_provider) {
-                    continue;
-                }
+            if let Some(providers) = &params.model_providers
+                && !providers.is_empty()
+                && !providers.contains(&meta.model_provider)
+            {
+                continue;
             }
             let name = names.get(&meta.id).cloned();
             if let Some(term) = &search {
@@ -984,13 +985,13 @@ impl Server {
         let handle = self
             .active_turn(&params.thread_id)?
             .ok_or_else(|| RpcError::invalid_request("no active turn to steer"))?;
-        if let Some(expected) = &params.expected_turn_id {
-            if *expected != handle.turn_id {
-                return Err(RpcError::invalid_request(format!(
-                    "expected active turn id {expected} but found {}",
-                    handle.turn_id
-                )));
-            }
+        if let Some(expected) = &params.expected_turn_id
+            && *expected != handle.turn_id
+        {
+            return Err(RpcError::invalid_request(format!(
+                "expected active turn id {expected} but found {}",
+                handle.turn_id
+            )));
         }
         if !handle.steer(params.input) {
             return Err(RpcError::invalid_request("no active turn to steer"));
