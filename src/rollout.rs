@@ -8,7 +8,7 @@
 //! `archived_sessions/<same file name>`. In-memory thread state is `thread.rs`'s.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -148,12 +148,19 @@ impl Rollout {
         Ok(rollout)
     }
 
-    /// Opens an existing rollout for appending (resume).
+    /// Opens an existing rollout for appending (resume). A torn last line (the process died
+    /// inside a write) is ended with a newline first: otherwise the next entry would be glued to
+    /// it, and the pair skipped as one unreadable line on the next read.
     pub fn open(path: &Path) -> Result<Self> {
-        let file = OpenOptions::new()
+        let mut file = OpenOptions::new()
+            .read(true)
             .append(true)
             .open(path)
             .with_context(|| format!("opening {}", path.display()))?;
+        if !ends_with_newline(&mut file).with_context(|| format!("reading {}", path.display()))? {
+            file.write_all(b"\n")
+                .with_context(|| format!("appending to {}", path.display()))?;
+        }
         Ok(Self {
             file,
             path: path.to_path_buf(),
@@ -177,6 +184,17 @@ impl Rollout {
             .write_all(line.as_bytes())
             .with_context(|| format!("appending to {}", self.path.display()))
     }
+}
+
+/// Whether `file` is empty or its last byte is `\n`.
+fn ends_with_newline(file: &mut File) -> std::io::Result<bool> {
+    if file.metadata()?.len() == 0 {
+        return Ok(true);
+    }
+    file.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8; 1];
+    file.read_exact(&mut last)?;
+    Ok(last[0] == b'\n')
 }
 
 /// Everything a rollout says about its thread.
@@ -534,6 +552,23 @@ mod tests {
         assert_eq!(loaded.turns[0].status, TurnStatus::Completed);
         assert_eq!(loaded.turns[1].status, TurnStatus::Interrupted);
         assert_eq!(read_summary(&path).unwrap().1, "hello");
+
+        // Appending after the torn line keeps the new entries readable.
+        Rollout::open(&path)
+            .unwrap()
+            .append(&Entry::TurnCompleted {
+                turn_id: "t2".into(),
+                status: TurnStatus::Completed,
+                error: None,
+            })
+            .unwrap();
+        let loaded = load(&path).unwrap();
+        assert_eq!(loaded.turns[1].status, TurnStatus::Completed);
+        Rollout::open(&path).unwrap();
+        assert!(
+            std::fs::read(&path).unwrap().ends_with(b"}\n"),
+            "no blank lines added"
+        );
 
         assert_eq!(find(&home, &id).unwrap(), (path.clone(), false));
         let archived = archive(&home, &path).unwrap();
