@@ -209,6 +209,9 @@ pub struct Loaded {
     pub turns: Vec<Turn>,
     /// The settings of the last turn, if any turn ran.
     pub last_context: Option<TurnContext>,
+    /// The settings recorded at each turn's start, by turn id (what the model had been told by
+    /// the end of that turn; a fork that drops later turns continues from there).
+    pub turn_contexts: Vec<(String, TurnContext)>,
     /// Accumulated token usage.
     pub total_usage: TokenUsage,
     /// First user text.
@@ -242,6 +245,7 @@ pub fn load(path: &Path) -> Result<Loaded> {
         history: Vec::new(),
         turns: Vec::new(),
         last_context: None,
+        turn_contexts: Vec::new(),
         total_usage: TokenUsage::default(),
         preview: String::new(),
     };
@@ -273,7 +277,14 @@ pub fn load(path: &Path) -> Result<Loaded> {
                     error: None,
                 });
             }
-            Entry::TurnContext(context) => loaded.last_context = Some(context),
+            Entry::TurnContext(context) => {
+                if !current_turn.is_empty() {
+                    loaded
+                        .turn_contexts
+                        .push((current_turn.clone(), context.clone()));
+                }
+                loaded.last_context = Some(context);
+            }
             Entry::ResponseItem(item) => loaded.history.push((current_turn.clone(), item)),
             Entry::ThreadItem { turn_id, item } => {
                 if loaded.preview.is_empty()
@@ -512,10 +523,19 @@ mod tests {
                 text_elements: vec![],
             }],
         };
+        let context = TurnContext {
+            cwd: "/w".into(),
+            model: "m".into(),
+            effort: None,
+            summary: Some("auto".into()),
+            approval_policy: "never".into(),
+            sandbox_policy: serde_json::json!({"type": "read-only"}),
+        };
         for entry in [
             Entry::TurnStarted {
                 turn_id: "t1".into(),
             },
+            Entry::TurnContext(context.clone()),
             Entry::ResponseItem(serde_json::json!({"type":"message","role":"user"})),
             Entry::ThreadItem {
                 turn_id: "t1".into(),
@@ -551,6 +571,11 @@ mod tests {
         assert_eq!(loaded.turns[0].items, vec![user]);
         assert_eq!(loaded.turns[0].status, TurnStatus::Completed);
         assert_eq!(loaded.turns[1].status, TurnStatus::Interrupted);
+        assert_eq!(
+            loaded.turn_contexts,
+            vec![("t1".to_string(), context.clone())]
+        );
+        assert_eq!(loaded.last_context, Some(context));
         assert_eq!(read_summary(&path).unwrap().1, "hello");
 
         // Appending after the torn line keeps the new entries readable.
