@@ -5,4 +5,5 @@ mod cli;
 mod mock_selftest;
 mod rpc;
 mod sandbox;
+mod threads;
 mod turns;
