@@ -486,21 +486,32 @@ fn list_pages_cover_every_thread_once() {
     let mock = MockServer::start();
     let home = TempDir::new("codex-home");
     let mut server = server_in(&mock, home.path());
-    let mut created: Vec<String> = (0..5)
-        .map(|_| start_thread(&mut server, json!({})))
+    // Many, sent without waiting: several are created within the same millisecond.
+    let requests: Vec<i64> = (0..12)
+        .map(|_| server.request("thread/start", json!({})))
+        .collect();
+    let mut created: Vec<String> = requests
+        .iter()
+        .map(|id| {
+            let response = server.read_response(&json!(id));
+            response["result"]["thread"]["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     drop(server);
     created.reverse();
 
     let mut server = restart(&mock, home.path());
-    for limit in [1, 2, 3, 5, 7] {
+    for limit in [1, 2, 5, 12, 20] {
         let mut seen = Vec::new();
         let mut cursor = Value::Null;
         let mut pages = 0;
         loop {
             let page = list(&mut server, json!({"limit": limit, "cursor": cursor}));
             pages += 1;
-            assert!(pages <= 10, "paging does not end");
+            assert!(pages <= created.len(), "paging does not end");
             let page_ids = ids(&page);
             assert!(page_ids.len() <= limit, "page larger than {limit}");
             seen.extend(page_ids);
@@ -513,10 +524,10 @@ fn list_pages_cover_every_thread_once() {
         assert_eq!(pages, created.len().div_ceil(limit), "limit {limit}");
     }
     // Oldest first on request, with the same paging.
-    let first = list(&mut server, json!({"limit": 3, "sortDirection": "asc"}));
+    let first = list(&mut server, json!({"limit": 7, "sortDirection": "asc"}));
     let second = list(
         &mut server,
-        json!({"limit": 3, "sortDirection": "asc", "cursor": first["nextCursor"]}),
+        json!({"limit": 7, "sortDirection": "asc", "cursor": first["nextCursor"]}),
     );
     let mut ascending = ids(&first);
     ascending.extend(ids(&second));
