@@ -797,6 +797,50 @@ fn resume_sends_the_whole_history_with_the_next_turn() {
 }
 
 #[test]
+fn resume_applies_overrides_and_tells_the_model() {
+    let mock = MockServer::start();
+    let home = TempDir::new("codex-home");
+    let mut server = server_in(&mock, home.path());
+    let thread_id = start_thread(&mut server, json!({"approvalPolicy": "never"}));
+    run_turn(&mut server, &mock, &thread_id, "one", "uno");
+    drop(server);
+
+    let mut server = restart(&mock, home.path());
+    let resumed = server
+        .call(
+            "thread/resume",
+            json!({"threadId": thread_id, "model": "resumed-model", "approvalPolicy": "untrusted",
+                   "sandbox": "workspace-write"}),
+        )
+        .unwrap();
+    assert_eq!(resumed["model"], "resumed-model");
+    assert_eq!(resumed["approvalPolicy"], "untrusted");
+    assert_eq!(resumed["sandbox"]["type"], "workspaceWrite");
+    run_turn(&mut server, &mock, &thread_id, "two", "dos");
+    let request = &model_requests(&mock)[1];
+    assert_eq!(request["model"], "resumed-model");
+    let conversation = conversation(request);
+    let environments: Vec<&String> = conversation
+        .iter()
+        .map(|(_, text)| text)
+        .filter(|text| text.contains("<environment_context>"))
+        .collect();
+    assert_eq!(environments.len(), 2, "the changed settings are sent again");
+    assert!(environments[0].contains("<approval_policy>never</approval_policy>"));
+    assert!(environments[1].contains("<approval_policy>untrusted</approval_policy>"));
+    assert!(environments[1].contains("<sandbox_mode>workspace-write</sandbox_mode>"));
+    let (said_so_far, _) = dialogue(request);
+    assert_eq!(
+        said_so_far,
+        [
+            said("user", "one"),
+            said("assistant", "uno"),
+            said("user", "two")
+        ]
+    );
+}
+
+#[test]
 fn torn_last_line_is_skipped() {
     let mock = MockServer::start();
     let home = TempDir::new("codex-home");
@@ -866,6 +910,56 @@ fn torn_last_line_is_skipped() {
         "after the crash"
     );
     assert_eq!(turns[1]["items"][1]["text"], "still here");
+}
+
+#[test]
+fn a_turn_cut_by_kill_9_reads_back_as_interrupted() {
+    let mock = MockServer::start();
+    let home = TempDir::new("codex-home");
+    let mut server = server_in(&mock, home.path());
+    let thread_id = start_thread(&mut server, json!({}));
+    mock.push(sse_then_stall(vec![
+        ev_created("resp_1"),
+        ev_message_added("msg_1"),
+        ev_text_delta("msg_1", "half an ans"),
+    ]));
+    let turn_id = start_turn(&mut server, &thread_id, "survive this");
+    server.read_until("item/agentMessage/delta");
+    let status = std::process::Command::new("kill")
+        .args(["-9", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(server.wait_exit(DEFAULT_TIMEOUT).is_some());
+    drop(server);
+
+    let mut server = restart(&mock, home.path());
+    let listed = list(&mut server, json!({}));
+    assert_eq!(listed["data"][0]["preview"], "survive this");
+    let read = server
+        .call(
+            "thread/read",
+            json!({"threadId": thread_id, "includeTurns": true}),
+        )
+        .unwrap();
+    let turns = read["thread"]["turns"].as_array().unwrap();
+    assert_eq!(turns.len(), 1);
+    assert_eq!(turns[0]["id"], turn_id.as_str());
+    assert_eq!(turns[0]["status"], "interrupted");
+    let items = turns[0]["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "only the completed user message: {items:?}");
+    assert_eq!(items[0]["content"][0]["text"], "survive this");
+
+    server
+        .call("thread/resume", json!({"threadId": thread_id}))
+        .unwrap();
+    run_turn(&mut server, &mock, &thread_id, "go on", "done");
+    let (said_so_far, contexts) = dialogue(&model_requests(&mock)[1]);
+    assert_eq!(
+        said_so_far,
+        [said("user", "survive this"), said("user", "go on")]
+    );
+    assert_eq!(contexts, 2);
 }
 
 // ---- fork -----------------------------------------------------------------------------------
@@ -1054,6 +1148,63 @@ fn fork_of_an_unloaded_thread() {
     let listed = list(&mut server, json!({}));
     assert_eq!(ids(&listed), [fork_id.clone(), source.clone()]);
     assert_eq!(listed["data"][1]["status"], json!({"type": "notLoaded"}));
+}
+
+#[test]
+fn fork_while_a_turn_runs_leaves_that_turn_out() {
+    let mock = MockServer::start();
+    let mut server = server_for(&mock);
+    let source = start_thread(&mut server, json!({}));
+    let t1 = run_turn(&mut server, &mock, &source, "one", "uno");
+    mock.push(sse_then_stall(vec![
+        ev_created("resp_stall"),
+        ev_message_added("msg_stall"),
+    ]));
+    let running = start_turn(&mut server, &source, "two");
+    server.read_until("item/started"); // the user message
+    server.read_until("item/started"); // the agent message: the model is streaming
+
+    assert_error(
+        server.call(
+            "thread/fork",
+            json!({"threadId": source, "lastTurnId": running}),
+        ),
+        -32600,
+        &format!("turn {running} is still in progress"),
+    );
+    let result = server
+        .call("thread/fork", json!({"threadId": source}))
+        .unwrap();
+    let (started, _) = server.read_until("thread/started");
+    let fork_id = result["thread"]["id"].as_str().unwrap().to_string();
+    assert_eq!(started["params"]["thread"]["id"], fork_id.as_str());
+    let turns = result["thread"]["turns"].as_array().unwrap();
+    assert_eq!(turns.len(), 1);
+    assert_eq!(turns[0]["id"], t1.as_str());
+    assert_eq!(result["thread"]["status"], json!({"type": "idle"}));
+
+    run_turn(&mut server, &mock, &fork_id, "three", "tres");
+    let (fork_dialogue, contexts) = dialogue(&model_requests(&mock)[2]);
+    assert_eq!(
+        fork_dialogue,
+        [
+            said("user", "one"),
+            said("assistant", "uno"),
+            said("user", "three")
+        ]
+    );
+    assert_eq!(contexts, 2);
+
+    server
+        .call(
+            "turn/interrupt",
+            json!({"threadId": source, "turnId": running}),
+        )
+        .unwrap();
+    let messages = finish_turn(&mut server);
+    let completed = &messages.last().unwrap()["params"];
+    assert_eq!(completed["threadId"], source.as_str());
+    assert_eq!(completed["turn"]["status"], "interrupted");
 }
 
 // ---- archive / unarchive --------------------------------------------------------------------
