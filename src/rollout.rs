@@ -310,7 +310,48 @@ pub fn load(path: &Path) -> Result<Loaded> {
         }
     }
     loaded.meta = meta.with_context(|| format!("{} has no session metadata", path.display()))?;
+    answer_orphan_calls(&mut loaded.history);
     Ok(loaded)
+}
+
+/// The output given to a tool call that never got one.
+const ORPHAN_CALL_OUTPUT: &str = "aborted: the session ended before this call finished";
+
+/// Gives every tool call without an output (the process died while it ran or waited for
+/// approval) an output right after it. The Responses API rejects an input holding a call without
+/// its output, so without this a thread cut mid-call could never continue.
+fn answer_orphan_calls(history: &mut Vec<(String, Value)>) {
+    let kind = |item: &Value| item.get("type").and_then(Value::as_str).map(str::to_string);
+    let call_id = |item: &Value| {
+        item.get("call_id")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let answered: std::collections::HashSet<String> = history
+        .iter()
+        .filter(|(_, item)| kind(item).is_some_and(|k| k.ends_with("_call_output")))
+        .filter_map(|(_, item)| call_id(item))
+        .collect();
+    let mut repaired = Vec::with_capacity(history.len());
+    for (turn, item) in history.drain(..) {
+        let orphan = match (kind(&item).as_deref(), call_id(&item)) {
+            (Some(k @ ("function_call" | "custom_tool_call")), Some(id))
+                if !answered.contains(&id) =>
+            {
+                Some(serde_json::json!({
+                    "type": format!("{k}_output"),
+                    "call_id": id,
+                    "output": ORPHAN_CALL_OUTPUT,
+                }))
+            }
+            _ => None,
+        };
+        repaired.push((turn.clone(), item));
+        if let Some(output) = orphan {
+            repaired.push((turn, output));
+        }
+    }
+    *history = repaired;
 }
 
 /// The text of a user message item, for previews.
@@ -600,6 +641,40 @@ mod tests {
         assert_eq!(find(&home, &id).unwrap(), (archived.clone(), true));
         assert_eq!(unarchive(&home, &archived).unwrap(), path);
         std::fs::remove_dir_all(home).unwrap();
+    }
+
+    #[test]
+    fn calls_without_outputs_get_one_right_after_them() {
+        use serde_json::json;
+        let call = |kind: &str, id: &str| json!({"type": kind, "call_id": id});
+        let mut history: Vec<(String, Value)> = vec![
+            ("t".into(), call("function_call", "a")),
+            ("t".into(), call("custom_tool_call", "b")),
+            ("t".into(), call("function_call_output", "a")),
+            ("u".into(), call("function_call", "c")),
+        ];
+        answer_orphan_calls(&mut history);
+        let shape: Vec<(String, String, String)> = history
+            .iter()
+            .map(|(turn, item)| {
+                (
+                    turn.clone(),
+                    item["type"].as_str().unwrap().to_string(),
+                    item["call_id"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let expected = [
+            ("t", "function_call", "a"),
+            ("t", "custom_tool_call", "b"),
+            ("t", "custom_tool_call_output", "b"),
+            ("t", "function_call_output", "a"),
+            ("u", "function_call", "c"),
+            ("u", "function_call_output", "c"),
+        ]
+        .map(|(t, k, c)| (t.to_string(), k.to_string(), c.to_string()));
+        assert_eq!(shape, expected);
+        assert_eq!(history[2].1["output"], ORPHAN_CALL_OUTPUT);
     }
 
     #[test]
