@@ -962,6 +962,72 @@ fn a_turn_cut_by_kill_9_reads_back_as_interrupted() {
     assert_eq!(contexts, 2);
 }
 
+#[test]
+fn a_tool_call_cut_by_kill_9_gets_an_output_on_resume() {
+    let mock = MockServer::start();
+    let home = TempDir::new("codex-home");
+    let cwd = TempDir::new("cwd");
+    let mut server = server_in(&mock, home.path());
+    let thread_id = start_thread(
+        &mut server,
+        json!({"cwd": cwd.path(), "approvalPolicy": "untrusted"}),
+    );
+    mock.push(sse(vec![
+        ev_created("resp_1"),
+        ev_function_call(
+            "call_1",
+            "shell",
+            &json!({"command": ["touch", "made-by-the-model"]}),
+        ),
+        ev_completed("resp_1"),
+    ]));
+    start_turn(&mut server, &thread_id, "make a file");
+    // The call is in the history; the turn waits for the user's decision when the server dies.
+    server.read_until("item/commandExecution/requestApproval");
+    let status = std::process::Command::new("kill")
+        .args(["-9", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(server.wait_exit(DEFAULT_TIMEOUT).is_some());
+    drop(server);
+
+    let mut server = restart(&mock, home.path());
+    server
+        .call("thread/resume", json!({"threadId": thread_id}))
+        .unwrap();
+    run_turn(&mut server, &mock, &thread_id, "never mind", "ok");
+    let request = &model_requests(&mock)[1];
+    let input = request["input"].as_array().unwrap();
+    let call = input
+        .iter()
+        .position(|i| i["type"] == "function_call")
+        .expect("the call is in the history");
+    assert_eq!(input[call]["call_id"], "call_1");
+    let outputs: Vec<&Value> = input
+        .iter()
+        .filter(|i| i["type"] == "function_call_output")
+        .collect();
+    assert_eq!(
+        outputs.len(),
+        1,
+        "every call has exactly one output: {input:?}"
+    );
+    assert_eq!(outputs[0]["call_id"], "call_1");
+    assert!(
+        input
+            .iter()
+            .position(|i| i["type"] == "function_call_output")
+            > Some(call),
+        "the output follows its call"
+    );
+    assert_eq!(
+        conversation(request).last().unwrap(),
+        &said("user", "never mind")
+    );
+    assert!(!cwd.path().join("made-by-the-model").exists());
+}
+
 // ---- fork -----------------------------------------------------------------------------------
 
 #[test]
