@@ -863,9 +863,11 @@ impl Server {
                 "thread {thread_id} is already archived"
             )));
         }
-        self.threads.remove(&thread_id);
         rollout::archive(&self.config.codex_home, &path)
             .map_err(|e| RpcError::internal(format!("{e:#}")))?;
+        // Unloaded only once the move worked: a failed archive leaves the thread as it was.
+        // (Its open append handle follows the renamed file and is closed here.)
+        self.threads.remove(&thread_id);
         self.rpc.respond(id, json!({}));
         self.rpc.notify(
             "thread/archived",
