@@ -1,7 +1,9 @@
 //! Rollout files: the on-disk record of a thread (protocol.md §5). One JSON object per line,
 //! `{timestamp, type, payload}`: first the session metadata, then every history item, every
 //! completed thread item and every turn boundary, appended and flushed as they happen so a
-//! `kill -9` loses at most the line being written (a torn last line is skipped on read).
+//! `kill -9` loses at most the line being written (a torn last line is skipped on read and
+//! ended before the next append; a turn that never completed reads as interrupted, a tool call
+//! that never got its output reads as aborted).
 //!
 //! Also the names index (`CODEX_HOME/session_index.jsonl`) and the directory layout:
 //! `sessions/YYYY/MM/DD/rollout-<YYYY-MM-DDThh-mm-ss>-<id>.jsonl` (UTC) and
