@@ -1,14 +1,16 @@
 //! Rollout files: the on-disk record of a thread (protocol.md §5). One JSON object per line,
 //! `{timestamp, type, payload}`: first the session metadata, then every history item, every
 //! completed thread item and every turn boundary, appended and flushed as they happen so a
-//! `kill -9` loses at most the line being written (a torn last line is skipped on read).
+//! `kill -9` loses at most the line being written (a torn last line is skipped on read and
+//! ended before the next append; a turn that never completed reads as interrupted, a tool call
+//! that never got its output reads as aborted).
 //!
 //! Also the names index (`CODEX_HOME/session_index.jsonl`) and the directory layout:
 //! `sessions/YYYY/MM/DD/rollout-<YYYY-MM-DDThh-mm-ss>-<id>.jsonl` (UTC) and
 //! `archived_sessions/<same file name>`. In-memory thread state is `thread.rs`'s.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -148,12 +150,19 @@ impl Rollout {
         Ok(rollout)
     }
 
-    /// Opens an existing rollout for appending (resume).
+    /// Opens an existing rollout for appending (resume). A torn last line (the process died
+    /// inside a write) is ended with a newline first: otherwise the next entry would be glued to
+    /// it, and the pair skipped as one unreadable line on the next read.
     pub fn open(path: &Path) -> Result<Self> {
-        let file = OpenOptions::new()
+        let mut file = OpenOptions::new()
+            .read(true)
             .append(true)
             .open(path)
             .with_context(|| format!("opening {}", path.display()))?;
+        if !ends_with_newline(&mut file).with_context(|| format!("reading {}", path.display()))? {
+            file.write_all(b"\n")
+                .with_context(|| format!("appending to {}", path.display()))?;
+        }
         Ok(Self {
             file,
             path: path.to_path_buf(),
@@ -179,6 +188,17 @@ impl Rollout {
     }
 }
 
+/// Whether `file` is empty or its last byte is `\n`.
+fn ends_with_newline(file: &mut File) -> std::io::Result<bool> {
+    if file.metadata()?.len() == 0 {
+        return Ok(true);
+    }
+    file.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8; 1];
+    file.read_exact(&mut last)?;
+    Ok(last[0] == b'\n')
+}
+
 /// Everything a rollout says about its thread.
 #[derive(Debug, Clone)]
 pub struct Loaded {
@@ -191,6 +211,9 @@ pub struct Loaded {
     pub turns: Vec<Turn>,
     /// The settings of the last turn, if any turn ran.
     pub last_context: Option<TurnContext>,
+    /// The settings recorded at each turn's start, by turn id (what the model had been told by
+    /// the end of that turn; a fork that drops later turns continues from there).
+    pub turn_contexts: Vec<(String, TurnContext)>,
     /// Accumulated token usage.
     pub total_usage: TokenUsage,
     /// First user text.
@@ -224,6 +247,7 @@ pub fn load(path: &Path) -> Result<Loaded> {
         history: Vec::new(),
         turns: Vec::new(),
         last_context: None,
+        turn_contexts: Vec::new(),
         total_usage: TokenUsage::default(),
         preview: String::new(),
     };
@@ -255,13 +279,20 @@ pub fn load(path: &Path) -> Result<Loaded> {
                     error: None,
                 });
             }
-            Entry::TurnContext(context) => loaded.last_context = Some(context),
+            Entry::TurnContext(context) => {
+                if !current_turn.is_empty() {
+                    loaded
+                        .turn_contexts
+                        .push((current_turn.clone(), context.clone()));
+                }
+                loaded.last_context = Some(context);
+            }
             Entry::ResponseItem(item) => loaded.history.push((current_turn.clone(), item)),
             Entry::ThreadItem { turn_id, item } => {
-                if loaded.preview.is_empty() {
-                    if let Some(text) = user_text(&item) {
-                        loaded.preview = text;
-                    }
+                if loaded.preview.is_empty()
+                    && let Some(text) = user_text(&item)
+                {
+                    loaded.preview = text;
                 }
                 if let Some(turn) = loaded.turns.iter_mut().rev().find(|t| t.id == turn_id) {
                     turn.items.push(item);
@@ -281,7 +312,48 @@ pub fn load(path: &Path) -> Result<Loaded> {
         }
     }
     loaded.meta = meta.with_context(|| format!("{} has no session metadata", path.display()))?;
+    answer_orphan_calls(&mut loaded.history);
     Ok(loaded)
+}
+
+/// The output given to a tool call that never got one.
+const ORPHAN_CALL_OUTPUT: &str = "aborted: the session ended before this call finished";
+
+/// Gives every tool call without an output (the process died while it ran or waited for
+/// approval) an output right after it. The Responses API rejects an input holding a call without
+/// its output, so without this a thread cut mid-call could never continue.
+fn answer_orphan_calls(history: &mut Vec<(String, Value)>) {
+    let kind = |item: &Value| item.get("type").and_then(Value::as_str).map(str::to_string);
+    let call_id = |item: &Value| {
+        item.get("call_id")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let answered: std::collections::HashSet<String> = history
+        .iter()
+        .filter(|(_, item)| kind(item).is_some_and(|k| k.ends_with("_call_output")))
+        .filter_map(|(_, item)| call_id(item))
+        .collect();
+    let mut repaired = Vec::with_capacity(history.len());
+    for (turn, item) in history.drain(..) {
+        let orphan = match (kind(&item).as_deref(), call_id(&item)) {
+            (Some(k @ ("function_call" | "custom_tool_call")), Some(id))
+                if !answered.contains(&id) =>
+            {
+                Some(serde_json::json!({
+                    "type": format!("{k}_output"),
+                    "call_id": id,
+                    "output": ORPHAN_CALL_OUTPUT,
+                }))
+            }
+            _ => None,
+        };
+        repaired.push((turn.clone(), item));
+        if let Some(output) = orphan {
+            repaired.push((turn, output));
+        }
+    }
+    *history = repaired;
 }
 
 /// The text of a user message item, for previews.
@@ -494,10 +566,19 @@ mod tests {
                 text_elements: vec![],
             }],
         };
+        let context = TurnContext {
+            cwd: "/w".into(),
+            model: "m".into(),
+            effort: None,
+            summary: Some("auto".into()),
+            approval_policy: "never".into(),
+            sandbox_policy: serde_json::json!({"type": "read-only"}),
+        };
         for entry in [
             Entry::TurnStarted {
                 turn_id: "t1".into(),
             },
+            Entry::TurnContext(context.clone()),
             Entry::ResponseItem(serde_json::json!({"type":"message","role":"user"})),
             Entry::ThreadItem {
                 turn_id: "t1".into(),
@@ -533,13 +614,69 @@ mod tests {
         assert_eq!(loaded.turns[0].items, vec![user]);
         assert_eq!(loaded.turns[0].status, TurnStatus::Completed);
         assert_eq!(loaded.turns[1].status, TurnStatus::Interrupted);
+        assert_eq!(
+            loaded.turn_contexts,
+            vec![("t1".to_string(), context.clone())]
+        );
+        assert_eq!(loaded.last_context, Some(context));
         assert_eq!(read_summary(&path).unwrap().1, "hello");
+
+        // Appending after the torn line keeps the new entries readable.
+        Rollout::open(&path)
+            .unwrap()
+            .append(&Entry::TurnCompleted {
+                turn_id: "t2".into(),
+                status: TurnStatus::Completed,
+                error: None,
+            })
+            .unwrap();
+        let loaded = load(&path).unwrap();
+        assert_eq!(loaded.turns[1].status, TurnStatus::Completed);
+        Rollout::open(&path).unwrap();
+        assert!(
+            std::fs::read(&path).unwrap().ends_with(b"}\n"),
+            "no blank lines added"
+        );
 
         assert_eq!(find(&home, &id).unwrap(), (path.clone(), false));
         let archived = archive(&home, &path).unwrap();
         assert_eq!(find(&home, &id).unwrap(), (archived.clone(), true));
         assert_eq!(unarchive(&home, &archived).unwrap(), path);
         std::fs::remove_dir_all(home).unwrap();
+    }
+
+    #[test]
+    fn calls_without_outputs_get_one_right_after_them() {
+        use serde_json::json;
+        let call = |kind: &str, id: &str| json!({"type": kind, "call_id": id});
+        let mut history: Vec<(String, Value)> = vec![
+            ("t".into(), call("function_call", "a")),
+            ("t".into(), call("custom_tool_call", "b")),
+            ("t".into(), call("function_call_output", "a")),
+            ("u".into(), call("function_call", "c")),
+        ];
+        answer_orphan_calls(&mut history);
+        let shape: Vec<(String, String, String)> = history
+            .iter()
+            .map(|(turn, item)| {
+                (
+                    turn.clone(),
+                    item["type"].as_str().unwrap().to_string(),
+                    item["call_id"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let expected = [
+            ("t", "function_call", "a"),
+            ("t", "custom_tool_call", "b"),
+            ("t", "custom_tool_call_output", "b"),
+            ("t", "function_call_output", "a"),
+            ("u", "function_call", "c"),
+            ("u", "function_call_output", "c"),
+        ]
+        .map(|(t, k, c)| (t.to_string(), k.to_string(), c.to_string()));
+        assert_eq!(shape, expected);
+        assert_eq!(history[2].1["output"], ORPHAN_CALL_OUTPUT);
     }
 
     #[test]

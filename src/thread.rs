@@ -159,6 +159,9 @@ pub struct ThreadState {
     pub history: Vec<(String, Value)>,
     /// The settings the model was last told about (to resend context when they change).
     pub told_context: Option<TurnContext>,
+    /// The settings recorded at each turn's start, by turn id, so a fork that drops later turns
+    /// knows what the model had been told by the last turn it keeps. Filled by [`Self::record`].
+    pub turn_contexts: Vec<(String, TurnContext)>,
     /// Turns with their completed items.
     pub turns: Vec<Turn>,
     /// Current status.
@@ -216,13 +219,17 @@ impl ThreadState {
     }
 
     /// Appends to the rollout (if any). A failing disk must not stop the conversation: the
-    /// error is logged and the thread goes on in memory.
+    /// error is logged and the thread goes on in memory. A turn's context (recorded right after
+    /// its start) is also kept in `turn_contexts`, for ephemeral threads too.
     pub fn record(&mut self, entry: &Entry) {
         self.updated_at = crate::time::unix_seconds() as i64;
-        if let Some(rollout) = self.rollout.as_mut() {
-            if let Err(e) = rollout.append(entry) {
-                crate::log::error(&format!("thread {}: {e:#}", self.id));
-            }
+        if let (Entry::TurnContext(context), Some(turn)) = (entry, self.turns.last()) {
+            self.turn_contexts.push((turn.id.clone(), context.clone()));
+        }
+        if let Some(rollout) = self.rollout.as_mut()
+            && let Err(e) = rollout.append(entry)
+        {
+            crate::log::error(&format!("thread {}: {e:#}", self.id));
         }
     }
 
@@ -235,10 +242,10 @@ impl ThreadState {
     /// Adds a completed item to the turn `turn_id` and records it; sets the preview from the
     /// first user text.
     pub fn push_item(&mut self, turn_id: &str, item: &ThreadItem) {
-        if self.preview.is_empty() {
-            if let Some(text) = crate::rollout::user_text(item) {
-                self.preview = text;
-            }
+        if self.preview.is_empty()
+            && let Some(text) = crate::rollout::user_text(item)
+        {
+            self.preview = text;
         }
         self.record(&Entry::ThreadItem {
             turn_id: turn_id.to_string(),

@@ -11,8 +11,8 @@ use serde_json::{Map, Value, json};
 
 use crate::config::{ApprovalPolicy, Config, SandboxMode};
 use crate::protocol::notify;
-use crate::protocol::{Thread, ThreadStatus, Turn, TurnStatus, UserInput};
-use crate::rollout::{self, Entry, Loaded, Rollout, SessionMeta};
+use crate::protocol::{Thread, ThreadStatus, TokenUsage, Turn, TurnStatus, UserInput};
+use crate::rollout::{self, Entry, Loaded, Rollout, SessionMeta, TurnContext};
 use crate::rpc::{RequestId, RpcError};
 use crate::sandbox::{ProtocolSandboxPolicy, SandboxPolicy};
 use crate::server::Server;
@@ -340,6 +340,7 @@ fn new_state(
         settings,
         history: Vec::new(),
         told_context: None,
+        turn_contexts: Vec::new(),
         turns: Vec::new(),
         status: ThreadStatus::Idle,
         total_usage: Default::default(),
@@ -347,6 +348,23 @@ fn new_state(
         approvals: SessionApprovals::default(),
         active: None,
     }
+}
+
+/// A thread id greater than every one this process made before. `uuid_v7` is random within a
+/// millisecond, and thread/list orders threads created in the same second by their ids, so two
+/// threads started in the same millisecond (common: a thread/start takes well under one) would
+/// otherwise list in random order.
+fn new_thread_id() -> String {
+    static LAST: Mutex<String> = Mutex::new(String::new());
+    let mut last = lock(&LAST);
+    let mut id = crate::ids::uuid_v7();
+    // Fixed-width lowercase hex: string order is numeric order. Within the same millisecond
+    // about every other draw is larger; once the clock moves on, every one is.
+    while id <= *last {
+        id = crate::ids::uuid_v7();
+    }
+    last.clone_from(&id);
+    id
 }
 
 fn meta_of(state: &ThreadState) -> SessionMeta {
@@ -364,6 +382,15 @@ fn meta_of(state: &ThreadState) -> SessionMeta {
     }
 }
 
+/// When a rollout was last written (unix seconds), or `fallback` when that cannot be read.
+fn modified_at(path: &Path, fallback: i64) -> i64 {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(fallback, |d| d.as_secs() as i64)
+}
+
 /// A thread known only from its rollout, as listed and read.
 fn unloaded_thread(
     path: &Path,
@@ -372,11 +399,7 @@ fn unloaded_thread(
     name: Option<String>,
     turns: Vec<Turn>,
 ) -> Thread {
-    let updated_at = std::fs::metadata(path)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(meta.created_at, |d| d.as_secs() as i64);
+    let updated_at = modified_at(path, meta.created_at);
     Thread {
         id: meta.id.clone(),
         session_id: meta.id.clone(),
@@ -398,6 +421,16 @@ fn unloaded_thread(
         project_id: None,
         reasoning_effort: None,
     }
+}
+
+/// What a fork copies from its source.
+struct ForkSource {
+    history: Vec<(String, Value)>,
+    turns: Vec<Turn>,
+    turn_contexts: Vec<(String, TurnContext)>,
+    settings: Settings,
+    preview: String,
+    usage: TokenUsage,
 }
 
 impl Server {
@@ -451,12 +484,7 @@ impl Server {
     fn thread_start(&mut self, id: &RequestId, params: ThreadStartParams) -> Result<(), RpcError> {
         let settings = build_settings(&self.config, None, &params.overrides)?;
         let ephemeral = params.ephemeral.unwrap_or(false);
-        let mut state = new_state(
-            crate::ids::uuid_v7(),
-            settings,
-            self.originator(),
-            ephemeral,
-        );
+        let mut state = new_state(new_thread_id(), settings, self.originator(), ephemeral);
         if !ephemeral {
             let rollout = Rollout::create(&self.config.codex_home, &meta_of(&state))
                 .map_err(|e| RpcError::internal(format!("{e:#}")))?;
@@ -467,7 +495,7 @@ impl Server {
         Ok(())
     }
 
-    /// Loads a thread from its rollout into a state (not registered).
+    /// Rebuilds a thread from its rollout (not registered, rollout not opened for appending).
     fn load_state(
         &self,
         loaded: Loaded,
@@ -513,12 +541,12 @@ impl Server {
             merged.model_provider = Some(meta.model_provider.clone());
         }
         let mut settings = build_settings(&self.config, None, &merged)?;
-        if overrides.sandbox.is_none() {
-            if let Some(policy) = loaded.last_context.as_ref().and_then(|c| {
+        if overrides.sandbox.is_none()
+            && let Some(policy) = loaded.last_context.as_ref().and_then(|c| {
                 serde_json::from_value::<SandboxPolicy>(c.sandbox_policy.clone()).ok()
-            }) {
-                settings.sandbox = policy;
-            }
+            })
+        {
+            settings.sandbox = policy;
         }
         if let Some(context) = &loaded.last_context {
             settings.effort = context.effort.clone().or(settings.effort);
@@ -529,15 +557,16 @@ impl Server {
         let names = rollout::read_names(&self.config.codex_home);
         let mut state = new_state(meta.id.clone(), settings, meta.originator.clone(), false);
         state.created_at = meta.created_at;
+        // Loading is not a change: keep the time of the last write.
+        state.updated_at = modified_at(path, meta.created_at);
         state.preview = loaded.preview;
         state.name = names.get(&meta.id).cloned();
         state.forked_from_id = meta.forked_from_id.clone();
         state.history = loaded.history;
         state.told_context = loaded.last_context;
+        state.turn_contexts = loaded.turn_contexts;
         state.turns = loaded.turns;
         state.total_usage = loaded.total_usage;
-        state.rollout =
-            Some(Rollout::open(path).map_err(|e| RpcError::internal(format!("{e:#}")))?);
         Ok(state)
     }
 
@@ -566,7 +595,9 @@ impl Server {
             )));
         }
         let loaded = rollout::load(&path).map_err(|e| RpcError::internal(format!("{e:#}")))?;
-        let state = self.load_state(loaded, &path, &params.overrides)?;
+        let mut state = self.load_state(loaded, &path, &params.overrides)?;
+        state.rollout =
+            Some(Rollout::open(&path).map_err(|e| RpcError::internal(format!("{e:#}")))?);
         let shared = self.register(state);
         let state = lock(&shared);
         self.rpc
@@ -575,42 +606,50 @@ impl Server {
     }
 
     fn thread_fork(&mut self, id: &RequestId, params: ThreadForkParams) -> Result<(), RpcError> {
-        let (mut history, mut turns, source_settings, preview, usage) =
-            match self.threads.get(&params.thread_id) {
-                Some(shared) => {
-                    let state = lock(shared);
-                    (
-                        state.history.clone(),
-                        state.turns.clone(),
-                        Some(state.settings.clone()),
-                        state.preview.clone(),
-                        state.total_usage,
-                    )
+        // The source as it stands: loaded (possibly running a turn) or only on disk.
+        let source = match self.threads.get(&params.thread_id) {
+            Some(shared) => {
+                let state = lock(shared);
+                ForkSource {
+                    history: state.history.clone(),
+                    turns: state.turns.clone(),
+                    turn_contexts: state.turn_contexts.clone(),
+                    settings: state.settings.clone(),
+                    preview: state.preview.clone(),
+                    usage: state.total_usage,
                 }
-                None => {
-                    let (path, _) = rollout::find(&self.config.codex_home, &params.thread_id)
-                        .ok_or_else(|| not_found(&params.thread_id))?;
-                    let loaded =
-                        rollout::load(&path).map_err(|e| RpcError::internal(format!("{e:#}")))?;
-                    let state = self.load_state(loaded, &path, &ThreadOverrides::default())?;
-                    (
-                        state.history,
-                        state.turns,
-                        Some(state.settings),
-                        state.preview,
-                        state.total_usage,
-                    )
+            }
+            None => {
+                let (path, _) = rollout::find(&self.config.codex_home, &params.thread_id)
+                    .ok_or_else(|| not_found(&params.thread_id))?;
+                let loaded =
+                    rollout::load(&path).map_err(|e| RpcError::internal(format!("{e:#}")))?;
+                let state = self.load_state(loaded, &path, &ThreadOverrides::default())?;
+                ForkSource {
+                    history: state.history,
+                    turns: state.turns,
+                    turn_contexts: state.turn_contexts,
+                    settings: state.settings,
+                    preview: state.preview,
+                    usage: state.total_usage,
                 }
-            };
+            }
+        };
+        let ForkSource {
+            mut history,
+            mut turns,
+            mut turn_contexts,
+            settings: source_settings,
+            preview,
+            usage,
+        } = source;
         if turns
             .last()
             .is_some_and(|t| t.status == TurnStatus::InProgress)
             && params.last_turn_id.is_none()
         {
             // The running turn is not part of the fork.
-            if let Some(running) = turns.pop() {
-                history.retain(|(turn, _)| *turn != running.id);
-            }
+            turns.pop();
         }
         if let Some(last) = &params.last_turn_id {
             let position = turns
@@ -622,12 +661,14 @@ impl Server {
                     "turn {last} is still in progress"
                 )));
             }
-            let dropped: Vec<String> = turns.drain(position + 1..).map(|t| t.id).collect();
-            history.retain(|(turn, _)| !dropped.contains(turn));
+            turns.truncate(position + 1);
         }
-        let settings = build_settings(&self.config, source_settings.as_ref(), &params.overrides)?;
+        let is_kept = |turn_id: &str| turns.iter().any(|t| t.id == turn_id);
+        history.retain(|(turn, _)| turn.is_empty() || is_kept(turn));
+        turn_contexts.retain(|(turn, _)| is_kept(turn));
+        let settings = build_settings(&self.config, Some(&source_settings), &params.overrides)?;
         let mut state = new_state(
-            crate::ids::uuid_v7(),
+            new_thread_id(),
             settings,
             self.originator(),
             params.ephemeral,
@@ -635,15 +676,19 @@ impl Server {
         state.forked_from_id = Some(params.thread_id.clone());
         state.preview = preview;
         state.total_usage = usage;
+        // What the model was told by the last kept turn; without it the fork's next turn would
+        // repeat the context messages its history already holds.
+        state.told_context = turn_contexts.last().map(|(_, context)| context.clone());
         if !params.ephemeral {
             let mut rollout = Rollout::create(&self.config.codex_home, &meta_of(&state))
                 .map_err(|e| RpcError::internal(format!("{e:#}")))?;
-            write_copy(&mut rollout, &history, &turns)
+            write_copy(&mut rollout, &history, &turns, &turn_contexts, usage)
                 .map_err(|e| RpcError::internal(format!("{e:#}")))?;
             state.rollout = Some(rollout);
         }
         state.history = history;
         state.turns = turns;
+        state.turn_contexts = turn_contexts;
         let shared = self.register(state);
         self.announce_new_thread(id, &shared, !params.exclude_turns);
         Ok(())
@@ -722,15 +767,16 @@ impl Server {
             let Ok((meta, preview)) = rollout::read_summary(path) else {
                 continue;
             };
-            if let Some(cwds) = &cwds {
-                if !cwds.iter().any(|c| *c == meta.cwd) {
-                    continue;
-                }
+            if let Some(cwds) = &cwds
+                && !cwds.contains(&meta.cwd)
+            {
+                continue;
             }
-            if let Some(providers) = &params.model_providers {
-                if !providers.is_empty() && !providers.contains(&meta.model_provider) {
-                    continue;
-                }
+            if let Some(providers) = &params.model_providers
+                && !providers.is_empty()
+                && !providers.contains(&meta.model_provider)
+            {
+                continue;
             }
             let name = names.get(&meta.id).cloned();
             if let Some(term) = &search {
@@ -817,9 +863,11 @@ impl Server {
                 "thread {thread_id} is already archived"
             )));
         }
-        self.threads.remove(&thread_id);
         rollout::archive(&self.config.codex_home, &path)
             .map_err(|e| RpcError::internal(format!("{e:#}")))?;
+        // Unloaded only once the move worked: a failed archive leaves the thread as it was.
+        // (Its open append handle follows the renamed file and is closed here.)
+        self.threads.remove(&thread_id);
         self.rpc.respond(id, json!({}));
         self.rpc.notify(
             "thread/archived",
@@ -984,13 +1032,13 @@ impl Server {
         let handle = self
             .active_turn(&params.thread_id)?
             .ok_or_else(|| RpcError::invalid_request("no active turn to steer"))?;
-        if let Some(expected) = &params.expected_turn_id {
-            if *expected != handle.turn_id {
-                return Err(RpcError::invalid_request(format!(
-                    "expected active turn id {expected} but found {}",
-                    handle.turn_id
-                )));
-            }
+        if let Some(expected) = &params.expected_turn_id
+            && *expected != handle.turn_id
+        {
+            return Err(RpcError::invalid_request(format!(
+                "expected active turn id {expected} but found {}",
+                handle.turn_id
+            )));
         }
         if !handle.steer(params.input) {
             return Err(RpcError::invalid_request("no active turn to steer"));
@@ -1017,11 +1065,15 @@ impl Server {
     }
 }
 
-/// Writes a forked history into a new rollout, turn by turn.
+/// Writes a forked history into a new rollout, turn by turn: boundaries, each turn's context,
+/// its history and completed items, then the token usage, so the copy reads back (and resumes)
+/// like the source.
 fn write_copy(
     rollout: &mut Rollout,
     history: &[(String, Value)],
     turns: &[Turn],
+    turn_contexts: &[(String, TurnContext)],
+    usage: TokenUsage,
 ) -> anyhow::Result<()> {
     let mut by_turn: HashMap<&str, Vec<&Value>> = HashMap::new();
     for (turn, item) in history {
@@ -1034,6 +1086,9 @@ fn write_copy(
         rollout.append(&Entry::TurnStarted {
             turn_id: turn.id.clone(),
         })?;
+        for (_, context) in turn_contexts.iter().filter(|(t, _)| *t == turn.id) {
+            rollout.append(&Entry::TurnContext(context.clone()))?;
+        }
         for item in by_turn.remove(turn.id.as_str()).unwrap_or_default() {
             rollout.append(&Entry::ResponseItem(item.clone()))?;
         }
@@ -1048,6 +1103,9 @@ fn write_copy(
             status: turn.status,
             error: turn.error.clone(),
         })?;
+    }
+    if usage != TokenUsage::default() {
+        rollout.append(&Entry::TokenUsage { total: usage })?;
     }
     Ok(())
 }

@@ -7,4 +7,5 @@ mod commands;
 mod mock_selftest;
 mod rpc;
 mod sandbox;
+mod threads;
 mod turns;
