@@ -24,15 +24,40 @@ pub fn fill_random(buf: &mut [u8]) {
     }
 }
 
-/// A new UUID v7 (RFC 9562): 48 bits of unix milliseconds, then random bits, so ids sort by
-/// creation time.
+/// A new UUID v7 (RFC 9562): 48 bits of unix milliseconds, then 74 random bits used as a
+/// counter within the millisecond (RFC 9562 §6.2, method 2), so ids from this process sort by
+/// creation order even when many are made in the same millisecond or the clock steps back.
 pub fn uuid_v7() -> String {
+    static LAST: std::sync::Mutex<(u64, u128)> = std::sync::Mutex::new((0, 0));
+    const COUNTER_BITS: u32 = 74;
+    let mut random = [0u8; 16];
+    fill_random(&mut random);
+    let fresh = u128::from_be_bytes(random) >> (128 - COUNTER_BITS + 1); // top bit left free
+    let now = crate::time::unix_millis() & 0xffff_ffff_ffff;
+    let (ms, counter) = {
+        let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+        let next = if now > last.0 {
+            (now, fresh)
+        } else {
+            // Same (or earlier) millisecond: count up from the last id, by a random step so
+            // ids stay hard to guess.
+            let step = 1 + (fresh & 0xffff);
+            let counter = last.1 + step;
+            if counter >> COUNTER_BITS != 0 {
+                (last.0 + 1, fresh) // counter exhausted: borrow the next millisecond
+            } else {
+                (last.0, counter)
+            }
+        };
+        *last = next;
+        next
+    };
+    let rand_a = (counter >> 62) as u16 & 0x0fff;
+    let rand_b = (counter as u64) & 0x3fff_ffff_ffff_ffff;
     let mut bytes = [0u8; 16];
-    fill_random(&mut bytes[6..]);
-    let ms = crate::time::unix_millis();
     bytes[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
-    bytes[6] = (bytes[6] & 0x0f) | 0x70;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    bytes[6..8].copy_from_slice(&(0x7000 | rand_a).to_be_bytes());
+    bytes[8..].copy_from_slice(&(0x8000_0000_0000_0000 | rand_b).to_be_bytes());
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     format!(
         "{}-{}-{}-{}-{}",
@@ -70,8 +95,10 @@ mod tests {
     #[test]
     fn uuid_v7_shape_and_order() {
         let a = uuid_v7();
-        std::thread::sleep(std::time::Duration::from_millis(2));
         let b = uuid_v7();
+        let many: Vec<String> = (0..10_000).map(|_| uuid_v7()).collect();
+        assert!(many.windows(2).all(|w| w[0] < w[1]), "strictly increasing");
+        assert!(many.iter().all(|id| is_uuid(id) && &id[14..15] == "7"));
         assert!(is_uuid(&a) && is_uuid(&b), "{a} {b}");
         assert_eq!(&a[14..15], "7");
         assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"));

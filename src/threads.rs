@@ -350,23 +350,6 @@ fn new_state(
     }
 }
 
-/// A thread id greater than every one this process made before. `uuid_v7` is random within a
-/// millisecond, and thread/list orders threads created in the same second by their ids, so two
-/// threads started in the same millisecond (common: a thread/start takes well under one) would
-/// otherwise list in random order.
-fn new_thread_id() -> String {
-    static LAST: Mutex<String> = Mutex::new(String::new());
-    let mut last = lock(&LAST);
-    let mut id = crate::ids::uuid_v7();
-    // Fixed-width lowercase hex: string order is numeric order. Within the same millisecond
-    // about every other draw is larger; once the clock moves on, every one is.
-    while id <= *last {
-        id = crate::ids::uuid_v7();
-    }
-    last.clone_from(&id);
-    id
-}
-
 fn meta_of(state: &ThreadState) -> SessionMeta {
     SessionMeta {
         id: state.id.clone(),
@@ -484,7 +467,7 @@ impl Server {
     fn thread_start(&mut self, id: &RequestId, params: ThreadStartParams) -> Result<(), RpcError> {
         let settings = build_settings(&self.config, None, &params.overrides)?;
         let ephemeral = params.ephemeral.unwrap_or(false);
-        let mut state = new_state(new_thread_id(), settings, self.originator(), ephemeral);
+        let mut state = new_state(crate::ids::uuid_v7(), settings, self.originator(), ephemeral);
         if !ephemeral {
             let rollout = Rollout::create(&self.config.codex_home, &meta_of(&state))
                 .map_err(|e| RpcError::internal(format!("{e:#}")))?;
@@ -668,7 +651,7 @@ impl Server {
         turn_contexts.retain(|(turn, _)| is_kept(turn));
         let settings = build_settings(&self.config, Some(&source_settings), &params.overrides)?;
         let mut state = new_state(
-            new_thread_id(),
+            crate::ids::uuid_v7(),
             settings,
             self.originator(),
             params.ephemeral,

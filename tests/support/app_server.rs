@@ -39,7 +39,13 @@ impl Transcript {
                 }
             })
             .collect();
-        let file = std::fs::File::create(dir.join(format!("{safe}.jsonl"))).unwrap();
+        // A test that restarts the server gets one transcript per server.
+        static USED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+        let mut used = USED.lock().unwrap();
+        let runs = used.iter().filter(|n| **n == safe).count();
+        used.push(safe.clone());
+        let file_name = if runs == 0 { format!("{safe}.jsonl") } else { format!("{safe}.{}.jsonl", runs + 1) };
+        let file = std::fs::File::create(dir.join(file_name)).unwrap();
         Self {
             file: Arc::new(Mutex::new(Some(file))),
         }
