@@ -7,13 +7,15 @@
 //! one, `forced_login_method` (the auth module and the account/* handlers do that with
 //! [`LoginSuccess`]); API-key and external-token logins.
 //!
-//! Files: `browser.rs` (PKCE, authorize URL, callback server), `device.rs` (device-code
-//! polling), `oauth.rs` (issuer HTTP), `http.rs` (URL encoding, the server's HTTP/1.1 text).
+//! Files: `browser.rs` (PKCE, authorize URL, port, the handle), `callback.rs` (the callback
+//! server), `device.rs` (device-code polling), `oauth.rs` (issuer HTTP; `oauth/answers.rs`
+//! reads the answers), `http.rs` (URL encoding, the server's HTTP/1.1 text).
 
 // The account/* handlers (issue 6, the lead's side) are the callers; remove once wired.
 #![allow(dead_code)]
 
 mod browser;
+mod callback;
 mod device;
 mod http;
 pub mod oauth;
