@@ -14,6 +14,7 @@ mod config;
 mod exec;
 mod ids;
 mod log;
+mod login;
 mod models;
 mod prompt;
 mod protocol;

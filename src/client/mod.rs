@@ -18,7 +18,7 @@
 
 mod error;
 mod events;
-mod net;
+pub(crate) mod net;
 mod request;
 mod retry;
 mod round_trip;

@@ -41,7 +41,7 @@ const RESOLVE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Builds the agent for one attempt against `url`. `aborted` is the round trip's abort flag:
 /// the connector and resolver give up within [`ABORT_POLL`] once it is set; everything later
 /// is interrupted by `Agent::shutdown`.
-pub(super) fn agent(url: &str, aborted: Arc<AtomicBool>) -> Agent {
+pub(crate) fn agent(url: &str, aborted: Arc<AtomicBool>) -> Agent {
     let config = Agent::config_builder()
         .http_status_as_error(false)
         .proxy(proxy_for(url))
