@@ -164,12 +164,12 @@ impl Server {
             self.rpc.respond(id, answer(&self.auth));
             return;
         }
-        let (rpc, auth, id) = (self.rpc.clone(), self.auth.clone(), id.clone());
+        let (rpc, auth, request_id) = (self.rpc.clone(), self.auth.clone(), id.clone());
         let spawned = std::thread::Builder::new()
             .name("account-refresh".into())
             .spawn(move || match auth.refresh_managed_now() {
-                Ok(()) => rpc.respond(&id, answer(&auth)),
-                Err(e) => rpc.respond_error(&id, &RpcError::invalid_request(e.message)),
+                Ok(()) => rpc.respond(&request_id, answer(&auth)),
+                Err(e) => rpc.respond_error(&request_id, &RpcError::invalid_request(e.message)),
             });
         if let Err(e) = spawned {
             self.rpc.respond_error(
@@ -247,13 +247,13 @@ impl Server {
             LoginParams::Chatgpt {} => {
                 self.check_managed_login_allowed()?;
                 let (slot, rpc, auth) = (self.logins.clone(), self.rpc.clone(), self.auth.clone());
-                let on_done = completion(slot.clone(), rpc, auth);
-                let login =
-                    crate::login::start_browser_login(self.login_options(), on_done.callback)
-                        .map_err(|e| {
-                            RpcError::internal(format!("cannot start the login: {e:#}"))
-                        })?;
-                on_done.set_id(&login.login_id);
+                let Completion {
+                    callback,
+                    id: login_id_cell,
+                } = completion(slot.clone(), rpc, auth);
+                let login = crate::login::start_browser_login(self.login_options(), callback)
+                    .map_err(|e| RpcError::internal(format!("cannot start the login: {e:#}")))?;
+                *lock(&login_id_cell) = login.login_id.clone();
                 self.rpc.respond(id, json!({"type": "chatgpt", "loginId": login.login_id, "authUrl": login.auth_url}));
                 self.cancel_pending_login();
                 let login_id = login.login_id.clone();
@@ -275,10 +275,13 @@ impl Server {
                 std::thread::Builder::new()
                     .name("login-device-start".into())
                     .spawn(move || {
-                        let on_done = completion(slot.clone(), rpc.clone(), auth);
-                        match crate::login::start_device_login(options, on_done.callback) {
+                        let Completion {
+                            callback,
+                            id: login_id_cell,
+                        } = completion(slot.clone(), rpc.clone(), auth);
+                        match crate::login::start_device_login(options, callback) {
                             Ok(login) => {
-                                on_done.set_id(&login.login_id);
+                                *lock(&login_id_cell) = login.login_id.clone();
                                 rpc.respond(
                                     &id,
                                     json!({
@@ -341,7 +344,10 @@ impl Server {
                 let (Ok(access_claims), true) =
                     (access_claims, id_token.is_none() || id_claims.is_some())
                 else {
-                    return Err(RpcError::invalid_params("invalid ID token format"));
+                    return Err(RpcError::new(
+                        crate::rpc::INVALID_PARAMS,
+                        "invalid ID token format",
+                    ));
                 };
                 let claims = id_claims.unwrap_or(access_claims);
                 self.auth.set_external(ExternalTokens {
@@ -409,18 +415,12 @@ impl Server {
     }
 }
 
-/// The completion of a browser/device login: persist, clear the pending slot, notify.
+/// The completion of a browser/device login (persist, clear the pending slot, notify) and the
+/// cell where the flow's login id goes once known (the callback fires only after the user
+/// acts, long after the id is set).
 struct Completion {
     callback: crate::login::LoginCallback,
     id: Arc<Mutex<String>>,
-}
-
-impl Completion {
-    /// Records the login id once the flow has one (the callback cannot fire before the user
-    /// acts, which is after the id is known).
-    fn set_id(&self, login_id: &str) {
-        *lock(&self.id) = login_id.to_string();
-    }
 }
 
 fn completion(slot: PendingSlot, rpc: Rpc, auth: Arc<AuthManager>) -> Completion {

@@ -315,7 +315,10 @@ impl Server {
     }
 }
 
-fn find<'a>(processes: &'a HashMap<String, Process>, process_id: &str) -> Result<&'a Process, RpcError> {
+fn find<'a>(
+    processes: &'a HashMap<String, Process>,
+    process_id: &str,
+) -> Result<&'a Process, RpcError> {
     processes.get(process_id).ok_or_else(|| {
         RpcError::invalid_request(format!("no running command with processId {process_id}"))
     })

@@ -390,7 +390,21 @@ fn file_error(path: &Path, message: &str) -> anyhow::Error {
 
 impl Config {
     fn from_raw(codex_home: PathBuf, raw: toml::Table) -> Result<Self> {
-        let typed: ConfigToml = raw.clone().try_into()?;
+        let mut table = raw.clone();
+        // `[model_providers.openai]` adjusts the built-in provider (retries, timeouts, headers)
+        // rather than defining a new one, so its identity fields default to the built-in's.
+        if let Some(toml::Value::Table(providers)) = table.get_mut("model_providers")
+            && let Some(toml::Value::Table(openai)) = providers.get_mut(OPENAI_PROVIDER_ID)
+        {
+            let builtin = ModelProviderInfo::openai();
+            openai
+                .entry("name")
+                .or_insert(toml::Value::String(builtin.name));
+            openai
+                .entry("requires_openai_auth")
+                .or_insert(toml::Value::Boolean(true));
+        }
+        let typed: ConfigToml = table.try_into()?;
         let approval_policy = match typed.approval_policy.as_deref() {
             None => ApprovalPolicy::default(),
             Some(text) => {
@@ -555,6 +569,20 @@ mod tests {
     }
 
     #[test]
+    fn the_builtin_provider_can_be_adjusted() {
+        let home = temp_home("builtin");
+        let overrides =
+            parse_overrides(&["model_providers.openai.request_max_retries=0".to_string()]).unwrap();
+        let config = load_from(home.clone(), &overrides).unwrap();
+        let provider = config.provider();
+        assert_eq!(provider.request_max_retries, Some(0));
+        assert_eq!(provider.name, "OpenAI");
+        assert!(provider.requires_openai_auth);
+        assert_eq!(provider.base_url, None);
+        std::fs::remove_dir_all(home).unwrap();
+    }
+
+    #[test]
     fn defaults_without_a_file() {
         let home = temp_home("defaults");
         let config = load_from(home.clone(), &[]).unwrap();
@@ -635,6 +663,7 @@ mod tests {
             "approval_policy=sometimes",
             "sandbox_workspace_write.writable_roots=[\"rel\"]",
             "model_providers.x={name=\"x\",base_url=\"http://h\",wire_api=\"chat\"}",
+            "model_providers.other.request_max_retries=1",
         ] {
             let overrides = parse_overrides(&[arg.to_string()]).unwrap();
             assert!(load_from(home.clone(), &overrides).is_err(), "{arg}");

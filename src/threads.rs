@@ -467,7 +467,12 @@ impl Server {
     fn thread_start(&mut self, id: &RequestId, params: ThreadStartParams) -> Result<(), RpcError> {
         let settings = build_settings(&self.config, None, &params.overrides)?;
         let ephemeral = params.ephemeral.unwrap_or(false);
-        let mut state = new_state(crate::ids::uuid_v7(), settings, self.originator(), ephemeral);
+        let mut state = new_state(
+            crate::ids::uuid_v7(),
+            settings,
+            self.originator(),
+            ephemeral,
+        );
         if !ephemeral {
             let rollout = Rollout::create(&self.config.codex_home, &meta_of(&state))
                 .map_err(|e| RpcError::internal(format!("{e:#}")))?;

@@ -313,7 +313,7 @@ fn run_shell(
         .unwrap_or(DEFAULT_COMMAND_TIMEOUT);
     let mut outcome = execute(
         turn,
-        &call.call_id,
+        Some(&call.call_id),
         &args.command,
         workdir,
         &policy,

@@ -17,7 +17,11 @@ use crate::support::mock_responses::*;
 /// An unsigned JWT with `payload` (the server reads claims without checking signatures).
 pub fn fake_jwt(payload: Value) -> String {
     let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    format!("{}.{}.sig", e.encode(br#"{"alg":"none","typ":"JWT"}"#), e.encode(payload.to_string()))
+    format!(
+        "{}.{}.sig",
+        e.encode(br#"{"alg":"none","typ":"JWT"}"#),
+        e.encode(payload.to_string())
+    )
 }
 
 /// An access token for workspace `account` with `email` and `plan`.
@@ -51,11 +55,17 @@ fn auth_server(mock: &MockServer, extra: &[&str]) -> AppServer {
 
 fn login_external(server: &mut AppServer, token: &str, account: &str) {
     let result = server
-        .call("account/login/start", json!({"type": "chatgptAuthTokens", "accessToken": token, "chatgptAccountId": account}))
+        .call(
+            "account/login/start",
+            json!({"type": "chatgptAuthTokens", "accessToken": token, "chatgptAccountId": account}),
+        )
         .unwrap();
     assert_eq!(result, json!({"type": "chatgptAuthTokens"}));
     let (completed, _) = server.read_until("account/login/completed");
-    assert_eq!(completed["params"], json!({"loginId": null, "success": true, "error": null}));
+    assert_eq!(
+        completed["params"],
+        json!({"loginId": null, "success": true, "error": null})
+    );
     server.read_until("account/updated");
 }
 
@@ -66,7 +76,9 @@ fn model_request_auth(mock: &MockServer) -> Vec<(String, String)> {
         .map(|r| {
             (
                 r.header("authorization").unwrap_or_default().to_string(),
-                r.header("chatgpt-account-id").unwrap_or_default().to_string(),
+                r.header("chatgpt-account-id")
+                    .unwrap_or_default()
+                    .to_string(),
             )
         })
         .collect()
@@ -81,21 +93,41 @@ fn api_key_login_persists_and_is_used() {
     let mock = MockServer::start();
     mock.push(text_reply("r1", "m1", &["ok"]));
     let mut server = auth_server(&mock, &[]);
-    assert_eq!(server.call("account/read", json!({})).unwrap(), json!({"account": null, "requiresOpenaiAuth": true}));
-    let result = server.call("account/login/start", json!({"type": "apiKey", "apiKey": "sk-test-123"})).unwrap();
+    assert_eq!(
+        server.call("account/read", json!({})).unwrap(),
+        json!({"account": null, "requiresOpenaiAuth": true})
+    );
+    let result = server
+        .call(
+            "account/login/start",
+            json!({"type": "apiKey", "apiKey": "sk-test-123"}),
+        )
+        .unwrap();
     assert_eq!(result, json!({"type": "apiKey"}));
     let (completed, _) = server.read_until("account/login/completed");
-    assert_eq!(completed["params"], json!({"loginId": null, "success": true, "error": null}));
+    assert_eq!(
+        completed["params"],
+        json!({"loginId": null, "success": true, "error": null})
+    );
     let (updated, between) = server.read_until("account/updated");
     assert!(between.is_empty());
-    assert_eq!(updated["params"], json!({"authMode": "apikey", "planType": null}));
+    assert_eq!(
+        updated["params"],
+        json!({"authMode": "apikey", "planType": null})
+    );
     let auth_path = server.codex_home.join("auth.json");
     let saved: Value = serde_json::from_slice(&std::fs::read(&auth_path).unwrap()).unwrap();
     assert_eq!(saved["auth_mode"], "apikey");
     assert_eq!(saved["OPENAI_API_KEY"], "sk-test-123");
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&auth_path).unwrap().permissions().mode() & 0o777, 0o600);
-    assert_eq!(server.call("account/read", json!({})).unwrap()["account"], json!({"type": "apiKey"}));
+    assert_eq!(
+        std::fs::metadata(&auth_path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        server.call("account/read", json!({})).unwrap()["account"],
+        json!({"type": "apiKey"})
+    );
 
     let thread_id = start_thread(&mut server, json!({}));
     start_turn(&mut server, &thread_id, "hi");
@@ -105,19 +137,31 @@ fn api_key_login_persists_and_is_used() {
     assert_eq!(request.header("authorization"), Some("Bearer sk-test-123"));
     assert_eq!(request.header("chatgpt-account-id"), None);
 
-    let home = server.codex_home.clone();
+    // A new server over a CODEX_HOME holding that auth.json is still logged in.
+    let saved = std::fs::read(&auth_path).unwrap();
     drop(server);
-    let mut again = AppServer::builder().codex_home(&home).spawn();
+    let home = crate::support::TempDir::new("restart");
+    std::fs::write(home.path().join("auth.json"), saved).unwrap();
+    let mut again = AppServer::builder().codex_home(home.path()).spawn();
     again.initialize();
-    let status = again.call("getAuthStatus", json!({"includeToken": true})).unwrap();
-    assert_eq!(status, json!({"authMethod": "apikey", "authToken": "sk-test-123", "requiresOpenaiAuth": true}));
+    let status = again
+        .call("getAuthStatus", json!({"includeToken": true}))
+        .unwrap();
+    assert_eq!(
+        status,
+        json!({"authMethod": "apikey", "authToken": "sk-test-123", "requiresOpenaiAuth": true})
+    );
 }
 
 #[test]
 fn external_tokens_in_both_shapes_stay_in_memory() {
     let mock = MockServer::start();
     let mut server = auth_server(&mock, &[]);
-    std::fs::write(server.codex_home.join("auth.json"), r#"{"OPENAI_API_KEY":"sk-on-disk"}"#).unwrap();
+    std::fs::write(
+        server.codex_home.join("auth.json"),
+        r#"{"OPENAI_API_KEY":"sk-on-disk"}"#,
+    )
+    .unwrap();
     let token = chatgpt_token("a", "org-1", "plus");
     let result = server
         .call("account/login/start", json!({"type": "chatgptAuthTokens", "accessToken": token, "chatgptAccountId": "org-1", "chatgptPlanType": "pro"}))
@@ -125,13 +169,24 @@ fn external_tokens_in_both_shapes_stay_in_memory() {
     assert_eq!(result, json!({"type": "chatgptAuthTokens"}));
     server.read_until("account/login/completed");
     let (updated, _) = server.read_until("account/updated");
-    assert_eq!(updated["params"], json!({"authMode": "chatgptAuthTokens", "planType": "pro"}));
-    let account = server.call("account/read", json!({"refreshToken": true})).unwrap();
-    assert_eq!(account["account"], json!({"type": "chatgpt", "email": "a@example.com", "planType": "pro"}));
+    assert_eq!(
+        updated["params"],
+        json!({"authMode": "chatgptAuthTokens", "planType": "pro"})
+    );
+    let account = server
+        .call("account/read", json!({"refreshToken": true}))
+        .unwrap();
+    assert_eq!(
+        account["account"],
+        json!({"type": "chatgpt", "email": "a@example.com", "planType": "pro"})
+    );
     let status = server.call("getAuthStatus", json!({})).unwrap();
     assert_eq!(status["authMethod"], "chatgptAuthTokens");
     assert_eq!(status["authToken"], Value::Null);
-    assert_eq!(std::fs::read_to_string(server.codex_home.join("auth.json")).unwrap(), r#"{"OPENAI_API_KEY":"sk-on-disk"}"#);
+    assert_eq!(
+        std::fs::read_to_string(server.codex_home.join("auth.json")).unwrap(),
+        r#"{"OPENAI_API_KEY":"sk-on-disk"}"#
+    );
 
     // The original shape: account id and plan from the id_token's claims.
     let id_token = chatgpt_token("b", "org-9", "team");
@@ -150,9 +205,20 @@ fn external_login_errors_in_order() {
     let mock = MockServer::start();
     let token = chatgpt_token("a", "org-other", "plus");
     let mut server = auth_server(&mock, &["forced_chatgpt_workspace_id=[\"org-allowed\"]"]);
-    let missing = server.call("account/login/start", json!({"type": "chatgptAuthTokens", "accessToken": token})).unwrap_err();
+    let missing = server
+        .call(
+            "account/login/start",
+            json!({"type": "chatgptAuthTokens", "accessToken": token}),
+        )
+        .unwrap_err();
     assert_eq!(missing["code"], -32602);
-    assert!(missing["message"].as_str().unwrap().contains("chatgptAccountId"), "{missing}");
+    assert!(
+        missing["message"]
+            .as_str()
+            .unwrap()
+            .contains("chatgptAccountId"),
+        "{missing}"
+    );
     let wrong = server
         .call("account/login/start", json!({"type": "chatgptAuthTokens", "accessToken": token, "chatgptAccountId": "org-other"}))
         .unwrap_err();
@@ -163,18 +229,37 @@ fn external_login_errors_in_order() {
     let not_jwt = server
         .call("account/login/start", json!({"type": "chatgptAuthTokens", "accessToken": "opaque", "chatgptAccountId": "org-allowed"}))
         .unwrap_err();
-    assert_eq!(not_jwt, json!({"code": -32602, "message": "invalid ID token format"}));
+    assert_eq!(
+        not_jwt,
+        json!({"code": -32602, "message": "invalid ID token format"})
+    );
     drop(server);
     let mut api_only = auth_server(&mock, &["forced_login_method=api"]);
     let disabled = api_only
         .call("account/login/start", json!({"type": "chatgptAuthTokens", "accessToken": token, "chatgptAccountId": "org-other"}))
         .unwrap_err();
-    assert_eq!(disabled, json!({"code": -32600, "message": "External ChatGPT auth is disabled. Use API key login instead."}));
-    let chatgpt = api_only.call("account/login/start", json!({"type": "chatgpt"})).unwrap_err();
-    assert_eq!(chatgpt["message"], "ChatGPT login is disabled. Use API key login instead.");
+    assert_eq!(
+        disabled,
+        json!({"code": -32600, "message": "External ChatGPT auth is disabled. Use API key login instead."})
+    );
+    let chatgpt = api_only
+        .call("account/login/start", json!({"type": "chatgpt"}))
+        .unwrap_err();
+    assert_eq!(
+        chatgpt["message"],
+        "ChatGPT login is disabled. Use API key login instead."
+    );
     let mut chatgpt_only = auth_server(&mock, &["forced_login_method=chatgpt"]);
-    let api = chatgpt_only.call("account/login/start", json!({"type": "apiKey", "apiKey": "sk-x"})).unwrap_err();
-    assert_eq!(api["message"], "API key login is disabled. Use ChatGPT login instead.");
+    let api = chatgpt_only
+        .call(
+            "account/login/start",
+            json!({"type": "apiKey", "apiKey": "sk-x"}),
+        )
+        .unwrap_err();
+    assert_eq!(
+        api["message"],
+        "API key login is disabled. Use ChatGPT login instead."
+    );
 }
 
 #[test]
@@ -183,7 +268,11 @@ fn managed_logins_are_blocked_while_external_auth_is_active() {
     let mut server = auth_server(&mock, &[]);
     login_external(&mut server, &chatgpt_token("a", "org-1", "plus"), "org-1");
     let text = "External auth is active. Use account/login/start (chatgptAuthTokens) to update it or account/logout to clear it.";
-    for params in [json!({"type": "apiKey", "apiKey": "sk-1"}), json!({"type": "chatgpt"}), json!({"type": "chatgptDeviceCode"})] {
+    for params in [
+        json!({"type": "apiKey", "apiKey": "sk-1"}),
+        json!({"type": "chatgpt"}),
+        json!({"type": "chatgptDeviceCode"}),
+    ] {
         let error = server.call("account/login/start", params).unwrap_err();
         assert_eq!(error, json!({"code": -32600, "message": text}));
     }
@@ -191,7 +280,11 @@ fn managed_logins_are_blocked_while_external_auth_is_active() {
 
 /// Runs one turn whose first model request gets 401, answering the refresh request with
 /// `answer`; returns the refresh request, the turn's messages and the mock.
-fn refresh_turn(answer: impl FnOnce(&mut AppServer, &Value), second_reply: Reply, extra: &[&str]) -> (Value, Vec<Value>, MockServer) {
+fn refresh_turn(
+    answer: impl FnOnce(&mut AppServer, &Value),
+    second_reply: Reply,
+    extra: &[&str],
+) -> (Value, Vec<Value>, MockServer) {
     let mock = MockServer::start();
     mock.push(unauthorized());
     mock.push(second_reply);
@@ -200,7 +293,10 @@ fn refresh_turn(answer: impl FnOnce(&mut AppServer, &Value), second_reply: Reply
     let thread_id = start_thread(&mut server, json!({}));
     start_turn(&mut server, &thread_id, "hi");
     let (request, _) = server.read_until("account/chatgptAuthTokens/refresh");
-    assert_eq!(request["params"], json!({"reason": "unauthorized", "previousAccountId": "org-1"}));
+    assert_eq!(
+        request["params"],
+        json!({"reason": "unauthorized", "previousAccountId": "org-1"})
+    );
     answer(&mut server, &request);
     let messages = finish_turn(&mut server);
     (request, messages, mock)
@@ -220,16 +316,30 @@ fn a_401_asks_the_client_for_new_tokens_and_retries() {
     let new = chatgpt_token("new", "org-2", "pro");
     let answer_token = new.clone();
     let (_, messages, mock) = refresh_turn(
-        move |server, request| server.answer(&request["id"], json!({"accessToken": answer_token, "chatgptAccountId": "org-2", "chatgptPlanType": "pro"})),
+        move |server, request| {
+            server.answer(&request["id"], json!({"accessToken": answer_token, "chatgptAccountId": "org-2", "chatgptPlanType": "pro"}))
+        },
         text_reply("r1", "m1", &["ok"]),
         &[],
     );
-    assert_eq!(messages.last().unwrap()["params"]["turn"]["status"], "completed");
+    assert_eq!(
+        messages.last().unwrap()["params"]["turn"]["status"],
+        "completed"
+    );
     let auth = model_request_auth(&mock);
     assert_eq!(auth.len(), 2);
-    assert_eq!(auth[0], (format!("Bearer {}", chatgpt_token("old", "org-1", "plus")), "org-1".to_string()));
+    assert_eq!(
+        auth[0],
+        (
+            format!("Bearer {}", chatgpt_token("old", "org-1", "plus")),
+            "org-1".to_string()
+        )
+    );
     assert_eq!(auth[1], (format!("Bearer {new}"), "org-2".to_string()));
-    assert_eq!(mock.requests_to("/responses")[0].path, "/backend-api/codex/responses");
+    assert_eq!(
+        mock.requests_to("/responses")[0].path,
+        "/backend-api/codex/responses"
+    );
 }
 
 #[test]
@@ -237,11 +347,19 @@ fn the_original_answer_shape_is_accepted_too() {
     let new = chatgpt_token("new", "org-3", "team");
     let id_token = chatgpt_token("id", "org-3", "team");
     let (_, messages, mock) = refresh_turn(
-        move |server, request| server.answer(&request["id"], json!({"accessToken": new, "idToken": id_token})),
+        move |server, request| {
+            server.answer(
+                &request["id"],
+                json!({"accessToken": new, "idToken": id_token}),
+            )
+        },
         text_reply("r1", "m1", &["ok"]),
         &[],
     );
-    assert_eq!(messages.last().unwrap()["params"]["turn"]["status"], "completed");
+    assert_eq!(
+        messages.last().unwrap()["params"]["turn"]["status"],
+        "completed"
+    );
     assert_eq!(model_request_auth(&mock)[1].1, "org-3");
 }
 
@@ -249,20 +367,48 @@ fn the_original_answer_shape_is_accepted_too() {
 fn refresh_failures_fail_the_turn_with_their_message() {
     let other = chatgpt_token("o", "org-2", "plus");
     let cases: Vec<(Box<dyn FnOnce(&mut AppServer, &Value)>, &[&str], String)> = vec![
-        (Box::new(|s, r| s.answer_error(&r["id"], -32000, "user is signed out")), &[], "auth refresh request failed: code=-32000: user is signed out".into()),
-        (Box::new(|s, r| s.answer(&r["id"], json!({"chatgptAccountId": "org-1"}))), &[], "invalid auth refresh response".into()),
-        (Box::new(|s, r| s.answer(&r["id"], json!({"accessToken": "opaque", "chatgptAccountId": "org-1"}))), &[], "auth refresh returned invalid credentials".into()),
         (
-            Box::new(move |s, r| s.answer(&r["id"], json!({"accessToken": other, "chatgptAccountId": "org-2"}))),
+            Box::new(|s, r| s.answer_error(&r["id"], -32000, "user is signed out")),
+            &[],
+            "auth refresh request failed: code=-32000: user is signed out".into(),
+        ),
+        (
+            Box::new(|s, r| s.answer(&r["id"], json!({"chatgptAccountId": "org-1"}))),
+            &[],
+            "invalid auth refresh response".into(),
+        ),
+        (
+            Box::new(|s, r| {
+                s.answer(
+                    &r["id"],
+                    json!({"accessToken": "opaque", "chatgptAccountId": "org-1"}),
+                )
+            }),
+            &[],
+            "auth refresh returned invalid credentials".into(),
+        ),
+        (
+            Box::new(move |s, r| {
+                s.answer(
+                    &r["id"],
+                    json!({"accessToken": other, "chatgptAccountId": "org-2"}),
+                )
+            }),
             &["forced_chatgpt_workspace_id=\"org-1\""],
-            "Login is restricted to workspace(s) org-1, but current credentials belong to org-2".into(),
+            "Login is restricted to workspace(s) org-1, but current credentials belong to org-2"
+                .into(),
         ),
     ];
     for (answer, extra, want) in cases {
-        let (_, messages, mock) = refresh_turn(answer, text_reply("r1", "m1", &["never sent"]), extra);
+        let (_, messages, mock) =
+            refresh_turn(answer, text_reply("r1", "m1", &["never sent"]), extra);
         let error = turn_error(&messages);
         assert_eq!(error["message"], want.as_str());
-        assert_eq!(mock.requests_to("/responses").len(), 1, "no retry after a failed refresh");
+        assert_eq!(
+            mock.requests_to("/responses").len(),
+            1,
+            "no retry after a failed refresh"
+        );
     }
 }
 
@@ -270,13 +416,27 @@ fn refresh_failures_fail_the_turn_with_their_message() {
 fn a_second_401_after_the_refresh_fails_the_turn() {
     let new = chatgpt_token("new", "org-1", "plus");
     let (_, messages, _mock) = refresh_turn(
-        move |server, request| server.answer(&request["id"], json!({"accessToken": new, "chatgptAccountId": "org-1"})),
+        move |server, request| {
+            server.answer(
+                &request["id"],
+                json!({"accessToken": new, "chatgptAccountId": "org-1"}),
+            )
+        },
         unauthorized(),
         &[],
     );
     let error = turn_error(&messages);
-    assert!(error["message"].as_str().unwrap().starts_with("unexpected status 401 Unauthorized: "), "{error}");
-    assert_eq!(error["codexErrorInfo"], json!({"httpConnectionFailed": {"httpStatusCode": 401}}));
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("unexpected status 401 Unauthorized: "),
+        "{error}"
+    );
+    assert_eq!(
+        error["codexErrorInfo"],
+        json!({"httpConnectionFailed": {"httpStatusCode": 401}})
+    );
 }
 
 #[test]
@@ -293,14 +453,20 @@ fn an_unanswered_refresh_times_out_while_other_requests_are_served() {
     let account = server.call("account/read", json!({})).unwrap();
     assert_eq!(account["account"]["type"], "chatgpt");
     server.call("model/list", json!({"limit": 1})).unwrap();
-    assert!(asked.elapsed() < Duration::from_secs(5), "answered while the refresh is pending");
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "answered while the refresh is pending"
+    );
     let messages = finish_turn(&mut server);
     let waited = asked.elapsed();
     assert!(waited >= Duration::from_secs(9), "{waited:?}");
     let error = turn_error(&messages);
     assert_eq!(error["message"], "auth refresh request timed out after 10s");
     // The late answer is ignored, and the connection goes on.
-    server.answer(&request["id"], json!({"accessToken": chatgpt_token("late", "org-1", "plus"), "chatgptAccountId": "org-1"}));
+    server.answer(
+        &request["id"],
+        json!({"accessToken": chatgpt_token("late", "org-1", "plus"), "chatgptAccountId": "org-1"}),
+    );
     server.call("account/read", json!({})).unwrap();
     assert!(server.stderr().contains("not pending"));
     assert_eq!(mock.requests_to("/responses").len(), 1);
@@ -313,7 +479,13 @@ fn concurrent_401s_share_one_refresh() {
     let new = chatgpt_token("new", "org-1", "plus");
     let old_bearer = format!("Bearer {old}");
     let slow_text = |id: &'static str| Reply::Sse {
-        events: vec![ev_created(id), ev_message_added(id), ev_text_delta(id, "x"), ev_message_done(id, "x"), ev_completed(id)],
+        events: vec![
+            ev_created(id),
+            ev_message_added(id),
+            ev_text_delta(id, "x"),
+            ev_message_done(id, "x"),
+            ev_completed(id),
+        ],
         delay: Duration::from_millis(50),
         end: End::Close,
     };
@@ -340,18 +512,38 @@ fn concurrent_401s_share_one_refresh() {
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(200));
-    server.answer(&request["id"], json!({"accessToken": new, "chatgptAccountId": "org-1"}));
+    server.answer(
+        &request["id"],
+        json!({"accessToken": new, "chatgptAccountId": "org-1"}),
+    );
     let mut statuses = Vec::new();
     let mut refreshes = 1;
     while statuses.len() < 2 {
         let (done, before) = server.read_until("turn/completed");
-        refreshes += before.iter().filter(|m| m["method"] == "account/chatgptAuthTokens/refresh").count();
-        statuses.push(done["params"]["turn"]["status"].as_str().unwrap().to_string());
+        refreshes += before
+            .iter()
+            .filter(|m| m["method"] == "account/chatgptAuthTokens/refresh")
+            .count();
+        statuses.push(
+            done["params"]["turn"]["status"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
     }
     assert_eq!(statuses, ["completed", "completed"]);
     assert_eq!(refreshes, 1, "one refresh request for both 401s");
-    let bearers: Vec<String> = model_request_auth(&mock).into_iter().map(|(a, _)| a).collect();
-    assert_eq!(bearers.iter().filter(|b| **b == format!("Bearer {new}")).count(), 2);
+    let bearers: Vec<String> = model_request_auth(&mock)
+        .into_iter()
+        .map(|(a, _)| a)
+        .collect();
+    assert_eq!(
+        bearers
+            .iter()
+            .filter(|b| **b == format!("Bearer {new}"))
+            .count(),
+        2
+    );
 }
 
 #[test]
@@ -362,16 +554,32 @@ fn logout_clears_everything() {
     login_external(&mut server, &chatgpt_token("a", "org-1", "plus"), "org-1");
     assert_eq!(server.call("account/logout", json!({})).unwrap(), json!({}));
     let (updated, _) = server.read_until("account/updated");
-    assert_eq!(updated["params"], json!({"authMode": null, "planType": null}));
-    assert_eq!(server.call("account/read", json!({})).unwrap()["account"], Value::Null);
+    assert_eq!(
+        updated["params"],
+        json!({"authMode": null, "planType": null})
+    );
+    assert_eq!(
+        server.call("account/read", json!({})).unwrap()["account"],
+        Value::Null
+    );
 
-    server.call("account/login/start", json!({"type": "apiKey", "apiKey": "sk-gone"})).unwrap();
+    server
+        .call(
+            "account/login/start",
+            json!({"type": "apiKey", "apiKey": "sk-gone"}),
+        )
+        .unwrap();
     server.read_until("account/updated");
     assert!(server.codex_home.join("auth.json").exists());
     server.call("account/logout", json!({})).unwrap();
     server.read_until("account/updated");
     assert!(!server.codex_home.join("auth.json").exists());
-    assert_eq!(server.call("getAuthStatus", json!({"includeToken": true})).unwrap()["authMethod"], Value::Null);
+    assert_eq!(
+        server
+            .call("getAuthStatus", json!({"includeToken": true}))
+            .unwrap()["authMethod"],
+        Value::Null
+    );
 }
 
 /// The token endpoint of the mock issuer: the authorization-code grant answers `tokens`, the
@@ -393,7 +601,10 @@ fn token_endpoint(tokens: Value, refreshed: Value) -> Reply {
 
 fn query_param(url: &str, name: &str) -> String {
     let query = url.split_once('?').unwrap().1;
-    let raw = query.split('&').find_map(|kv| kv.strip_prefix(&format!("{name}="))).unwrap();
+    let raw = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+        .unwrap();
     let mut out = Vec::new();
     let bytes = raw.as_bytes();
     let mut i = 0;
@@ -421,8 +632,14 @@ fn http_get(url: &str) -> String {
     let (host, path) = rest.split_once('/').unwrap();
     let port = host.rsplit_once(':').unwrap().1;
     let mut stream = TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(stream, "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
     response
@@ -435,19 +652,36 @@ fn managed_tokens(tag: &str) -> Value {
 #[test]
 fn browser_login_end_to_end() {
     let mock = MockServer::start();
-    mock.set_route("/oauth/token", token_endpoint(managed_tokens("web"), json!({})));
+    mock.set_route(
+        "/oauth/token",
+        token_endpoint(managed_tokens("web"), json!({})),
+    );
     let mut server = auth_server(&mock, &[]);
-    let result = server.call("account/login/start", json!({"type": "chatgpt"})).unwrap();
+    let result = server
+        .call("account/login/start", json!({"type": "chatgpt"}))
+        .unwrap();
     assert_eq!(result["type"], "chatgpt");
     let login_id = result["loginId"].as_str().unwrap().to_string();
     let auth_url = result["authUrl"].as_str().unwrap().to_string();
-    assert!(auth_url.starts_with(&format!("{}/oauth/authorize?", mock.base())), "{auth_url}");
-    assert_eq!(query_param(&auth_url, "client_id"), "app_EMoamEEZ73f0CkXaXp7hrann");
+    assert!(
+        auth_url.starts_with(&format!("{}/oauth/authorize?", mock.base())),
+        "{auth_url}"
+    );
+    assert_eq!(
+        query_param(&auth_url, "client_id"),
+        "app_EMoamEEZ73f0CkXaXp7hrann"
+    );
     assert_eq!(query_param(&auth_url, "code_challenge_method"), "S256");
-    assert_eq!(query_param(&auth_url, "scope"), "openid profile email offline_access");
+    assert_eq!(
+        query_param(&auth_url, "scope"),
+        "openid profile email offline_access"
+    );
     assert_eq!(query_param(&auth_url, "originator"), "codex_lite_tests");
     let redirect = query_param(&auth_url, "redirect_uri");
-    assert!(redirect.starts_with("http://localhost:") && redirect.ends_with("/auth/callback"), "{redirect}");
+    assert!(
+        redirect.starts_with("http://localhost:") && redirect.ends_with("/auth/callback"),
+        "{redirect}"
+    );
     let state = query_param(&auth_url, "state");
     let challenge = query_param(&auth_url, "code_challenge");
 
@@ -456,60 +690,118 @@ fn browser_login_end_to_end() {
     let ok = http_get(&format!("{redirect}?code=the-code&state={state}"));
     assert!(ok.starts_with("HTTP/1.1 302"), "{ok}");
     let (completed, _) = server.read_until("account/login/completed");
-    assert_eq!(completed["params"], json!({"loginId": login_id, "success": true, "error": null}));
+    assert_eq!(
+        completed["params"],
+        json!({"loginId": login_id, "success": true, "error": null})
+    );
     let (updated, _) = server.read_until("account/updated");
-    assert_eq!(updated["params"], json!({"authMode": "chatgpt", "planType": "plus"}));
+    assert_eq!(
+        updated["params"],
+        json!({"authMode": "chatgpt", "planType": "plus"})
+    );
 
-    let token_request = mock.requests_to("/oauth/token").into_iter().find(|r| r.text().contains("authorization_code")).unwrap();
+    let token_request = mock
+        .requests_to("/oauth/token")
+        .into_iter()
+        .find(|r| r.text().contains("authorization_code"))
+        .unwrap();
     let form = token_request.text();
     assert!(form.contains("code=the-code"), "{form}");
-    let verifier = form.split('&').find_map(|kv| kv.strip_prefix("code_verifier=")).unwrap();
+    let verifier = form
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("code_verifier="))
+        .unwrap();
     use sha2::Digest;
-    let expected = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
+    let expected = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(verifier.as_bytes()));
     assert_eq!(challenge, expected, "the verifier matches the challenge");
-    let saved: Value = serde_json::from_slice(&std::fs::read(server.codex_home.join("auth.json")).unwrap()).unwrap();
+    let saved: Value =
+        serde_json::from_slice(&std::fs::read(server.codex_home.join("auth.json")).unwrap())
+            .unwrap();
     assert_eq!(saved["auth_mode"], "chatgpt");
     assert_eq!(saved["tokens"]["refresh_token"], "rt-web");
     assert_eq!(saved["tokens"]["account_id"], "org-1");
     assert_eq!(saved["OPENAI_API_KEY"], "sk-exchanged");
     let account = server.call("account/read", json!({})).unwrap();
-    assert_eq!(account["account"], json!({"type": "chatgpt", "email": "web@example.com", "planType": "plus"}));
+    assert_eq!(
+        account["account"],
+        json!({"type": "chatgpt", "email": "web@example.com", "planType": "plus"})
+    );
 }
 
 #[test]
 fn a_second_browser_login_replaces_the_first_and_cancel_works() {
     let mock = MockServer::start();
     let mut server = auth_server(&mock, &[]);
-    let first = server.call("account/login/start", json!({"type": "chatgpt"})).unwrap();
-    let second = server.call("account/login/start", json!({"type": "chatgpt"})).unwrap();
+    let first = server
+        .call("account/login/start", json!({"type": "chatgpt"}))
+        .unwrap();
+    let second = server
+        .call("account/login/start", json!({"type": "chatgpt"}))
+        .unwrap();
     let (completed, _) = server.read_until("account/login/completed");
     assert_eq!(completed["params"]["loginId"], first["loginId"]);
     assert_eq!(completed["params"]["success"], false);
-    let canceled = server.call("account/login/cancel", json!({"loginId": second["loginId"]})).unwrap();
+    let canceled = server
+        .call(
+            "account/login/cancel",
+            json!({"loginId": second["loginId"]}),
+        )
+        .unwrap();
     assert_eq!(canceled, json!({"status": "canceled"}));
     let (completed, _) = server.read_until("account/login/completed");
     assert_eq!(completed["params"]["loginId"], second["loginId"]);
     assert_eq!(completed["params"]["success"], false);
-    let unknown = server.call("account/login/cancel", json!({"loginId": "nope"})).unwrap();
+    let unknown = server
+        .call("account/login/cancel", json!({"loginId": "nope"}))
+        .unwrap();
     assert_eq!(unknown, json!({"status": "notFound"}));
 }
 
 #[test]
 fn device_code_login() {
     let mock = MockServer::start();
-    mock.push_route("/api/accounts/deviceauth/usercode", status(200, r#"{"device_auth_id":"dev-1","user_code":"ABCD-EFGH","interval":"0"}"#));
-    mock.push_route("/api/accounts/deviceauth/token", status(403, r#"{"error":"pending"}"#));
+    mock.push_route(
+        "/api/accounts/deviceauth/usercode",
+        status(
+            200,
+            r#"{"device_auth_id":"dev-1","user_code":"ABCD-EFGH","interval":"0"}"#,
+        ),
+    );
+    mock.push_route(
+        "/api/accounts/deviceauth/token",
+        status(403, r#"{"error":"pending"}"#),
+    );
     mock.push_route("/api/accounts/deviceauth/token", status(200, r#"{"authorization_code":"dev-code","code_verifier":"dev-verifier","code_challenge":"x"}"#));
-    mock.set_route("/oauth/token", token_endpoint(managed_tokens("dev"), json!({})));
+    mock.set_route(
+        "/oauth/token",
+        token_endpoint(managed_tokens("dev"), json!({})),
+    );
     let mut server = auth_server(&mock, &[]);
-    let result = server.call("account/login/start", json!({"type": "chatgptDeviceCode"})).unwrap();
+    let result = server
+        .call("account/login/start", json!({"type": "chatgptDeviceCode"}))
+        .unwrap();
     assert_eq!(result["type"], "chatgptDeviceCode");
     assert_eq!(result["userCode"], "ABCD-EFGH");
-    assert_eq!(result["verificationUrl"], format!("{}/codex/device", mock.base()));
+    assert_eq!(
+        result["verificationUrl"],
+        format!("{}/codex/device", mock.base())
+    );
     let (completed, _) = server.read_until("account/login/completed");
-    assert_eq!(completed["params"], json!({"loginId": result["loginId"], "success": true, "error": null}));
-    let form = mock.requests_to("/oauth/token").into_iter().find(|r| r.text().contains("authorization_code")).unwrap().text();
-    assert!(form.contains("code=dev-code") && form.contains("code_verifier=dev-verifier"), "{form}");
+    assert_eq!(
+        completed["params"],
+        json!({"loginId": result["loginId"], "success": true, "error": null})
+    );
+    let form = mock
+        .requests_to("/oauth/token")
+        .into_iter()
+        .find(|r| r.text().contains("authorization_code"))
+        .unwrap()
+        .text();
+    assert!(
+        form.contains("code=dev-code") && form.contains("code_verifier=dev-verifier"),
+        "{form}"
+    );
     assert!(form.contains("deviceauth%2Fcallback"), "{form}");
 }
 
@@ -523,7 +815,11 @@ fn write_managed_auth(home: &std::path::Path, access: &str, last_refresh: &str) 
     std::fs::write(home.join("auth.json"), auth.to_string()).unwrap();
 }
 
-fn managed_server(mock: &MockServer, access: &str, last_refresh: &str) -> (AppServer, crate::support::TempDir) {
+fn managed_server(
+    mock: &MockServer,
+    access: &str,
+    last_refresh: &str,
+) -> (AppServer, crate::support::TempDir) {
     let home = crate::support::TempDir::new("managed");
     write_managed_auth(home.path(), access, last_refresh);
     let mut server = AppServer::builder()
@@ -541,7 +837,8 @@ fn managed_server(mock: &MockServer, access: &str, last_refresh: &str) -> (AppSe
 fn managed_401_refreshes_with_the_refresh_token_and_retries() {
     let mock = MockServer::start();
     let old = chatgpt_token("old", "org-1", "plus");
-    let refreshed = json!({"access_token": chatgpt_token("fresh", "org-1", "plus"), "refresh_token": "rt-2"});
+    let refreshed =
+        json!({"access_token": chatgpt_token("fresh", "org-1", "plus"), "refresh_token": "rt-2"});
     mock.set_route("/oauth/token", token_endpoint(json!({}), refreshed.clone()));
     mock.push(unauthorized());
     mock.push(text_reply("r1", "m1", &["ok"]));
@@ -549,11 +846,22 @@ fn managed_401_refreshes_with_the_refresh_token_and_retries() {
     let thread_id = start_thread(&mut server, json!({}));
     start_turn(&mut server, &thread_id, "hi");
     let messages = finish_turn(&mut server);
-    assert_eq!(messages.last().unwrap()["params"]["turn"]["status"], "completed");
+    assert_eq!(
+        messages.last().unwrap()["params"]["turn"]["status"],
+        "completed"
+    );
     let grant = mock.requests_to("/oauth/token")[0].json();
-    assert_eq!(grant, json!({"client_id": "app_EMoamEEZ73f0CkXaXp7hrann", "grant_type": "refresh_token", "refresh_token": "rt-1"}));
-    assert_eq!(model_request_auth(&mock)[1].0, format!("Bearer {}", refreshed["access_token"].as_str().unwrap()));
-    let saved: Value = serde_json::from_slice(&std::fs::read(server.codex_home.join("auth.json")).unwrap()).unwrap();
+    assert_eq!(
+        grant,
+        json!({"client_id": "app_EMoamEEZ73f0CkXaXp7hrann", "grant_type": "refresh_token", "refresh_token": "rt-1"})
+    );
+    assert_eq!(
+        model_request_auth(&mock)[1].0,
+        format!("Bearer {}", refreshed["access_token"].as_str().unwrap())
+    );
+    let saved: Value =
+        serde_json::from_slice(&std::fs::read(server.codex_home.join("auth.json")).unwrap())
+            .unwrap();
     assert_eq!(saved["tokens"]["refresh_token"], "rt-2");
     assert_eq!(saved["tokens"]["access_token"], refreshed["access_token"]);
 }
@@ -561,7 +869,9 @@ fn managed_401_refreshes_with_the_refresh_token_and_retries() {
 #[test]
 fn managed_tokens_near_expiry_are_refreshed_before_the_request() {
     let mock = MockServer::start();
-    let soon = fake_jwt(json!({"exp": now_secs() + 60, "https://api.openai.com/auth": {"chatgpt_account_id": "org-1"}}));
+    let soon = fake_jwt(
+        json!({"exp": now_secs() + 60, "https://api.openai.com/auth": {"chatgpt_account_id": "org-1"}}),
+    );
     let refreshed = json!({"access_token": chatgpt_token("fresh", "org-1", "plus")});
     mock.set_route("/oauth/token", token_endpoint(json!({}), refreshed.clone()));
     mock.push(text_reply("r1", "m1", &["ok"]));
@@ -570,13 +880,19 @@ fn managed_tokens_near_expiry_are_refreshed_before_the_request() {
     start_turn(&mut server, &thread_id, "hi");
     finish_turn(&mut server);
     assert_eq!(mock.requests_to("/oauth/token").len(), 1);
-    assert_eq!(model_request_auth(&mock)[0].0, format!("Bearer {}", refreshed["access_token"].as_str().unwrap()));
+    assert_eq!(
+        model_request_auth(&mock)[0].0,
+        format!("Bearer {}", refreshed["access_token"].as_str().unwrap())
+    );
 }
 
 #[test]
 fn old_managed_tokens_without_expiry_are_refreshed_after_eight_days() {
     let mock = MockServer::start();
-    mock.set_route("/oauth/token", token_endpoint(json!({}), json!({"access_token": "opaque-fresh"})));
+    mock.set_route(
+        "/oauth/token",
+        token_endpoint(json!({}), json!({"access_token": "opaque-fresh"})),
+    );
     mock.push(text_reply("r1", "m1", &["ok"]));
     let (mut server, _home) = managed_server(&mock, "opaque-old", "2020-01-01T00:00:00Z");
     let thread_id = start_thread(&mut server, json!({}));
@@ -588,27 +904,46 @@ fn old_managed_tokens_without_expiry_are_refreshed_after_eight_days() {
 #[test]
 fn a_permanently_failed_refresh_asks_the_user_to_log_in_again() {
     let mock = MockServer::start();
-    mock.set_route("/oauth/token", status(401, r#"{"error":{"code":"refresh_token_expired","message":"expired"}}"#));
+    mock.set_route(
+        "/oauth/token",
+        status(
+            401,
+            r#"{"error":{"code":"refresh_token_expired","message":"expired"}}"#,
+        ),
+    );
     mock.push(unauthorized());
-    let (mut server, _home) = managed_server(&mock, &chatgpt_token("old", "org-1", "plus"), &now_rfc3339());
+    let (mut server, _home) = managed_server(
+        &mock,
+        &chatgpt_token("old", "org-1", "plus"),
+        &now_rfc3339(),
+    );
     let thread_id = start_thread(&mut server, json!({}));
     start_turn(&mut server, &thread_id, "hi");
     let messages = finish_turn(&mut server);
     let error = turn_error(&messages);
     assert_eq!(error["codexErrorInfo"], "unauthorized");
-    assert!(error["message"].as_str().unwrap().contains("log"), "{error}");
+    assert!(
+        error["message"].as_str().unwrap().contains("log"),
+        "{error}"
+    );
     assert_eq!(mock.requests_to("/oauth/token").len(), 1, "not retried");
 }
 
 /// Now, RFC 3339 (UTC).
 fn now_rfc3339() -> String {
-    let out = std::process::Command::new("date").args(["-u", "+%Y-%m-%dT%H:%M:%SZ"]).output().unwrap();
+    let out = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .unwrap();
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 /// Now, unix seconds.
 fn now_secs() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 #[test]
@@ -628,7 +963,10 @@ fn secrets_never_leak() {
     let thread_id = start_thread(&mut server, json!({}));
     start_turn(&mut server, &thread_id, "hi");
     let (request, _) = server.read_until("account/chatgptAuthTokens/refresh");
-    server.answer(&request["id"], json!({"accessToken": new, "chatgptAccountId": "org-1"}));
+    server.answer(
+        &request["id"],
+        json!({"accessToken": new, "chatgptAccountId": "org-1"}),
+    );
     finish_turn(&mut server);
     server.call("getAuthStatus", json!({})).unwrap();
     server.call("account/read", json!({})).unwrap();
@@ -645,7 +983,11 @@ fn secrets_never_leak() {
                 if path.is_dir() {
                     stack.push(path);
                 } else if let Ok(text) = std::fs::read_to_string(&path) {
-                    assert!(!text.contains(secret.as_str()), "token in {}", path.display());
+                    assert!(
+                        !text.contains(secret.as_str()),
+                        "token in {}",
+                        path.display()
+                    );
                 }
             }
         }
@@ -658,7 +1000,10 @@ fn secrets_never_leak() {
         let entry: Value = serde_json::from_str(line).unwrap();
         if entry["dir"] == "out" {
             let raw = entry["raw"].as_str().unwrap();
-            assert!(!raw.contains(old.as_str()) && !raw.contains(new.as_str()), "server sent a token: {raw}");
+            assert!(
+                !raw.contains(old.as_str()) && !raw.contains(new.as_str()),
+                "server sent a token: {raw}"
+            );
         }
     }
 }

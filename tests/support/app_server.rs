@@ -44,7 +44,11 @@ impl Transcript {
         let mut used = USED.lock().unwrap();
         let runs = used.iter().filter(|n| **n == safe).count();
         used.push(safe.clone());
-        let file_name = if runs == 0 { format!("{safe}.jsonl") } else { format!("{safe}.{}.jsonl", runs + 1) };
+        let file_name = if runs == 0 {
+            format!("{safe}.jsonl")
+        } else {
+            format!("{safe}.{}.jsonl", runs + 1)
+        };
         let file = std::fs::File::create(dir.join(file_name)).unwrap();
         Self {
             file: Arc::new(Mutex::new(Some(file))),
@@ -307,8 +311,13 @@ impl AppServer {
             match self.messages.recv_timeout(wait) {
                 Ok(m) if pred(&m) => return m,
                 Ok(m) => self.backlog.push_back(m),
-                Err(_) => panic!(
-                    "timed out waiting for {what}; unread: {:?}\nstderr:\n{}",
+                Err(e) => panic!(
+                    "{} waiting for {what}; unread: {:?}\nstderr:\n{}",
+                    if e.is_timeout() {
+                        "timed out"
+                    } else {
+                        "the server closed stdout"
+                    },
                     self.backlog,
                     self.stderr()
                 ),
@@ -382,6 +391,13 @@ impl AppServer {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+}
+
+impl AppServer {
+    /// The child's pid (to kill it the hard way).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 
