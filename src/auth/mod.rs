@@ -456,7 +456,7 @@ fn parse_refresh_result(
     let access_claims = jwt::parse(&access_token)
         .map_err(|_| "auth refresh returned invalid credentials".to_string())?;
     if let Some(allowed) = forced
-        && !allowed.iter().any(|w| *w == account_id)
+        && !allowed.contains(&account_id)
     {
         return Err(workspace_mismatch(allowed, &account_id));
     }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde_json::{Value, json};
 
-use crate::suite::turns::{finish_turn, methods, start_thread, start_turn};
+use crate::suite::turns::{finish_turn, start_thread, start_turn};
 use crate::support::app_server::AppServer;
 use crate::support::mock_responses::*;
 
@@ -363,10 +363,13 @@ fn the_original_answer_shape_is_accepted_too() {
     assert_eq!(model_request_auth(&mock)[1].1, "org-3");
 }
 
+/// How a test answers the refresh request.
+type Answer = Box<dyn FnOnce(&mut AppServer, &Value)>;
+
 #[test]
 fn refresh_failures_fail_the_turn_with_their_message() {
     let other = chatgpt_token("o", "org-2", "plus");
-    let cases: Vec<(Box<dyn FnOnce(&mut AppServer, &Value)>, &[&str], String)> = vec![
+    let cases: Vec<(Answer, &[&str], String)> = vec![
         (
             Box::new(|s, r| s.answer_error(&r["id"], -32000, "user is signed out")),
             &[],

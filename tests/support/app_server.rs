@@ -85,7 +85,6 @@ pub struct Builder {
     args: Vec<String>,
     env: Vec<(String, String)>,
     codex_home: Option<PathBuf>,
-    cwd: Option<PathBuf>,
 }
 
 impl Builder {
@@ -116,12 +115,6 @@ impl Builder {
         self
     }
 
-    /// Sets the child's working directory.
-    pub fn cwd(mut self, dir: &Path) -> Self {
-        self.cwd = Some(dir.to_path_buf());
-        self
-    }
-
     /// Spawns the server (no handshake yet).
     pub fn spawn(self) -> AppServer {
         let home_dir = match &self.codex_home {
@@ -143,9 +136,6 @@ impl Builder {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        if let Some(cwd) = &self.cwd {
-            command.current_dir(cwd);
-        }
         for (k, v) in &self.env {
             command.env(k, v);
         }
@@ -215,7 +205,6 @@ impl AppServer {
             args: Vec::new(),
             env: Vec::new(),
             codex_home: None,
-            cwd: None,
         }
     }
 
