@@ -51,12 +51,16 @@ impl BrowserLogin {
     /// Ends the login: closes the callback server (waiting up to 2 s for the port to be
     /// released) and, unless the login already ended, reports `Err("login canceled")`, on the
     /// calling thread. Idempotent; after a success it only stops serving the success page.
-    pub fn cancel(&self) {
+    /// True when this call ended the login (`account/login/cancel` → `canceled`), false when
+    /// it had already ended (→ `notFound`).
+    pub fn cancel(&self) -> bool {
         self.flow.stop_server();
         let _ = self.closed.recv_timeout(CANCEL_WAIT);
-        if self.flow.completion.finish(Err(LOGIN_CANCELED.to_string())) {
+        let canceled = self.flow.completion.finish(Err(LOGIN_CANCELED.to_string()));
+        if canceled {
             log::info(&format!("login {}: canceled", self.login_id));
         }
+        canceled
     }
 }
 

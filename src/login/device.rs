@@ -40,12 +40,15 @@ pub struct DeviceLogin {
 impl DeviceLogin {
     /// Ends the login: stops the polling (at once when it is waiting, after the request in
     /// flight otherwise) and, unless the login already ended, reports `Err("login canceled")`
-    /// on the calling thread. Idempotent.
-    pub fn cancel(&self) {
+    /// on the calling thread. Idempotent. True when this call ended the login, false when it
+    /// had already ended.
+    pub fn cancel(&self) -> bool {
         self.flow.stop();
-        if self.flow.completion.finish(Err(LOGIN_CANCELED.to_string())) {
+        let canceled = self.flow.completion.finish(Err(LOGIN_CANCELED.to_string()));
+        if canceled {
             log::info(&format!("login {}: canceled", self.login_id));
         }
+        canceled
     }
 }
 

@@ -103,6 +103,8 @@ fn browser_login_end_to_end() {
     assert!(rx.try_recv().is_err());
     assert!(issuer.requests().is_empty());
 
+    // An idle connection (a browser's pre-connection) does not hold up the callback.
+    let _idle = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let (status, headers, _) = get(port, &format!("/auth/callback?code=c%2F1&state={state}"));
     assert_eq!(status, 302);
     let location = headers.iter().find(|(k, _)| k == "location").unwrap();
@@ -139,12 +141,17 @@ fn browser_login_end_to_end() {
         "urn:ietf:params:oauth:token-type:id_token"
     );
 
+    // A reload of the callback redirects again and reports nothing more.
+    let (status, _, _) = get(port, &format!("/auth/callback?code=c%2F1&state={state}"));
+    assert_eq!(status, 302);
+    assert_eq!(issuer.requests_to("/oauth/token").len(), 2);
+
     // The browser follows the redirect; then the server closes.
     let (status, _, body) = get(port, "/success");
     assert_eq!(status, 200);
     assert!(body.contains("Signed in"), "{body}");
     assert!(port_is_free(port));
-    login.cancel();
+    assert!(!login.cancel());
     assert!(rx.recv_timeout(Duration::from_millis(50)).is_err());
 }
 
@@ -154,11 +161,16 @@ fn browser_cancel_reports_once_and_frees_the_port() {
     let (on_done, rx) = reporter();
     let login = start_browser_login(options(&issuer, None), on_done).unwrap();
     let port = login.callback_port;
-    login.cancel();
+    // An idle connection does not keep cancel from closing the server at once.
+    let _idle = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    let started = Instant::now();
+    assert!(login.cancel());
+    assert!(started.elapsed() < Duration::from_secs(1));
     assert_eq!(outcome(&rx).unwrap_err(), "login canceled");
     // cancel() returns once the listener is closed.
     assert!(TcpListener::bind(("127.0.0.1", port)).is_ok());
-    login.cancel();
+    assert!(!login.cancel());
     assert!(rx.recv_timeout(Duration::from_millis(50)).is_err());
     assert!(issuer.requests().is_empty());
 }
@@ -237,6 +249,6 @@ fn browser_login_times_out() {
     assert_eq!(outcome(&rx).unwrap_err(), "login timed out");
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(port_is_free(login.callback_port));
-    login.cancel();
+    assert!(!login.cancel());
     assert!(rx.recv_timeout(Duration::from_millis(50)).is_err());
 }

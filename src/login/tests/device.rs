@@ -69,7 +69,7 @@ fn device_login_polls_until_approved() {
         exchange["redirect_uri"],
         format!("{}/deviceauth/callback", issuer.url)
     );
-    login.cancel();
+    assert!(!login.cancel());
     assert!(rx.recv_timeout(Duration::from_millis(50)).is_err());
 }
 
@@ -97,9 +97,9 @@ fn device_login_cancel_timeout_and_failure() {
     {
         std::thread::sleep(Duration::from_millis(5));
     }
-    login.cancel();
+    assert!(login.cancel());
     assert_eq!(outcome(&rx).unwrap_err(), "login canceled");
-    login.cancel();
+    assert!(!login.cancel());
     std::thread::sleep(Duration::from_millis(50));
     assert!(rx.try_recv().is_err());
     assert_eq!(
