@@ -21,7 +21,8 @@ const EXTERNAL_ACTIVE: &str = "External auth is active. Use account/login/start 
 /// A browser or device-code login waiting for the user.
 pub struct PendingLogin {
     login_id: String,
-    cancel: Box<dyn Fn() + Send>,
+    /// Ends the login; true when this call ended it (it was still pending).
+    cancel: Box<dyn Fn() -> bool + Send>,
 }
 
 /// The one pending login of the connection, shared with the login threads.
@@ -207,19 +208,15 @@ impl Server {
     /// Cancels the pending browser/device login, if any (its `login/completed` reports failure).
     fn cancel_pending_login(&self) -> Option<String> {
         let pending = lock(&self.logins).take()?;
-        (pending.cancel)();
+        let _ = (pending.cancel)();
         Some(pending.login_id)
     }
 
     fn login_options(&self) -> LoginOptions {
-        LoginOptions {
-            issuer: self.config.chatgpt_auth_issuer.clone(),
-            callback_port: self.config.login_callback_port,
-            originator: self
-                .originator()
-                .unwrap_or_else(|| "codex-lite".to_string()),
-            forced_workspace_ids: self.config.forced_chatgpt_workspace_id.clone(),
-        }
+        let originator = self
+            .originator()
+            .unwrap_or_else(|| "codex-lite".to_string());
+        LoginOptions::from_config(&self.config, &originator)
     }
 
     fn login_start(&mut self, id: &RequestId, params: LoginParams) -> Result<(), RpcError> {
@@ -254,6 +251,10 @@ impl Server {
                 let login = crate::login::start_browser_login(self.login_options(), callback)
                     .map_err(|e| RpcError::internal(format!("cannot start the login: {e:#}")))?;
                 *lock(&login_id_cell) = login.login_id.clone();
+                crate::log::info(&format!(
+                    "browser login {} waiting on 127.0.0.1:{}",
+                    login.login_id, login.callback_port
+                ));
                 self.rpc.respond(id, json!({"type": "chatgpt", "loginId": login.login_id, "authUrl": login.auth_url}));
                 self.cancel_pending_login();
                 let login_id = login.login_id.clone();
@@ -293,7 +294,7 @@ impl Server {
                                 );
                                 let previous = lock(&slot).take();
                                 if let Some(previous) = previous {
-                                    (previous.cancel)();
+                                    let _ = (previous.cancel)();
                                 }
                                 let login_id = login.login_id.clone();
                                 *lock(&slot) = Some(PendingLogin {
@@ -384,15 +385,18 @@ impl Server {
                 _ => None,
             }
         };
-        let status = match pending {
-            Some(p) => {
-                self.rpc.respond(id, json!({"status": "canceled"}));
-                (p.cancel)();
-                return;
-            }
-            None => "notFound",
+        // The flow may report its end from inside `cancel`; the answer goes first.
+        let status = if pending.is_some() {
+            "canceled"
+        } else {
+            "notFound"
         };
         self.rpc.respond(id, json!({"status": status}));
+        if let Some(p) = pending
+            && !(p.cancel)()
+        {
+            crate::log::debug(&format!("login {} had already ended", params.login_id));
+        }
     }
 
     fn logout(&mut self, id: &RequestId) -> Result<(), RpcError> {

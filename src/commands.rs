@@ -19,8 +19,6 @@ use crate::sandbox::{ProtocolSandboxPolicy, SandboxPolicy};
 use crate::server::{Server, decode};
 use crate::thread::lock;
 
-/// Bytes captured (or streamed) per stream unless the client says otherwise.
-const DEFAULT_OUTPUT_CAP_BYTES: usize = 1024 * 1024;
 /// Queued stdin writes per process before `command/exec/write` is refused.
 const STDIN_QUEUE: usize = 64;
 
@@ -211,7 +209,9 @@ impl Server {
         let cap = if params.disable_output_cap {
             usize::MAX
         } else {
-            params.output_bytes_cap.unwrap_or(DEFAULT_OUTPUT_CAP_BYTES)
+            params
+                .output_bytes_cap
+                .unwrap_or(exec::DEFAULT_OUTPUT_CAP_BYTES)
         };
         let request = ExecRequest {
             argv: params.command,

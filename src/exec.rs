@@ -13,7 +13,6 @@
 
 // Only `sandboxed_command` has a caller yet (the sandbox CLI); spawn, wait, kill and the alias
 // directory are wired by the server (turns, command/exec). Remove this once they are.
-#![allow(dead_code)]
 
 use std::collections::{HashMap, VecDeque};
 use std::ffi::OsString;
@@ -595,6 +594,7 @@ impl AliasDir {
         Ok(dir)
     }
 
+    #[cfg(test)]
     /// The directory's path.
     pub fn path(&self) -> &Path {
         &self.path

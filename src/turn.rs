@@ -482,8 +482,13 @@ impl TurnRunner {
                         )),
                     };
                     match event {
-                        StreamEvent::Retrying { delay, .. } => deadline += delay,
-                        StreamEvent::Created { .. } => {}
+                        StreamEvent::Retrying { attempt, delay } => {
+                            crate::log::debug(&format!("turn {}: request retry {attempt} in {delay:?}", self.turn_id));
+                            deadline += delay;
+                        }
+                        StreamEvent::Created { response_id } => {
+                            crate::log::debug(&format!("turn {}: response {response_id:?} started", self.turn_id));
+                        }
                         StreamEvent::ItemAdded(item) => self.open_item(&mut open, &item),
                         StreamEvent::TextDelta { item_id, delta } => {
                             let index = self.find_or_open(&mut open, &item_id, false);
@@ -523,7 +528,8 @@ impl TurnRunner {
                                 outputs.push(item);
                             }
                         }
-                        StreamEvent::Completed { usage, .. } => {
+                        StreamEvent::Completed { usage, response_id } => {
+                            crate::log::debug(&format!("turn {}: response {response_id} completed", self.turn_id));
                             self.close_all(&mut open);
                             if let Some(usage) = usage {
                                 self.record_usage(usage);

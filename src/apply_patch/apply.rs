@@ -260,7 +260,6 @@ pub fn apply_patch(patch: &Patch, cwd: &Path) -> Result<Summary, ApplyError> {
 /// earlier ones (an added file can then be updated), as they would when
 /// applied. Fails where applying would fail, except that a file to delete
 /// is only checked to be readable.
-#[allow(dead_code)] // the server calls this to report fileChange items before approval
 pub fn compute_changes(patch: &Patch, cwd: &Path) -> Result<Vec<FileChange>, ApplyError> {
     if patch.hunks.is_empty() {
         return Err(ApplyError::NoFilesModified);

@@ -15,7 +15,6 @@ use std::fmt::Write as _;
 pub const FILE_CHANGE_CONTEXT_LINES: usize = 1;
 
 /// Lines of context in `diff --git` sections, as git prints them.
-#[allow(dead_code)] // used by git_file_diff, which the server's turn diff will call
 pub const GIT_CONTEXT_LINES: usize = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +71,6 @@ pub fn unified_diff(old: &str, new: &str, context: usize) -> String {
 /// `None` contents mean the file did not exist before (added) or does not
 /// exist after (deleted). Paths are as they should appear after `a/`/`b/`.
 /// Empty when nothing changed.
-#[allow(dead_code)] // the server's turn/diff/updated will call this
 pub fn git_file_diff(
     old_path: &str,
     new_path: &str,

@@ -27,7 +27,6 @@ pub struct ShellPatch {
 /// Recognises an `apply_patch` invocation in `argv` (see the module doc);
 /// `None` means the command is not one and should run as a command. Does
 /// not check that the patch parses.
-#[allow(dead_code)] // the server's shell tool calls this before running a command
 pub fn parse_shell_invocation(argv: &[String]) -> Option<ShellPatch> {
     match argv {
         [command, patch] if COMMANDS.contains(&command.as_str()) => Some(ShellPatch {
@@ -44,7 +43,6 @@ pub fn parse_shell_invocation(argv: &[String]) -> Option<ShellPatch> {
 /// Whether `argv` is a bare patch without the `apply_patch` command (the
 /// patch as the whole command, or as the whole shell script): the caller
 /// should tell the model to rerun it as `["apply_patch", "<patch>"]`.
-#[allow(dead_code)] // the server's shell tool rejects these instead of running them
 pub fn is_bare_patch(argv: &[String]) -> bool {
     match argv {
         [body] => parse_patch(body).is_ok(),

@@ -26,20 +26,13 @@ use std::fmt;
 use std::io::{Read, Write};
 use std::path::Path;
 
-// The server's API (previews, shell recognition, tool JSON) is not called by
-// the binary until the server and turn modules land; the CLI uses the rest.
-#[allow(unused_imports)]
 pub use apply::{
     ApplyError, ChangeKind, FileChange, Summary, apply_patch, compute_changes, resolve,
 };
-#[allow(unused_imports)]
-pub use diff::{FILE_CHANGE_CONTEXT_LINES, GIT_CONTEXT_LINES, git_file_diff, unified_diff};
-#[allow(unused_imports)]
-pub use invocation::{ShellPatch, is_bare_patch, parse_shell_invocation};
-#[allow(unused_imports)]
-pub use parser::{Chunk, ChunkLine, Hunk, ParseError, Patch, parse_patch};
-#[allow(unused_imports)]
-pub use tool::{PATCH_GRAMMAR, TOOL_NAME, freeform_tool, function_tool};
+pub use diff::git_file_diff;
+pub use invocation::{is_bare_patch, parse_shell_invocation};
+pub use parser::{ParseError, parse_patch};
+pub use tool::{freeform_tool, function_tool};
 
 /// The argv[1] that makes `codex-lite` apply the patch in argv[2] (how the
 /// server runs an approved patch inside the turn's sandbox).

@@ -60,16 +60,6 @@ pub enum Hunk {
     },
 }
 
-impl Hunk {
-    /// The path named on the hunk's header line, as written.
-    #[allow(dead_code)] // the server's safety check lists the paths a patch touches
-    pub fn path(&self) -> &PathBuf {
-        match self {
-            Hunk::Add { path, .. } | Hunk::Delete { path } | Hunk::Update { path, .. } => path,
-        }
-    }
-}
-
 /// One `@@` section of an Update hunk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Chunk {

@@ -90,7 +90,6 @@ Example:
 /// The freeform tool: `{"type":"custom","name":"apply_patch",…}` with the
 /// patch grammar as its format. Offer it to models that support custom
 /// tools; the call's `input` is the patch text itself.
-#[allow(dead_code)] // the client adds it to the request's tools
 pub fn freeform_tool() -> Value {
     json!({
         "type": "custom",
@@ -107,7 +106,6 @@ pub fn freeform_tool() -> Value {
 /// The JSON function tool: `{"type":"function","name":"apply_patch",…}`
 /// whose single required string parameter `input` holds the patch. Offer it
 /// to models without custom tools.
-#[allow(dead_code)] // the client adds it to the request's tools
 pub fn function_tool() -> Value {
     json!({
         "type": "function",

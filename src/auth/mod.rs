@@ -371,14 +371,19 @@ impl AuthManager {
         }
         // The leader answers within its own timeout; the bound only guards against a leader
         // that died without answering.
-        let deadline = std::time::Instant::now() + EXTERNAL_REFRESH_TIMEOUT + Duration::from_secs(1);
+        let deadline =
+            std::time::Instant::now() + EXTERNAL_REFRESH_TIMEOUT + Duration::from_secs(1);
         let mut result = lock(&flight.result);
         while result.is_none() {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             if left.is_zero() {
                 return Err(auth_error("auth refresh request timed out after 10s"));
             }
-            result = flight.done.wait_timeout(result, left).unwrap_or_else(|e| e.into_inner()).0;
+            result = flight
+                .done
+                .wait_timeout(result, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
         result.clone().unwrap_or(Ok(())).map(|()| true)
     }

@@ -65,7 +65,6 @@ impl ClientError {
     /// The turn saw no event for `timeout` (its `stream_idle_timeout`) and aborted the stream;
     /// a disconnect like [`ClientError::stream_disconnected`]. No HTTP status: the silence may
     /// have started before the response headers arrived.
-    #[allow(dead_code)] // called by the turn engine (issue 5), not wired yet
     pub fn idle_timeout(timeout: Duration) -> Self {
         Self {
             message: format!(

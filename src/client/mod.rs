@@ -66,7 +66,6 @@ pub trait AuthProvider: Send + Sync {
 }
 
 /// Which kind of OpenAI credential a token is; decides the endpoint of the built-in provider.
-#[allow(dead_code)] // the turn engine (issue 5) is the caller; not wired yet
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CredentialKind {
     /// An OpenAI API key (`https://api.openai.com/v1/responses`).
@@ -88,7 +87,6 @@ pub struct Credentials {
 
 /// One event of a model round trip, in stream order. `Completed` and `Failed` are terminal:
 /// nothing follows them, and the channel disconnects right after.
-#[allow(dead_code)] // the turn engine (issue 5) is the caller; not wired yet
 #[derive(Debug)]
 pub enum StreamEvent {
     /// A silent request-level retry is about to wait `delay` (the turn extends its idle
@@ -148,7 +146,6 @@ struct Settings {
 /// Starts model round trips for one provider configuration. Cheap to clone and to build per
 /// turn; `Send + Sync`.
 #[derive(Clone)]
-#[allow(dead_code)] // the turn engine (issue 5) is the caller; not wired yet
 pub struct ModelClient {
     settings: Arc<Settings>,
     auth: Arc<dyn AuthProvider>,
@@ -158,7 +155,6 @@ pub struct ModelClient {
     env_lookup: fn(&str) -> Option<String>,
 }
 
-#[allow(dead_code)] // the turn engine (issue 5) is the caller; not wired yet
 impl ModelClient {
     /// A client for `config`'s provider (`model_provider`). `originator` and `user_agent` are
     /// sent as headers on every request.
@@ -267,7 +263,6 @@ pub struct ResponseStream {
     abort: Arc<AbortSignal>,
 }
 
-#[allow(dead_code)] // the turn engine (issue 5) is the caller; not wired yet
 impl ResponseStream {
     /// The round trip's events, bounded ([`EVENT_CHANNEL_CAPACITY`]): a reader that falls
     /// behind holds the stream thread back rather than growing memory. Disconnects when the

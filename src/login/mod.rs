@@ -12,7 +12,6 @@
 //! reads the answers), `http.rs` (URL encoding, the server's HTTP/1.1 text).
 
 // The account/* handlers (issue 6, the lead's side) are the callers; remove once wired.
-#![allow(dead_code)]
 
 mod browser;
 mod callback;
@@ -30,10 +29,8 @@ use crate::auth::storage::Tokens;
 use crate::config::Config;
 use crate::secret::Secret;
 
-#[allow(unused_imports)] // the account/* handlers use these; remove once wired
-pub use browser::{BrowserLogin, start_browser_login};
-#[allow(unused_imports)] // the account/* handlers use these; remove once wired
-pub use device::{DeviceLogin, start_device_login};
+pub use browser::start_browser_login;
+pub use device::start_device_login;
 
 /// How a login is reached and restricted; built from the config with
 /// [`LoginOptions::from_config`].

@@ -78,6 +78,7 @@ pub enum OAuthError {
 
 impl OAuthError {
     /// The HTTP status of a `Status` error.
+    #[cfg(test)]
     pub fn status(&self) -> Option<u16> {
         match self {
             OAuthError::Status { status, .. } => Some(*status),

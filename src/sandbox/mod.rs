@@ -345,7 +345,6 @@ impl From<ProtocolSandboxPolicy> for SandboxPolicy {
 /// died of SIGSYS, or it exited non-zero and its output (lower-cased) mentions `operation not
 /// permitted`, `permission denied`, `read-only file system`, `seccomp`, `sandbox` or `landlock`.
 /// Only meaningful for commands that ran under a sandbox; a success is never a denial.
-#[allow(dead_code)] // used by turns to offer a re-run without the sandbox
 pub fn looks_denied(exit_code: Option<i32>, signal: Option<i32>, output: &str) -> bool {
     const DENIAL_MARKERS: [&str; 6] = [
         "operation not permitted",
