@@ -905,6 +905,37 @@ fn old_managed_tokens_without_expiry_are_refreshed_after_eight_days() {
 }
 
 #[test]
+fn account_read_with_refresh_token_refreshes_managed_tokens_first() {
+    let mock = MockServer::start();
+    mock.set_route(
+        "/oauth/token",
+        token_endpoint(
+            json!({}),
+            json!({"access_token": chatgpt_token("fresh", "org-1", "team")}),
+        ),
+    );
+    let (mut server, home) = managed_server(
+        &mock,
+        &chatgpt_token("old", "org-1", "plus"),
+        &now_rfc3339(),
+    );
+    let plain = server.call("account/read", json!({})).unwrap();
+    assert_eq!(plain["account"]["type"], "chatgpt");
+    assert!(mock.requests_to("/oauth/token").is_empty());
+    let refreshed = server
+        .call("account/read", json!({"refreshToken": true}))
+        .unwrap();
+    assert_eq!(refreshed["account"]["type"], "chatgpt");
+    assert_eq!(mock.requests_to("/oauth/token").len(), 1);
+    let saved: Value =
+        serde_json::from_slice(&std::fs::read(home.path().join("auth.json")).unwrap()).unwrap();
+    assert_eq!(
+        saved["tokens"]["access_token"],
+        chatgpt_token("fresh", "org-1", "team")
+    );
+}
+
+#[test]
 fn a_permanently_failed_refresh_asks_the_user_to_log_in_again() {
     let mock = MockServer::start();
     mock.set_route(
@@ -973,12 +1004,27 @@ fn secrets_never_leak() {
     finish_turn(&mut server);
     server.call("getAuthStatus", json!({})).unwrap();
     server.call("account/read", json!({})).unwrap();
+    // An API key, too, stays out of everything but auth.json.
+    let api_key = "sk-leak-check-4711";
+    server.call("account/logout", json!({})).unwrap();
+    server
+        .call(
+            "account/login/start",
+            json!({"type": "apiKey", "apiKey": api_key}),
+        )
+        .unwrap();
+    server.read_until("account/updated");
+    server.call("getAuthStatus", json!({})).unwrap();
     let home = server.codex_home.clone();
     server.close_stdin();
     server.wait_exit(Duration::from_secs(10)).unwrap();
     let stderr = server.stderr();
-    for secret in [&old, &new] {
-        assert!(!stderr.contains(secret.as_str()), "token in stderr");
+    assert!(!stderr.contains(api_key), "api key in stderr");
+    let saved = std::fs::read_to_string(home.join("auth.json")).unwrap();
+    assert!(saved.contains(api_key), "auth.json is where the key lives");
+    std::fs::remove_file(home.join("auth.json")).unwrap();
+    for secret in [old.as_str(), new.as_str(), api_key] {
+        assert!(!stderr.contains(secret), "secret in stderr");
         let mut stack = vec![home.clone()];
         while let Some(dir) = stack.pop() {
             for entry in std::fs::read_dir(&dir).unwrap().flatten() {
@@ -986,11 +1032,7 @@ fn secrets_never_leak() {
                 if path.is_dir() {
                     stack.push(path);
                 } else if let Ok(text) = std::fs::read_to_string(&path) {
-                    assert!(
-                        !text.contains(secret.as_str()),
-                        "token in {}",
-                        path.display()
-                    );
+                    assert!(!text.contains(secret), "secret in {}", path.display());
                 }
             }
         }
