@@ -128,25 +128,22 @@ fn internal(e: anyhow::Error) -> RpcError {
 }
 
 impl Server {
-    /// Dispatches account methods; `false` for methods not handled here.
+    /// Dispatches account methods; `None` when `method` is not
+    /// one of them (the caller answers -32601), else the outcome (the caller answers errors).
     pub fn handle_account_request(
         &mut self,
         id: &RequestId,
         method: &str,
         params: Option<Value>,
-    ) -> bool {
-        let outcome = match method {
+    ) -> Option<Result<(), RpcError>> {
+        Some(match method {
             "account/read" => decode(params).map(|p| self.account_read(id, p)),
             "getAuthStatus" => decode(params).map(|p| self.auth_status(id, p)),
             "account/login/start" => decode(params).and_then(|p| self.login_start(id, p)),
             "account/login/cancel" => decode(params).map(|p| self.login_cancel(id, p)),
             "account/logout" => self.logout(id),
-            _ => return false,
-        };
-        if let Err(error) = outcome {
-            self.rpc.respond_error(id, &error);
-        }
-        true
+            _ => return None,
+        })
     }
 
     fn requires_openai_auth(&self) -> bool {

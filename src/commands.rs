@@ -119,14 +119,15 @@ impl Capture {
 }
 
 impl Server {
-    /// Dispatches command/exec methods; `false` for other methods.
+    /// Dispatches command/exec methods; `None` when `method` is not
+    /// one of them (the caller answers -32601), else the outcome (the caller answers errors).
     pub fn handle_command_request(
         &mut self,
         id: &RequestId,
         method: &str,
         params: Option<Value>,
-    ) -> bool {
-        let outcome = match method {
+    ) -> Option<Result<(), RpcError>> {
+        Some(match method {
             "command/exec" => decode(params).and_then(|p| self.command_exec(id, p)),
             "command/exec/write" => decode(params)
                 .and_then(|p| self.command_write(p))
@@ -137,12 +138,8 @@ impl Server {
             "command/exec/resize" => Err(RpcError::invalid_request(
                 "tty is not supported; command/exec/resize has nothing to resize",
             )),
-            _ => return false,
-        };
-        if let Err(error) = outcome {
-            self.rpc.respond_error(id, &error);
-        }
-        true
+            _ => return None,
+        })
     }
 
     fn command_exec(&mut self, id: &RequestId, params: ExecParams) -> Result<(), RpcError> {

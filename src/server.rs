@@ -153,12 +153,10 @@ impl Server {
                 .rpc
                 .respond_error(id, &RpcError::invalid_request("Not initialized"));
         }
-        let handled = match method {
-            "model/list" => {
-                let outcome = decode(params).map(|p| crate::models::list(&self.config, p));
-                self.rpc.respond_with(id, outcome);
-                true
-            }
+        let outcome = match method {
+            "model/list" => Some(
+                decode(params).map(|p| self.rpc.respond(id, crate::models::list(&self.config, p))),
+            ),
             m if m.starts_with("thread/") || m.starts_with("turn/") => {
                 self.handle_thread_request(id, m, params)
             }
@@ -166,11 +164,14 @@ impl Server {
             m if m.starts_with("account/") || m == "getAuthStatus" => {
                 self.handle_account_request(id, m, params)
             }
-            _ => false,
+            _ => None,
         };
-        if !handled {
-            self.rpc
-                .respond_error(id, &RpcError::method_not_found(method));
+        match outcome {
+            Some(Ok(())) => {}
+            Some(Err(error)) => self.rpc.respond_error(id, &error),
+            None => self
+                .rpc
+                .respond_error(id, &RpcError::method_not_found(method)),
         }
     }
 

@@ -417,14 +417,15 @@ struct ForkSource {
 }
 
 impl Server {
-    /// Dispatches thread/* and turn/* methods; `false` when `method` is not one of them.
+    /// Dispatches thread/* and turn/* methods; `None` when `method` is not
+    /// one of them (the caller answers -32601), else the outcome (the caller answers errors).
     pub fn handle_thread_request(
         &mut self,
         id: &RequestId,
         method: &str,
         params: Option<Value>,
-    ) -> bool {
-        let outcome = match method {
+    ) -> Option<Result<(), RpcError>> {
+        Some(match method {
             "thread/start" => decode(params).and_then(|p| self.thread_start(id, p)),
             "thread/resume" => decode(params).and_then(|p| self.thread_resume(id, p)),
             "thread/fork" => decode(params).and_then(|p| self.thread_fork(id, p)),
@@ -437,12 +438,8 @@ impl Server {
             "turn/start" => decode(params).and_then(|p| self.turn_start(id, p)),
             "turn/interrupt" => decode(params).and_then(|p| self.turn_interrupt(id, p)),
             "turn/steer" => decode(params).and_then(|p| self.turn_steer(id, p)),
-            _ => return false,
-        };
-        if let Err(error) = outcome {
-            self.rpc.respond_error(id, &error);
-        }
-        true
+            _ => return None,
+        })
     }
 
     fn register(&mut self, state: ThreadState) -> SharedThread {
