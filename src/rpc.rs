@@ -10,7 +10,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -27,6 +27,9 @@ const INGRESS_CAPACITY: usize = 4096;
 const INGRESS_MAX_BYTES: usize = 64 * 1024 * 1024;
 /// Most lines queued for stdout; writers block beyond it (back-pressure from a slow client).
 const EGRESS_CAPACITY: usize = 1024;
+/// Most bytes queued for stdout; writers block beyond it (one larger line still goes through
+/// when the queue is empty), so a client that stops reading costs bounded memory.
+const EGRESS_MAX_BYTES: usize = 16 * 1024 * 1024;
 
 /// JSON-RPC: the request is not a valid request (also `Not initialized` and domain errors).
 pub const INVALID_REQUEST: i64 = -32600;
@@ -135,8 +138,34 @@ enum Outgoing {
     Shutdown,
 }
 
+/// Bytes queued for stdout, with a condition variable for writers waiting for room.
+#[derive(Default)]
+struct ByteBudget {
+    queued: Mutex<usize>,
+    room: Condvar,
+}
+
+impl ByteBudget {
+    /// Waits until `len` more bytes fit (or the queue is empty), then reserves them.
+    fn reserve(&self, len: usize) {
+        let mut queued = self.queued.lock().unwrap_or_else(|e| e.into_inner());
+        while *queued > 0 && *queued + len > EGRESS_MAX_BYTES {
+            queued = self.room.wait(queued).unwrap_or_else(|e| e.into_inner());
+        }
+        *queued += len;
+    }
+
+    /// Returns `len` bytes written out.
+    fn release(&self, len: usize) {
+        let mut queued = self.queued.lock().unwrap_or_else(|e| e.into_inner());
+        *queued = queued.saturating_sub(len);
+        self.room.notify_all();
+    }
+}
+
 struct Shared {
     out: Sender<Outgoing>,
+    egress: Arc<ByteBudget>,
     pending: Mutex<HashMap<i64, Sender<ClientAnswer>>>,
     next_id: AtomicI64,
     opt_out: OnceLock<HashSet<String>>,
@@ -179,6 +208,7 @@ struct RequestOut<'a, P> {
 
 impl Rpc {
     fn send_line(&self, line: String) {
+        self.shared.egress.reserve(line.len());
         // A send fails only after shutdown, when nothing more may be written.
         let _ = self.shared.out.send(Outgoing::Line(line));
     }
@@ -316,9 +346,11 @@ impl Transport {
         output: impl Write + Send + 'static,
     ) -> std::io::Result<Transport> {
         let (out_tx, out_rx) = bounded(EGRESS_CAPACITY);
+        let egress = Arc::new(ByteBudget::default());
         let rpc = Rpc {
             shared: Arc::new(Shared {
                 out: out_tx,
+                egress: egress.clone(),
                 pending: Mutex::new(HashMap::new()),
                 next_id: AtomicI64::new(0),
                 opt_out: OnceLock::new(),
@@ -326,7 +358,7 @@ impl Transport {
         };
         let writer = std::thread::Builder::new()
             .name("app-server-stdout".into())
-            .spawn(move || write_loop(out_rx, output))?;
+            .spawn(move || write_loop(out_rx, output, &egress))?;
         let (in_tx, in_rx) = bounded(INGRESS_CAPACITY);
         let queued_bytes = Arc::new(AtomicUsize::new(0));
         let reader = Reader {
@@ -365,13 +397,14 @@ impl Transport {
     }
 }
 
-fn write_loop(rx: Receiver<Outgoing>, output: impl Write) {
+fn write_loop(rx: Receiver<Outgoing>, output: impl Write, egress: &ByteBudget) {
     let mut out = BufWriter::with_capacity(64 * 1024, output);
     let mut broken = false;
     while let Ok(message) = rx.recv() {
         let Outgoing::Line(line) = message else {
             break;
         };
+        egress.release(line.len());
         if broken {
             continue; // keep draining so producers never block on a dead client
         }

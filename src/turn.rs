@@ -22,6 +22,9 @@ use crate::tools::{ToolCall, ToolEnv, Tools};
 
 /// Longest pause between stream-level retries.
 const MAX_STREAM_BACKOFF: Duration = Duration::from_secs(5);
+/// Most text one model response may stream before it is cut off: whatever the model does,
+/// a turn holds bounded memory.
+const MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
 
 /// Everything a turn needs, handed over by the main loop.
 pub struct TurnStart {
@@ -470,7 +473,20 @@ impl TurnRunner {
         let mut open: Vec<OpenItem> = Vec::new();
         let mut outputs = Vec::new();
         let mut calls = Vec::new();
+        let mut received = 0usize;
         loop {
+            if received > MAX_RESPONSE_BYTES {
+                stream.abort();
+                self.close_all(&mut open);
+                return Round::Failed(ClientError::new(
+                    format!(
+                        "the model response exceeded {} MiB and was stopped",
+                        MAX_RESPONSE_BYTES >> 20
+                    ),
+                    crate::protocol::CodexErrorInfo::Other,
+                    None,
+                ));
+            }
             let wait = deadline.saturating_duration_since(Instant::now());
             select! {
                 recv(stream.events()) -> event => {
@@ -491,6 +507,7 @@ impl TurnRunner {
                         }
                         StreamEvent::ItemAdded(item) => self.open_item(&mut open, &item),
                         StreamEvent::TextDelta { item_id, delta } => {
+                            received += delta.len();
                             let index = self.find_or_open(&mut open, &item_id, false);
                             if let ThreadItem::AgentMessage { text, .. } = &mut open[index].item {
                                 text.push_str(&delta);
@@ -499,6 +516,7 @@ impl TurnRunner {
                             self.item_delta("item/agentMessage/delta", &item_id, &delta);
                         }
                         StreamEvent::ReasoningSummaryDelta { item_id, summary_index, delta } => {
+                            received += delta.len();
                             let index = self.find_or_open(&mut open, &item_id, true);
                             if let ThreadItem::Reasoning { summary, .. } = &mut open[index].item {
                                 let slot = usize::try_from(summary_index).unwrap_or(0).min(64);
@@ -520,6 +538,7 @@ impl TurnRunner {
                             );
                         }
                         StreamEvent::ItemDone(item) => {
+                            received += payload_len(&item);
                             self.close_item(&mut open, &item);
                             if let Some(call) = ToolCall::from_item(&item) {
                                 calls.push(call);
@@ -669,6 +688,12 @@ fn is_history_item(item: &Value) -> bool {
         item.get("type").and_then(Value::as_str),
         Some("message" | "reasoning" | "function_call" | "custom_tool_call")
     )
+}
+
+/// Roughly how many bytes an output item holds (its texts, call payloads, encrypted reasoning).
+fn payload_len(item: &Value) -> usize {
+    let field = |name: &str| item.get(name).and_then(Value::as_str).map_or(0, str::len);
+    message_text(item).len() + field("arguments") + field("input") + field("encrypted_content")
 }
 
 fn message_text(item: &Value) -> String {

@@ -1239,3 +1239,41 @@ fn interrupt_while_the_request_hangs_before_headers() {
     );
     assert!(error_notifications(&messages).is_empty());
 }
+
+#[test]
+fn a_model_response_that_never_ends_is_cut_off() {
+    let mock = MockServer::start();
+    let chunk = "y".repeat(64 * 1024);
+    let mut events = vec![ev_created("r1"), ev_message_added("m1")];
+    events.extend((0..(33 * 16)).map(|_| ev_text_delta("m1", &chunk)));
+    events.push(ev_completed("r1"));
+    mock.push(sse(events));
+    let mut server = AppServer::builder()
+        .configs(mock.provider_overrides())
+        .env("MOCK_KEY", "k")
+        .spawn();
+    server.initialize_with(json!({
+        "clientInfo": {"name": "t", "version": "1"},
+        "capabilities": {"optOutNotificationMethods": ["item/agentMessage/delta"]}
+    }));
+    let thread = server
+        .call("thread/start", json!({"ephemeral": true}))
+        .unwrap();
+    let thread_id = thread["thread"]["id"].as_str().unwrap().to_string();
+    start_turn(&mut server, &thread_id, "talk forever");
+    let messages = finish_turn(&mut server);
+    let turn = &messages.last().unwrap()["params"]["turn"];
+    assert_eq!(turn["status"], "failed");
+    assert!(
+        turn["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("exceeded 32 MiB"),
+        "{turn}"
+    );
+    assert_eq!(
+        item_of(&messages, "item/completed", "agentMessage").len(),
+        1,
+        "the open item is closed"
+    );
+}
