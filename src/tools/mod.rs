@@ -1,0 +1,444 @@
+//! The model's tools inside a turn (protocol.md §7, model-api.md §3): `shell` (a
+//! `commandExecution` item, run through `exec` under the thread's sandbox, output streamed) and
+//! `apply_patch` (a `fileChange` item; also when the model runs `apply_patch` through the shell),
+//! with the approval rules of each policy, session approvals, output capping for the model, and
+//! the turn's cumulative diff. The turn loop is `turn.rs`'s; spawning processes is `exec.rs`'s.
+//!
+//! This file holds the dispatch, approvals and running a process; `shell.rs` the shell tool and
+//! its read-only command list; `patch.rs` the apply_patch tool and the turn's diff.
+
+mod patch;
+mod shell;
+
+use patch::run_patch;
+use shell::run_shell;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::select;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::apply_patch;
+use crate::exec::{self, ExecOutput, ExecRequest, OutputStream, StdinMode};
+use crate::protocol::{ItemStatus, ThreadItem, notify::RequestResolved};
+use crate::sandbox::SandboxPolicy;
+use crate::thread::{Control, Settings, lock};
+use crate::turn::TurnRunner;
+
+/// Commands run this long at most unless the model asks for another timeout.
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+/// Output kept per command (head and tail) for the item and for deltas' accounting.
+const COMMAND_OUTPUT_CAP_BYTES: usize = 256 * 1024;
+/// Output of one tool call sent back to the model (head and tail kept).
+pub const MODEL_OUTPUT_CAP_BYTES: usize = 16 * 1024;
+
+/// What commands run with, fixed for the server's lifetime.
+pub struct ToolEnv {
+    /// This executable, for `--codex-run-as-apply-patch`.
+    pub exe: PathBuf,
+    /// The environment of every child: the server's, with the alias directory first on `PATH`.
+    pub env: HashMap<String, String>,
+}
+
+/// A tool call from the model.
+#[derive(Debug, Clone)]
+pub struct ToolCall {
+    /// The model's `call_id`.
+    pub call_id: String,
+    /// Tool name.
+    pub name: String,
+    /// JSON arguments (function tools) or raw input (custom tools).
+    pub payload: String,
+    /// A freeform (custom) tool call rather than a function call.
+    pub is_custom: bool,
+}
+
+impl ToolCall {
+    /// The call in a finished output item, if it is one.
+    pub fn from_item(item: &Value) -> Option<Self> {
+        let kind = item.get("type")?.as_str()?;
+        let field = match kind {
+            "function_call" => "arguments",
+            "custom_tool_call" => "input",
+            _ => return None,
+        };
+        Some(Self {
+            call_id: item.get("call_id")?.as_str()?.to_string(),
+            name: item.get("name")?.as_str()?.to_string(),
+            payload: item
+                .get(field)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            is_custom: kind == "custom_tool_call",
+        })
+    }
+
+    /// The history item carrying `output` back to the model for this call.
+    pub fn output_item(&self, output: &str) -> Value {
+        let kind = if self.is_custom {
+            "custom_tool_call_output"
+        } else {
+            "function_call_output"
+        };
+        json!({"type": kind, "call_id": self.call_id, "output": output})
+    }
+}
+
+/// What a tool call produced.
+pub struct CallResult {
+    /// The output item for the history.
+    pub output: Value,
+    /// The user chose `cancel`: the turn stops.
+    pub cancelled: bool,
+}
+
+/// Per-turn tool state: the settings the turn started with and the cumulative diff.
+pub struct Tools {
+    env: Arc<ToolEnv>,
+    settings: Settings,
+    /// File contents before this turn first touched them (`None`: did not exist).
+    baseline: BTreeMap<PathBuf, Option<String>>,
+}
+
+impl Tools {
+    /// Tools for a turn running with `settings`.
+    pub fn new(env: Arc<ToolEnv>, settings: Settings) -> Self {
+        Self {
+            env,
+            settings,
+            baseline: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ShellArgs {
+    command: Vec<String>,
+    #[serde(default)]
+    workdir: Option<String>,
+    #[serde(default)]
+    timeout_ms: Option<u64>,
+    #[serde(default)]
+    with_escalated_permissions: Option<bool>,
+    #[serde(default)]
+    justification: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct PatchArgs {
+    input: String,
+}
+
+/// The user's answer to an approval request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decision {
+    Accept,
+    AcceptForSession,
+    Decline,
+    Cancel,
+}
+
+/// Runs one tool call to completion (or until interrupted).
+pub fn run_call(turn: &mut TurnRunner, call: &ToolCall) -> CallResult {
+    let plain = |text: String| CallResult {
+        output: call.output_item(&text),
+        cancelled: false,
+    };
+    let cwd = turn.tools().settings.cwd.clone();
+    match (call.name.as_str(), call.is_custom) {
+        ("shell", false) => {
+            let args: ShellArgs = match serde_json::from_str(&call.payload) {
+                Ok(args) => args,
+                Err(e) => return plain(format!("failed to parse function arguments: {e}")),
+            };
+            if args.command.is_empty() {
+                return plain("command must not be empty".to_string());
+            }
+            let workdir = resolve_dir(&cwd, args.workdir.as_deref());
+            if let Some(found) = apply_patch::parse_shell_invocation(&args.command) {
+                let dir = resolve_dir(&workdir, found.cd.as_deref());
+                return run_patch(turn, call, &found.patch, &dir);
+            }
+            if apply_patch::is_bare_patch(&args.command) {
+                return plain("to apply a patch, run it as [\"apply_patch\", \"<patch>\"] or use the apply_patch tool".to_string());
+            }
+            run_shell(turn, call, &args, &workdir)
+        }
+        ("apply_patch", true) => run_patch(turn, call, &call.payload, &cwd),
+        ("apply_patch", false) => match serde_json::from_str::<PatchArgs>(&call.payload) {
+            Ok(args) => run_patch(turn, call, &args.input, &cwd),
+            Err(e) => plain(format!("failed to parse function arguments: {e}")),
+        },
+        (name, _) => plain(format!("unsupported call: {name}")),
+    }
+}
+
+fn resolve_dir(base: &Path, dir: Option<&str>) -> PathBuf {
+    match dir {
+        Some(d) if !d.is_empty() => apply_patch::resolve(base, Path::new(d)),
+        _ => base.to_path_buf(),
+    }
+}
+
+// ---- approvals -----------------------------------------------------------------------------
+
+/// Asks the client (`method`, `params`) and waits for the decision, following the order of
+/// protocol.md §7. The item must not have been started yet; this starts it. An interrupt or a
+/// closed connection cancels the request.
+fn ask(
+    turn: &mut TurnRunner,
+    item: &ThreadItem,
+    started: &mut bool,
+    method: &str,
+    mut params: Value,
+) -> Decision {
+    turn.set_waiting_on_approval(true);
+    if !*started {
+        turn.item_started(item);
+        *started = true;
+    }
+    params["threadId"] = json!(turn.thread_id);
+    params["turnId"] = json!(turn.turn_id);
+    params["itemId"] = json!(item.id());
+    params["startedAtMs"] = json!(crate::time::unix_millis());
+    let (request_id, answer) = turn.rpc.request(method, &params);
+    let control = turn.control.clone();
+    let decision = loop {
+        select! {
+            recv(answer) -> reply => break match reply {
+                Ok(Ok(result)) => parse_decision(&result),
+                Ok(Err(error)) => {
+                    crate::log::warn(&format!("approval request {request_id} failed: {error}; treating it as decline"));
+                    Decision::Decline
+                }
+                Err(_) => Decision::Cancel, // the connection closed
+            },
+            recv(control) -> message => match message {
+                Ok(Control::Steer(input)) => turn.pending_steer(input),
+                Ok(Control::Interrupt) | Err(_) => {
+                    turn.rpc.cancel(request_id);
+                    break Decision::Cancel;
+                }
+            },
+        }
+        if turn.handle.is_interrupted() {
+            turn.rpc.cancel(request_id);
+            break Decision::Cancel;
+        }
+    };
+    turn.rpc.notify(
+        "serverRequest/resolved",
+        RequestResolved {
+            thread_id: &turn.thread_id,
+            request_id,
+        },
+    );
+    turn.set_waiting_on_approval(false);
+    decision
+}
+
+fn parse_decision(result: &Value) -> Decision {
+    match result.get("decision") {
+        Some(Value::String(s)) => match s.as_str() {
+            "accept" => Decision::Accept,
+            "acceptForSession" => Decision::AcceptForSession,
+            "cancel" => Decision::Cancel,
+            _ => Decision::Decline,
+        },
+        // `{acceptWithExecpolicyAmendment: …}` and similar: an acceptance of this command.
+        Some(Value::Object(map)) if map.keys().any(|k| k.starts_with("accept")) => Decision::Accept,
+        _ => Decision::Decline,
+    }
+}
+
+/// Applies a decision that does not let the call run: completes the item as declined and
+/// tells the model. `None` when the call may go on (remembering `acceptForSession`).
+fn declined(
+    turn: &mut TurnRunner,
+    call: &ToolCall,
+    mut item: ThreadItem,
+    decision: Decision,
+    argv: &[String],
+) -> Option<CallResult> {
+    match decision {
+        Decision::Accept => None,
+        Decision::AcceptForSession => {
+            if !argv.is_empty() {
+                lock(&turn.thread).approvals.commands.insert(argv.to_vec());
+            }
+            None
+        }
+        Decision::Decline | Decision::Cancel => {
+            match &mut item {
+                ThreadItem::CommandExecution { status, .. }
+                | ThreadItem::FileChange { status, .. } => {
+                    *status = ItemStatus::Declined;
+                }
+                _ => {}
+            }
+            turn.item_completed(item);
+            let text = if decision == Decision::Cancel {
+                "aborted by user"
+            } else {
+                "rejected by user: the user declined this action; do not retry it unchanged"
+            };
+            Some(CallResult {
+                output: call.output_item(text),
+                cancelled: decision == Decision::Cancel,
+            })
+        }
+    }
+}
+
+/// Runs a command under `policy`, streaming its output as `item/commandExecution/outputDelta`
+/// for `item_id` (or silently without one). An interrupt kills it at once.
+fn execute(
+    turn: &mut TurnRunner,
+    item_id: Option<&str>,
+    argv: &[String],
+    cwd: &Path,
+    policy: &SandboxPolicy,
+    timeout: Duration,
+) -> anyhow::Result<ExecOutput> {
+    let tools = turn.tools();
+    let request = ExecRequest {
+        argv: argv.to_vec(),
+        cwd: cwd.to_path_buf(),
+        sandbox_cwd: tools.settings.cwd.clone(),
+        env: tools.env.env.clone(),
+        timeout: Some(timeout),
+        policy: policy.clone(),
+        output_cap_bytes: COMMAND_OUTPUT_CAP_BYTES,
+        stdin: StdinMode::Null,
+    };
+    let running = exec::spawn(request)?;
+    turn.handle.set_running_command(Some(running.kill_handle()));
+    let mut decoders = [Utf8Chunks::default(), Utf8Chunks::default()];
+    let result = running.wait(&mut |stream, bytes| {
+        let Some(item_id) = item_id else { return };
+        let decoder = &mut decoders[usize::from(stream == OutputStream::Stderr)];
+        let text = decoder.push(bytes);
+        if !text.is_empty() {
+            turn.item_delta("item/commandExecution/outputDelta", item_id, &text);
+        }
+    });
+    if let Some(item_id) = item_id {
+        for decoder in &mut decoders {
+            let rest = decoder.finish();
+            if !rest.is_empty() {
+                turn.item_delta("item/commandExecution/outputDelta", item_id, &rest);
+            }
+        }
+    }
+    turn.handle.set_running_command(None);
+    result
+}
+
+/// Keeps the head and tail of `text` within `cap` bytes, marking what was left out.
+pub fn cap_text(text: &str, cap: usize) -> String {
+    if text.len() <= cap {
+        return text.to_string();
+    }
+    let half = cap / 2;
+    let mut head_end = half;
+    while !text.is_char_boundary(head_end) {
+        head_end -= 1;
+    }
+    let mut tail_start = text.len() - half;
+    while !text.is_char_boundary(tail_start) {
+        tail_start += 1;
+    }
+    format!(
+        "{}\n[... {} bytes omitted ...]\n{}",
+        &text[..head_end],
+        tail_start - head_end,
+        &text[tail_start..]
+    )
+}
+
+/// Turns byte chunks into text without splitting UTF-8 sequences across chunks (invalid bytes
+/// become U+FFFD).
+#[derive(Default)]
+struct Utf8Chunks {
+    pending: Vec<u8>,
+}
+
+impl Utf8Chunks {
+    fn push(&mut self, bytes: &[u8]) -> String {
+        self.pending.extend_from_slice(bytes);
+        let valid_up_to = match std::str::from_utf8(&self.pending) {
+            Ok(_) => self.pending.len(),
+            Err(e) if e.error_len().is_none() => e.valid_up_to(), // an incomplete tail
+            Err(_) => self.pending.len(),
+        };
+        let text = String::from_utf8_lossy(&self.pending[..valid_up_to]).into_owned();
+        self.pending.drain(..valid_up_to);
+        text
+    }
+
+    fn finish(&mut self) -> String {
+        let text = String::from_utf8_lossy(&self.pending).into_owned();
+        self.pending.clear();
+        text
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decisions() {
+        assert_eq!(
+            parse_decision(&json!({"decision": "accept"})),
+            Decision::Accept
+        );
+        assert_eq!(
+            parse_decision(&json!({"decision": "acceptForSession"})),
+            Decision::AcceptForSession
+        );
+        assert_eq!(
+            parse_decision(&json!({"decision": "cancel"})),
+            Decision::Cancel
+        );
+        assert_eq!(
+            parse_decision(&json!({"decision": "decline"})),
+            Decision::Decline
+        );
+        assert_eq!(
+            parse_decision(&json!({"decision": {"acceptWithExecpolicyAmendment": {}}})),
+            Decision::Accept
+        );
+        assert_eq!(parse_decision(&json!({})), Decision::Decline);
+    }
+
+    #[test]
+    fn utf8_chunks_never_split_characters() {
+        let text = "aé漢🎉z";
+        let bytes = text.as_bytes();
+        for split in 0..=bytes.len() {
+            let mut d = Utf8Chunks::default();
+            let mut out = d.push(&bytes[..split]);
+            out.push_str(&d.push(&bytes[split..]));
+            out.push_str(&d.finish());
+            assert_eq!(out, text, "split at {split}");
+        }
+        let mut d = Utf8Chunks::default();
+        assert_eq!(d.push(b"a\xffb"), "a\u{fffd}b");
+    }
+
+    #[test]
+    fn caps_keep_head_and_tail() {
+        let text = "é".repeat(100);
+        let capped = cap_text(&text, 51);
+        assert!(capped.contains("bytes omitted"), "{capped}");
+        assert!(capped.len() < text.len());
+        assert_eq!(cap_text("short", 10), "short");
+    }
+}

@@ -1,0 +1,354 @@
+//! The `shell` tool: a `commandExecution` item, the approval rules of each policy, the
+//! offer to re-run a sandbox denial without the sandbox, and the read-only commands the
+//! `untrusted` policy runs without asking.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::{
+    CallResult, DEFAULT_COMMAND_TIMEOUT, Decision, MODEL_OUTPUT_CAP_BYTES, ShellArgs, ToolCall,
+    ask, cap_text, declined, execute,
+};
+use crate::config::ApprovalPolicy;
+use crate::exec::ExecOutput;
+use crate::protocol::{ItemStatus, ThreadItem};
+use crate::sandbox::SandboxPolicy;
+use crate::thread::lock;
+use crate::turn::TurnRunner;
+
+pub(super) fn run_shell(
+    turn: &mut TurnRunner,
+    call: &ToolCall,
+    args: &ShellArgs,
+    workdir: &Path,
+) -> CallResult {
+    let settings = turn.tools().settings.clone();
+    let mut item = ThreadItem::CommandExecution {
+        id: call.call_id.clone(),
+        command: shell_join(&args.command),
+        cwd: workdir.display().to_string(),
+        status: ItemStatus::InProgress,
+        aggregated_output: None,
+        exit_code: None,
+        duration_ms: None,
+        command_actions: Vec::new(),
+    };
+    // Escalation is only possible where someone can approve it.
+    let escalate = args.with_escalated_permissions.unwrap_or(false)
+        && settings.approval != ApprovalPolicy::Never;
+    let session_approved = lock(&turn.thread)
+        .approvals
+        .commands
+        .contains(&args.command);
+    let must_ask = !session_approved
+        && (escalate
+            || (settings.approval == ApprovalPolicy::Untrusted && !is_known_safe(&args.command)));
+    let policy = if escalate {
+        SandboxPolicy::DangerFullAccess
+    } else {
+        settings.sandbox.clone()
+    };
+    let mut started = false;
+    if must_ask {
+        let reason = escalate.then(|| {
+            args.justification
+                .clone()
+                .unwrap_or_else(|| "run outside the sandbox".to_string())
+        });
+        let decision = ask_command(
+            turn,
+            &item,
+            &mut started,
+            &args.command,
+            workdir,
+            reason.as_deref(),
+        );
+        if let Some(result) = declined(turn, call, item.clone(), decision, &args.command) {
+            return result;
+        }
+    }
+    if !started {
+        turn.item_started(&item);
+    }
+    let timeout = args
+        .timeout_ms
+        .map(Duration::from_millis)
+        .unwrap_or(DEFAULT_COMMAND_TIMEOUT);
+    let mut outcome = execute(
+        turn,
+        Some(&call.call_id),
+        &args.command,
+        workdir,
+        &policy,
+        timeout,
+    );
+    if let Ok(output) = &outcome {
+        let text = String::from_utf8_lossy(&output.aggregated);
+        let sandboxed = !policy.has_full_disk_write_access();
+        if sandboxed
+            && settings.approval == ApprovalPolicy::Untrusted
+            && !turn.handle.is_interrupted()
+            && crate::sandbox::looks_denied(output.exit_code, output.signal, &text)
+        {
+            let mut asked = true;
+            let decision = ask_command(
+                turn,
+                &item,
+                &mut asked,
+                &args.command,
+                workdir,
+                Some("command failed; retry without sandbox?"),
+            );
+            if matches!(decision, Decision::Accept | Decision::AcceptForSession) {
+                if decision == Decision::AcceptForSession {
+                    lock(&turn.thread)
+                        .approvals
+                        .commands
+                        .insert(args.command.clone());
+                }
+                outcome = execute(
+                    turn,
+                    Some(&call.call_id),
+                    &args.command,
+                    workdir,
+                    &SandboxPolicy::DangerFullAccess,
+                    timeout,
+                );
+            } else if decision == Decision::Cancel {
+                complete_command(turn, &mut item, &outcome);
+                return CallResult {
+                    output: call.output_item("aborted by user"),
+                    cancelled: true,
+                };
+            }
+        }
+    }
+    let model_output = complete_command(turn, &mut item, &outcome);
+    CallResult {
+        output: call.output_item(&model_output),
+        cancelled: false,
+    }
+}
+
+fn ask_command(
+    turn: &mut TurnRunner,
+    item: &ThreadItem,
+    started: &mut bool,
+    argv: &[String],
+    cwd: &Path,
+    reason: Option<&str>,
+) -> Decision {
+    let params = json!({
+        "command": shell_join(argv),
+        "cwd": cwd.display().to_string(),
+        "reason": reason,
+        "availableDecisions": ["accept", "acceptForSession", "decline", "cancel"],
+    });
+    ask(
+        turn,
+        item,
+        started,
+        "item/commandExecution/requestApproval",
+        params,
+    )
+}
+
+/// Completes the command item from the outcome; returns the text for the model.
+fn complete_command(
+    turn: &mut TurnRunner,
+    item: &mut ThreadItem,
+    outcome: &anyhow::Result<ExecOutput>,
+) -> String {
+    let interrupted = turn.handle.is_interrupted();
+    let (model_text, new_status, code, output, duration) = match outcome {
+        Ok(out) => {
+            let code = out
+                .exit_code
+                .unwrap_or_else(|| 128 + out.signal.unwrap_or(9));
+            let mut text = String::from_utf8_lossy(&out.aggregated).into_owned();
+            if out.timed_out {
+                text.push_str(&format!(
+                    "\ncommand timed out after {} ms",
+                    out.duration.as_millis()
+                ));
+            } else if interrupted {
+                text.push_str("\ncommand interrupted by the user");
+            }
+            let payload = json!({
+                "output": cap_text(&text, MODEL_OUTPUT_CAP_BYTES),
+                "metadata": {"exit_code": code, "duration_seconds": (out.duration.as_secs_f64() * 10.0).round() / 10.0},
+            });
+            let status = if code == 0 {
+                ItemStatus::Completed
+            } else {
+                ItemStatus::Failed
+            };
+            (payload.to_string(), status, Some(code), text, out.duration)
+        }
+        Err(e) => {
+            let text = format!("failed to run command: {e:#}");
+            (text.clone(), ItemStatus::Failed, None, text, Duration::ZERO)
+        }
+    };
+    if let ThreadItem::CommandExecution {
+        status,
+        aggregated_output,
+        exit_code,
+        duration_ms,
+        ..
+    } = item
+    {
+        *status = new_status;
+        *aggregated_output = Some(output);
+        *exit_code = code;
+        *duration_ms = Some(duration.as_millis() as i64);
+    }
+    turn.item_completed(item.clone());
+    model_text
+}
+
+/// The command as one display string, quoting words that need it.
+pub fn shell_join(argv: &[String]) -> String {
+    argv.iter()
+        .map(|word| {
+            let plain = !word.is_empty()
+                && word
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
+            if plain {
+                word.clone()
+            } else {
+                format!("'{}'", word.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Whether a command only reads (the `untrusted` policy runs these without asking).
+pub fn is_known_safe(argv: &[String]) -> bool {
+    if let [shell, flag, script] = argv {
+        let shell = Path::new(shell)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if matches!(shell, "bash" | "sh" | "zsh") && matches!(flag.as_str(), "-c" | "-lc") {
+            if script
+                .chars()
+                .any(|c| "|&;<>()$`\\\"'\n*?[]{}~!#".contains(c))
+            {
+                return false;
+            }
+            let words: Vec<String> = script.split_whitespace().map(str::to_string).collect();
+            return !words.is_empty() && is_known_safe(&words);
+        }
+    }
+    let Some(program) = argv.first() else {
+        return false;
+    };
+    let program = Path::new(program)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let args = &argv[1..];
+    match program {
+        "ls" | "cat" | "head" | "tail" | "wc" | "pwd" | "echo" | "true" | "which" | "stat"
+        | "file" | "nl" | "cut" | "uniq" | "tree" | "du" | "whoami" | "date" | "basename"
+        | "dirname" | "realpath" => true,
+        "grep" => true,
+        "rg" => !args
+            .iter()
+            .any(|a| a == "--pre" || a.starts_with("--pre=") || a == "-z" || a == "--search-zip"),
+        "find" => !args.iter().any(|a| {
+            matches!(
+                a.as_str(),
+                "-exec"
+                    | "-execdir"
+                    | "-ok"
+                    | "-okdir"
+                    | "-delete"
+                    | "-fls"
+                    | "-fprint"
+                    | "-fprint0"
+                    | "-fprintf"
+            )
+        }),
+        "sort" => !args.iter().any(|a| a == "-o" || a.starts_with("--output")),
+        "sed" => {
+            args.len() >= 2
+                && args[0] == "-n"
+                && args[1].ends_with('p')
+                && args[1]
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || c == ',' || c == 'p')
+        }
+        "git" => {
+            let sub = args.iter().find(|a| !a.starts_with('-'));
+            let risky = args
+                .iter()
+                .any(|a| a == "-c" || a.starts_with("--output") || a == "--ext-diff");
+            !risky
+                && matches!(
+                    sub.map(String::as_str),
+                    Some(
+                        "status"
+                            | "log"
+                            | "diff"
+                            | "show"
+                            | "branch"
+                            | "rev-parse"
+                            | "ls-files"
+                            | "blame"
+                    )
+                )
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn argv(words: &[&str]) -> Vec<String> {
+        words.iter().map(|w| w.to_string()).collect()
+    }
+
+    #[test]
+    fn known_safe_commands() {
+        let cases: &[(&[&str], bool)] = &[
+            (&["ls", "-la"], true),
+            (&["/bin/cat", "a.txt"], true),
+            (&["rg", "foo"], true),
+            (&["rg", "--pre", "sh", "foo"], false),
+            (&["git", "status"], true),
+            (&["git", "-c", "core.pager=x", "log"], false),
+            (&["git", "commit", "-m", "x"], false),
+            (&["find", ".", "-name", "x"], true),
+            (&["find", ".", "-delete"], false),
+            (&["sed", "-n", "1,5p", "f"], true),
+            (&["sed", "-i", "s/a/b/", "f"], false),
+            (&["bash", "-lc", "ls -la"], true),
+            (&["bash", "-lc", "ls; rm -rf x"], false),
+            (&["bash", "-lc", "cat a > b"], false),
+            (&["rm", "-rf", "/"], false),
+            (&["python3", "x.py"], false),
+            (&[], false),
+        ];
+        for (words, want) in cases {
+            assert_eq!(is_known_safe(&argv(words)), *want, "{words:?}");
+        }
+    }
+
+    #[test]
+    fn joins() {
+        assert_eq!(
+            shell_join(&argv(&["bash", "-lc", "echo 'hi there'"])),
+            "bash -lc 'echo '\\''hi there'\\'''"
+        );
+        assert_eq!(shell_join(&argv(&["ls", "-la", ""])), "ls -la ''");
+    }
+}
