@@ -3,46 +3,29 @@
 //! lives in `thread.rs`, files in `rollout.rs`, the running turn in `turn.rs`.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
-use crate::config::{ApprovalPolicy, Config, SandboxMode};
 use crate::protocol::notify;
-use crate::protocol::{Thread, ThreadStatus, TokenUsage, Turn, TurnStatus, UserInput};
+use crate::protocol::{Thread, ThreadStatus, TokenUsage, Turn, TurnStatus};
 use crate::rollout::{self, Entry, Loaded, Rollout, SessionMeta, TurnContext};
 use crate::rpc::{RequestId, RpcError};
 use crate::sandbox::{ProtocolSandboxPolicy, SandboxPolicy};
 use crate::server::Server;
-use crate::thread::{SessionApprovals, Settings, SharedThread, ThreadState, TurnHandle, lock};
+
+mod list;
+mod settings;
+mod turns;
+
+use crate::thread::{SessionApprovals, Settings, SharedThread, ThreadState, lock};
+use settings::{ThreadOverrides, build_settings};
 
 /// Default and largest page of `thread/list` and `thread/loaded/list`.
 const DEFAULT_PAGE: usize = 25;
 const MAX_PAGE: usize = 200;
-
-/// Overrides accepted by thread/start, thread/resume and thread/fork.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ThreadOverrides {
-    #[serde(default)]
-    cwd: Option<String>,
-    #[serde(default)]
-    approval_policy: Option<Value>,
-    #[serde(default)]
-    sandbox: Option<SandboxMode>,
-    #[serde(default)]
-    model: Option<String>,
-    #[serde(default)]
-    model_provider: Option<String>,
-    #[serde(default)]
-    base_instructions: Option<String>,
-    #[serde(default)]
-    developer_instructions: Option<String>,
-    #[serde(default)]
-    config: Option<Map<String, Value>>,
-}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -99,75 +82,12 @@ struct ThreadSetNameParams {
 }
 
 #[derive(Deserialize)]
-#[serde(untagged)]
-enum CwdFilter {
-    One(String),
-    Many(Vec<String>),
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ThreadListParams {
-    #[serde(default)]
-    cursor: Option<String>,
-    #[serde(default)]
-    limit: Option<u32>,
-    #[serde(default)]
-    archived: Option<bool>,
-    #[serde(default)]
-    cwd: Option<CwdFilter>,
-    #[serde(default)]
-    search_term: Option<String>,
-    #[serde(default)]
-    model_providers: Option<Vec<String>>,
-    #[serde(default)]
-    sort_key: Option<String>,
-    #[serde(default)]
-    sort_direction: Option<String>,
-}
-
-#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct PageParams {
     #[serde(default)]
     cursor: Option<String>,
     #[serde(default)]
     limit: Option<u32>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct TurnStartParams {
-    thread_id: String,
-    input: Vec<UserInput>,
-    #[serde(default)]
-    cwd: Option<String>,
-    #[serde(default)]
-    approval_policy: Option<Value>,
-    #[serde(default)]
-    sandbox_policy: Option<ProtocolSandboxPolicy>,
-    #[serde(default)]
-    model: Option<String>,
-    #[serde(default)]
-    effort: Option<String>,
-    #[serde(default)]
-    summary: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct TurnInterruptParams {
-    thread_id: String,
-    turn_id: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct TurnSteerParams {
-    thread_id: String,
-    input: Vec<UserInput>,
-    #[serde(default)]
-    expected_turn_id: Option<String>,
 }
 
 /// The result of thread/start, thread/resume and thread/fork.
@@ -203,122 +123,6 @@ fn decode<T: serde::de::DeserializeOwned>(params: Option<Value>) -> Result<T, Rp
 
 fn not_found(id: &str) -> RpcError {
     RpcError::invalid_request(format!("thread not found: {id}"))
-}
-
-/// Parses a wire approval policy (`untrusted`, `on-request`, `never`; `on-failure` reads as
-/// `on-request`).
-fn parse_approval(value: &Value) -> Result<ApprovalPolicy, RpcError> {
-    match value {
-        Value::String(s) => ApprovalPolicy::parse(s)
-            .map(|(policy, _)| policy)
-            .ok_or_else(|| RpcError::invalid_params(format!("unknown approvalPolicy `{s}`"))),
-        Value::Object(map) if map.contains_key("granular") => Err(RpcError::invalid_params(
-            "granular approval policies are not supported; use untrusted, on-request or never",
-        )),
-        other => Err(RpcError::invalid_params(format!(
-            "invalid approvalPolicy {other}"
-        ))),
-    }
-}
-
-/// Resolves a client-given directory against the server's cwd; it must exist.
-fn resolve_cwd(cwd: Option<&str>, default: &Path) -> Result<PathBuf, RpcError> {
-    let Some(cwd) = cwd else {
-        return Ok(default.to_path_buf());
-    };
-    let path = Path::new(cwd);
-    let path = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        std::env::current_dir()
-            .map_err(|e| RpcError::internal(format!("cannot read the server's cwd: {e}")))?
-            .join(path)
-    };
-    let resolved = path
-        .canonicalize()
-        .map_err(|e| RpcError::invalid_request(format!("invalid cwd {cwd}: {e}")))?;
-    if !resolved.is_dir() {
-        return Err(RpcError::invalid_request(format!(
-            "invalid cwd {cwd}: not a directory"
-        )));
-    }
-    Ok(resolved)
-}
-
-/// The thread's settings from the base configuration, an optional earlier state, and the
-/// request's overrides.
-fn build_settings(
-    base: &Config,
-    previous: Option<&Settings>,
-    overrides: &ThreadOverrides,
-) -> Result<Settings, RpcError> {
-    let mut config_overrides = Vec::new();
-    for (key, value) in overrides.config.iter().flatten() {
-        if let Some(o) = crate::config::override_from_json(key, value)
-            .map_err(|e| RpcError::invalid_params(format!("{e:#}")))?
-        {
-            config_overrides.push(o);
-        }
-    }
-    if let Some(provider) = &overrides.model_provider {
-        config_overrides.push((
-            vec!["model_provider".into()],
-            toml::Value::String(provider.clone()),
-        ));
-    }
-    let config_base = previous.map_or(base, |p| &p.config);
-    let config = config_base
-        .with_overrides(&config_overrides)
-        .map_err(|e| RpcError::invalid_params(format!("{e:#}")))?;
-    let default_cwd = match previous {
-        Some(p) => p.cwd.clone(),
-        None => std::env::current_dir()
-            .map_err(|e| RpcError::internal(format!("cannot read the server's cwd: {e}")))?,
-    };
-    let cwd = resolve_cwd(overrides.cwd.as_deref(), &default_cwd)?;
-    let model = overrides
-        .model
-        .clone()
-        .or_else(|| previous.map(|p| p.model.clone()))
-        .unwrap_or_else(|| config.model.clone());
-    let approval = match &overrides.approval_policy {
-        Some(value) => parse_approval(value)?,
-        None => previous.map_or(config.approval_policy, |p| p.approval),
-    };
-    let sandbox = match overrides.sandbox {
-        Some(mode) => SandboxPolicy::from_config(mode, &config.sandbox_workspace_write)
-            .map_err(|e| RpcError::invalid_params(e.to_string()))?,
-        None => match previous {
-            Some(p) => p.sandbox.clone(),
-            None => {
-                SandboxPolicy::from_config(config.sandbox_mode, &config.sandbox_workspace_write)
-                    .map_err(|e| RpcError::invalid_params(e.to_string()))?
-            }
-        },
-    };
-    let effort = previous.and_then(|p| p.effort.clone()).or_else(|| {
-        crate::prompt::is_reasoning_model(&model).then(|| config.model_reasoning_effort.clone())
-    });
-    Ok(Settings {
-        summary: previous.map_or_else(
-            || config.model_reasoning_summary.clone(),
-            |p| p.summary.clone(),
-        ),
-        base_instructions: overrides
-            .base_instructions
-            .clone()
-            .or_else(|| previous.and_then(|p| p.base_instructions.clone())),
-        developer_instructions: overrides
-            .developer_instructions
-            .clone()
-            .or_else(|| previous.and_then(|p| p.developer_instructions.clone())),
-        config,
-        cwd,
-        model,
-        effort,
-        approval,
-        sandbox,
-    })
 }
 
 fn new_state(
@@ -679,115 +483,6 @@ impl Server {
         Ok(())
     }
 
-    fn thread_list(&mut self, id: &RequestId, params: ThreadListParams) -> Result<(), RpcError> {
-        let limit = (params.limit.map_or(DEFAULT_PAGE, |l| l as usize)).clamp(1, MAX_PAGE);
-        let by_updated = match params.sort_key.as_deref() {
-            None | Some("created_at") => false,
-            Some("updated_at") => true,
-            Some(other) => {
-                return Err(RpcError::invalid_params(format!(
-                    "unsupported sortKey `{other}`"
-                )));
-            }
-        };
-        let ascending = match params.sort_direction.as_deref() {
-            None | Some("desc") => false,
-            Some("asc") => true,
-            Some(other) => {
-                return Err(RpcError::invalid_params(format!(
-                    "unsupported sortDirection `{other}`"
-                )));
-            }
-        };
-        let archived = params.archived.unwrap_or(false);
-        let mut files: Vec<(String, PathBuf)> =
-            rollout::list_files(&self.config.codex_home, archived)
-                .into_iter()
-                .filter_map(|path| {
-                    let name = path.file_name()?.to_str()?.to_string();
-                    let key = if by_updated {
-                        let ms = std::fs::metadata(&path)
-                            .and_then(|m| m.modified())
-                            .ok()?
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .ok()?
-                            .as_millis();
-                        format!("{ms:020}:{name}")
-                    } else {
-                        name
-                    };
-                    Some((key, path))
-                })
-                .collect();
-        files.sort();
-        if !ascending {
-            files.reverse();
-        }
-        let cwds: Option<Vec<String>> = params.cwd.map(|c| match c {
-            CwdFilter::One(c) => vec![c],
-            CwdFilter::Many(c) => c,
-        });
-        let search = params
-            .search_term
-            .map(|s| s.to_lowercase())
-            .filter(|s| !s.is_empty());
-        let names = rollout::read_names(&self.config.codex_home);
-        let mut data = Vec::new();
-        let mut next_cursor = None;
-        let start = files.iter().position(|(key, _)| match &params.cursor {
-            None => true,
-            Some(cursor) => {
-                if ascending {
-                    key > cursor
-                } else {
-                    key < cursor
-                }
-            }
-        });
-        for (index, (_, path)) in files.iter().enumerate().skip(start.unwrap_or(files.len())) {
-            if data.len() == limit {
-                next_cursor = Some(files[index - 1].0.clone());
-                break;
-            }
-            let Ok((meta, preview)) = rollout::read_summary(path) else {
-                continue;
-            };
-            if let Some(cwds) = &cwds
-                && !cwds.contains(&meta.cwd)
-            {
-                continue;
-            }
-            if let Some(providers) = &params.model_providers
-                && !providers.is_empty()
-                && !providers.contains(&meta.model_provider)
-            {
-                continue;
-            }
-            let name = names.get(&meta.id).cloned();
-            if let Some(term) = &search {
-                let title =
-                    format!("{} {}", name.as_deref().unwrap_or_default(), preview).to_lowercase();
-                if !title.contains(term) {
-                    continue;
-                }
-            }
-            let thread = match self.threads.get(&meta.id) {
-                Some(shared) => lock(shared).to_protocol(false),
-                None => unloaded_thread(path, &meta, preview, name, Vec::new()),
-            };
-            data.push(thread);
-        }
-        #[derive(Serialize)]
-        #[serde(rename_all = "camelCase")]
-        struct ThreadListResponse {
-            data: Vec<Thread>,
-            next_cursor: Option<String>,
-        }
-        self.rpc
-            .respond(id, ThreadListResponse { data, next_cursor });
-        Ok(())
-    }
-
     fn thread_read(&mut self, id: &RequestId, params: ThreadReadParams) -> Result<(), RpcError> {
         let thread = match self.threads.get(&params.thread_id) {
             Some(shared) => lock(shared).to_protocol(params.include_turns),
@@ -922,131 +617,6 @@ impl Server {
             },
         );
         Ok(())
-    }
-
-    fn turn_start(&mut self, id: &RequestId, params: TurnStartParams) -> Result<(), RpcError> {
-        let shared = self
-            .threads
-            .get(&params.thread_id)
-            .cloned()
-            .ok_or_else(|| not_found(&params.thread_id))?;
-        crate::prompt::validate_input(&params.input).map_err(RpcError::invalid_params)?;
-        let turn_id = crate::ids::uuid_v7();
-        let (control_tx, control_rx) = crossbeam_channel::bounded(64);
-        let handle = Arc::new(TurnHandle::new(turn_id.clone(), control_tx));
-        let config = {
-            let mut state = lock(&shared);
-            if let Some(active) = &state.active {
-                return Err(RpcError::invalid_request(format!(
-                    "thread {} already has an active turn {}; use turn/steer to add input",
-                    params.thread_id, active.turn_id
-                )));
-            }
-            let settings = &mut state.settings;
-            if let Some(cwd) = &params.cwd {
-                settings.cwd = resolve_cwd(Some(cwd), &settings.cwd)?;
-            }
-            if let Some(value) = &params.approval_policy {
-                settings.approval = parse_approval(value)?;
-            }
-            if let Some(policy) = &params.sandbox_policy {
-                settings.sandbox = policy.0.clone();
-            }
-            if let Some(model) = &params.model {
-                settings.model = model.clone();
-            }
-            if let Some(effort) = &params.effort {
-                settings.effort = Some(effort.clone());
-            }
-            if let Some(summary) = &params.summary {
-                settings.summary = summary.clone();
-            }
-            state.active = Some(handle.clone());
-            state.settings.config.clone()
-        };
-        let client = self.model_client(&config);
-        let turn = Turn {
-            id: turn_id.clone(),
-            items: Vec::new(),
-            status: TurnStatus::InProgress,
-            error: None,
-        };
-        self.rpc.respond(id, json!({ "turn": turn }));
-        let start = crate::turn::TurnStart {
-            rpc: self.rpc.clone(),
-            thread: shared.clone(),
-            handle: handle.clone(),
-            control: control_rx,
-            client,
-            input: params.input,
-            tool_env: self.tool_env.clone(),
-        };
-        if let Err(e) = crate::turn::spawn(start) {
-            crate::log::error(&format!("cannot start turn {turn_id}: {e}"));
-            lock(&shared).active = None;
-            handle.set_finished();
-        }
-        Ok(())
-    }
-
-    fn active_turn(&self, thread_id: &str) -> Result<Option<Arc<TurnHandle>>, RpcError> {
-        let shared = self
-            .threads
-            .get(thread_id)
-            .ok_or_else(|| not_found(thread_id))?;
-        Ok(lock(shared).active.clone())
-    }
-
-    fn turn_interrupt(
-        &mut self,
-        id: &RequestId,
-        params: TurnInterruptParams,
-    ) -> Result<(), RpcError> {
-        match self.active_turn(&params.thread_id)? {
-            Some(handle) if handle.turn_id == params.turn_id => {
-                handle.interrupt();
-                self.rpc.respond(id, json!({}));
-                Ok(())
-            }
-            _ => Err(RpcError::invalid_request("no active turn to interrupt")),
-        }
-    }
-
-    fn turn_steer(&mut self, id: &RequestId, params: TurnSteerParams) -> Result<(), RpcError> {
-        crate::prompt::validate_input(&params.input).map_err(RpcError::invalid_params)?;
-        let handle = self
-            .active_turn(&params.thread_id)?
-            .ok_or_else(|| RpcError::invalid_request("no active turn to steer"))?;
-        if let Some(expected) = &params.expected_turn_id
-            && *expected != handle.turn_id
-        {
-            return Err(RpcError::invalid_request(format!(
-                "expected active turn id {expected} but found {}",
-                handle.turn_id
-            )));
-        }
-        if !handle.steer(params.input) {
-            return Err(RpcError::invalid_request("no active turn to steer"));
-        }
-        self.rpc.respond(id, json!({ "turnId": handle.turn_id }));
-        Ok(())
-    }
-
-    /// Interrupts every running turn (stdin closed) and waits a little for them to wind down
-    /// (their commands are killed at once; the wait lets `turn/completed` go out).
-    pub fn interrupt_all_turns(&self, grace: std::time::Duration) {
-        let handles: Vec<Arc<TurnHandle>> = self
-            .threads
-            .values()
-            .filter_map(|t| lock(t).active.clone())
-            .collect();
-        for handle in &handles {
-            handle.interrupt();
-        }
-        let deadline = std::time::Instant::now() + grace;
-        while handles.iter().any(|h| !h.is_finished()) && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
     }
 }
 

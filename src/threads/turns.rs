@@ -1,0 +1,185 @@
+//! turn/start, turn/interrupt and turn/steer: overrides onto the thread's settings, the
+//! turn handle, and the `turn-<id>` thread (`turn.rs` runs it).
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::not_found;
+use super::settings::{parse_approval, resolve_cwd};
+use crate::protocol::{Turn, TurnStatus, UserInput};
+use crate::rpc::{RequestId, RpcError};
+use crate::sandbox::ProtocolSandboxPolicy;
+use crate::server::Server;
+use crate::thread::{TurnHandle, lock};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct TurnStartParams {
+    thread_id: String,
+    input: Vec<UserInput>,
+    #[serde(default)]
+    cwd: Option<String>,
+    #[serde(default)]
+    approval_policy: Option<Value>,
+    #[serde(default)]
+    sandbox_policy: Option<ProtocolSandboxPolicy>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    effort: Option<String>,
+    #[serde(default)]
+    summary: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct TurnInterruptParams {
+    thread_id: String,
+    turn_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct TurnSteerParams {
+    thread_id: String,
+    input: Vec<UserInput>,
+    #[serde(default)]
+    expected_turn_id: Option<String>,
+}
+
+impl Server {
+    pub(super) fn turn_start(
+        &mut self,
+        id: &RequestId,
+        params: TurnStartParams,
+    ) -> Result<(), RpcError> {
+        let shared = self
+            .threads
+            .get(&params.thread_id)
+            .cloned()
+            .ok_or_else(|| not_found(&params.thread_id))?;
+        crate::prompt::validate_input(&params.input).map_err(RpcError::invalid_params)?;
+        let turn_id = crate::ids::uuid_v7();
+        let (control_tx, control_rx) = crossbeam_channel::bounded(64);
+        let handle = Arc::new(TurnHandle::new(turn_id.clone(), control_tx));
+        let config = {
+            let mut state = lock(&shared);
+            if let Some(active) = &state.active {
+                return Err(RpcError::invalid_request(format!(
+                    "thread {} already has an active turn {}; use turn/steer to add input",
+                    params.thread_id, active.turn_id
+                )));
+            }
+            let settings = &mut state.settings;
+            if let Some(cwd) = &params.cwd {
+                settings.cwd = resolve_cwd(Some(cwd), &settings.cwd)?;
+            }
+            if let Some(value) = &params.approval_policy {
+                settings.approval = parse_approval(value)?;
+            }
+            if let Some(policy) = &params.sandbox_policy {
+                settings.sandbox = policy.0.clone();
+            }
+            if let Some(model) = &params.model {
+                settings.model = model.clone();
+            }
+            if let Some(effort) = &params.effort {
+                settings.effort = Some(effort.clone());
+            }
+            if let Some(summary) = &params.summary {
+                settings.summary = summary.clone();
+            }
+            state.active = Some(handle.clone());
+            state.settings.config.clone()
+        };
+        let client = self.model_client(&config);
+        let turn = Turn {
+            id: turn_id.clone(),
+            items: Vec::new(),
+            status: TurnStatus::InProgress,
+            error: None,
+        };
+        self.rpc.respond(id, json!({ "turn": turn }));
+        let start = crate::turn::TurnStart {
+            rpc: self.rpc.clone(),
+            thread: shared.clone(),
+            handle: handle.clone(),
+            control: control_rx,
+            client,
+            input: params.input,
+            tool_env: self.tool_env.clone(),
+        };
+        if let Err(e) = crate::turn::spawn(start) {
+            crate::log::error(&format!("cannot start turn {turn_id}: {e}"));
+            lock(&shared).active = None;
+            handle.set_finished();
+        }
+        Ok(())
+    }
+
+    fn active_turn(&self, thread_id: &str) -> Result<Option<Arc<TurnHandle>>, RpcError> {
+        let shared = self
+            .threads
+            .get(thread_id)
+            .ok_or_else(|| not_found(thread_id))?;
+        Ok(lock(shared).active.clone())
+    }
+
+    pub(super) fn turn_interrupt(
+        &mut self,
+        id: &RequestId,
+        params: TurnInterruptParams,
+    ) -> Result<(), RpcError> {
+        match self.active_turn(&params.thread_id)? {
+            Some(handle) if handle.turn_id == params.turn_id => {
+                handle.interrupt();
+                self.rpc.respond(id, json!({}));
+                Ok(())
+            }
+            _ => Err(RpcError::invalid_request("no active turn to interrupt")),
+        }
+    }
+
+    pub(super) fn turn_steer(
+        &mut self,
+        id: &RequestId,
+        params: TurnSteerParams,
+    ) -> Result<(), RpcError> {
+        crate::prompt::validate_input(&params.input).map_err(RpcError::invalid_params)?;
+        let handle = self
+            .active_turn(&params.thread_id)?
+            .ok_or_else(|| RpcError::invalid_request("no active turn to steer"))?;
+        if let Some(expected) = &params.expected_turn_id
+            && *expected != handle.turn_id
+        {
+            return Err(RpcError::invalid_request(format!(
+                "expected active turn id {expected} but found {}",
+                handle.turn_id
+            )));
+        }
+        if !handle.steer(params.input) {
+            return Err(RpcError::invalid_request("no active turn to steer"));
+        }
+        self.rpc.respond(id, json!({ "turnId": handle.turn_id }));
+        Ok(())
+    }
+
+    /// Interrupts every running turn (stdin closed) and waits a little for them to wind down
+    /// (their commands are killed at once; the wait lets `turn/completed` go out).
+    pub fn interrupt_all_turns(&self, grace: std::time::Duration) {
+        let handles: Vec<Arc<TurnHandle>> = self
+            .threads
+            .values()
+            .filter_map(|t| lock(t).active.clone())
+            .collect();
+        for handle in &handles {
+            handle.interrupt();
+        }
+        let deadline = std::time::Instant::now() + grace;
+        while handles.iter().any(|h| !h.is_finished()) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+}
