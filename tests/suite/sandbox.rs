@@ -187,7 +187,8 @@ fn git(cwd: &Path, args: &[&str]) {
 }
 
 fn repo() -> Repo {
-    let dir = TempDir::new("sandbox");
+    // Outside /tmp: "elsewhere" must not fall under a writable root wherever the checkout is.
+    let dir = TempDir::new_outside_tmp("sandbox");
     let main = dir.path().join("main");
     std::fs::create_dir(&main).unwrap();
     git(&main, &["init", "-q"]);
