@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde_json::{Value, json};
 
-use crate::suite::turns::{finish_turn, start_thread, start_turn};
+use crate::suite::turns::{finish_turn, last_turn, start_thread, start_turn};
 use crate::support::app_server::AppServer;
 use crate::support::mock_responses::*;
 
@@ -303,7 +303,7 @@ fn refresh_turn(
 }
 
 fn turn_error(messages: &[Value]) -> Value {
-    let turn = &messages.last().unwrap()["params"]["turn"];
+    let turn = last_turn(messages);
     assert_eq!(turn["status"], "failed", "{turn}");
     let errors: Vec<&Value> = messages.iter().filter(|m| m["method"] == "error").collect();
     assert_eq!(errors.len(), 1);
@@ -322,10 +322,7 @@ fn a_401_asks_the_client_for_new_tokens_and_retries() {
         text_reply("r1", "m1", &["ok"]),
         &[],
     );
-    assert_eq!(
-        messages.last().unwrap()["params"]["turn"]["status"],
-        "completed"
-    );
+    assert_eq!(last_turn(&messages)["status"], "completed");
     let auth = model_request_auth(&mock);
     assert_eq!(auth.len(), 2);
     assert_eq!(
@@ -356,10 +353,7 @@ fn the_original_answer_shape_is_accepted_too() {
         text_reply("r1", "m1", &["ok"]),
         &[],
     );
-    assert_eq!(
-        messages.last().unwrap()["params"]["turn"]["status"],
-        "completed"
-    );
+    assert_eq!(last_turn(&messages)["status"], "completed");
     assert_eq!(model_request_auth(&mock)[1].1, "org-3");
 }
 
@@ -849,10 +843,7 @@ fn managed_401_refreshes_with_the_refresh_token_and_retries() {
     let thread_id = start_thread(&mut server, json!({}));
     start_turn(&mut server, &thread_id, "hi");
     let messages = finish_turn(&mut server);
-    assert_eq!(
-        messages.last().unwrap()["params"]["turn"]["status"],
-        "completed"
-    );
+    assert_eq!(last_turn(&messages)["status"], "completed");
     let grant = mock.requests_to("/oauth/token")[0].json();
     assert_eq!(
         grant,

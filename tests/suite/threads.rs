@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{Value, json};
 
-use crate::suite::turns::{finish_turn, server_for, start_thread, start_turn};
+use crate::suite::turns::{finish_turn, last_turn, server_for, start_thread, start_turn};
 use crate::support::TempDir;
 use crate::support::app_server::{AppServer, DEFAULT_TIMEOUT};
 use crate::support::mock_responses::*;
@@ -66,7 +66,7 @@ fn run_turn(
     ));
     let turn_id = start_turn(server, thread_id, text);
     let messages = finish_turn(server);
-    let turn = &messages.last().unwrap()["params"]["turn"];
+    let turn = last_turn(&messages);
     assert_eq!(turn["id"], turn_id.as_str());
     assert_eq!(turn["status"], "completed", "{messages:?}");
     turn_id
@@ -847,12 +847,7 @@ fn torn_last_line_is_skipped() {
     let mut server = server_in(&mock, home.path());
     let thread_id = start_thread(&mut server, json!({}));
     run_turn(&mut server, &mock, &thread_id, "before the crash", "saved");
-    let path = server
-        .call("thread/read", json!({"threadId": thread_id}))
-        .unwrap()["thread"]["path"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let path = rollout_path(&mut server, &thread_id);
     drop(server);
     // What a kill -9 in the middle of a write leaves behind.
     std::fs::OpenOptions::new()
@@ -1038,12 +1033,7 @@ fn fork_copies_the_history_and_leaves_the_source_alone() {
     let source = start_thread(&mut server, json!({}));
     let t1 = run_turn(&mut server, &mock, &source, "one", "uno");
     let t2 = run_turn(&mut server, &mock, &source, "two", "dos");
-    let source_path = server
-        .call("thread/read", json!({"threadId": source}))
-        .unwrap()["thread"]["path"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let source_path = rollout_path(&mut server, &source);
     let source_bytes = std::fs::read(&source_path).unwrap();
 
     let request = server.request("thread/fork", json!({"threadId": source}));
@@ -1177,12 +1167,7 @@ fn fork_of_an_unloaded_thread() {
     let mut server = server_in(&mock, home.path());
     let source = start_thread(&mut server, json!({}));
     run_turn(&mut server, &mock, &source, "one", "uno");
-    let source_path = server
-        .call("thread/read", json!({"threadId": source}))
-        .unwrap()["thread"]["path"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let source_path = rollout_path(&mut server, &source);
     drop(server);
     let source_bytes = std::fs::read(&source_path).unwrap();
 
@@ -1400,10 +1385,7 @@ fn archive_while_a_turn_runs_is_refused() {
         )
         .unwrap();
     let messages = finish_turn(&mut server);
-    assert_eq!(
-        messages.last().unwrap()["params"]["turn"]["status"],
-        "interrupted"
-    );
+    assert_eq!(last_turn(&messages)["status"], "interrupted");
     server
         .call("thread/archive", json!({"threadId": thread_id}))
         .unwrap();
@@ -1517,4 +1499,14 @@ fn loaded_list_pages() {
         server.call("thread/loaded/list", json!({})).unwrap()["data"],
         json!([loaded[1]])
     );
+}
+
+/// The rollout file of a thread, as `thread/read` reports it.
+fn rollout_path(server: &mut AppServer, thread_id: &str) -> String {
+    server
+        .call("thread/read", json!({"threadId": thread_id}))
+        .unwrap()["thread"]["path"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }

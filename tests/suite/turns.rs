@@ -46,6 +46,24 @@ pub fn finish_turn(server: &mut AppServer) -> Vec<Value> {
     before
 }
 
+/// The turn in the last message (`turn/completed`).
+pub fn last_turn(messages: &[Value]) -> &Value {
+    &messages.last().expect("messages")["params"]["turn"]
+}
+
+/// The `kind` (`function_call_output`, `custom_tool_call_output`) item the second model request
+/// carried back.
+fn tool_output(mock: &MockServer, kind: &str) -> Value {
+    let input = mock.requests_to("/v1/responses")[1].json()["input"].clone();
+    input
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["type"] == kind)
+        .unwrap()
+        .clone()
+}
+
 /// The methods of `messages` in order (responses as `response`).
 pub fn methods(messages: &[Value]) -> Vec<String> {
     messages
@@ -370,10 +388,7 @@ fn untrusted_asks_for_unsafe_commands_and_accept_runs_them() {
     assert!(cwd.path().join("made.txt").exists());
     let done = item_of(&messages, "item/completed", "commandExecution");
     assert_eq!(done[0]["status"], "completed");
-    assert_eq!(
-        messages.last().unwrap()["params"]["turn"]["status"],
-        "completed"
-    );
+    assert_eq!(last_turn(&messages)["status"], "completed");
 }
 
 #[test]
@@ -386,18 +401,8 @@ fn decline_runs_nothing_and_tells_the_model() {
     assert!(!cwd.path().join("made.txt").exists());
     let done = item_of(&messages, "item/completed", "commandExecution");
     assert_eq!(done[0]["status"], "declined");
-    assert_eq!(
-        messages.last().unwrap()["params"]["turn"]["status"],
-        "completed"
-    );
-    let input = mock.requests_to("/v1/responses")[1].json()["input"].clone();
-    let out = input
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["type"] == "function_call_output")
-        .unwrap()
-        .clone();
+    assert_eq!(last_turn(&messages)["status"], "completed");
+    let out = tool_output(&mock, "function_call_output");
     assert!(
         out["output"].as_str().unwrap().contains("rejected by user"),
         "{out}"
@@ -416,10 +421,7 @@ fn cancel_declines_and_interrupts_the_turn() {
         item_of(&messages, "item/completed", "commandExecution")[0]["status"],
         "declined"
     );
-    assert_eq!(
-        messages.last().unwrap()["params"]["turn"]["status"],
-        "interrupted"
-    );
+    assert_eq!(last_turn(&messages)["status"], "interrupted");
     assert_eq!(
         mock.requests_to("/v1/responses").len(),
         1,
@@ -539,14 +541,7 @@ fn patch_via_the_custom_tool_in_the_workspace_needs_no_approval() {
         None,
     );
     check_patched(&messages, &cwd);
-    let input = mock.requests_to("/v1/responses")[1].json()["input"].clone();
-    let out = input
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["type"] == "custom_tool_call_output")
-        .unwrap()
-        .clone();
+    let out = tool_output(&mock, "custom_tool_call_output");
     assert_eq!(out["call_id"], "call_p");
     assert!(
         out["output"]
@@ -616,14 +611,7 @@ fn a_bad_patch_goes_back_to_the_model() {
         None,
     );
     assert!(item_of(&messages, "item/started", "fileChange").is_empty());
-    let input = mock.requests_to("/v1/responses")[1].json()["input"].clone();
-    let out = input
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["type"] == "custom_tool_call_output")
-        .unwrap()
-        .clone();
+    let out = tool_output(&mock, "custom_tool_call_output");
     assert!(
         out["output"]
             .as_str()
@@ -659,7 +647,7 @@ fn interrupt_during_a_stalled_stream_closes_the_open_item() {
         done[0]["text"], "par",
         "the open item completes with what arrived"
     );
-    let turn = &messages.last().unwrap()["params"]["turn"];
+    let turn = last_turn(&messages);
     assert_eq!(turn["status"], "interrupted");
     let error = server
         .call(
@@ -729,10 +717,7 @@ fn interrupt_during_a_long_command_kills_it_at_once() {
         took.as_millis()
     );
     assert!(took < Duration::from_secs(3), "took {took:?}");
-    assert_eq!(
-        messages.last().unwrap()["params"]["turn"]["status"],
-        "interrupted"
-    );
+    assert_eq!(last_turn(&messages)["status"], "interrupted");
     let done = item_of(&messages, "item/completed", "commandExecution");
     assert_eq!(done.len(), 1);
     assert_eq!(processes_with_arg("31.77"), 0, "no process left");
@@ -756,10 +741,7 @@ fn a_500_then_success_is_retried_silently() {
     start_turn(&mut server, &thread_id, "hi");
     let messages = finish_turn(&mut server);
     assert!(error_notifications(&messages).is_empty());
-    assert_eq!(
-        messages.last().unwrap()["params"]["turn"]["status"],
-        "completed"
-    );
+    assert_eq!(last_turn(&messages)["status"], "completed");
     assert_eq!(mock.requests_to("/v1/responses").len(), 2);
 }
 
@@ -793,10 +775,7 @@ fn a_persistent_500_fails_the_turn_and_the_thread_stays_usable() {
     assert_eq!(turn["error"]["codexErrorInfo"], "internalServerError");
     start_turn(&mut server, &thread_id, "again");
     let messages = finish_turn(&mut server);
-    assert_eq!(
-        messages.last().unwrap()["params"]["turn"]["status"],
-        "completed"
-    );
+    assert_eq!(last_turn(&messages)["status"], "completed");
 }
 
 #[test]
@@ -813,10 +792,7 @@ fn a_429_waits_for_retry_after() {
     let started = std::time::Instant::now();
     start_turn(&mut server, &thread_id, "hi");
     let messages = finish_turn(&mut server);
-    assert_eq!(
-        messages.last().unwrap()["params"]["turn"]["status"],
-        "completed"
-    );
+    assert_eq!(last_turn(&messages)["status"], "completed");
     assert!(
         started.elapsed() >= Duration::from_millis(950),
         "Retry-After honoured"
@@ -849,10 +825,7 @@ fn a_dropped_stream_is_announced_and_retried() {
     let started = item_of(&messages, "item/started", "agentMessage").len();
     let completed = item_of(&messages, "item/completed", "agentMessage").len();
     assert_eq!((started, completed), (2, 2), "every started item completes");
-    assert_eq!(
-        messages.last().unwrap()["params"]["turn"]["status"],
-        "completed"
-    );
+    assert_eq!(last_turn(&messages)["status"], "completed");
     let requests = mock.requests_to("/v1/responses");
     assert_eq!(
         requests[0].json(),
@@ -872,7 +845,7 @@ fn response_failed_fails_the_turn_with_the_server_message() {
     let thread_id = start_thread(&mut server, json!({}));
     start_turn(&mut server, &thread_id, "hi");
     let messages = finish_turn(&mut server);
-    let turn = &messages.last().unwrap()["params"]["turn"];
+    let turn = last_turn(&messages);
     assert_eq!(turn["status"], "failed");
     assert!(
         turn["error"]["message"]
@@ -914,10 +887,7 @@ fn a_silent_stream_times_out_and_is_retried() {
         "{}",
         errors[1]
     );
-    assert_eq!(
-        messages.last().unwrap()["params"]["turn"]["status"],
-        "failed"
-    );
+    assert_eq!(last_turn(&messages)["status"], "failed");
     assert_eq!(mock.requests_to("/v1/responses").len(), 2);
 }
 
@@ -1233,10 +1203,7 @@ fn interrupt_while_the_request_hangs_before_headers() {
         )
         .unwrap();
     let messages = finish_turn(&mut server);
-    assert_eq!(
-        messages.last().unwrap()["params"]["turn"]["status"],
-        "interrupted"
-    );
+    assert_eq!(last_turn(&messages)["status"], "interrupted");
     assert!(error_notifications(&messages).is_empty());
 }
 
@@ -1262,7 +1229,7 @@ fn a_model_response_that_never_ends_is_cut_off() {
     let thread_id = thread["thread"]["id"].as_str().unwrap().to_string();
     start_turn(&mut server, &thread_id, "talk forever");
     let messages = finish_turn(&mut server);
-    let turn = &messages.last().unwrap()["params"]["turn"];
+    let turn = last_turn(&messages);
     assert_eq!(turn["status"], "failed");
     assert!(
         turn["error"]["message"]
