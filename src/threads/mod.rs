@@ -365,7 +365,11 @@ impl Server {
         params: ThreadResumeParams,
     ) -> Result<(), RpcError> {
         if let Some(shared) = self.threads.get(&params.thread_id) {
-            let state = lock(shared);
+            // Rejoining a loaded thread: its overrides become the thread's defaults, as they
+            // would on a fresh load (a running turn keeps the settings it started with).
+            let mut state = lock(shared);
+            let settings = build_settings(&self.config, Some(&state.settings), &params.overrides)?;
+            state.settings = settings;
             self.rpc
                 .respond(id, session_response(&state, !params.exclude_turns));
             return Ok(());

@@ -28,27 +28,6 @@ fn server_in(mock: &MockServer, home: &Path) -> AppServer {
     server
 }
 
-/// [`server_in`] for a server after the first one of a test. The support names a transcript
-/// after the spawning thread and truncates it, so a restarted server would erase the transcript
-/// of the one before it; spawning from a thread named after the test plus a counter keeps every
-/// server's lines for the conformance check.
-fn restart(mock: &MockServer, home: &Path) -> AppServer {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let name = format!(
-        "{}-restart-{}",
-        crate::support::app_server::test_name(),
-        N.fetch_add(1, Ordering::Relaxed)
-    );
-    std::thread::scope(|scope| {
-        std::thread::Builder::new()
-            .name(name)
-            .spawn_scoped(scope, || server_in(mock, home))
-            .unwrap()
-            .join()
-            .unwrap()
-    })
-}
-
 /// Runs one turn whose model reply is `reply`; returns the turn id. The turn must complete.
 fn run_turn(
     server: &mut AppServer,
@@ -447,7 +426,7 @@ fn list_after_restart_is_newest_first_and_not_loaded() {
     let untouched = start_thread(&mut server, json!({"cwd": cwd.path()}));
     drop(server);
 
-    let mut server = restart(&mock, home.path());
+    let mut server = server_in(&mock, home.path());
     let result = list(&mut server, json!({}));
     let mut newest_first = created.clone();
     newest_first.push(untouched.clone());
@@ -503,7 +482,7 @@ fn list_pages_cover_every_thread_once() {
     drop(server);
     created.reverse();
 
-    let mut server = restart(&mock, home.path());
+    let mut server = server_in(&mock, home.path());
     for limit in [1, 2, 5, 12, 20] {
         let mut seen = Vec::new();
         let mut cursor = Value::Null;
@@ -556,7 +535,7 @@ fn list_filters_by_search_term_and_cwd() {
         .unwrap();
     drop(server);
 
-    let mut server = restart(&mock, home.path());
+    let mut server = server_in(&mock, home.path());
     let search = |server: &mut AppServer, params: Value| ids(&list(server, params));
     assert_eq!(
         search(&mut server, json!({"searchTerm": "apple"})),
@@ -602,14 +581,14 @@ fn list_sorts_by_updated_at() {
     run_turn(&mut server, &mock, &newer, "newer", "ok");
     drop(server);
 
-    let mut server = restart(&mock, home.path());
+    let mut server = server_in(&mock, home.path());
     server
         .call("thread/resume", json!({"threadId": older}))
         .unwrap();
     run_turn(&mut server, &mock, &older, "older again", "ok");
     drop(server);
 
-    let mut server = restart(&mock, home.path());
+    let mut server = server_in(&mock, home.path());
     assert_eq!(
         ids(&list(&mut server, json!({}))),
         [newer.clone(), older.clone()]
@@ -656,7 +635,7 @@ fn read_after_restart_rebuilds_turns() {
         .unwrap();
     drop(server);
 
-    let mut server = restart(&mock, home.path());
+    let mut server = server_in(&mock, home.path());
     let bare = server
         .call("thread/read", json!({"threadId": thread_id}))
         .unwrap();
@@ -734,7 +713,7 @@ fn resume_sends_the_whole_history_with_the_next_turn() {
     );
     drop(server);
 
-    let mut server = restart(&mock, home.path());
+    let mut server = server_in(&mock, home.path());
     let resumed = server
         .call("thread/resume", json!({"threadId": thread_id}))
         .unwrap();
@@ -805,7 +784,7 @@ fn resume_applies_overrides_and_tells_the_model() {
     run_turn(&mut server, &mock, &thread_id, "one", "uno");
     drop(server);
 
-    let mut server = restart(&mock, home.path());
+    let mut server = server_in(&mock, home.path());
     let resumed = server
         .call(
             "thread/resume",
@@ -857,7 +836,7 @@ fn torn_last_line_is_skipped() {
         .write_all(br#"{"timestamp":"2026-01-01T00:00:00.000Z","type":"response_item","payload":{"type":"mess"#)
         .unwrap();
 
-    let mut server = restart(&mock, home.path());
+    let mut server = server_in(&mock, home.path());
     let listed = list(&mut server, json!({}));
     assert_eq!(ids(&listed), [thread_id.as_str()]);
     assert_eq!(listed["data"][0]["preview"], "before the crash");
@@ -890,7 +869,7 @@ fn torn_last_line_is_skipped() {
     drop(server);
 
     // What was appended after the torn line is intact.
-    let mut server = restart(&mock, home.path());
+    let mut server = server_in(&mock, home.path());
     let read = server
         .call(
             "thread/read",
@@ -928,7 +907,7 @@ fn a_turn_cut_by_kill_9_reads_back_as_interrupted() {
     assert!(server.wait_exit(DEFAULT_TIMEOUT).is_some());
     drop(server);
 
-    let mut server = restart(&mock, home.path());
+    let mut server = server_in(&mock, home.path());
     let listed = list(&mut server, json!({}));
     assert_eq!(listed["data"][0]["preview"], "survive this");
     let read = server
@@ -987,7 +966,7 @@ fn a_tool_call_cut_by_kill_9_gets_an_output_on_resume() {
     assert!(server.wait_exit(DEFAULT_TIMEOUT).is_some());
     drop(server);
 
-    let mut server = restart(&mock, home.path());
+    let mut server = server_in(&mock, home.path());
     server
         .call("thread/resume", json!({"threadId": thread_id}))
         .unwrap();
@@ -1090,7 +1069,7 @@ fn fork_copies_the_history_and_leaves_the_source_alone() {
     drop(server);
 
     // The fork's rollout stands on its own.
-    let mut server = restart(&mock, home.path());
+    let mut server = server_in(&mock, home.path());
     let read = server
         .call(
             "thread/read",
@@ -1171,7 +1150,7 @@ fn fork_of_an_unloaded_thread() {
     drop(server);
     let source_bytes = std::fs::read(&source_path).unwrap();
 
-    let mut server = restart(&mock, home.path());
+    let mut server = server_in(&mock, home.path());
     let result = server
         .call("thread/fork", json!({"threadId": source}))
         .unwrap();
@@ -1431,7 +1410,7 @@ fn name_set_notifies_and_persists() {
     );
     drop(server);
 
-    let mut server = restart(&mock, home.path());
+    let mut server = server_in(&mock, home.path());
     assert_eq!(
         list(&mut server, json!({}))["data"][0]["name"],
         "Release plan"
@@ -1451,7 +1430,7 @@ fn name_set_notifies_and_persists() {
     assert_eq!(updated["params"]["threadName"], "Shipped");
     drop(server);
 
-    let mut server = restart(&mock, home.path());
+    let mut server = server_in(&mock, home.path());
     let resumed = server
         .call("thread/resume", json!({"threadId": thread_id}))
         .unwrap();
@@ -1487,7 +1466,7 @@ fn loaded_list_pages() {
     assert_eq!(second, json!({"data": loaded[2..], "nextCursor": null}));
     drop(server);
 
-    let mut server = restart(&mock, home.path());
+    let mut server = server_in(&mock, home.path());
     assert_eq!(
         server.call("thread/loaded/list", json!({})).unwrap(),
         json!({"data": [], "nextCursor": null})
@@ -1509,4 +1488,23 @@ fn rollout_path(server: &mut AppServer, thread_id: &str) -> String {
         .as_str()
         .unwrap()
         .to_string()
+}
+
+#[test]
+fn resuming_a_loaded_thread_applies_its_overrides() {
+    let mock = MockServer::start();
+    let home = TempDir::new("codex-home");
+    let mut server = server_in(&mock, home.path());
+    let thread_id = start_thread(&mut server, json!({"approvalPolicy": "untrusted"}));
+    let resumed = server
+        .call(
+            "thread/resume",
+            json!({"threadId": thread_id, "approvalPolicy": "never", "model": "other-model"}),
+        )
+        .unwrap();
+    assert_eq!(resumed["approvalPolicy"], "never");
+    assert_eq!(resumed["model"], "other-model");
+    run_turn(&mut server, &mock, &thread_id, "hi", "ok");
+    let body = mock.requests_to("/v1/responses")[0].json();
+    assert_eq!(body["model"], "other-model");
 }
