@@ -101,6 +101,9 @@ pub struct AuthManager {
     rpc: Rpc,
     state: Mutex<State>,
     flight: Mutex<Option<Arc<Flight>>>,
+    /// Held during a managed refresh grant: refresh tokens rotate, so two grants with the same
+    /// token would fail the second as reused. Waiters find the token already replaced.
+    managed_refresh: Mutex<()>,
 }
 
 fn auth_error(message: impl Into<String>) -> ClientError {
@@ -145,6 +148,7 @@ impl AuthManager {
             rpc,
             state: Mutex::new(state),
             flight: Mutex::new(None),
+            managed_refresh: Mutex::new(()),
         }
     }
 
@@ -258,6 +262,17 @@ impl AuthManager {
 
     /// Runs the refresh-token grant and persists the result.
     fn refresh_managed(&self, refresh_token: &Secret) -> Result<(), ClientError> {
+        let _one_at_a_time = lock(&self.managed_refresh);
+        let still_current = match &*lock(&self.state) {
+            State::Managed(auth) => auth
+                .tokens
+                .as_ref()
+                .is_some_and(|t| t.refresh_token == *refresh_token),
+            _ => false,
+        };
+        if !still_current {
+            return Ok(()); // refreshed (or logged out) while we waited
+        }
         let response =
             crate::login::oauth::refresh(&self.issuer, refresh_token).map_err(|e| match e {
                 crate::login::oauth::RefreshError::Permanent { code, .. } => {

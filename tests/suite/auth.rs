@@ -1043,3 +1043,62 @@ fn secrets_never_leak() {
         }
     }
 }
+
+#[test]
+fn concurrent_managed_401s_use_one_refresh_grant() {
+    let mock = MockServer::start();
+    let old = chatgpt_token("old", "org-1", "plus");
+    let fresh = chatgpt_token("fresh", "org-1", "plus");
+    let old_bearer = format!("Bearer {old}");
+    mock.set_route(
+        "/oauth/token",
+        Reply::Dynamic(Arc::new({
+            let fresh = fresh.clone();
+            let used = std::sync::atomic::AtomicBool::new(false);
+            move |req: &RecordedRequest| {
+                let first_use = !used.swap(true, std::sync::atomic::Ordering::SeqCst);
+                if req.text().contains("\"rt-1\"") && first_use {
+                    // Rotating refresh tokens: a second grant with rt-1 would be refused.
+                    std::thread::sleep(Duration::from_millis(300));
+                    status(
+                        200,
+                        json!({"access_token": fresh, "refresh_token": "rt-2"}).to_string(),
+                    )
+                } else {
+                    status(401, r#"{"error":{"code":"refresh_token_reused"}}"#)
+                }
+            }
+        })),
+    );
+    mock.set_route(
+        "/backend-api/codex/responses",
+        Reply::Dynamic(Arc::new(move |req: &RecordedRequest| {
+            if req.header("authorization") == Some(old_bearer.as_str()) {
+                status(401, r#"{"error":{"message":"expired"}}"#)
+            } else {
+                text_reply("r", "m", &["ok"])
+            }
+        })),
+    );
+    let (mut server, _home) = managed_server(&mock, &old, &now_rfc3339());
+    let first = start_thread(&mut server, json!({}));
+    let second = start_thread(&mut server, json!({}));
+    start_turn(&mut server, &first, "a");
+    start_turn(&mut server, &second, "b");
+    let mut statuses = Vec::new();
+    while statuses.len() < 2 {
+        let (done, _) = server.read_until("turn/completed");
+        statuses.push(
+            done["params"]["turn"]["status"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    assert_eq!(statuses, ["completed", "completed"]);
+    assert_eq!(
+        mock.requests_to("/oauth/token").len(),
+        1,
+        "one grant for both 401s"
+    );
+}
