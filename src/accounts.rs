@@ -247,7 +247,6 @@ impl Server {
                 } = completion(slot.clone(), rpc, auth);
                 let login = crate::login::start_browser_login(self.login_options(), callback)
                     .map_err(|e| RpcError::internal(format!("cannot start the login: {e:#}")))?;
-                *lock(&login_id_cell) = login.login_id.clone();
                 crate::log::info(&format!(
                     "browser login {} waiting on 127.0.0.1:{}",
                     login.login_id, login.callback_port
@@ -256,9 +255,10 @@ impl Server {
                 self.cancel_pending_login();
                 let login_id = login.login_id.clone();
                 *lock(&slot) = Some(PendingLogin {
-                    login_id,
+                    login_id: login_id.clone(),
                     cancel: Box::new(move || login.cancel()),
                 });
+                login_id_cell.set(login_id);
                 Ok(())
             }
             LoginParams::ChatgptDeviceCode {} => {
@@ -279,7 +279,6 @@ impl Server {
                         } = completion(slot.clone(), rpc.clone(), auth);
                         match crate::login::start_device_login(options, callback) {
                             Ok(login) => {
-                                *lock(&login_id_cell) = login.login_id.clone();
                                 rpc.respond(
                                     &id,
                                     json!({
@@ -295,9 +294,10 @@ impl Server {
                                 }
                                 let login_id = login.login_id.clone();
                                 *lock(&slot) = Some(PendingLogin {
-                                    login_id,
+                                    login_id: login_id.clone(),
                                     cancel: Box::new(move || login.cancel()),
                                 });
+                                login_id_cell.set(login_id);
                             }
                             Err(e) => rpc.respond_error(
                                 &id,
@@ -417,19 +417,52 @@ impl Server {
 }
 
 /// The completion of a browser/device login (persist, clear the pending slot, notify) and the
-/// cell where the flow's login id goes once known (the callback fires only after the user
-/// acts, long after the id is set).
+/// latch that holds it back until the handler has answered `account/login/start` and
+/// registered the login: the answer always precedes `account/login/completed`.
 struct Completion {
     callback: crate::login::LoginCallback,
-    id: Arc<Mutex<String>>,
+    id: Arc<IdLatch>,
+}
+
+/// A login id set once, waited for by the completion.
+#[derive(Default)]
+struct IdLatch {
+    id: Mutex<Option<String>>,
+    set: std::sync::Condvar,
+}
+
+impl IdLatch {
+    fn set(&self, id: String) {
+        *lock(&self.id) = Some(id);
+        self.set.notify_all();
+    }
+
+    /// The id once set (the handler sets it right after answering; the bound only guards a
+    /// handler that failed in between).
+    fn wait(&self) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut id = lock(&self.id);
+        while id.is_none() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            id = self
+                .set
+                .wait_timeout(id, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        id.clone().unwrap_or_default()
+    }
 }
 
 fn completion(slot: PendingSlot, rpc: Rpc, auth: Arc<AuthManager>) -> Completion {
-    let id = Arc::new(Mutex::new(String::new()));
-    let login_id = id.clone();
+    let id = Arc::new(IdLatch::default());
+    let latch = id.clone();
     let callback: crate::login::LoginCallback =
         Box::new(move |outcome: Result<LoginSuccess, String>| {
-            let login_id = lock(&login_id).clone();
+            let login_id = latch.wait();
             {
                 let mut pending = lock(&slot);
                 if pending.as_ref().is_some_and(|p| p.login_id == login_id) {
