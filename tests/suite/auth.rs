@@ -1102,3 +1102,35 @@ fn concurrent_managed_401s_use_one_refresh_grant() {
         "one grant for both 401s"
     );
 }
+
+#[test]
+fn an_instantly_approved_device_login_still_answers_first() {
+    let mock = MockServer::start();
+    mock.push_route(
+        "/api/accounts/deviceauth/usercode",
+        status(
+            200,
+            r#"{"device_auth_id":"dev-1","user_code":"QUICK-1","interval":"0"}"#,
+        ),
+    );
+    mock.push_route(
+        "/api/accounts/deviceauth/token",
+        status(
+            200,
+            r#"{"authorization_code":"dev-code","code_verifier":"dev-verifier"}"#,
+        ),
+    );
+    mock.set_route(
+        "/oauth/token",
+        token_endpoint(managed_tokens("quick"), json!({})),
+    );
+    let mut server = auth_server(&mock, &[]);
+    let id = server.request("account/login/start", json!({"type": "chatgptDeviceCode"}));
+    let first = server
+        .read_message(Duration::from_secs(20))
+        .expect("an answer");
+    assert_eq!(first["id"], json!(id), "the answer comes first: {first}");
+    let (completed, _) = server.read_until("account/login/completed");
+    assert_eq!(completed["params"]["loginId"], first["result"]["loginId"]);
+    assert_eq!(completed["params"]["success"], true);
+}
