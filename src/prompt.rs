@@ -1,6 +1,6 @@
 //! What the model is sent (model-api.md §2–3): our base instructions, the permissions and
 //! environment context messages, the tool definitions, user input in Responses form, and the
-//! request body of one round trip. Sending it is `client.rs`'s; deciding when is `turn.rs`'s.
+//! request body of one round trip. Sending it is `client/`'s; deciding when is `turn.rs`'s.
 
 use serde_json::{Value, json};
 

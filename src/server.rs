@@ -29,7 +29,7 @@ pub struct Session {
 }
 
 /// The connection's state, owned by the main loop. Method handlers live in their own modules
-/// as `impl Server` blocks (`threads.rs`, `commands.rs`, `accounts.rs`).
+/// as `impl Server` blocks (`threads/`, `commands.rs`, `accounts.rs`).
 pub struct Server {
     /// The connection.
     pub rpc: Rpc,

@@ -1,7 +1,7 @@
 //! One turn, on its own thread `turn-<id>`: the loop model → tool calls → outputs → model until
 //! the model answers without calling a tool; the items and notifications of protocol.md §6–7 in
 //! their order; stream-level retries; interrupt and steer; token usage; the failure path. The
-//! tools themselves (shell, apply_patch, approvals) are `tools.rs`'s; HTTP is `client.rs`'s.
+//! tools themselves (shell, apply_patch, approvals) are `tools/`'s; HTTP is `client/`'s.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -70,7 +70,7 @@ struct OpenItem {
     got_delta: bool,
 }
 
-/// The running turn's state, shared with `tools.rs`.
+/// The running turn's state, shared with `tools/`.
 pub struct TurnRunner {
     /// The connection.
     pub rpc: Rpc,

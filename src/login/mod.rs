@@ -11,8 +11,6 @@
 //! server), `device.rs` (device-code polling), `oauth.rs` (issuer HTTP; `oauth/answers.rs`
 //! reads the answers), `http.rs` (URL encoding, the server's HTTP/1.1 text).
 
-// The account/* handlers (issue 6, the lead's side) are the callers; remove once wired.
-
 mod browser;
 mod callback;
 mod device;
