@@ -10,36 +10,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use crate::support::TempDir;
+
 const BIN: &str = env!("CARGO_BIN_EXE_codex-lite");
 const RUN_AS: &str = "--codex-run-as-apply-patch";
-
-/// A directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(label: &str) -> Self {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let name = format!(
-            "codex-lite-{label}-{}-{}-{nanos}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let path = std::env::temp_dir().join(name);
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// How the binary is asked to apply a patch.
 #[derive(Debug, Clone, Copy)]
@@ -62,13 +36,13 @@ impl Links {
     fn new() -> Self {
         let dir = TempDir::new("apply-patch-bin");
         for name in ["apply_patch", "applypatch"] {
-            std::os::unix::fs::symlink(BIN, dir.0.join(name)).unwrap();
+            std::os::unix::fs::symlink(BIN, dir.path().join(name)).unwrap();
         }
         Links { dir }
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        self.dir.0.join(name)
+        self.dir.path().join(name)
     }
 }
 
@@ -161,12 +135,14 @@ fn check_case(case: &Path, form: Form, links: &Links) -> Result<(), String> {
     let patch = std::fs::read_to_string(case.join("patch.txt")).map_err(|e| e.to_string())?;
     let work = TempDir::new("apply-patch-case");
     if case.join("input").is_dir() {
-        copy_tree(&case.join("input"), &work.0);
+        copy_tree(&case.join("input"), &work.path());
     }
-    let output = run_form(form, links, &patch, &work.0);
-    let cwd = std::fs::canonicalize(&work.0).unwrap();
+    let output = run_form(form, links, &patch, &work.path());
+    let cwd = std::fs::canonicalize(&work.path()).unwrap();
     let mut problems = Vec::new();
-    if let Some(diff) = describe_tree_difference(&files(&work.0), &files(&case.join("expected"))) {
+    if let Some(diff) =
+        describe_tree_difference(&files(&work.path()), &files(&case.join("expected")))
+    {
         problems.push(diff);
     }
     let read = |name: &str| std::fs::read_to_string(case.join(name)).ok();
@@ -255,19 +231,24 @@ const PATCH: &str = "*** Begin Patch\n*** Add File: hi.txt\n+hi\n*** End Patch\n
 fn applypatch_alias_and_absolute_paths() {
     let links = Links::new();
     let work = TempDir::new("apply-patch-cli");
-    let out = run(&links.path("applypatch"), &[PATCH.into()], &work.0, None);
+    let out = run(
+        &links.path("applypatch"),
+        &[PATCH.into()],
+        &work.path(),
+        None,
+    );
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "Success. Updated the following files:\nA hi.txt\n"
     );
     assert_eq!(
-        std::fs::read_to_string(work.0.join("hi.txt")).unwrap(),
+        std::fs::read_to_string(work.path().join("hi.txt")).unwrap(),
         "hi\n"
     );
 
     // An absolute path is accepted and reported as written.
-    let target = work.0.join("abs.txt");
+    let target = work.path().join("abs.txt");
     let patch = format!(
         "*** Begin Patch\n*** Add File: {}\n+abs\n*** End Patch",
         target.display()
@@ -275,7 +256,7 @@ fn applypatch_alias_and_absolute_paths() {
     let out = run(
         Path::new(BIN),
         &[RUN_AS.into(), patch.into()],
-        &work.0,
+        &work.path(),
         None,
     );
     assert_eq!(out.status.code(), Some(0));
@@ -335,12 +316,15 @@ fn cli_usage_errors() {
         ),
     ];
     for (program, args, stdin, code, stderr) in cases {
-        let out = run(program, &args, &work.0, stdin);
+        let out = run(program, &args, &work.path(), stdin);
         assert_eq!(out.status.code(), Some(code), "{args:?}");
         assert_eq!(String::from_utf8_lossy(&out.stderr), stderr, "{args:?}");
         assert!(out.stdout.is_empty(), "{args:?}");
     }
-    assert!(files(&work.0).is_empty(), "usage errors must not write");
+    assert!(
+        files(&work.path()).is_empty(),
+        "usage errors must not write"
+    );
 }
 
 fn non_utf8() -> OsString {

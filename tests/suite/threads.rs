@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{Value, json};
 
-use crate::suite::turns::{finish_turn, last_turn, server_for, start_thread, start_turn};
+use crate::suite::turns::{
+    finish_turn, interrupt_turn, last_turn, server_for, start_thread, start_turn,
+};
 use crate::support::TempDir;
 use crate::support::app_server::{AppServer, DEFAULT_TIMEOUT};
 use crate::support::mock_responses::*;
@@ -1225,13 +1227,7 @@ fn fork_while_a_turn_runs_leaves_that_turn_out() {
     );
     assert_eq!(contexts, 2);
 
-    server
-        .call(
-            "turn/interrupt",
-            json!({"threadId": source, "turnId": running}),
-        )
-        .unwrap();
-    let messages = finish_turn(&mut server);
+    let messages = interrupt_turn(&mut server, &source, &running);
     let completed = &messages.last().unwrap()["params"];
     assert_eq!(completed["threadId"], source.as_str());
     assert_eq!(completed["turn"]["status"], "interrupted");
@@ -1357,14 +1353,7 @@ fn archive_while_a_turn_runs_is_refused() {
         -32600,
         &format!("cannot archive thread {thread_id} while a turn is running"),
     );
-    server
-        .call(
-            "turn/interrupt",
-            json!({"threadId": thread_id, "turnId": turn_id}),
-        )
-        .unwrap();
-    let messages = finish_turn(&mut server);
-    assert_eq!(last_turn(&messages)["status"], "interrupted");
+    let messages = interrupt_turn(&mut server, &thread_id, &turn_id);
     server
         .call("thread/archive", json!({"threadId": thread_id}))
         .unwrap();

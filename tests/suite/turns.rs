@@ -46,6 +46,21 @@ pub fn finish_turn(server: &mut AppServer) -> Vec<Value> {
     before
 }
 
+/// Interrupts the running turn (answered `{}` at once) and reads up to its `turn/completed`,
+/// which must say `interrupted`; returns the messages.
+pub fn interrupt_turn(server: &mut AppServer, thread_id: &str, turn_id: &str) -> Vec<Value> {
+    let answer = server
+        .call(
+            "turn/interrupt",
+            json!({"threadId": thread_id, "turnId": turn_id}),
+        )
+        .unwrap();
+    assert_eq!(answer, json!({}));
+    let messages = finish_turn(server);
+    assert_eq!(last_turn(&messages)["status"], "interrupted");
+    messages
+}
+
 /// The turn in the last message (`turn/completed`).
 pub fn last_turn(messages: &[Value]) -> &Value {
     &messages.last().expect("messages")["params"]["turn"]
@@ -634,21 +649,12 @@ fn interrupt_during_a_stalled_stream_closes_the_open_item() {
     let thread_id = start_thread(&mut server, json!({}));
     let turn_id = start_turn(&mut server, &thread_id, "first");
     server.read_until("item/agentMessage/delta");
-    let result = server
-        .call(
-            "turn/interrupt",
-            json!({"threadId": thread_id, "turnId": turn_id}),
-        )
-        .unwrap();
-    assert_eq!(result, json!({}));
-    let messages = finish_turn(&mut server);
+    let messages = interrupt_turn(&mut server, &thread_id, &turn_id);
     let done = item_of(&messages, "item/completed", "agentMessage");
     assert_eq!(
         done[0]["text"], "par",
         "the open item completes with what arrived"
     );
-    let turn = last_turn(&messages);
-    assert_eq!(turn["status"], "interrupted");
     let error = server
         .call(
             "turn/interrupt",
@@ -704,20 +710,13 @@ fn interrupt_during_a_long_command_kills_it_at_once() {
     }
     assert_eq!(processes_with_arg("31.77"), 1, "the command runs");
     let asked = std::time::Instant::now();
-    server
-        .call(
-            "turn/interrupt",
-            json!({"threadId": thread_id, "turnId": turn_id}),
-        )
-        .unwrap();
-    let messages = finish_turn(&mut server);
+    let messages = interrupt_turn(&mut server, &thread_id, &turn_id);
     let took = asked.elapsed();
     println!(
         "turn/completed {} ms after turn/interrupt",
         took.as_millis()
     );
     assert!(took < Duration::from_secs(3), "took {took:?}");
-    assert_eq!(last_turn(&messages)["status"], "interrupted");
     let done = item_of(&messages, "item/completed", "commandExecution");
     assert_eq!(done.len(), 1);
     assert_eq!(processes_with_arg("31.77"), 0, "no process left");
@@ -1179,13 +1178,7 @@ fn turn_errors() {
             .contains("already has an active turn"),
         "{busy}"
     );
-    server
-        .call(
-            "turn/interrupt",
-            json!({"threadId": thread_id, "turnId": turn_id}),
-        )
-        .unwrap();
-    finish_turn(&mut server);
+    interrupt_turn(&mut server, &thread_id, &turn_id);
 }
 
 #[test]
@@ -1196,14 +1189,7 @@ fn interrupt_while_the_request_hangs_before_headers() {
     let thread_id = start_thread(&mut server, json!({}));
     let turn_id = start_turn(&mut server, &thread_id, "hi");
     mock.wait_for_requests(1);
-    server
-        .call(
-            "turn/interrupt",
-            json!({"threadId": thread_id, "turnId": turn_id}),
-        )
-        .unwrap();
-    let messages = finish_turn(&mut server);
-    assert_eq!(last_turn(&messages)["status"], "interrupted");
+    let messages = interrupt_turn(&mut server, &thread_id, &turn_id);
     assert!(error_notifications(&messages).is_empty());
 }
 
