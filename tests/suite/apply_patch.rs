@@ -135,13 +135,13 @@ fn check_case(case: &Path, form: Form, links: &Links) -> Result<(), String> {
     let patch = std::fs::read_to_string(case.join("patch.txt")).map_err(|e| e.to_string())?;
     let work = TempDir::new("apply-patch-case");
     if case.join("input").is_dir() {
-        copy_tree(&case.join("input"), &work.path());
+        copy_tree(&case.join("input"), work.path());
     }
-    let output = run_form(form, links, &patch, &work.path());
-    let cwd = std::fs::canonicalize(&work.path()).unwrap();
+    let output = run_form(form, links, &patch, work.path());
+    let cwd = std::fs::canonicalize(work.path()).unwrap();
     let mut problems = Vec::new();
     if let Some(diff) =
-        describe_tree_difference(&files(&work.path()), &files(&case.join("expected")))
+        describe_tree_difference(&files(work.path()), &files(&case.join("expected")))
     {
         problems.push(diff);
     }
@@ -234,7 +234,7 @@ fn applypatch_alias_and_absolute_paths() {
     let out = run(
         &links.path("applypatch"),
         &[PATCH.into()],
-        &work.path(),
+        work.path(),
         None,
     );
     assert_eq!(out.status.code(), Some(0));
@@ -256,7 +256,7 @@ fn applypatch_alias_and_absolute_paths() {
     let out = run(
         Path::new(BIN),
         &[RUN_AS.into(), patch.into()],
-        &work.path(),
+        work.path(),
         None,
     );
     assert_eq!(out.status.code(), Some(0));
@@ -316,15 +316,12 @@ fn cli_usage_errors() {
         ),
     ];
     for (program, args, stdin, code, stderr) in cases {
-        let out = run(program, &args, &work.path(), stdin);
+        let out = run(program, &args, work.path(), stdin);
         assert_eq!(out.status.code(), Some(code), "{args:?}");
         assert_eq!(String::from_utf8_lossy(&out.stderr), stderr, "{args:?}");
         assert!(out.stdout.is_empty(), "{args:?}");
     }
-    assert!(
-        files(&work.path()).is_empty(),
-        "usage errors must not write"
-    );
+    assert!(files(work.path()).is_empty(), "usage errors must not write");
 }
 
 fn non_utf8() -> OsString {

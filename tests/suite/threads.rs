@@ -1353,7 +1353,7 @@ fn archive_while_a_turn_runs_is_refused() {
         -32600,
         &format!("cannot archive thread {thread_id} while a turn is running"),
     );
-    let messages = interrupt_turn(&mut server, &thread_id, &turn_id);
+    interrupt_turn(&mut server, &thread_id, &turn_id);
     server
         .call("thread/archive", json!({"threadId": thread_id}))
         .unwrap();
