@@ -775,4 +775,77 @@ mod tests {
         }
         assert_eq!(got, ["a", "", "<too long>", "b"]);
     }
+
+    /// Output that tests can read while the writer thread writes it.
+    #[derive(Clone, Default)]
+    struct SharedOutput(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for SharedOutput {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_full_ingress_queue_answers_server_overloaded() {
+        let extra = 5;
+        let mut input = String::new();
+        for id in 0..INGRESS_CAPACITY + extra {
+            input.push_str(&format!("{{\"id\":{id},\"method\":\"m\"}}\n"));
+        }
+        let output = SharedOutput::default();
+        // Nobody drains the inbox: everything past its capacity must be refused, not queued.
+        let transport = Transport::start(std::io::Cursor::new(input), output.clone()).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let lines = loop {
+            let text = String::from_utf8(output.0.lock().unwrap().clone()).unwrap();
+            if text.lines().count() >= extra || std::time::Instant::now() > deadline {
+                break text.lines().map(str::to_string).collect::<Vec<_>>();
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        assert_eq!(lines.len(), extra, "{lines:?}");
+        for (line, id) in lines.iter().zip(INGRESS_CAPACITY..) {
+            let value: Value = serde_json::from_str(line).unwrap();
+            assert_eq!(
+                value,
+                json!({"id": id, "error": {"code": -32001, "message": "Server overloaded; retry later."}})
+            );
+        }
+        assert!(matches!(
+            transport.inbox.recv(),
+            Some(Incoming::Request {
+                id: RequestId::Integer(0),
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn the_egress_budget_holds_writers_until_bytes_are_written() {
+        let budget = Arc::new(ByteBudget::default());
+        budget.reserve(EGRESS_MAX_BYTES - 10);
+        let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+        let waiter = budget.clone();
+        std::thread::spawn(move || {
+            waiter.reserve(100);
+            done_tx.send(()).unwrap();
+        });
+        assert!(
+            done_rx.recv_timeout(Duration::from_millis(100)).is_err(),
+            "over budget: waits"
+        );
+        budget.release(EGRESS_MAX_BYTES - 10);
+        assert!(
+            done_rx.recv_timeout(Duration::from_secs(10)).is_ok(),
+            "room again: goes on"
+        );
+        // A single line larger than the whole budget still passes an empty queue.
+        let big = ByteBudget::default();
+        big.reserve(EGRESS_MAX_BYTES * 2);
+    }
 }
