@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -166,17 +165,9 @@ impl Server {
                 "disableOutputCap cannot be combined with outputBytesCap",
             ));
         }
-        let cwd = match &params.cwd {
-            Some(dir) => std::path::PathBuf::from(dir),
-            None => std::env::current_dir()
-                .map_err(|e| RpcError::internal(format!("cannot read the server's cwd: {e}")))?,
-        };
-        if !Path::new(&cwd).is_dir() {
-            return Err(RpcError::invalid_request(format!(
-                "cwd is not a directory: {}",
-                cwd.display()
-            )));
-        }
+        let server_cwd = std::env::current_dir()
+            .map_err(|e| RpcError::internal(format!("cannot read the server's cwd: {e}")))?;
+        let cwd = crate::threads::resolve_cwd(params.cwd.as_deref(), &server_cwd)?;
         let mut env = self.tool_env.env.clone();
         for (key, value) in params.env.iter().flatten() {
             match value {

@@ -14,13 +14,14 @@ use crate::protocol::{Thread, ThreadStatus, TokenUsage, Turn, TurnStatus};
 use crate::rollout::{self, Entry, Loaded, Rollout, SessionMeta, TurnContext};
 use crate::rpc::{RequestId, RpcError};
 use crate::sandbox::{ProtocolSandboxPolicy, SandboxPolicy};
-use crate::server::Server;
+use crate::server::{Server, decode};
 
 mod list;
 mod settings;
 mod turns;
 
 use crate::thread::{SessionApprovals, Settings, SharedThread, ThreadState, lock};
+pub(crate) use settings::resolve_cwd;
 use settings::{ThreadOverrides, build_settings};
 
 /// Default and largest page of `thread/list` and `thread/loaded/list`.
@@ -115,10 +116,6 @@ fn session_response(state: &ThreadState, include_turns: bool) -> ThreadSessionRe
         sandbox: ProtocolSandboxPolicy(state.settings.sandbox.clone()),
         reasoning_effort: state.settings.effort.clone(),
     }
-}
-
-fn decode<T: serde::de::DeserializeOwned>(params: Option<Value>) -> Result<T, RpcError> {
-    crate::server::decode(params)
 }
 
 fn not_found(id: &str) -> RpcError {

@@ -49,8 +49,9 @@ pub(super) fn parse_approval(value: &Value) -> Result<ApprovalPolicy, RpcError> 
     }
 }
 
-/// Resolves a client-given directory against the server's cwd; it must exist.
-pub(super) fn resolve_cwd(cwd: Option<&str>, default: &Path) -> Result<PathBuf, RpcError> {
+/// Resolves a client-given directory (relative ones against the server's cwd) to a canonical,
+/// existing directory; `None` gives `default`.
+pub(crate) fn resolve_cwd(cwd: Option<&str>, default: &Path) -> Result<PathBuf, RpcError> {
     let Some(cwd) = cwd else {
         return Ok(default.to_path_buf());
     };

@@ -157,6 +157,19 @@ fn exec_errors() {
             .contains("no running command"),
         "{write}"
     );
+    let no_dir = server
+        .call(
+            "command/exec",
+            json!({"command": ["true"], "cwd": "/nonexistent/dir"}),
+        )
+        .unwrap_err();
+    assert!(
+        no_dir["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid cwd /nonexistent/dir"),
+        "{no_dir}"
+    );
     let bad = server
         .call("command/exec", json!({"command": "ls"}))
         .unwrap_err();
