@@ -38,6 +38,7 @@ const KNOWN_KEYS: &[&str] = &[
     "forced_login_method",
     "chatgpt_auth_issuer",
     "login_callback_port",
+    "mcp_servers",
 ];
 
 /// When the agent must ask the client before acting (`approval_policy`; default `on-request`).
@@ -229,8 +230,12 @@ pub struct Config {
     pub chatgpt_auth_issuer: String,
     /// Port of the browser login's local callback server (default 1455; 0 picks a free port).
     pub login_callback_port: u16,
+    /// `[mcp_servers.<name>]`: the MCP servers (parsed and validated by `mcp::config`).
+    pub mcp_servers: BTreeMap<String, crate::mcp::config::McpServerConfig>,
     /// The merged raw table, kept so per-thread overrides re-merge with the same rules.
     raw: toml::Table,
+    /// The `-c` overrides, kept so the file can be re-read with them (`config/mcpServer/reload`).
+    cli_overrides: Vec<Override>,
 }
 
 /// One `key=value` override: the key's path (`a.b` → `["a","b"]`) and its TOML value.
@@ -381,7 +386,12 @@ fn load_from(codex_home: PathBuf, overrides: &[Override]) -> Result<Config> {
     for (key_path, value) in overrides {
         set_path(&mut raw, key_path, value.clone());
     }
-    Config::from_raw(codex_home, raw).context("invalid -c override")
+    for warning in crate::mcp::config::unknown_key_warnings(raw.get("mcp_servers")) {
+        crate::log::warn(&warning);
+    }
+    let mut config = Config::from_raw(codex_home, raw).context("invalid -c override")?;
+    config.cli_overrides = overrides.to_vec();
+    Ok(config)
 }
 
 fn file_error(path: &Path, message: &str) -> anyhow::Error {
@@ -404,6 +414,7 @@ impl Config {
                 .entry("requires_openai_auth")
                 .or_insert(toml::Value::Boolean(true));
         }
+        let mcp_servers = crate::mcp::config::parse(table.get("mcp_servers"))?;
         let typed: ConfigToml = table.try_into()?;
         let approval_policy = match typed.approval_policy.as_deref() {
             None => ApprovalPolicy::default(),
@@ -476,7 +487,9 @@ impl Config {
             login_callback_port: typed
                 .login_callback_port
                 .unwrap_or(DEFAULT_LOGIN_CALLBACK_PORT),
+            mcp_servers,
             raw,
+            cli_overrides: Vec::new(),
         })
     }
 
@@ -487,7 +500,20 @@ impl Config {
         for (path, value) in overrides {
             set_path(&mut raw, path, value.clone());
         }
-        Self::from_raw(self.codex_home.clone(), raw)
+        let mut config = Self::from_raw(self.codex_home.clone(), raw)?;
+        config.cli_overrides = self.cli_overrides.clone();
+        Ok(config)
+    }
+
+    /// The configuration read again from `config.toml` with the same `-c` overrides (per-thread
+    /// overrides are not part of it).
+    pub fn reloaded(&self) -> Result<Self> {
+        load_from(self.codex_home.clone(), &self.cli_overrides)
+    }
+
+    /// One top-level key of the merged raw table.
+    pub fn raw_value(&self, key: &str) -> Option<toml::Value> {
+        self.raw.get(key).cloned()
     }
 
     /// The provider named by `model_provider`.

@@ -15,6 +15,7 @@ mod exec;
 mod ids;
 mod log;
 mod login;
+mod mcp;
 mod models;
 mod prompt;
 mod protocol;

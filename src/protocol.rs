@@ -265,6 +265,34 @@ pub enum ThreadItem {
         /// Lifecycle state.
         status: ItemStatus,
     },
+    /// A call of an MCP server's tool (`tools/mcp.rs`).
+    McpToolCall {
+        /// The model's call id.
+        id: String,
+        /// The configured server name.
+        server: String,
+        /// The tool's name on its server.
+        tool: String,
+        /// `inProgress`, `completed` or `failed` (never `declined`: a declined call fails).
+        status: ItemStatus,
+        /// The arguments as the model gave them.
+        arguments: serde_json::Value,
+        /// What the server returned: `{content, structuredContent, _meta}`.
+        result: Option<serde_json::Value>,
+        /// Why the call failed, `{message}`.
+        error: Option<McpToolCallError>,
+        /// Wall time once finished.
+        duration_ms: Option<i64>,
+        /// The tool's `readOnlyHint` annotation, when it has one.
+        read_only_hint: Option<bool>,
+    },
+}
+
+/// `McpToolCallError`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct McpToolCallError {
+    /// What went wrong.
+    pub message: String,
 }
 
 impl ThreadItem {
@@ -275,7 +303,8 @@ impl ThreadItem {
             | ThreadItem::AgentMessage { id, .. }
             | ThreadItem::Reasoning { id, .. }
             | ThreadItem::CommandExecution { id, .. }
-            | ThreadItem::FileChange { id, .. } => id,
+            | ThreadItem::FileChange { id, .. }
+            | ThreadItem::McpToolCall { id, .. } => id,
         }
     }
 }

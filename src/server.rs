@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::config::Config;
 use crate::protocol::{InitializeParams, InitializeResponse, ServerInfo, method};
-use crate::rpc::{Incoming, RequestId, Rpc, RpcError, Transport};
+use crate::rpc::{Incoming, Next, RequestId, Rpc, RpcError, Transport};
 use crate::thread::SharedThread;
 use crate::tools::ToolEnv;
 
@@ -19,6 +19,11 @@ use crate::tools::ToolEnv;
 const SHUTDOWN_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long shutdown waits for interrupted turns to emit `turn/completed`.
 const SHUTDOWN_TURN_GRACE: Duration = Duration::from_secs(3);
+
+/// Work handed to the main loop by another thread (it runs there, with the server state).
+pub type Job = Box<dyn FnOnce(&mut Server) + Send>;
+/// Jobs queued for the main loop at most; senders wait beyond it.
+const JOBS_CAPACITY: usize = 64;
 
 /// What the handshake established about this connection.
 pub struct Session {
@@ -47,6 +52,10 @@ pub struct Server {
     pub commands: crate::commands::Registry,
     /// The pending browser or device-code login.
     pub logins: crate::accounts::PendingSlot,
+    /// The MCP servers, shared by every thread.
+    pub mcp: Arc<crate::mcp::Registry>,
+    /// Hands work back to the main loop ([`Job`]).
+    pub jobs: crossbeam_channel::Sender<Job>,
     _alias_dir: Option<crate::exec::AliasDir>,
 }
 
@@ -59,13 +68,18 @@ pub fn run(config: Config) -> i32 {
             return 1;
         }
     };
-    let mut server = Server::new(transport.rpc.clone(), config);
-    while let Some(message) = transport.inbox.recv() {
-        server.handle(message);
+    let (jobs_tx, jobs) = crossbeam_channel::bounded(JOBS_CAPACITY);
+    let mut server = Server::new(transport.rpc.clone(), config, jobs_tx);
+    while let Some(next) = transport.inbox.recv_or_job(&jobs) {
+        match next {
+            Next::Message(message) => server.handle(message),
+            Next::Job(job) => job(&mut server),
+        }
     }
     crate::log::info("stdin closed; shutting down");
     server.interrupt_all_turns(SHUTDOWN_TURN_GRACE);
     server.commands.terminate_all();
+    server.mcp.shutdown();
     drop(server);
     transport.finish(SHUTDOWN_FLUSH_TIMEOUT);
     0
@@ -79,7 +93,7 @@ pub fn decode<T: DeserializeOwned>(params: Option<Value>) -> Result<T, RpcError>
 }
 
 impl Server {
-    fn new(rpc: Rpc, config: Config) -> Self {
+    fn new(rpc: Rpc, config: Config, jobs: crossbeam_channel::Sender<Job>) -> Self {
         let alias_dir = match crate::exec::AliasDir::create(&config.codex_home) {
             Ok(dir) => Some(dir),
             Err(e) => {
@@ -93,12 +107,19 @@ impl Server {
         }
         let exe = std::env::current_exe().unwrap_or_else(|_| "codex-lite".into());
         let auth = Arc::new(crate::auth::AuthManager::new(&config, rpc.clone()));
+        let mcp = Arc::new(crate::mcp::Registry::new(rpc.clone(), &config.mcp_servers));
         Self {
             rpc,
             config,
             session: None,
             threads: HashMap::new(),
-            tool_env: Arc::new(ToolEnv { exe, env }),
+            tool_env: Arc::new(ToolEnv {
+                exe,
+                env,
+                mcp: mcp.clone(),
+            }),
+            mcp,
+            jobs,
             auth,
             commands: crate::commands::Registry::default(),
             logins: Default::default(),
@@ -164,6 +185,9 @@ impl Server {
             m if m.starts_with("account/") || m == "getAuthStatus" => {
                 self.handle_account_request(id, m, params)
             }
+            "mcpServerStatus/list" | "config/mcpServer/reload" => {
+                self.handle_mcp_request(id, method, params)
+            }
             _ => None,
         };
         match outcome {
@@ -173,6 +197,11 @@ impl Server {
                 .rpc
                 .respond_error(id, &RpcError::method_not_found(method)),
         }
+    }
+
+    /// Runs a request again (a job, after what it waited for happened).
+    pub fn redispatch(&mut self, id: &RequestId, method: &str, params: Option<Value>) {
+        self.handle_request(id, method, params);
     }
 
     fn initialize(&mut self, params: Option<Value>) -> Result<InitializeResponse, RpcError> {

@@ -364,6 +364,7 @@ impl TurnRunner {
     }
 
     fn agent_loop(&mut self) -> Outcome {
+        crate::tools::mcp::wait_for_servers(self);
         loop {
             self.collect_control();
             for input in std::mem::take(&mut self.pending_input) {
@@ -372,7 +373,7 @@ impl TurnRunner {
             if self.handle.is_interrupted() {
                 return Outcome::Interrupted;
             }
-            let body = {
+            let mut body = {
                 let state = lock(&self.thread);
                 crate::prompt::request_body(
                     &state.settings,
@@ -380,6 +381,10 @@ impl TurnRunner {
                     state.history.iter().map(|(_, item)| item),
                 )
             };
+            let mcp_tools = crate::tools::mcp::definitions(self);
+            if let Some(tools) = body.get_mut("tools").and_then(Value::as_array_mut) {
+                tools.extend(mcp_tools);
+            }
             let (outputs, calls) = match self.sample(&body) {
                 Round::Done { outputs, calls } => (outputs, calls),
                 Round::Interrupted => return Outcome::Interrupted,

@@ -7,6 +7,7 @@
 //! This file holds the dispatch, approvals and running a process; `shell.rs` the shell tool and
 //! its read-only command list; `patch.rs` the apply_patch tool and the turn's diff.
 
+pub mod mcp;
 mod patch;
 mod shell;
 
@@ -42,6 +43,8 @@ pub struct ToolEnv {
     pub exe: PathBuf,
     /// The environment of every child: the server's, with the alias directory first on `PATH`.
     pub env: HashMap<String, String>,
+    /// The MCP servers whose tools the model may call (`mcp.rs`).
+    pub mcp: Arc<crate::mcp::Registry>,
 }
 
 /// A tool call from the model.
@@ -173,6 +176,10 @@ pub fn run_call(turn: &mut TurnRunner, call: &ToolCall) -> CallResult {
         ("apply_patch", false) => match serde_json::from_str::<PatchArgs>(&call.payload) {
             Ok(args) => run_patch(turn, call, &args.input, &cwd),
             Err(e) => plain(format!("failed to parse function arguments: {e}")),
+        },
+        (name, false) if name.starts_with("mcp__") => match mcp::find(turn, name) {
+            Some(tool) => mcp::run(turn, call, &tool),
+            None => plain(format!("unsupported call: {name}")),
         },
         (name, _) => plain(format!("unsupported call: {name}")),
     }

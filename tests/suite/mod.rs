@@ -4,6 +4,8 @@ mod apply_patch;
 mod auth;
 mod cli;
 mod commands;
+mod mcp;
+mod mcp_faults;
 mod mock_selftest;
 mod rpc;
 mod sandbox;
