@@ -323,10 +323,21 @@ mod tests {
             stdin: StdinMode::Terminal(TerminalSize { rows: 7, cols: 33 }),
         })
         .unwrap();
-        let mut stdin = running.take_stdin().unwrap();
-        stdin.write_all(b"typed\n").unwrap();
+        let mut stdin = Some(running.take_stdin().unwrap());
         let mut streams = Vec::new();
-        let output = running.wait(&mut |stream, _| streams.push(stream)).unwrap();
+        let mut seen = Vec::new();
+        let output = running
+            .wait(&mut |stream, bytes| {
+                streams.push(stream);
+                seen.extend_from_slice(bytes);
+                // Typed once the size is out, so the echo cannot land in between.
+                if String::from_utf8_lossy(&seen).contains("7 33\r\n")
+                    && let Some(mut stdin) = stdin.take()
+                {
+                    stdin.write_all(b"typed\n").unwrap();
+                }
+            })
+            .unwrap();
         let text = String::from_utf8_lossy(&output.aggregated);
         assert_eq!(output.exit_code, Some(0), "{text}");
         assert!(text.contains("tty\r\n7 33\r\n"), "{text:?}");
