@@ -16,6 +16,8 @@ mod alias;
 mod capture;
 mod env;
 #[cfg(unix)]
+pub mod pty;
+#[cfg(unix)]
 mod unix;
 #[cfg(windows)]
 mod windows;
@@ -37,6 +39,7 @@ use crate::sandbox::SandboxPolicy;
 pub use alias::AliasDir;
 use capture::Capture;
 pub use env::Env;
+pub use sys::Terminal;
 
 /// A reasonable `output_cap_bytes` when the caller has no opinion (1 MiB per buffer).
 pub const DEFAULT_OUTPUT_CAP_BYTES: usize = 1024 * 1024;
@@ -63,6 +66,29 @@ pub enum StdinMode {
     Null,
     /// A pipe the caller writes through [`Running::take_stdin`] (command/exec/write).
     Piped,
+    /// A new pseudo-terminal of this size for stdin, stdout and stderr (all output arrives as
+    /// [`OutputStream::Stdout`]); [`Running::take_stdin`] writes to it and
+    /// [`Running::terminal`] resizes it. Unix only (`pty.rs`): elsewhere spawning fails.
+    Terminal(TerminalSize),
+}
+
+/// A terminal's size in character cells (default 24 rows of 80 columns).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TerminalSize {
+    /// Rows (lines).
+    pub rows: u16,
+    /// Columns.
+    pub cols: u16,
+}
+
+/// What to type to end a terminal's input (the default `VEOF`, Ctrl-D): read at the start of a
+/// line, it makes the reader see end of file. A terminal has no other way to close its input.
+pub const TERMINAL_EOF_CHAR: u8 = 0x04;
+
+impl Default for TerminalSize {
+    fn default() -> Self {
+        Self { rows: 24, cols: 80 }
+    }
 }
 
 /// Which pipe a chunk of output came from.
@@ -129,6 +155,7 @@ pub struct Running {
     started: Instant,
     timeout: Option<Duration>,
     cap: usize,
+    terminal: Option<Terminal>,
 }
 
 /// Kills a running command's whole process tree; cheap to clone, usable from any thread, and
@@ -148,17 +175,29 @@ impl KillHandle {
 /// are pipes. The sandbox is applied inside the child (Linux helper or Seatbelt), never here.
 pub fn spawn(req: ExecRequest) -> Result<Running> {
     let mut cmd = sandboxed_command(&req.policy, &req.sandbox_cwd, &req.argv, &req.env)?;
-    cmd.current_dir(&req.cwd)
-        .stdin(match req.stdin {
-            StdinMode::Null => Stdio::null(),
-            StdinMode::Piped => Stdio::piped(),
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    sys::prepare(&mut cmd);
-    let mut child = cmd
+    cmd.current_dir(&req.cwd);
+    let terminal = match req.stdin {
+        StdinMode::Terminal(size) => {
+            Some(sys::open_terminal(size, &mut cmd).context("opening a pseudo-terminal")?)
+        }
+        StdinMode::Null | StdinMode::Piped => {
+            cmd.stdin(if req.stdin == StdinMode::Piped {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+            None
+        }
+    };
+    sys::prepare(&mut cmd, terminal.is_some());
+    let spawned = cmd
         .spawn()
-        .with_context(|| format!("spawning {} in {}", req.argv[0], req.cwd.display()))?;
+        .with_context(|| format!("spawning {} in {}", req.argv[0], req.cwd.display()));
+    // The Command holds a terminal's slave side: close it here so the master sees the end.
+    drop(cmd);
+    let mut child = spawned?;
     let tree = match sys::Tree::attach(&child) {
         Ok(tree) => tree,
         Err(e) => {
@@ -168,15 +207,33 @@ pub fn spawn(req: ExecRequest) -> Result<Running> {
             return Err(e);
         }
     };
-    let watch = sys::Watch::new(child.stdout.take(), child.stderr.take(), &child)?;
+    let streams = match &terminal {
+        Some(t) => t
+            .writer()
+            .and_then(|w| Ok((Some(w), Some(t.reader()?), None)))
+            .context("duplicating the terminal"),
+        None => Ok((child.stdin.take(), child.stdout.take(), child.stderr.take())),
+    };
+    let watch = streams
+        .and_then(|(stdin, stdout, stderr)| Ok((stdin, sys::Watch::new(stdout, stderr, &child)?)));
+    let (stdin, watch) = match watch {
+        Ok(parts) => parts,
+        Err(e) => {
+            // Never leave a child we cannot read running.
+            tree.kill();
+            let _ = tree.reap(&mut child);
+            return Err(e);
+        }
+    };
     Ok(Running {
-        stdin: child.stdin.take(),
+        stdin,
         child: Some(child),
         watch: Some(watch),
         tree: Arc::new(tree),
         started: Instant::now(),
         timeout: req.timeout,
         cap: req.output_cap_bytes,
+        terminal,
     })
 }
 
@@ -217,10 +274,16 @@ impl Running {
         KillHandle(Arc::clone(&self.tree))
     }
 
-    /// The child's stdin when spawned with [`StdinMode::Piped`]; `None` otherwise or once taken.
-    /// Drop it to close the child's stdin.
+    /// The child's stdin when spawned with [`StdinMode::Piped`] or [`StdinMode::Terminal`];
+    /// `None` otherwise or once taken. Drop it to close a pipe (a terminal stays open: type
+    /// [`TERMINAL_EOF_CHAR`] instead).
     pub fn take_stdin(&mut self) -> Option<ChildStdin> {
         self.stdin.take()
+    }
+
+    /// The terminal the command runs on, when spawned with [`StdinMode::Terminal`].
+    pub fn terminal(&self) -> Option<Terminal> {
+        self.terminal.clone()
     }
 
     /// Waits for the command, handing every chunk of output to `on_output` as it arrives (all of

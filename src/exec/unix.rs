@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use super::OutputStream;
+use super::{OutputStream, TerminalSize};
 
 /// Separates the entries of `PATH`.
 pub(super) const PATH_LIST_SEPARATOR: &str = ":";
@@ -27,9 +27,19 @@ pub(super) const BAD_SYSCALL_SIGNAL: Option<i32> = Some(libc::SIGSYS);
 /// Without a pidfd (macOS, old kernels) the leader's exit is checked this often.
 const LEADER_CHECK_INTERVAL: Duration = Duration::from_millis(50);
 
-/// Makes the child lead a new process group (its pgid is its pid).
-pub(super) fn prepare(cmd: &mut Command) {
-    cmd.process_group(0);
+pub use super::pty::Terminal;
+
+/// Makes the child lead a new process group (its pgid is its pid). On a terminal it already
+/// leads a new session, hence a group (a group leader could not start a session).
+pub(super) fn prepare(cmd: &mut Command, on_terminal: bool) {
+    if !on_terminal {
+        cmd.process_group(0);
+    }
+}
+
+/// Makes `cmd` run on a new pseudo-terminal of `size` (`pty.rs`).
+pub(super) fn open_terminal(size: TerminalSize, cmd: &mut Command) -> std::io::Result<Terminal> {
+    super::pty::open(size)?.attach(cmd)
 }
 
 /// A command's process group.
@@ -188,6 +198,8 @@ impl Watch {
                 Ok(0) => self.pipes[index] = None,
                 Ok(n) => on_output(stream, &self.buf[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                // A terminal whose slave side every process closed: its end of output.
+                Err(e) if e.raw_os_error() == Some(libc::EIO) => self.pipes[index] = None,
                 Err(e) => return Err(e).context("reading command output"),
             }
         }

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use crossbeam_channel::{Receiver, RecvTimeoutError, bounded};
 
-use super::{KILLED_SIGNAL, OutputStream};
+use super::{KILLED_SIGNAL, OutputStream, TerminalSize};
 
 /// Separates the entries of `PATH`.
 pub(super) const PATH_LIST_SEPARATOR: &str = ";";
@@ -106,8 +106,38 @@ unsafe extern "system" {
 
 /// Creates the child suspended (it is resumed in [`Tree::attach`], once inside its job) and
 /// without a console window of its own.
-pub(super) fn prepare(cmd: &mut Command) {
+pub(super) fn prepare(cmd: &mut Command, _on_terminal: bool) {
     cmd.creation_flags(CREATE_SUSPENDED | CREATE_NO_WINDOW);
+}
+
+/// A pseudo-terminal; none can exist here (there is no Windows implementation), so this type
+/// has no values and [`open_terminal`] always fails.
+#[derive(Clone)]
+pub enum Terminal {}
+
+impl Terminal {
+    /// Unreachable: no terminal exists.
+    pub fn reader(&self) -> std::io::Result<ChildStdout> {
+        match *self {}
+    }
+
+    /// Unreachable: no terminal exists.
+    pub fn writer(&self) -> std::io::Result<std::process::ChildStdin> {
+        match *self {}
+    }
+
+    /// Unreachable: no terminal exists.
+    pub fn resize(&self, _size: TerminalSize) -> std::io::Result<()> {
+        match *self {}
+    }
+}
+
+/// Always an error: pseudo-terminals (`tty`) are not implemented on Windows.
+pub(super) fn open_terminal(_size: TerminalSize, _cmd: &mut Command) -> std::io::Result<Terminal> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "pseudo-terminals (tty) are not available on Windows",
+    ))
 }
 
 /// A command's Job Object.

@@ -9,3 +9,4 @@ mod rpc;
 mod sandbox;
 mod threads;
 mod turns;
+mod unified_exec_tty;
