@@ -11,3 +11,4 @@ mod rpc;
 mod sandbox;
 mod threads;
 mod turns;
+mod unified_exec_tty;
