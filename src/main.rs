@@ -11,6 +11,7 @@ mod auth;
 mod client;
 mod commands;
 mod config;
+mod context;
 mod exec;
 mod ids;
 mod log;

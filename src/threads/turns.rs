@@ -116,6 +116,7 @@ impl Server {
             lock(&shared).active = None;
             handle.set_finished();
         }
+        self.report_unhonoured(&shared);
         Ok(())
     }
 
