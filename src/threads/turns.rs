@@ -111,12 +111,12 @@ impl Server {
             input: params.input,
             tool_env: self.tool_env.clone(),
         };
+        self.report_unhonoured(&shared);
         if let Err(e) = crate::turn::spawn(start) {
             crate::log::error(&format!("cannot start turn {turn_id}: {e}"));
             lock(&shared).active = None;
             handle.set_finished();
         }
-        self.report_unhonoured(&shared);
         Ok(())
     }
 
