@@ -27,6 +27,11 @@ use anyhow::{Context, Result, bail};
 
 use crate::sandbox::SandboxPolicy;
 
+#[cfg(unix)]
+pub mod pty;
+#[cfg(unix)]
+pub use pty::Terminal;
+
 /// A reasonable `output_cap_bytes` when the caller has no opinion (1 MiB per buffer).
 pub const DEFAULT_OUTPUT_CAP_BYTES: usize = 1024 * 1024;
 
@@ -48,6 +53,29 @@ pub enum StdinMode {
     Null,
     /// A pipe the caller writes through [`Running::take_stdin`] (command/exec/write).
     Piped,
+    /// A new pseudo-terminal of this size for stdin, stdout and stderr (all output arrives as
+    /// [`OutputStream::Stdout`]); [`Running::take_stdin`] writes to it and
+    /// [`Running::terminal`] resizes it. Unix only: elsewhere spawning fails.
+    Terminal(TerminalSize),
+}
+
+/// A terminal's size in character cells (default 24 rows of 80 columns).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TerminalSize {
+    /// Rows (lines).
+    pub rows: u16,
+    /// Columns.
+    pub cols: u16,
+}
+
+/// What to type to end a terminal's input (the default `VEOF`, Ctrl-D): read at the start of a
+/// line, it makes the reader see end of file. A terminal has no other way to close its input.
+pub const TERMINAL_EOF_CHAR: u8 = 0x04;
+
+impl Default for TerminalSize {
+    fn default() -> Self {
+        Self { rows: 24, cols: 80 }
+    }
 }
 
 /// Which pipe a chunk of output came from.
@@ -113,6 +141,7 @@ pub struct Running {
     started: Instant,
     timeout: Option<Duration>,
     cap: usize,
+    terminal: Option<Terminal>,
 }
 
 /// Kills a running command's whole process group; cheap to clone, usable from any thread, and
@@ -149,22 +178,50 @@ impl KillHandle {
 /// are pipes. The sandbox is applied inside the child (Linux helper or Seatbelt), never here.
 pub fn spawn(req: ExecRequest) -> Result<Running> {
     let mut cmd = sandboxed_command(&req.policy, &req.sandbox_cwd, &req.argv, &req.env)?;
-    cmd.current_dir(&req.cwd)
-        .stdin(match req.stdin {
-            StdinMode::Null => Stdio::null(),
-            StdinMode::Piped => Stdio::piped(),
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    let mut child = cmd
+    cmd.current_dir(&req.cwd);
+    let terminal = match req.stdin {
+        StdinMode::Terminal(size) => Some(
+            pty::open(size)
+                .and_then(|pty| pty.attach(&mut cmd))
+                .context("opening a pseudo-terminal")?,
+        ),
+        StdinMode::Null | StdinMode::Piped => {
+            cmd.stdin(if req.stdin == StdinMode::Piped {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+            None
+        }
+    };
+    let spawned = cmd
         .spawn()
-        .with_context(|| format!("spawning {} in {}", req.argv[0], req.cwd.display()))?;
+        .with_context(|| format!("spawning {} in {}", req.argv[0], req.cwd.display()));
+    // The Command holds the terminal's slave side: close it here so the master sees the end.
+    drop(cmd);
+    let mut child = spawned?;
     let pgid = libc::pid_t::try_from(child.id()).context("child pid out of range")?;
+    let (stdin, stdout) = match &terminal {
+        Some(t) => match t.writer().and_then(|w| Ok((w, t.reader()?))) {
+            Ok((writer, reader)) => (Some(writer), Some(reader)),
+            Err(e) => {
+                // Never leave a child we cannot read running.
+                // SAFETY: killpg only sends a signal; the unreaped child keeps the id ours.
+                unsafe { libc::killpg(pgid, libc::SIGKILL) };
+                let _ = child.wait();
+                return Err(e).context("duplicating the terminal");
+            }
+        },
+        None => (child.stdin.take(), child.stdout.take()),
+    };
     Ok(Running {
-        stdin: child.stdin.take(),
-        stdout: child.stdout.take(),
+        stdin,
+        stdout,
         stderr: child.stderr.take(),
+        terminal,
         child: Some(child),
         group: Arc::new(Group {
             pgid,
@@ -255,10 +312,16 @@ impl Running {
         KillHandle(Arc::clone(&self.group))
     }
 
-    /// The child's stdin when spawned with [`StdinMode::Piped`]; `None` otherwise or once taken.
-    /// Drop it to close the child's stdin.
+    /// The child's stdin when spawned with [`StdinMode::Piped`] or [`StdinMode::Terminal`];
+    /// `None` otherwise or once taken. Drop it to close a pipe (a terminal stays open: type
+    /// [`TERMINAL_EOF_CHAR`] instead).
     pub fn take_stdin(&mut self) -> Option<ChildStdin> {
         self.stdin.take()
+    }
+
+    /// The terminal the command runs on, when spawned with [`StdinMode::Terminal`].
+    pub fn terminal(&self) -> Option<Terminal> {
+        self.terminal.clone()
     }
 
     /// Waits for the command, handing every chunk of output to `on_output` as it arrives (all of
@@ -341,6 +404,8 @@ impl Running {
                         capture.push(stream, &buf[..n]);
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    // A terminal whose slave side every process closed: its end of output.
+                    Err(e) if e.raw_os_error() == Some(libc::EIO) => pipes[index] = None,
                     Err(e) => return Err(e).context("reading command output"),
                 }
             }

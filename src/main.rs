@@ -3,35 +3,13 @@
 //! Order: argv[0] `codex-linux-sandbox` (the sandbox helper), argv[0] `apply_patch` /
 //! `applypatch`, argv[1] `--codex-run-as-apply-patch`; then the subcommands `app-server` and
 //! `sandbox`, with global `-c/--config key=value` overrides accepted before and after the
-//! subcommand. What each subcommand does lives in its own module.
-
-mod accounts;
-mod apply_patch;
-mod auth;
-mod client;
-mod commands;
-mod config;
-mod context;
-mod exec;
-mod ids;
-mod log;
-mod login;
-mod models;
-mod prompt;
-mod protocol;
-mod rollout;
-mod rpc;
-mod sandbox;
-mod secret;
-mod server;
-mod thread;
-mod threads;
-mod time;
-mod tools;
-mod turn;
+//! subcommand. What each subcommand does lives in its own module; the module tree is the library
+//! (`src/lib.rs`), which the fuzz targets and examples use too.
 
 use std::ffi::OsString;
 use std::path::Path;
+
+use codex_lite::{apply_patch, config, sandbox, server};
 
 const USAGE: &str = "\
 codex-lite: a lightweight Codex app-server

@@ -199,13 +199,21 @@ mod tests {
         std::fs::create_dir(repo.join(".git")).unwrap();
         std::fs::create_dir(repo.join(".codex")).unwrap();
         let extra = scratch("ww-extra");
+        // A private $TMPDIR rather than /tmp, whose own `.git`/`.codex` (if some other program
+        // left them there) would change the expected carve-outs.
+        let tmp = scratch("ww-tmpdir");
         let policy = SandboxPolicy::WorkspaceWrite {
             writable_roots: vec![extra.clone()],
             network_access: false,
-            exclude_tmpdir_env_var: true,
-            exclude_slash_tmp: false,
+            exclude_tmpdir_env_var: false,
+            exclude_slash_tmp: true,
         };
-        let args = strings(&seatbelt_args(&policy, &repo, None, &["true".to_string()]));
+        let args = strings(&seatbelt_args(
+            &policy,
+            &repo,
+            Some(&tmp),
+            &["true".to_string()],
+        ));
         let expected_rules = format!(
             "{BASE_PROFILE}\n; writable roots minus their read-only carve-outs\n\
              (allow file-write* (subpath (param \"WRITABLE_ROOT_0\")))\n\
@@ -215,7 +223,6 @@ mod tests {
              (allow file-write* (subpath (param \"WRITABLE_ROOT_2\")))\n"
         );
         assert_eq!(args[1], expected_rules);
-        let tmp = canonical(Path::new("/tmp"));
         assert_eq!(
             args[2..],
             [
@@ -230,6 +237,7 @@ mod tests {
         );
         std::fs::remove_dir_all(&repo).unwrap();
         std::fs::remove_dir_all(&extra).unwrap();
+        std::fs::remove_dir_all(&tmp).unwrap();
     }
 
     #[test]

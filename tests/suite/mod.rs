@@ -11,3 +11,4 @@ mod sandbox;
 mod threads;
 mod tools_context;
 mod turns;
+mod unified_exec_tty;
