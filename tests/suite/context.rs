@@ -266,7 +266,7 @@ fn plus14_tzif() -> Vec<u8> {
         out.extend_from_slice(b"TZif2");
         out.extend_from_slice(&[0; 15]);
         for n in [0, 0, 0, 0, typecnt, 4] {
-            out.extend_from_slice(&(n as u32).to_be_bytes());
+            out.extend_from_slice(&n.to_be_bytes());
         }
     }
     let mut out = Vec::new();

@@ -104,7 +104,9 @@ fn turn_items(messages: &[Value], kind: &str) -> Vec<Value> {
 
 #[test]
 fn the_tools_offered_follow_the_configuration() {
-    let cases: &[(&[&str], &[&str], &[&str], Option<bool>)] = &[
+    /// Config overrides, tools offered, tools not offered, whether web search is live.
+    type Case<'a> = (&'a [&'a str], &'a [&'a str], &'a [&'a str], Option<bool>);
+    let cases: &[Case] = &[
         // (config, offered, not offered, web search live?)
         (
             &[],
