@@ -90,7 +90,7 @@ impl Server {
                 None
             }
         };
-        let mut env: HashMap<String, String> = std::env::vars().collect();
+        let mut env: crate::exec::Env = std::env::vars_os().collect();
         if let Some(dir) = &alias_dir {
             dir.prepend_to_path(&mut env);
         }

@@ -17,7 +17,7 @@ pub mod web_search;
 use patch::run_patch;
 use shell::run_shell;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,7 +45,7 @@ pub struct ToolEnv {
     /// This executable, for `--codex-run-as-apply-patch`.
     pub exe: PathBuf,
     /// The environment of every child: the server's, with the alias directory first on `PATH`.
-    pub env: HashMap<String, String>,
+    pub env: exec::Env,
 }
 
 /// A tool call from the model.
