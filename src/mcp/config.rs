@@ -95,7 +95,7 @@ const HTTP_KEYS: &[&str] = &[
 ];
 
 /// Parses the `mcp_servers` table (absent: no servers). Errors name the server and the key;
-/// keys we do not know are left to [`unknown_key_warnings`].
+/// keys we do not know are left to [`unknown_keys`].
 pub fn parse(value: Option<&toml::Value>) -> Result<BTreeMap<String, McpServerConfig>> {
     let Some(value) = value else {
         return Ok(BTreeMap::new());
@@ -118,32 +118,28 @@ pub fn parse(value: Option<&toml::Value>) -> Result<BTreeMap<String, McpServerCo
     Ok(servers)
 }
 
-/// One warning per server table with keys we do not know (they are ignored), e.g.
-/// `mcp_servers.x: ignoring unsupported keys: oauth`.
-pub fn unknown_key_warnings(value: Option<&toml::Value>) -> Vec<String> {
+/// The dotted names of keys inside server tables that we do not know (they are ignored), e.g.
+/// `mcp_servers.x.oauth`; reported with the other unknown configuration keys.
+pub fn unknown_keys(value: Option<&toml::Value>) -> Vec<String> {
     let Some(toml::Value::Table(table)) = value else {
         return Vec::new();
     };
-    let mut warnings = Vec::new();
+    let mut unknown = Vec::new();
     for (name, entry) in table {
         let Some(entry) = entry.as_table() else {
             continue;
         };
-        let unknown: Vec<&str> = entry
-            .keys()
-            .map(String::as_str)
-            .filter(|k| {
-                !COMMON_KEYS.contains(k) && !STDIO_KEYS.contains(k) && !HTTP_KEYS.contains(k)
-            })
-            .collect();
-        if !unknown.is_empty() {
-            warnings.push(format!(
-                "mcp_servers.{name}: ignoring unsupported keys: {}",
-                unknown.join(", ")
-            ));
-        }
+        unknown.extend(
+            entry
+                .keys()
+                .filter(|k| {
+                    let k = k.as_str();
+                    !COMMON_KEYS.contains(&k) && !STDIO_KEYS.contains(&k) && !HTTP_KEYS.contains(&k)
+                })
+                .map(|k| format!("mcp_servers.{name}.{k}")),
+        );
     }
-    warnings
+    unknown
 }
 
 /// Server names as the spec allows them: `[A-Za-z0-9_-]+`.
@@ -470,8 +466,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            unknown_key_warnings(table.get("mcp_servers")),
-            ["mcp_servers.a: ignoring unsupported keys: oauth, scopes"]
+            unknown_keys(table.get("mcp_servers")),
+            ["mcp_servers.a.oauth", "mcp_servers.a.scopes"]
         );
     }
 

@@ -88,9 +88,12 @@ impl Server {
             .config
             .reloaded()
             .map_err(|e| RpcError::invalid_request(format!("{e:#}")))?;
-        for warning in super::config::unknown_key_warnings(fresh.raw_value("mcp_servers").as_ref())
-        {
-            crate::log::warn(&warning);
+        let unknown = super::config::unknown_keys(fresh.raw_value("mcp_servers").as_ref());
+        if !unknown.is_empty() {
+            crate::log::warn(&format!(
+                "ignoring unknown configuration keys: {}",
+                unknown.join(", ")
+            ));
         }
         self.mcp.reload(&fresh.mcp_servers);
         self.config.mcp_servers = fresh.mcp_servers;
