@@ -465,6 +465,7 @@ mod tests {
             name: "mcp__s__t".into(),
             payload: "{}".into(),
             is_custom: false,
+            namespace: None,
         }
     }
 
