@@ -3,35 +3,13 @@
 //! Order: argv[0] `codex-linux-sandbox` (the sandbox helper), argv[0] `apply_patch` /
 //! `applypatch`, argv[1] `--codex-run-as-apply-patch`; then the subcommands `app-server`,
 //! `sandbox`, `exec` and `demo`, with global `-c/--config key=value` overrides accepted before
-//! and after the subcommand. What each subcommand does lives in its own module.
-
-mod accounts;
-mod apply_patch;
-mod auth;
-mod cli;
-mod client;
-mod commands;
-mod config;
-mod exec;
-mod ids;
-mod log;
-mod login;
-mod models;
-mod prompt;
-mod protocol;
-mod rollout;
-mod rpc;
-mod sandbox;
-mod secret;
-mod server;
-mod thread;
-mod threads;
-mod time;
-mod tools;
-mod turn;
+//! and after the subcommand. What each subcommand does lives in its own module; the module tree
+//! is the library (`src/lib.rs`), which the fuzz targets and examples use too.
 
 use std::ffi::OsString;
 use std::path::Path;
+
+use codex_lite::{apply_patch, cli, config, sandbox, server};
 
 const USAGE: &str = "\
 codex-lite: a lightweight Codex app-server

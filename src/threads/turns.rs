@@ -114,6 +114,7 @@ impl Server {
             tool_env: self.tool_env.clone(),
             output_schema: params.output_schema.filter(|s| !s.is_null()),
         };
+        self.report_unhonoured(&shared);
         if let Err(e) = crate::turn::spawn(start) {
             crate::log::error(&format!("cannot start turn {turn_id}: {e}"));
             lock(&shared).active = None;
