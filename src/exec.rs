@@ -157,11 +157,15 @@ struct Group {
 
 impl Group {
     fn kill(&self) {
+        self.signal(libc::SIGKILL);
+    }
+
+    fn signal(&self, signal: libc::c_int) {
         let reaped = self.reaped.lock().unwrap_or_else(|e| e.into_inner());
         if !*reaped {
             // SAFETY: killpg with a positive pgid only sends a signal; the unreaped leader keeps
             // the id from being reused.
-            unsafe { libc::killpg(self.pgid, libc::SIGKILL) };
+            unsafe { libc::killpg(self.pgid, signal) };
         }
     }
 }
@@ -171,6 +175,12 @@ impl KillHandle {
     /// did not leave the group); `wait` then returns promptly.
     pub fn kill(&self) {
         self.0.kill();
+    }
+
+    /// Asks every process of the group to stop (SIGTERM); one that ignores it needs
+    /// [`KillHandle::kill`] after a grace.
+    pub fn terminate(&self) {
+        self.0.signal(libc::SIGTERM);
     }
 }
 

@@ -174,6 +174,8 @@ pub struct ThreadState {
     pub approvals: SessionApprovals,
     /// The running turn.
     pub active: Option<Arc<TurnHandle>>,
+    /// Unified exec sessions still running (stopped when the thread is dropped).
+    pub exec_sessions: crate::tools::unified_exec::SessionStore,
 }
 
 /// A loaded thread shared between the main loop and its turn thread.

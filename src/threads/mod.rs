@@ -148,6 +148,7 @@ fn new_state(
         rollout: None,
         approvals: SessionApprovals::default(),
         active: None,
+        exec_sessions: Default::default(),
     }
 }
 

@@ -9,4 +9,6 @@ mod rpc;
 mod sandbox;
 mod threads;
 mod turns;
+mod unified_exec;
+mod unified_exec_lifecycle;
 mod unified_exec_tty;
