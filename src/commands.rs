@@ -212,8 +212,8 @@ impl Server {
         let mut env = self.tool_env.env.clone();
         for (key, value) in params.env.iter().flatten() {
             match value {
-                Some(v) => env.insert(key.clone(), v.clone()),
-                None => env.remove(key),
+                Some(v) => env.insert(key.into(), v.into()),
+                None => env.remove(std::ffi::OsStr::new(key)),
             };
         }
         let policy = match params.sandbox_policy {
@@ -434,7 +434,7 @@ fn wait_command(
     let output = output.map_err(|e| RpcError::internal(format!("command failed: {e:#}")))?;
     let exit_code = output
         .exit_code
-        .unwrap_or_else(|| 128 + output.signal.unwrap_or(9));
+        .unwrap_or_else(|| 128 + output.signal.unwrap_or(exec::KILLED_SIGNAL));
     let [stdout, stderr] = captures.map(|c| String::from_utf8_lossy(&c.kept).into_owned());
     Ok(json!({"exitCode": exit_code, "stdout": stdout, "stderr": stderr}))
 }

@@ -313,9 +313,9 @@ mod tests {
             ],
             sandbox_cwd: cwd.clone(),
             cwd,
-            env: std::collections::HashMap::from([(
-                "PATH".to_string(),
-                std::env::var("PATH").unwrap_or_default(),
+            env: crate::exec::Env::from([(
+                "PATH".into(),
+                std::env::var_os("PATH").unwrap_or_default(),
             )]),
             timeout: Some(Duration::from_secs(20)),
             policy: SandboxPolicy::DangerFullAccess,

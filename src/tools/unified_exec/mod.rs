@@ -16,7 +16,6 @@ mod store;
 pub use session::Session;
 pub use store::SessionStore;
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -360,9 +359,9 @@ impl Launch<'_> {
             turn.item_started(&item);
         }
         let settings = turn.tools().settings.clone();
-        let mut env: HashMap<String, String> = turn.tools().env.env.clone();
+        let mut env = turn.tools().env.env.clone();
         for (key, value) in SESSION_ENV {
-            env.insert((*key).to_string(), (*value).to_string());
+            env.insert((*key).into(), (*value).into());
         }
         let start = Start {
             id,

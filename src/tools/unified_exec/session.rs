@@ -41,7 +41,7 @@ pub struct Start {
     /// The cwd the sandbox's writable roots are computed from.
     pub sandbox_cwd: std::path::PathBuf,
     /// The child's whole environment.
-    pub env: std::collections::HashMap<String, String>,
+    pub env: crate::exec::Env,
     /// The sandbox.
     pub policy: crate::sandbox::SandboxPolicy,
     /// Run on a pseudo-terminal (stdin stays open) rather than pipes (stdin is the null device).
