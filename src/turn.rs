@@ -42,6 +42,8 @@ pub struct TurnStart {
     pub input: Vec<UserInput>,
     /// Process environment for commands.
     pub tool_env: Arc<ToolEnv>,
+    /// `turn/start`'s `outputSchema`: the JSON Schema the final message must follow.
+    pub output_schema: Option<Value>,
 }
 
 /// How a turn ended.
@@ -91,6 +93,8 @@ pub struct TurnRunner {
     items: Vec<ThreadItem>,
     /// The tool runner.
     tools: Tools,
+    /// The JSON Schema of the final message, sent with every request of the turn.
+    output_schema: Option<Value>,
 }
 
 /// Starts the turn thread. The main loop has already answered `turn/start`.
@@ -145,6 +149,7 @@ fn run(start: TurnStart) {
         pending_input: Vec::new(),
         items: Vec::new(),
         tools,
+        output_schema: start.output_schema,
     };
     runner.begin(start.input);
     let outcome = runner.agent_loop();
@@ -394,7 +399,7 @@ impl TurnRunner {
             if self.handle.is_interrupted() {
                 return Outcome::Interrupted;
             }
-            let body = {
+            let mut body = {
                 let state = lock(&self.thread);
                 crate::prompt::request_body(
                     &state.settings,
@@ -402,6 +407,9 @@ impl TurnRunner {
                     state.history.iter().map(|(_, item)| item),
                 )
             };
+            if let Some(schema) = &self.output_schema {
+                crate::prompt::set_output_schema(&mut body, schema);
+            }
             let (outputs, calls) = match self.sample(&body) {
                 Round::Done { outputs, calls } => (outputs, calls),
                 Round::Interrupted => return Outcome::Interrupted,

@@ -3,6 +3,8 @@
 mod apply_patch;
 mod auth;
 mod cli;
+mod cli_demo;
+mod cli_exec;
 mod commands;
 mod context;
 mod mock_selftest;
