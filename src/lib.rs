@@ -13,6 +13,7 @@ pub mod ids;
 pub mod log;
 pub mod login;
 pub mod models;
+pub mod platform;
 pub mod prompt;
 pub mod protocol;
 pub mod rollout;
