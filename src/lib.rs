@@ -8,6 +8,7 @@ pub mod auth;
 pub mod client;
 pub mod commands;
 pub mod config;
+pub mod context;
 pub mod exec;
 pub mod ids;
 pub mod log;

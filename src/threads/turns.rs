@@ -111,6 +111,7 @@ impl Server {
             input: params.input,
             tool_env: self.tool_env.clone(),
         };
+        self.report_unhonoured(&shared);
         if let Err(e) = crate::turn::spawn(start) {
             crate::log::error(&format!("cannot start turn {turn_id}: {e}"));
             lock(&shared).active = None;
