@@ -42,6 +42,8 @@ pub struct TurnStart {
     pub input: Vec<UserInput>,
     /// Process environment for commands.
     pub tool_env: Arc<ToolEnv>,
+    /// `turn/start`'s `outputSchema`: the JSON Schema the final message must follow.
+    pub output_schema: Option<Value>,
 }
 
 /// How a turn ended.
@@ -91,6 +93,8 @@ pub struct TurnRunner {
     items: Vec<ThreadItem>,
     /// The tool runner.
     tools: Tools,
+    /// The JSON Schema of the final message, sent with every request of the turn.
+    output_schema: Option<Value>,
 }
 
 /// Starts the turn thread. The main loop has already answered `turn/start`.
@@ -145,6 +149,7 @@ fn run(start: TurnStart) {
         pending_input: Vec::new(),
         items: Vec::new(),
         tools,
+        output_schema: start.output_schema,
     };
     runner.begin(start.input);
     let outcome = runner.agent_loop();
@@ -202,6 +207,8 @@ fn finish_turn(
         let mut state = lock(thread);
         if status == TurnStatus::Interrupted {
             state.push_history(turn_id, crate::prompt::interrupted_note());
+            // An interrupt stops the thread's unified exec sessions too.
+            state.exec_sessions.terminate_all();
         }
         state.record(&Entry::TurnCompleted {
             turn_id: turn_id.to_string(),
@@ -392,7 +399,7 @@ impl TurnRunner {
             if self.handle.is_interrupted() {
                 return Outcome::Interrupted;
             }
-            let body = {
+            let mut body = {
                 let state = lock(&self.thread);
                 crate::prompt::request_body(
                     &state.settings,
@@ -400,6 +407,9 @@ impl TurnRunner {
                     state.history.iter().map(|(_, item)| item),
                 )
             };
+            if let Some(schema) = &self.output_schema {
+                crate::prompt::set_output_schema(&mut body, schema);
+            }
             let (outputs, calls) = match self.sample(&body) {
                 Round::Done { outputs, calls } => (outputs, calls),
                 Round::Interrupted => return Outcome::Interrupted,
