@@ -16,6 +16,7 @@ pub mod log;
 pub mod login;
 pub mod mcp;
 pub mod models;
+pub mod platform;
 pub mod prompt;
 pub mod protocol;
 pub mod rollout;

@@ -273,27 +273,10 @@ impl Server {
 /// `<originator>/<version> (<os> <os version>; <arch>)`, e.g.
 /// `codex_vscode/0.1.0 (Linux 6.8.0; x86_64)`.
 fn user_agent(originator: &str) -> String {
-    let (os, release) = os_name_and_release();
+    let (os, release) = crate::platform::os_name_and_release();
     format!(
         "{originator}/{} ({os} {release}; {})",
         env!("CARGO_PKG_VERSION"),
         std::env::consts::ARCH
     )
-}
-
-fn os_name_and_release() -> (String, String) {
-    // SAFETY: `uname` fills a zeroed, caller-owned struct; its fields are NUL-terminated.
-    let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
-    if unsafe { libc::uname(&mut uts) } != 0 {
-        return (std::env::consts::OS.to_string(), "unknown".to_string());
-    }
-    let field = |chars: &[libc::c_char]| -> String {
-        let bytes: Vec<u8> = chars
-            .iter()
-            .take_while(|&&c| c != 0)
-            .map(|&c| c as u8)
-            .collect();
-        String::from_utf8_lossy(&bytes).into_owned()
-    };
-    (field(&uts.sysname), field(&uts.release))
 }
