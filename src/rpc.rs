@@ -328,6 +328,19 @@ impl Inbox {
         self.queued_bytes.fetch_sub(size, Ordering::Relaxed);
         Some(message)
     }
+
+    /// Like [`Inbox::recv`], also taking messages the server put back for itself (requests
+    /// parked until the model catalog was fetched); `None` once stdin is closed and drained.
+    pub fn recv_or(&self, requeued: &Receiver<Incoming>) -> Option<Incoming> {
+        crossbeam_channel::select! {
+            recv(self.rx) -> message => {
+                let (message, size) = message.ok()?;
+                self.queued_bytes.fetch_sub(size, Ordering::Relaxed);
+                Some(message)
+            }
+            recv(requeued) -> message => message.ok().or_else(|| self.recv()),
+        }
+    }
 }
 
 /// The running transport: the writer handle, the inbox and the two I/O threads.

@@ -2,6 +2,7 @@
 
 mod apply_patch;
 mod auth;
+mod catalog_requests;
 mod cli;
 mod commands;
 mod mock_selftest;
