@@ -3,7 +3,7 @@
 
 Reads the transcripts the integration tests wrote (target/transcripts/*.jsonl: one
 {"dir": "out"|"in", "raw": "<line>"} per line, "out" = server -> client) and validates against
-../shared/protocol/app-server-protocol-0.169.0.schema.json:
+protocol/app-server-protocol-0.169.0.schema.json (vendored, see protocol/README.md):
   - every server line is JSON and a JSON-RPC message;
   - notifications: params by method (ServerNotification), plus an integer emittedAtMs;
   - server -> client requests: params by method (ServerRequest);
@@ -19,7 +19,7 @@ from pathlib import Path
 import jsonschema
 
 ROOT = Path(__file__).resolve().parent.parent
-SCHEMA_PATH = ROOT.parent / "shared" / "protocol" / "app-server-protocol-0.169.0.schema.json"
+SCHEMA_PATH = ROOT / "protocol" / "app-server-protocol-0.169.0.schema.json"
 TRANSCRIPTS = ROOT / "target" / "transcripts"
 
 # Methods in scope whose result type does not follow the `<X>Params` -> `<X>Response` naming.

@@ -18,14 +18,6 @@ pub const BASE_INSTRUCTIONS: &str = include_str!("prompts/base_instructions.md")
 /// Largest local image sent inline.
 const MAX_IMAGE_BYTES: u64 = 20 * 1024 * 1024;
 
-fn sandbox_mode_name(policy: &SandboxPolicy) -> &'static str {
-    match policy {
-        SandboxPolicy::ReadOnly => "read-only",
-        SandboxPolicy::WorkspaceWrite { .. } => "workspace-write",
-        SandboxPolicy::DangerFullAccess => "danger-full-access",
-    }
-}
-
 fn permissions_text(settings: &Settings) -> String {
     let sandbox = match &settings.sandbox {
         SandboxPolicy::ReadOnly => {
@@ -66,30 +58,16 @@ fn message(role: &str, text: String) -> Value {
     json!({"type": "message", "role": role, "content": [{"type": "input_text", "text": text}]})
 }
 
-/// The context items sent before a turn whenever the settings the model knows about change:
-/// a developer message with the permissions (and the thread's developer instructions) and a
-/// user message with the environment.
-pub fn context_messages(settings: &Settings) -> Vec<Value> {
+/// The developer message sent before a turn whenever the settings the model knows about
+/// change: the permissions and the thread's developer instructions. (The project instructions
+/// and environment context are `context/`'s.)
+pub fn developer_message(settings: &Settings) -> Value {
     let mut developer = permissions_text(settings);
     if let Some(extra) = settings.developer_instructions.as_deref() {
         developer.push_str("\n\n");
         developer.push_str(extra);
     }
-    let network = if settings.sandbox.has_network() {
-        "enabled"
-    } else {
-        "restricted"
-    };
-    let environment = format!(
-        "<environment_context>\n  <cwd>{}</cwd>\n  <approval_policy>{}</approval_policy>\n  <sandbox_mode>{}</sandbox_mode>\n  <network_access>{network}</network_access>\n  <shell>bash</shell>\n</environment_context>",
-        settings.cwd.display(),
-        settings.approval.as_str(),
-        sandbox_mode_name(&settings.sandbox),
-    );
-    vec![
-        message("developer", developer),
-        message("user", environment),
-    ]
+    message("developer", developer)
 }
 
 /// A note the model sees after a turn the user interrupted.
@@ -266,6 +244,9 @@ pub const LITE_TOOL_NAMESPACE: &str = "functions";
 /// are dropped (nothing is stored with `store:false`; reasoning travels as `encrypted_content`),
 /// everything else is kept as received.
 pub fn output_as_input(item: &Value) -> Value {
+    if crate::tools::web_search::is_call(item) {
+        return crate::tools::web_search::as_input(item);
+    }
     let mut item = item.clone();
     if let Some(map) = item.as_object_mut() {
         map.remove("id");

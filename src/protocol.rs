@@ -265,6 +265,55 @@ pub enum ThreadItem {
         /// Lifecycle state.
         status: ItemStatus,
     },
+    /// A web search the backend ran for the model (the hosted `web_search` tool).
+    WebSearch {
+        /// The Responses item id.
+        id: String,
+        /// What was searched (the query, or the page for `openPage`/`findInPage`).
+        query: String,
+        /// The action in the protocol's spelling (`search`, `openPage`, `findInPage`, `other`).
+        action: Option<serde_json::Value>,
+    },
+    /// A local image the model looked at (`view_image`).
+    ImageView {
+        /// The model's call id.
+        id: String,
+        /// The image file.
+        path: String,
+    },
+    /// A call of a tool the client defined (`thread/start.dynamicTools`).
+    DynamicToolCall {
+        /// The model's call id.
+        id: String,
+        /// The tool's namespace, for tools given inside a namespace.
+        namespace: Option<String>,
+        /// Tool name.
+        tool: String,
+        /// The model's arguments (JSON; a string when they were not JSON).
+        arguments: serde_json::Value,
+        /// `inProgress`, `completed` or `failed`.
+        status: ItemStatus,
+        /// The client's answer.
+        content_items: Option<Vec<serde_json::Value>>,
+        /// The client's verdict.
+        success: Option<bool>,
+        /// How long the client took.
+        duration_ms: Option<i64>,
+    },
+    /// A review starts (`review/start`); `review` says what is reviewed.
+    EnteredReviewMode {
+        /// Item id.
+        id: String,
+        /// What is reviewed, for display.
+        review: String,
+    },
+    /// A review ended; `review` is its result.
+    ExitedReviewMode {
+        /// Item id.
+        id: String,
+        /// The review text.
+        review: String,
+    },
 }
 
 impl ThreadItem {
@@ -275,7 +324,12 @@ impl ThreadItem {
             | ThreadItem::AgentMessage { id, .. }
             | ThreadItem::Reasoning { id, .. }
             | ThreadItem::CommandExecution { id, .. }
-            | ThreadItem::FileChange { id, .. } => id,
+            | ThreadItem::FileChange { id, .. }
+            | ThreadItem::WebSearch { id, .. }
+            | ThreadItem::ImageView { id, .. }
+            | ThreadItem::DynamicToolCall { id, .. }
+            | ThreadItem::EnteredReviewMode { id, .. }
+            | ThreadItem::ExitedReviewMode { id, .. } => id,
         }
     }
 }
@@ -553,6 +607,58 @@ pub mod notify {
     pub struct ThreadIdOnly<'a> {
         /// Thread id.
         pub thread_id: &'a str,
+    }
+
+    /// `warning`: something the client asked for or configured is not (fully) honoured.
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Warning<'a> {
+        /// The thread it concerns, if any.
+        pub thread_id: Option<&'a str>,
+        /// What the user should know.
+        pub message: &'a str,
+    }
+
+    /// `configWarning`: configuration that was ignored or could not be applied.
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ConfigWarning<'a> {
+        /// What happened, naming the keys.
+        pub summary: &'a str,
+        /// More detail.
+        pub details: Option<&'a str>,
+    }
+
+    /// `turn/plan/updated`.
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct PlanUpdated<'a> {
+        /// Thread id.
+        pub thread_id: &'a str,
+        /// Turn id.
+        pub turn_id: &'a str,
+        /// Why the plan changed.
+        pub explanation: Option<&'a str>,
+        /// The steps, `{step, status}` with status `pending`, `inProgress` or `completed`.
+        pub plan: &'a [serde_json::Value],
+    }
+
+    /// `item/tool/call`: the server asks the client to run one of its dynamic tools.
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct DynamicToolCall<'a> {
+        /// Thread id.
+        pub thread_id: &'a str,
+        /// Turn id.
+        pub turn_id: &'a str,
+        /// The model's call id.
+        pub call_id: &'a str,
+        /// The tool's namespace, if any.
+        pub namespace: Option<&'a str>,
+        /// Tool name.
+        pub tool: &'a str,
+        /// The model's arguments.
+        pub arguments: &'a serde_json::Value,
     }
 
     /// `thread/name/updated`.

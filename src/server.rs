@@ -53,6 +53,9 @@ pub struct Server {
     pub requeue: crossbeam_channel::Sender<Incoming>,
     /// Requests parked once until the catalog settled (never parked twice).
     pub parked: HashSet<RequestId>,
+    /// Params of the thread/turn request being handled that we do not honour (each with its
+    /// warning text); its handler reports them once it knows the thread.
+    pub unhonoured: Vec<(String, String)>,
     _alias_dir: Option<crate::exec::AliasDir>,
 }
 
@@ -94,7 +97,7 @@ impl Server {
                 None
             }
         };
-        let mut env: HashMap<String, String> = std::env::vars().collect();
+        let mut env: crate::exec::Env = std::env::vars_os().collect();
         if let Some(dir) = &alias_dir {
             dir.prepend_to_path(&mut env);
         }
@@ -116,6 +119,7 @@ impl Server {
             auth,
             commands: crate::commands::Registry::default(),
             logins: Default::default(),
+            unhonoured: Vec::new(),
             _alias_dir: alias_dir,
         }
     }
@@ -165,7 +169,12 @@ impl Server {
     fn handle_request(&mut self, id: &RequestId, method: &str, params: Option<Value>) {
         if method == method::INITIALIZE {
             let outcome = self.initialize(params);
-            return self.rpc.respond_with(id, outcome);
+            let initialized = outcome.is_ok();
+            self.rpc.respond_with(id, outcome);
+            if initialized {
+                self.warn_unknown_config();
+            }
+            return;
         }
         if self.session.is_none() {
             return self
@@ -224,6 +233,33 @@ impl Server {
                 version: crate::client::CODEX_VERSION,
             },
         })
+    }
+}
+
+impl Server {
+    /// The one `configWarning` naming every config.toml and `-c` key nothing honours.
+    fn warn_unknown_config(&self) {
+        let keys = &self.config.unknown_keys;
+        if keys.is_empty() {
+            return;
+        }
+        let summary = format!(
+            "{} unknown configuration {} ignored: {}",
+            keys.len(),
+            if keys.len() == 1 {
+                "key is"
+            } else {
+                "keys are"
+            },
+            keys.join(", ")
+        );
+        self.rpc.notify(
+            "configWarning",
+            crate::protocol::notify::ConfigWarning {
+                summary: &summary,
+                details: Some("codex-lite does not implement these settings; check for typos"),
+            },
+        );
     }
 }
 

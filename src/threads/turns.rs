@@ -117,6 +117,7 @@ impl Server {
             catalog,
             output_schema: params.output_schema.filter(|s| !s.is_null()),
         };
+        self.report_unhonoured(&shared);
         if let Err(e) = crate::turn::spawn(start) {
             crate::log::error(&format!("cannot start turn {turn_id}: {e}"));
             lock(&shared).active = None;

@@ -7,15 +7,19 @@
 //! This file holds the dispatch, approvals and running a process; `shell.rs` the shell tool and
 //! its read-only command list; `patch.rs` the apply_patch tool and the turn's diff.
 
+pub mod dynamic;
 pub mod output;
 mod patch;
+mod plan;
 mod shell;
 pub mod specs;
+mod view_image;
+pub mod web_search;
 
 use patch::run_patch;
 use shell::run_shell;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,7 +46,7 @@ pub struct ToolEnv {
     /// This executable, for `--codex-run-as-apply-patch`.
     pub exe: PathBuf,
     /// The environment of every child: the server's, with the alias directory first on `PATH`.
-    pub env: HashMap<String, String>,
+    pub env: exec::Env,
 }
 
 /// A tool call from the model.
@@ -56,6 +60,8 @@ pub struct ToolCall {
     pub payload: String,
     /// A freeform (custom) tool call rather than a function call.
     pub is_custom: bool,
+    /// The namespace of a tool offered inside one (client tools).
+    pub namespace: Option<String>,
 }
 
 impl ToolCall {
@@ -80,6 +86,10 @@ impl ToolCall {
                 .unwrap_or_default()
                 .to_string(),
             is_custom: kind == "custom_tool_call",
+            namespace: item
+                .get("namespace")
+                .and_then(Value::as_str)
+                .map(str::to_string),
         })
     }
 
@@ -262,8 +272,58 @@ pub fn run_call(turn: &mut TurnRunner, call: &ToolCall) -> CallResult {
             Ok(args) => run_patch(turn, call, &args.input, &cwd),
             Err(e) => plain(format!("failed to parse function arguments: {e}")),
         },
+        (plan::NAME, false) if turn.tools().settings.config.update_plan => plan::run(turn, call),
+        (view_image::NAME, false) => view_image::run(turn, call),
+        (name, false)
+            if dynamic::defines(
+                &turn.tools().settings.dynamic_tools,
+                call.namespace.as_deref(),
+                name,
+            ) =>
+        {
+            dynamic::run(turn, call)
+        }
         (name, _) => plain(format!("unsupported call: {name}")),
     }
+}
+
+/// What a model can take, as far as the tools offered to it depend on it.
+#[derive(Debug, Clone, Copy)]
+pub struct ModelCaps {
+    /// Its input modalities include images (`view_image` is offered).
+    pub images: bool,
+    /// It is driven in the Responses Lite shape (no hosted tools).
+    pub lite: bool,
+}
+
+impl ModelCaps {
+    /// The capabilities of `model` as the catalog describes it.
+    pub fn of(model: &crate::models::ModelInfo) -> Self {
+        Self {
+            images: model.accepts_images(),
+            lite: model.uses_responses_lite(),
+        }
+    }
+}
+
+/// The tools offered beside shell and apply_patch, in the order the model sees them:
+/// `update_plan` (when `tools.update_plan` is on), `view_image` (models taking images), the
+/// client's dynamic tools, then the hosted `web_search` (per `web_search`, not for Lite).
+pub fn extra_definitions(settings: &Settings, caps: ModelCaps) -> Vec<Value> {
+    let mut tools = Vec::new();
+    if settings.config.update_plan {
+        tools.push(plan::definition());
+    }
+    if caps.images {
+        tools.push(view_image::definition());
+    }
+    tools.extend(dynamic::definitions(&settings.dynamic_tools));
+    if !caps.lite
+        && let Some(search) = web_search::definition(settings.config.web_search)
+    {
+        tools.push(search);
+    }
+    tools
 }
 
 fn resolve_dir(base: &Path, dir: Option<&str>) -> PathBuf {

@@ -28,6 +28,11 @@ pub fn tool_specs(settings: &Settings) -> Vec<Value> {
     } else {
         crate::apply_patch::function_tool()
     });
+    // update_plan, view_image, dynamic tools, web_search (context.md §3).
+    specs.extend(super::extra_definitions(
+        settings,
+        super::ModelCaps::of(info),
+    ));
     specs
 }
 
