@@ -236,6 +236,8 @@ fn finish_turn(
         let mut state = lock(thread);
         if status == TurnStatus::Interrupted {
             state.push_history(turn_id, crate::prompt::interrupted_note());
+            // An interrupt stops the thread's unified exec sessions too.
+            state.exec_sessions.terminate_all();
         }
         state.record(&Entry::TurnCompleted {
             turn_id: turn_id.to_string(),

@@ -14,4 +14,6 @@ mod sandbox;
 mod threads;
 mod tools_context;
 mod turns;
+mod unified_exec;
+mod unified_exec_lifecycle;
 mod unified_exec_tty;
