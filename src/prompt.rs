@@ -155,7 +155,8 @@ fn is_replayable(item: &Value) -> bool {
 }
 
 /// The request of one round trip (models.md §3), in the shape the model needs: the whole
-/// history, the tools of `crate::tools::specs`, reasoning (with encrypted reasoning included)
+/// history, the tools of `crate::tools::specs` plus `live_tools` (those that depend on the
+/// turn's running state, such as MCP servers' tools), reasoning (with encrypted reasoning included)
 /// for every reasoning model, the summary only when one applies, `text.verbosity` and the
 /// turn's `outputSchema` as `text.format`.
 pub fn build_request<'a>(
@@ -163,10 +164,12 @@ pub fn build_request<'a>(
     thread_id: &str,
     history: impl Iterator<Item = &'a Value>,
     output_schema: Option<&Value>,
+    live_tools: Vec<Value>,
 ) -> ModelRequest {
     let info = &settings.model_info;
     let lite = info.uses_responses_lite();
-    let tools = crate::tools::specs::tool_specs(settings);
+    let mut tools = crate::tools::specs::tool_specs(settings);
+    tools.extend(live_tools);
     let history: Vec<&Value> = history.filter(|item| is_replayable(item)).collect();
     let mut body = json!({"model": settings.model});
     if lite {

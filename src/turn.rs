@@ -421,6 +421,7 @@ impl TurnRunner {
     }
 
     fn agent_loop(&mut self) -> Outcome {
+        crate::tools::mcp::wait_for_servers(self);
         loop {
             self.collect_control();
             for input in std::mem::take(&mut self.pending_input) {
@@ -429,6 +430,7 @@ impl TurnRunner {
             if self.handle.is_interrupted() {
                 return Outcome::Interrupted;
             }
+            let mcp_tools = crate::tools::mcp::definitions(self);
             let request = {
                 let state = lock(&self.thread);
                 crate::prompt::build_request(
@@ -436,6 +438,7 @@ impl TurnRunner {
                     &self.thread_id,
                     state.history.iter().map(|(_, item)| item),
                     self.output_schema.as_ref(),
+                    mcp_tools,
                 )
             };
             let (outputs, calls) = match self.sample(&request) {

@@ -134,7 +134,7 @@ impl Server {
             return false;
         }
         self.parked.insert(id.clone());
-        let requeue = self.requeue.clone();
+        let jobs = self.jobs.clone();
         let message = Incoming::Request {
             id: id.clone(),
             method: method.to_string(),
@@ -142,7 +142,7 @@ impl Server {
         };
         access.refresh(Box::new(move || {
             // The loop is gone only at shutdown, when nobody waits for an answer.
-            let _ = requeue.send(message);
+            let _ = jobs.send(Box::new(move |server: &mut Server| server.handle(message)));
         }));
         true
     }
