@@ -4,6 +4,7 @@ mod apply_patch;
 mod auth;
 mod cli;
 mod cli_demo;
+mod cli_embedding_doc;
 mod cli_exec;
 mod commands;
 mod context;
