@@ -13,13 +13,21 @@ const END: &str = "<!-- not-found:end -->";
 
 /// Every client request method of the reference protocol.
 fn reference_methods() -> Vec<String> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/protocol/app-server-protocol-0.169.0.schema.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/protocol/app-server-protocol-0.169.0.schema.json"
+    );
     let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     schema["definitions"]["ClientRequest"]["oneOf"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|v| v["properties"]["method"]["enum"][0].as_str().unwrap().to_string())
+        .map(|v| {
+            v["properties"]["method"]["enum"][0]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect()
 }
 
@@ -52,11 +60,11 @@ fn the_guide_lists_exactly_the_methods_answered_with_method_not_found() {
             continue;
         }
         // Empty params: a method we serve answers (mostly -32602), one we lack answers -32601.
-        if let Err(error) = server.call(&method, json!({})) {
-            if error["code"] == -32601 {
-                assert_eq!(error["message"], format!("Method not found: {method}"));
-                not_found.insert(method);
-            }
+        if let Err(error) = server.call(&method, json!({}))
+            && error["code"] == -32601
+        {
+            assert_eq!(error["message"], format!("Method not found: {method}"));
+            not_found.insert(method);
         }
     }
     let documented = documented();
