@@ -8,9 +8,13 @@
 //! its read-only command list; `patch.rs` the apply_patch tool and the turn's diff.
 
 pub mod dynamic;
+pub mod mcp;
+pub mod output;
 mod patch;
 mod plan;
 mod shell;
+pub mod specs;
+pub mod unified_exec;
 mod view_image;
 pub mod web_search;
 
@@ -27,6 +31,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::apply_patch;
+use crate::config::ApprovalPolicy;
 use crate::exec::{self, ExecOutput, ExecRequest, OutputStream, StdinMode};
 use crate::protocol::{ItemStatus, ThreadItem, notify::RequestResolved};
 use crate::sandbox::SandboxPolicy;
@@ -35,10 +40,9 @@ use crate::turn::TurnRunner;
 
 /// Commands run this long at most unless the model asks for another timeout.
 pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
-/// Output kept per command (head and tail) for the item and for deltas' accounting.
+/// Output kept per command (head and tail) for the item and for deltas' accounting. What the
+/// model reads is bounded further by the catalog's truncation policy (`output.rs`).
 const COMMAND_OUTPUT_CAP_BYTES: usize = 256 * 1024;
-/// Output of one tool call sent back to the model (head and tail kept).
-pub const MODEL_OUTPUT_CAP_BYTES: usize = 16 * 1024;
 
 /// What commands run with, fixed for the server's lifetime.
 pub struct ToolEnv {
@@ -46,6 +50,8 @@ pub struct ToolEnv {
     pub exe: PathBuf,
     /// The environment of every child: the server's, with the alias directory first on `PATH`.
     pub env: exec::Env,
+    /// The MCP servers whose tools the model may call (`mcp.rs`).
+    pub mcp: Arc<crate::mcp::Registry>,
 }
 
 /// A tool call from the model.
@@ -64,7 +70,8 @@ pub struct ToolCall {
 }
 
 impl ToolCall {
-    /// The call in a finished output item, if it is one.
+    /// The call in a finished output item, if it is one. A name the Responses Lite shape
+    /// qualified with its tool namespace (`functions.x`) is read as `x`.
     pub fn from_item(item: &Value) -> Option<Self> {
         let kind = item.get("type")?.as_str()?;
         let field = match kind {
@@ -72,9 +79,12 @@ impl ToolCall {
             "custom_tool_call" => "input",
             _ => return None,
         };
+        let name = item.get("name")?.as_str()?;
+        let lite_prefix = format!("{}.", crate::prompt::LITE_TOOL_NAMESPACE);
+        let name = name.strip_prefix(&lite_prefix).unwrap_or(name);
         Some(Self {
             call_id: item.get("call_id")?.as_str()?.to_string(),
-            name: item.get("name")?.as_str()?.to_string(),
+            name: name.to_string(),
             payload: item
                 .get(field)
                 .and_then(Value::as_str)
@@ -126,8 +136,25 @@ impl Tools {
     }
 }
 
-#[derive(Deserialize)]
+/// A command call from either shell tool, once read.
 struct ShellArgs {
+    /// The argv to run.
+    command: Vec<String>,
+    workdir: Option<String>,
+    timeout_ms: Option<u64>,
+    /// The model asked to run outside the sandbox.
+    escalate: bool,
+    justification: Option<String>,
+    /// Which tool it came from: `shell_command` output is plain text, `shell` output JSON.
+    is_shell_command: bool,
+}
+
+/// `sandbox_permissions` of a command call.
+const REQUIRE_ESCALATED: &str = "require_escalated";
+
+/// The argv `shell` tool's arguments.
+#[derive(Deserialize)]
+struct ArgvShellArgs {
     command: Vec<String>,
     #[serde(default)]
     workdir: Option<String>,
@@ -136,7 +163,76 @@ struct ShellArgs {
     #[serde(default)]
     with_escalated_permissions: Option<bool>,
     #[serde(default)]
+    sandbox_permissions: Option<String>,
+    #[serde(default)]
     justification: Option<String>,
+}
+
+/// The `shell_command` tool's arguments.
+#[derive(Deserialize)]
+struct ShellCommandArgs {
+    command: String,
+    #[serde(default)]
+    workdir: Option<String>,
+    #[serde(default)]
+    timeout_ms: Option<u64>,
+    #[serde(default)]
+    login: Option<bool>,
+    #[serde(default)]
+    sandbox_permissions: Option<String>,
+    #[serde(default)]
+    with_escalated_permissions: Option<bool>,
+    #[serde(default)]
+    justification: Option<String>,
+}
+
+/// Escalation is asked either way: `sandbox_permissions: "require_escalated"` (current) or
+/// `with_escalated_permissions: true` (older models).
+fn wants_escalation(permissions: Option<&str>, legacy: Option<bool>) -> bool {
+    permissions == Some(REQUIRE_ESCALATED) || legacy == Some(true)
+}
+
+impl ShellArgs {
+    fn parse(call: &ToolCall) -> Result<Self, String> {
+        let bad = |e: serde_json::Error| format!("failed to parse function arguments: {e}");
+        if call.name == "shell_command" {
+            let args: ShellCommandArgs = serde_json::from_str(&call.payload).map_err(bad)?;
+            if args.command.trim().is_empty() {
+                return Err("command must not be empty".to_string());
+            }
+            let flag = if args.login.unwrap_or(true) {
+                "-lc"
+            } else {
+                "-c"
+            };
+            return Ok(Self {
+                command: vec![shell::user_shell(), flag.to_string(), args.command],
+                workdir: args.workdir,
+                timeout_ms: args.timeout_ms,
+                escalate: wants_escalation(
+                    args.sandbox_permissions.as_deref(),
+                    args.with_escalated_permissions,
+                ),
+                justification: args.justification,
+                is_shell_command: true,
+            });
+        }
+        let args: ArgvShellArgs = serde_json::from_str(&call.payload).map_err(bad)?;
+        if args.command.is_empty() {
+            return Err("command must not be empty".to_string());
+        }
+        Ok(Self {
+            command: args.command,
+            workdir: args.workdir,
+            timeout_ms: args.timeout_ms,
+            escalate: wants_escalation(
+                args.sandbox_permissions.as_deref(),
+                args.with_escalated_permissions,
+            ),
+            justification: args.justification,
+            is_shell_command: false,
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -146,7 +242,7 @@ struct PatchArgs {
 
 /// The user's answer to an approval request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Decision {
+pub(crate) enum Decision {
     Accept,
     AcceptForSession,
     Decline,
@@ -161,14 +257,11 @@ pub fn run_call(turn: &mut TurnRunner, call: &ToolCall) -> CallResult {
     };
     let cwd = turn.tools().settings.cwd.clone();
     match (call.name.as_str(), call.is_custom) {
-        ("shell", false) => {
-            let args: ShellArgs = match serde_json::from_str(&call.payload) {
+        ("shell" | "shell_command", false) => {
+            let args = match ShellArgs::parse(call) {
                 Ok(args) => args,
-                Err(e) => return plain(format!("failed to parse function arguments: {e}")),
+                Err(message) => return plain(message),
             };
-            if args.command.is_empty() {
-                return plain("command must not be empty".to_string());
-            }
             let workdir = resolve_dir(&cwd, args.workdir.as_deref());
             if let Some(found) = apply_patch::parse_shell_invocation(&args.command) {
                 let dir = resolve_dir(&workdir, found.cd.as_deref());
@@ -179,6 +272,8 @@ pub fn run_call(turn: &mut TurnRunner, call: &ToolCall) -> CallResult {
             }
             run_shell(turn, call, &args, &workdir)
         }
+        ("exec_command", false) => unified_exec::run_exec_command(turn, call),
+        ("write_stdin", false) => unified_exec::run_write_stdin(turn, call),
         ("apply_patch", true) => run_patch(turn, call, &call.payload, &cwd),
         ("apply_patch", false) => match serde_json::from_str::<PatchArgs>(&call.payload) {
             Ok(args) => run_patch(turn, call, &args.input, &cwd),
@@ -195,6 +290,10 @@ pub fn run_call(turn: &mut TurnRunner, call: &ToolCall) -> CallResult {
         {
             dynamic::run(turn, call)
         }
+        (name, false) if name.starts_with("mcp__") => match mcp::find(turn, name) {
+            Some(tool) => mcp::run(turn, call, &tool),
+            None => plain(format!("unsupported call: {name}")),
+        },
         (name, _) => plain(format!("unsupported call: {name}")),
     }
 }
@@ -209,12 +308,11 @@ pub struct ModelCaps {
 }
 
 impl ModelCaps {
-    /// The capabilities of `model`. Until the catalog says otherwise, every model takes images
-    /// and uses the classic shape.
-    pub fn of(_model: &str) -> Self {
+    /// The capabilities of `model` as the catalog describes it.
+    pub fn of(model: &crate::models::ModelInfo) -> Self {
         Self {
-            images: true,
-            lite: false,
+            images: model.accepts_images(),
+            lite: model.uses_responses_lite(),
         }
     }
 }
@@ -317,6 +415,110 @@ fn parse_decision(result: &Value) -> Decision {
     }
 }
 
+/// How a command may run once the approval rules let it.
+pub(crate) struct Approved {
+    /// The sandbox to run it under (none when the user approved an escalation).
+    pub policy: SandboxPolicy,
+    /// Whether asking already emitted the item's `item/started`.
+    pub started: bool,
+}
+
+/// Applies the approval rules of protocol.md §7 to running `argv` in `workdir` (the shell tool
+/// and unified exec share them): escalation (`escalate_requested`, shown with `justification`)
+/// is possible only where someone can approve it; `untrusted` asks for every command not known
+/// to be read-only; `acceptForSession` answers are remembered. Asking starts `item`. `Err`
+/// carries the call's result when the user declined or cancelled (the item is then completed as
+/// declined).
+pub(crate) fn approve_command(
+    turn: &mut TurnRunner,
+    call: &ToolCall,
+    item: &ThreadItem,
+    argv: &[String],
+    workdir: &Path,
+    escalate_requested: bool,
+    justification: Option<&str>,
+) -> Result<Approved, CallResult> {
+    let settings = turn.tools().settings.clone();
+    let escalate = escalate_requested && settings.approval != ApprovalPolicy::Never;
+    let session_approved = lock(&turn.thread).approvals.commands.contains(argv);
+    let must_ask = !session_approved
+        && (escalate
+            || (settings.approval == ApprovalPolicy::Untrusted && !shell::is_known_safe(argv)));
+    let policy = if escalate {
+        SandboxPolicy::DangerFullAccess
+    } else {
+        settings.sandbox.clone()
+    };
+    let mut started = false;
+    if must_ask {
+        let reason = escalate.then(|| justification.unwrap_or("run outside the sandbox"));
+        let decision = ask_command(turn, item, &mut started, argv, workdir, reason);
+        if let Some(result) = declined(turn, call, item.clone(), decision, argv) {
+            return Err(result);
+        }
+    }
+    Ok(Approved { policy, started })
+}
+
+/// Under `untrusted`, a sandboxed run whose failure looks like a sandbox denial is offered again
+/// without the sandbox (sandbox.md §5): asks (the item is already started) and returns the
+/// decision, remembering `acceptForSession`. `None` when that does not apply.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn ask_unsandboxed_retry(
+    turn: &mut TurnRunner,
+    item: &ThreadItem,
+    argv: &[String],
+    workdir: &Path,
+    policy: &SandboxPolicy,
+    exit_code: Option<i32>,
+    signal: Option<i32>,
+    output: &str,
+) -> Option<Decision> {
+    let applies = !policy.has_full_disk_write_access()
+        && turn.tools().settings.approval == ApprovalPolicy::Untrusted
+        && !turn.handle.is_interrupted()
+        && crate::sandbox::looks_denied(exit_code, signal, output);
+    if !applies {
+        return None;
+    }
+    let mut asked = true;
+    let decision = ask_command(
+        turn,
+        item,
+        &mut asked,
+        argv,
+        workdir,
+        Some("command failed; retry without sandbox?"),
+    );
+    if decision == Decision::AcceptForSession {
+        lock(&turn.thread).approvals.commands.insert(argv.to_vec());
+    }
+    Some(decision)
+}
+
+fn ask_command(
+    turn: &mut TurnRunner,
+    item: &ThreadItem,
+    started: &mut bool,
+    argv: &[String],
+    cwd: &Path,
+    reason: Option<&str>,
+) -> Decision {
+    let params = json!({
+        "command": shell::shell_join(argv),
+        "cwd": cwd.display().to_string(),
+        "reason": reason,
+        "availableDecisions": ["accept", "acceptForSession", "decline", "cancel"],
+    });
+    ask(
+        turn,
+        item,
+        started,
+        "item/commandExecution/requestApproval",
+        params,
+    )
+}
+
 /// Applies a decision that does not let the call run: completes the item as declined and
 /// tells the model. `None` when the call may go on (remembering `acceptForSession`).
 fn declined(
@@ -400,37 +602,15 @@ fn execute(
     result
 }
 
-/// Keeps the head and tail of `text` within `cap` bytes, marking what was left out.
-pub fn cap_text(text: &str, cap: usize) -> String {
-    if text.len() <= cap {
-        return text.to_string();
-    }
-    let half = cap / 2;
-    let mut head_end = half;
-    while !text.is_char_boundary(head_end) {
-        head_end -= 1;
-    }
-    let mut tail_start = text.len() - half;
-    while !text.is_char_boundary(tail_start) {
-        tail_start += 1;
-    }
-    format!(
-        "{}\n[... {} bytes omitted ...]\n{}",
-        &text[..head_end],
-        tail_start - head_end,
-        &text[tail_start..]
-    )
-}
-
 /// Turns byte chunks into text without splitting UTF-8 sequences across chunks (invalid bytes
 /// become U+FFFD).
 #[derive(Default)]
-struct Utf8Chunks {
+pub(crate) struct Utf8Chunks {
     pending: Vec<u8>,
 }
 
 impl Utf8Chunks {
-    fn push(&mut self, bytes: &[u8]) -> String {
+    pub(crate) fn push(&mut self, bytes: &[u8]) -> String {
         self.pending.extend_from_slice(bytes);
         let valid_up_to = match std::str::from_utf8(&self.pending) {
             Ok(_) => self.pending.len(),
@@ -442,7 +622,7 @@ impl Utf8Chunks {
         text
     }
 
-    fn finish(&mut self) -> String {
+    pub(crate) fn finish(&mut self) -> String {
         let text = String::from_utf8_lossy(&self.pending).into_owned();
         self.pending.clear();
         text
@@ -492,14 +672,5 @@ mod tests {
         }
         let mut d = Utf8Chunks::default();
         assert_eq!(d.push(b"a\xffb"), "a\u{fffd}b");
-    }
-
-    #[test]
-    fn caps_keep_head_and_tail() {
-        let text = "é".repeat(100);
-        let capped = cap_text(&text, 51);
-        assert!(capped.contains("bytes omitted"), "{capped}");
-        assert!(capped.len() < text.len());
-        assert_eq!(cap_text("short", 10), "short");
     }
 }

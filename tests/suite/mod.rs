@@ -2,16 +2,21 @@
 
 mod apply_patch;
 mod auth;
+mod catalog_requests;
 mod cli;
 mod cli_demo;
 mod cli_embedding_doc;
 mod cli_exec;
 mod commands;
 mod context;
+mod mcp;
+mod mcp_faults;
 mod mock_selftest;
 mod rpc;
 mod sandbox;
 mod threads;
 mod tools_context;
 mod turns;
+mod unified_exec;
+mod unified_exec_lifecycle;
 mod unified_exec_tty;
