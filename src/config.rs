@@ -32,6 +32,7 @@ const KNOWN_KEYS: &[&str] = &[
     "approval_policy",
     "sandbox_mode",
     "sandbox_workspace_write",
+    "sandbox_linux",
     "chatgpt_base_url",
     "openai_base_url",
     "forced_chatgpt_workspace_id",
@@ -101,6 +102,16 @@ pub struct SandboxWorkspaceWrite {
     pub exclude_tmpdir_env_var: bool,
     /// Leave `/tmp` out of the writable roots.
     pub exclude_slash_tmp: bool,
+}
+
+/// The `[sandbox_linux]` table: options of the Linux sandbox helper.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(default)]
+pub struct SandboxLinux {
+    /// Run sandboxed commands with Landlock and seccomp only when the kernel refuses the helper
+    /// its namespaces, instead of refusing to run them (default false; the helper prints what is
+    /// then unprotected every time).
+    pub allow_without_namespaces: bool,
 }
 
 /// Which login methods are allowed (`forced_login_method`; default: both).
@@ -180,6 +191,8 @@ struct ConfigToml {
     sandbox_mode: Option<SandboxMode>,
     #[serde(default)]
     sandbox_workspace_write: SandboxWorkspaceWrite,
+    #[serde(default)]
+    sandbox_linux: SandboxLinux,
     chatgpt_base_url: Option<String>,
     openai_base_url: Option<String>,
     forced_chatgpt_workspace_id: Option<OneOrMany>,
@@ -216,6 +229,8 @@ pub struct Config {
     pub sandbox_mode: SandboxMode,
     /// Options of the workspace-write sandbox.
     pub sandbox_workspace_write: SandboxWorkspaceWrite,
+    /// Options of the Linux sandbox helper.
+    pub sandbox_linux: SandboxLinux,
     /// ChatGPT backend base (default `https://chatgpt.com/backend-api`).
     pub chatgpt_base_url: String,
     /// API-key base of the built-in provider (default `https://api.openai.com/v1`).
@@ -465,6 +480,7 @@ impl Config {
             approval_policy,
             sandbox_mode: typed.sandbox_mode.unwrap_or_default(),
             sandbox_workspace_write,
+            sandbox_linux: typed.sandbox_linux,
             chatgpt_base_url: trim_slash(typed.chatgpt_base_url, DEFAULT_CHATGPT_BASE_URL),
             openai_base_url: trim_slash(typed.openai_base_url, DEFAULT_OPENAI_BASE_URL),
             forced_chatgpt_workspace_id: typed.forced_chatgpt_workspace_id.map(|w| match w {

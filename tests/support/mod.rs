@@ -21,6 +21,7 @@ impl TempDir {
     /// Like [`TempDir::new`], but never beneath `/tmp` or `$TMPDIR` (writable roots of every
     /// workspace-write sandbox), for sandbox fixtures that must lie outside them whatever the
     /// checkout's location: the target's tmp dir when it qualifies, else `/var/tmp`.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))] // the sandbox suites are Linux-only
     pub fn new_outside_tmp(prefix: &str) -> Self {
         let target = Path::new(env!("CARGO_TARGET_TMPDIR"));
         let tmpdir = std::env::var_os("TMPDIR").map(std::path::PathBuf::from);
