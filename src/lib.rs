@@ -5,9 +5,11 @@
 pub mod accounts;
 pub mod apply_patch;
 pub mod auth;
+pub mod cli;
 pub mod client;
 pub mod commands;
 pub mod config;
+pub mod context;
 pub mod exec;
 pub mod ids;
 pub mod log;

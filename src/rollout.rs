@@ -51,6 +51,9 @@ pub struct SessionMeta {
     /// Developer instructions, if any.
     #[serde(default)]
     pub developer_instructions: Option<String>,
+    /// The client's tools (`thread/start.dynamicTools`), offered again on resume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dynamic_tools: Option<Vec<Value>>,
 }
 
 /// The settings a turn ran with (recorded at each turn start, so resume continues with them).
@@ -243,6 +246,7 @@ pub fn load(path: &Path) -> Result<Loaded> {
             forked_from_id: None,
             base_instructions: None,
             developer_instructions: None,
+            dynamic_tools: None,
         },
         history: Vec::new(),
         turns: Vec::new(),
@@ -551,6 +555,7 @@ mod tests {
             forked_from_id: None,
             base_instructions: None,
             developer_instructions: None,
+            dynamic_tools: None,
         }
     }
 

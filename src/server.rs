@@ -47,6 +47,9 @@ pub struct Server {
     pub commands: crate::commands::Registry,
     /// The pending browser or device-code login.
     pub logins: crate::accounts::PendingSlot,
+    /// Params of the thread/turn request being handled that we do not honour (each with its
+    /// warning text); its handler reports them once it knows the thread.
+    pub unhonoured: Vec<(String, String)>,
     _alias_dir: Option<crate::exec::AliasDir>,
 }
 
@@ -67,6 +70,7 @@ pub fn run(config: Config) -> i32 {
     crate::log::info("stdin closed; shutting down");
     server.interrupt_all_turns(SHUTDOWN_TURN_GRACE);
     server.commands.terminate_all();
+    crate::tools::unified_exec::shutdown(server.threads.values());
     drop(server);
     transport.finish(SHUTDOWN_FLUSH_TIMEOUT);
     0
@@ -88,7 +92,7 @@ impl Server {
                 None
             }
         };
-        let mut env: HashMap<String, String> = std::env::vars().collect();
+        let mut env: crate::exec::Env = std::env::vars_os().collect();
         if let Some(dir) = &alias_dir {
             dir.prepend_to_path(&mut env);
         }
@@ -103,6 +107,7 @@ impl Server {
             auth,
             commands: crate::commands::Registry::default(),
             logins: Default::default(),
+            unhonoured: Vec::new(),
             _alias_dir: alias_dir,
         }
     }
@@ -147,7 +152,12 @@ impl Server {
     fn handle_request(&mut self, id: &RequestId, method: &str, params: Option<Value>) {
         if method == method::INITIALIZE {
             let outcome = self.initialize(params);
-            return self.rpc.respond_with(id, outcome);
+            let initialized = outcome.is_ok();
+            self.rpc.respond_with(id, outcome);
+            if initialized {
+                self.warn_unknown_config();
+            }
+            return;
         }
         if self.session.is_none() {
             return self
@@ -202,6 +212,33 @@ impl Server {
                 version: env!("CARGO_PKG_VERSION"),
             },
         })
+    }
+}
+
+impl Server {
+    /// The one `configWarning` naming every config.toml and `-c` key nothing honours.
+    fn warn_unknown_config(&self) {
+        let keys = &self.config.unknown_keys;
+        if keys.is_empty() {
+            return;
+        }
+        let summary = format!(
+            "{} unknown configuration {} ignored: {}",
+            keys.len(),
+            if keys.len() == 1 {
+                "key is"
+            } else {
+                "keys are"
+            },
+            keys.join(", ")
+        );
+        self.rpc.notify(
+            "configWarning",
+            crate::protocol::notify::ConfigWarning {
+                summary: &summary,
+                details: Some("codex-lite does not implement these settings; check for typos"),
+            },
+        );
     }
 }
 

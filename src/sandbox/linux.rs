@@ -176,7 +176,7 @@ mod imp {
     use std::ffi::{CString, OsString};
     use std::io;
     use std::os::unix::ffi::OsStrExt;
-    use std::path::{Path, PathBuf};
+    use std::path::PathBuf;
 
     use super::{EXIT_SETUP_FAILED, EXIT_USAGE, HELPER_ARG0, HelperArgs, USAGE, parse_args};
     use crate::sandbox::landlock::{self, LandlockError};
@@ -216,18 +216,16 @@ mod imp {
                 return EXIT_SETUP_FAILED;
             }
         };
-        let held = hold_placeholders(&mut plan, codex_home.as_deref());
-        let placeholders = held.as_ref().map_or(&[][..], |h| h.paths.as_slice());
+        let held = hold_placeholders(&mut plan);
+        let placeholders = held.paths();
         let job = Job {
             plan: &plan,
-            placeholders,
+            placeholders: &placeholders,
             cwd: &cwd,
             argv: &argv,
         };
         let result = namespaces::run(&job);
-        if let Some(held) = held {
-            held.release();
-        }
+        held.release();
         match result {
             Ok(Ok(code)) => code,
             Ok(Err(signal)) => namespaces::die_of(signal),
@@ -257,38 +255,18 @@ mod imp {
         std::fs::canonicalize(home).ok().filter(|h| h.is_dir())
     }
 
-    /// Creates the placeholders of `plan.absent`; what exists by now for real becomes an ordinary
-    /// carve-out. Without a CODEX_HOME for the registry, warns that they are unprotected.
-    fn hold_placeholders(plan: &mut Plan, codex_home: Option<&Path>) -> Option<placeholders::Held> {
-        if plan.absent.is_empty() {
-            return None;
-        }
-        let held = match codex_home {
-            Some(home) => placeholders::acquire(home, &plan.absent).map_err(|e| e.to_string()),
-            None => Err("no CODEX_HOME for the placeholder registry".to_string()),
-        };
-        match held {
-            Ok(held) => {
-                for path in &plan.absent {
-                    if !held.paths.contains(path) && std::fs::symlink_metadata(path).is_ok() {
-                        plan.read_only.push(path.clone());
-                    }
-                }
-                Some(held)
-            }
-            Err(e) => {
-                let paths: Vec<String> = plan
-                    .absent
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect();
-                eprintln!(
-                    "{HELPER_ARG0}: warning: {e}: these may be created by the command: {}",
-                    paths.join(", ")
-                );
-                None
+    /// Creates or joins the placeholders of `plan.absent`; what exists for real by now becomes an
+    /// ordinary carve-out, and what can be neither (a read-only parent) cannot be created by the
+    /// command either.
+    fn hold_placeholders(plan: &mut Plan) -> placeholders::Held {
+        let held = placeholders::acquire(&plan.absent);
+        let paths = held.paths();
+        for path in &plan.absent {
+            if !paths.contains(path) && std::fs::symlink_metadata(path).is_ok() {
+                plan.read_only.push(path.clone());
             }
         }
+        held
     }
 
     /// The fail-closed message: what refused the namespaces and how to fix it.

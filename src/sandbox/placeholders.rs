@@ -1,179 +1,125 @@
 //! Placeholders for protected names that do not exist yet (`.git`, `.codex`, `.agents` beneath a
-//! writable root), shared by every helper running at the same time.
+//! writable root), shared by every helper running at the same time, whoever runs it.
 //!
 //! A read-only mount needs a mount point, so the helper creates an empty directory at the missing
-//! path before entering its namespaces and removes it when the command is over, as the reference
-//! does. Two commands may run in the same root at once, and removing a directory on the host
-//! silently unmounts what another namespace mounted on it; so the directories are counted in a
-//! small registry under CODEX_HOME (read-only to every command, so a command cannot forge it): one
-//! `<pid>\t<hex path>` line per holder, changed under an exclusive `flock`. A directory goes when
-//! its last live holder releases it, or, for holders that were killed, when the next helper finds
-//! their pid gone. Only an empty directory is ever removed.
+//! path before entering its namespaces, covers it with an empty read-only tmpfs inside them, and
+//! removes it when the command is over, as the reference does. Several commands may use the same
+//! placeholder at once (a shell call and a background session in one workspace; every command
+//! with `/tmp` as a root), and removing a directory on the host silently unmounts what another
+//! namespace mounted on it. So each helper holds a shared `flock` on the directory for its
+//! command's lifetime, and removes it only when it can take the lock exclusively (nobody else
+//! holds it) and it is still empty. A killed helper's lock goes with its process; the directory
+//! it left is recognised (empty, sticky, no write permission: the mode placeholders are made
+//! with) and cleaned up by the next helper that uses it.
 
-use std::ffi::OsString;
 use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-/// The registry's location under CODEX_HOME.
-const REGISTRY_DIR: &str = "tmp/sandbox-placeholders";
+/// The mode placeholders are created with: sticky, read and search only. A real `.git`,
+/// `.codex` or `.agents` directory is never like that.
+const PLACEHOLDER_MODE: u32 = 0o1555;
 
 /// The placeholders this helper holds; give them back with [`Held::release`].
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct Held {
-    dir: PathBuf,
-    pid: u32,
-    /// The placeholder directories held, which the namespace covers with read-only mounts.
-    pub paths: Vec<PathBuf>,
+    held: Vec<(PathBuf, File)>,
 }
 
-/// One registry line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Entry {
-    pid: u32,
-    path: PathBuf,
-}
-
-/// Creates (or joins) a placeholder directory for every path of `wanted` that is still missing,
-/// recording this process as a holder. A wanted path that meanwhile exists for real is left out
-/// (the caller protects it as an ordinary carve-out); one that cannot be created is left out too.
-pub(crate) fn acquire(codex_home: &Path, wanted: &[PathBuf]) -> io::Result<Held> {
-    let dir = codex_home.join(REGISTRY_DIR);
-    std::fs::create_dir_all(&dir)?;
-    let pid = std::process::id();
-    let _lock = lock(&dir)?;
-    let mut entries = prune(read(&dir));
-    let mut paths = Vec::new();
-    for path in wanted {
-        let registered = entries.iter().any(|e| &e.path == path);
-        let exists = std::fs::symlink_metadata(path).is_ok();
-        let ours = if exists {
-            // A placeholder of another live helper is joined; anything else is real.
-            registered && path.is_dir()
-        } else {
-            create_placeholder(path)
-        };
-        if ours && !paths.contains(path) {
-            paths.push(path.clone());
-            entries.push(Entry {
-                pid,
-                path: path.clone(),
-            });
-        }
-    }
-    write(&dir, &entries)?;
-    Ok(Held { dir, pid, paths })
+/// Creates (or joins) a placeholder directory for every path of `wanted` that is missing or a
+/// placeholder already. A wanted path that exists for real is left out (the caller protects it as
+/// an ordinary carve-out); so is one that cannot be created (its parent is read-only, say).
+pub(crate) fn acquire(wanted: &[PathBuf]) -> Held {
+    let held = wanted
+        .iter()
+        .filter_map(|path| hold(path).map(|file| (path.clone(), file)))
+        .collect();
+    Held { held }
 }
 
 impl Held {
-    /// Gives the placeholders back: each one no other live helper holds is removed (if empty).
+    /// The placeholder directories held, to cover with read-only mounts.
+    pub(crate) fn paths(&self) -> Vec<PathBuf> {
+        self.held.iter().map(|(path, _)| path.clone()).collect()
+    }
+
+    /// Gives the placeholders back: each one nobody else holds is removed (if still empty).
     pub(crate) fn release(self) {
-        let Ok(_lock) = lock(&self.dir) else {
-            return;
-        };
-        let entries: Vec<Entry> = prune(read(&self.dir))
-            .into_iter()
-            .filter(|e| e.pid != self.pid)
-            .collect();
-        for path in &self.paths {
-            if !entries.iter().any(|e| &e.path == path) {
-                let _ = std::fs::remove_dir(path);
+        for (path, file) in self.held {
+            // SAFETY: flock on an fd we own.
+            let alone =
+                unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+            if alone && is_same(&file, &path) {
+                let _ = std::fs::remove_dir(&path);
             }
         }
-        let _ = write(&self.dir, &entries);
     }
 }
 
-fn create_placeholder(path: &Path) -> bool {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new().mode(0o755).create(path).is_ok()
-}
-
-/// An exclusive `flock` on the registry, released when the file is dropped.
-fn lock(dir: &Path) -> io::Result<File> {
-    let file = File::options()
-        .create(true)
-        .append(true)
-        .open(dir.join("lock"))?;
-    loop {
-        // SAFETY: flock on an fd we own.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
-            return Ok(file);
+/// Holds the placeholder at `path`, creating it when missing. `None` when `path` is real or
+/// cannot be made a placeholder.
+fn hold(path: &Path) -> Option<File> {
+    // A bounded retry: another helper may remove the directory between our steps.
+    for _ in 0..4 {
+        match std::fs::symlink_metadata(path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                use std::os::unix::fs::DirBuilderExt;
+                match std::fs::DirBuilder::new()
+                    .mode(PLACEHOLDER_MODE)
+                    .create(path)
+                {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                    Err(_) => return None,
+                }
+            }
+            Err(_) => return None,
+            Ok(meta) if !is_placeholder(&meta, path) => return None,
+            Ok(_) => {}
         }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
+        let Ok(file) = File::options()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+            .open(path)
+        else {
+            continue;
+        };
+        // SAFETY: flock on an fd we own; a shared lock only waits for a remover's exclusive one.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH) } != 0 {
+            return None;
+        }
+        // Locked: nobody removes it now. Still the directory at `path`, still a placeholder?
+        if is_same(&file, path)
+            && std::fs::symlink_metadata(path).is_ok_and(|meta| is_placeholder(&meta, path))
+        {
+            return Some(file);
         }
     }
+    None
 }
 
-/// Drops the entries of dead holders, removing their placeholders when nobody else holds them.
-fn prune(entries: Vec<Entry>) -> Vec<Entry> {
-    let (live, dead): (Vec<Entry>, Vec<Entry>) = entries.into_iter().partition(|e| is_alive(e.pid));
-    for entry in dead {
-        if !live.iter().any(|e| e.path == entry.path) {
-            let _ = std::fs::remove_dir(&entry.path);
-        }
+/// Whether `path` is a placeholder (another helper's, or one a killed helper left).
+pub(crate) fn is_placeholder_at(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|meta| is_placeholder(&meta, path))
+}
+
+/// Whether `meta` (of `path`) is a placeholder's: an empty directory with the placeholder mode's
+/// marks (sticky, no write permission; the umask may have removed more).
+fn is_placeholder(meta: &std::fs::Metadata, path: &Path) -> bool {
+    meta.is_dir()
+        && meta.mode() & 0o1000 != 0
+        && meta.mode() & 0o222 == 0
+        && std::fs::read_dir(path).is_ok_and(|mut entries| entries.next().is_none())
+}
+
+/// Whether `file` is still the directory found at `path`.
+fn is_same(file: &File, path: &Path) -> bool {
+    match (file.metadata(), std::fs::symlink_metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
     }
-    live
-}
-
-fn is_alive(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    // SAFETY: kill with signal 0 only checks whether the process exists.
-    pid > 0
-        && (unsafe { libc::kill(pid, 0) } == 0
-            || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
-}
-
-fn read(dir: &Path) -> Vec<Entry> {
-    std::fs::read_to_string(dir.join("state"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(parse_line)
-        .collect()
-}
-
-fn parse_line(line: &str) -> Option<Entry> {
-    let (pid, hex) = line.split_once('\t')?;
-    Some(Entry {
-        pid: pid.parse().ok()?,
-        path: PathBuf::from(OsString::from_vec(from_hex(hex)?)),
-    })
-}
-
-fn write(dir: &Path, entries: &[Entry]) -> io::Result<()> {
-    let mut text = String::new();
-    for entry in entries {
-        text.push_str(&format!(
-            "{}\t{}\n",
-            entry.pid,
-            to_hex(entry.path.as_os_str().as_bytes())
-        ));
-    }
-    let tmp = dir.join("state.tmp");
-    let mut file = File::create(&tmp)?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, dir.join("state"))
-}
-
-fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn from_hex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 #[cfg(test)]
@@ -202,62 +148,64 @@ mod tests {
     }
 
     #[test]
-    fn lines_round_trip_any_path_bytes() {
-        let path = PathBuf::from(OsString::from_vec(b"/a\tb\nc\xff".to_vec()));
-        let entry = Entry { pid: 42, path };
-        let line = format!("42\t{}", to_hex(entry.path.as_os_str().as_bytes()));
-        assert_eq!(parse_line(&line), Some(entry));
-        for bad in ["", "x\t00", "1\t0", "1\tzz", "1"] {
-            assert_eq!(parse_line(bad), None, "{bad}");
-        }
-    }
-
-    #[test]
     fn placeholders_are_shared_and_removed_by_the_last_holder() {
         let s = Scratch::new("share");
-        let home = s.0.join("home");
         let root = s.0.join("root");
         std::fs::create_dir_all(root.join(".git")).unwrap();
         let wanted = vec![root.join(".codex"), root.join(".git"), root.join(".agents")];
-        let held = acquire(&home, &wanted).unwrap();
+        let first = acquire(&wanted);
         // The existing `.git` is real, not a placeholder.
-        assert_eq!(held.paths, vec![root.join(".codex"), root.join(".agents")]);
-        assert!(root.join(".codex").is_dir());
-        // A second live holder (simulated with our parent's pid) of `.codex`.
-        let other = std::os::unix::process::parent_id();
-        let mut entries = read(&held.dir);
-        entries.push(Entry {
-            pid: other,
-            path: root.join(".codex"),
-        });
-        write(&held.dir, &entries).unwrap();
-        held.release();
-        assert!(root.join(".codex").is_dir(), "still held by another helper");
+        assert_eq!(
+            first.paths(),
+            vec![root.join(".codex"), root.join(".agents")]
+        );
+        let meta = std::fs::metadata(root.join(".codex")).unwrap();
+        assert!(is_placeholder(&meta, &root.join(".codex")));
+        // A second helper joins `.codex` (a separate open file, as in another process).
+        let second = acquire(&[root.join(".codex")]);
+        assert_eq!(second.paths(), vec![root.join(".codex")]);
+        first.release();
+        assert!(
+            root.join(".codex").is_dir(),
+            "still held by the second helper"
+        );
         assert!(!root.join(".agents").exists());
         assert!(root.join(".git").is_dir());
-        // A holder that died: the next helper cleans up after it.
-        write(
-            &home.join(REGISTRY_DIR),
-            &[Entry {
-                pid: u32::MAX,
-                path: root.join(".codex"),
-            }],
-        )
-        .unwrap();
-        let next = acquire(&home, &[]).unwrap();
+        second.release();
         assert!(!root.join(".codex").exists());
-        next.release();
-        assert!(read(&home.join(REGISTRY_DIR)).is_empty());
     }
 
     #[test]
-    fn non_empty_placeholders_stay() {
-        let s = Scratch::new("full");
-        let root = s.0.join("root");
-        std::fs::create_dir_all(&root).unwrap();
-        let held = acquire(&s.0.join("home"), &[root.join(".git")]).unwrap();
-        std::fs::write(root.join(".git/HEAD"), "x").unwrap();
+    fn a_placeholder_left_by_a_killed_helper_is_reused_then_removed() {
+        let s = Scratch::new("stale");
+        let stale = s.0.join(".agents");
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .mode(PLACEHOLDER_MODE)
+                .create(&stale)
+                .unwrap();
+        }
+        let held = acquire(std::slice::from_ref(&stale));
+        assert_eq!(held.paths(), vec![stale.clone()]);
         held.release();
-        assert!(root.join(".git/HEAD").exists());
+        assert!(!stale.exists());
+    }
+
+    #[test]
+    fn real_directories_and_non_empty_placeholders_stay() {
+        let s = Scratch::new("real");
+        let real = s.0.join(".codex");
+        std::fs::create_dir(&real).unwrap();
+        assert!(acquire(std::slice::from_ref(&real)).paths().is_empty());
+        let git = s.0.join(".git");
+        let held = acquire(std::slice::from_ref(&git));
+        // Root may write into it despite the mode; the user put something there meanwhile.
+        std::fs::set_permissions(&git, std::os::unix::fs::PermissionsExt::from_mode(0o1755))
+            .unwrap();
+        std::fs::write(git.join("HEAD"), "x").unwrap();
+        held.release();
+        assert!(git.join("HEAD").exists());
+        assert!(real.is_dir());
     }
 }

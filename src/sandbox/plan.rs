@@ -21,8 +21,9 @@ pub(crate) struct Plan {
     /// Existing carve-outs that a writable root would otherwise expose, canonical except that a
     /// symlink stays the link itself (its target is listed on its own). Shallowest first.
     pub read_only: Vec<PathBuf>,
-    /// Protected names (`.git`, `.codex`, `.agents`) missing beneath a writable root: each gets an
-    /// empty read-only placeholder for the command's lifetime.
+    /// Protected names (`.git`, `.codex`, `.agents`) missing beneath a writable root, or standing
+    /// there as another helper's placeholder: each gets an empty read-only placeholder for the
+    /// command's lifetime.
     pub absent: Vec<PathBuf>,
     /// Whether the command may use the network.
     pub network: bool,
@@ -64,7 +65,8 @@ impl Plan {
             if !overlaps || read_only.contains(&path) || absent.contains(&path) {
                 continue;
             }
-            if std::fs::symlink_metadata(&path).is_ok() {
+            let placeholder = super::placeholders::is_placeholder_at(&path);
+            if std::fs::symlink_metadata(&path).is_ok() && !placeholder {
                 read_only.push(path);
             } else if path.parent().is_some_and(Path::is_dir) {
                 absent.push(path);

@@ -17,6 +17,7 @@ use crate::sandbox::{ProtocolSandboxPolicy, SandboxPolicy};
 use crate::server::{Server, decode};
 
 mod list;
+mod param_audit;
 mod settings;
 mod turns;
 
@@ -35,6 +36,8 @@ struct ThreadStartParams {
     overrides: ThreadOverrides,
     #[serde(default)]
     ephemeral: Option<bool>,
+    #[serde(default)]
+    dynamic_tools: Option<Vec<Value>>,
 }
 
 #[derive(Deserialize)]
@@ -141,6 +144,7 @@ fn new_state(
         settings,
         history: Vec::new(),
         told_context: None,
+        context: Default::default(),
         turn_contexts: Vec::new(),
         turns: Vec::new(),
         status: ThreadStatus::Idle,
@@ -148,6 +152,8 @@ fn new_state(
         rollout: None,
         approvals: SessionApprovals::default(),
         active: None,
+        exec_sessions: Default::default(),
+        warned_params: Default::default(),
     }
 }
 
@@ -163,6 +169,8 @@ fn meta_of(state: &ThreadState) -> SessionMeta {
         forked_from_id: state.forked_from_id.clone(),
         base_instructions: state.settings.base_instructions.clone(),
         developer_instructions: state.settings.developer_instructions.clone(),
+        dynamic_tools: (!state.settings.dynamic_tools.is_empty())
+            .then(|| state.settings.dynamic_tools.to_vec()),
     }
 }
 
@@ -226,6 +234,7 @@ impl Server {
         method: &str,
         params: Option<Value>,
     ) -> Option<Result<(), RpcError>> {
+        self.unhonoured = param_audit::unhonoured(method, params.as_ref());
         Some(match method {
             "thread/start" => decode(params).and_then(|p| self.thread_start(id, p)),
             "thread/resume" => decode(params).and_then(|p| self.thread_resume(id, p)),
@@ -241,6 +250,25 @@ impl Server {
             "turn/steer" => decode(params).and_then(|p| self.turn_steer(id, p)),
             _ => return None,
         })
+    }
+
+    /// Reports the params of the current request that we do not honour, once per thread and
+    /// param, as `warning` notifications about `shared`.
+    pub(super) fn report_unhonoured(&mut self, shared: &SharedThread) {
+        let notes = std::mem::take(&mut self.unhonoured);
+        let mut state = lock(shared);
+        for (key, message) in notes {
+            if state.warned_params.insert(key) {
+                crate::log::warn(&format!("thread {}: {message}", state.id));
+                self.rpc.notify(
+                    "warning",
+                    notify::Warning {
+                        thread_id: Some(&state.id),
+                        message: &message,
+                    },
+                );
+            }
+        }
     }
 
     fn register(&mut self, state: ThreadState) -> SharedThread {
@@ -263,7 +291,14 @@ impl Server {
     }
 
     fn thread_start(&mut self, id: &RequestId, params: ThreadStartParams) -> Result<(), RpcError> {
-        let settings = build_settings(&self.config, None, &params.overrides)?;
+        let mut settings = build_settings(&self.config, None, &params.overrides)?;
+        if let Some(tools) = params.dynamic_tools {
+            let notes = crate::tools::dynamic::validate(&tools)
+                .map_err(|e| RpcError::invalid_params(format!("dynamicTools: {e}")))?;
+            self.unhonoured
+                .extend(notes.into_iter().map(|note| (note.clone(), note)));
+            settings.dynamic_tools = Arc::new(tools);
+        }
         let ephemeral = params.ephemeral.unwrap_or(false);
         let mut state = new_state(
             crate::ids::uuid_v7(),
@@ -278,6 +313,7 @@ impl Server {
         }
         let shared = self.register(state);
         self.announce_new_thread(id, &shared, false);
+        self.report_unhonoured(&shared);
         Ok(())
     }
 
@@ -327,6 +363,9 @@ impl Server {
             merged.model_provider = Some(meta.model_provider.clone());
         }
         let mut settings = build_settings(&self.config, None, &merged)?;
+        if let Some(tools) = &meta.dynamic_tools {
+            settings.dynamic_tools = Arc::new(tools.clone());
+        }
         if overrides.sandbox.is_none()
             && let Some(policy) = loaded.last_context.as_ref().and_then(|c| {
                 serde_json::from_value::<SandboxPolicy>(c.sandbox_policy.clone()).ok()
@@ -348,6 +387,8 @@ impl Server {
         state.preview = loaded.preview;
         state.name = names.get(&meta.id).cloned();
         state.forked_from_id = meta.forked_from_id.clone();
+        state.context =
+            crate::context::ContextState::from_history(loaded.history.iter().map(|(_, item)| item));
         state.history = loaded.history;
         state.told_context = loaded.last_context;
         state.turn_contexts = loaded.turn_contexts;
@@ -369,6 +410,9 @@ impl Server {
             state.settings = settings;
             self.rpc
                 .respond(id, session_response(&state, !params.exclude_turns));
+            drop(state);
+            let shared = shared.clone();
+            self.report_unhonoured(&shared);
             return Ok(());
         }
         let (path, archived) = rollout::find(&self.config.codex_home, &params.thread_id)
@@ -392,6 +436,8 @@ impl Server {
         let state = lock(&shared);
         self.rpc
             .respond(id, session_response(&state, !params.exclude_turns));
+        drop(state);
+        self.report_unhonoured(&shared);
         Ok(())
     }
 
@@ -469,6 +515,8 @@ impl Server {
         // What the model was told by the last kept turn; without it the fork's next turn would
         // repeat the context messages its history already holds.
         state.told_context = turn_contexts.last().map(|(_, context)| context.clone());
+        state.context =
+            crate::context::ContextState::from_history(history.iter().map(|(_, item)| item));
         if !params.ephemeral {
             let mut rollout = Rollout::create(&self.config.codex_home, &meta_of(&state))
                 .map_err(|e| RpcError::internal(format!("{e:#}")))?;
@@ -481,6 +529,7 @@ impl Server {
         state.turn_contexts = turn_contexts;
         let shared = self.register(state);
         self.announce_new_thread(id, &shared, !params.exclude_turns);
+        self.report_unhonoured(&shared);
         Ok(())
     }
 

@@ -3,9 +3,16 @@
 mod apply_patch;
 mod auth;
 mod cli;
+mod cli_demo;
+mod cli_exec;
 mod commands;
+mod context;
 mod mock_selftest;
 mod rpc;
 mod sandbox;
 mod threads;
+mod tools_context;
 mod turns;
+mod unified_exec;
+mod unified_exec_lifecycle;
+mod unified_exec_tty;

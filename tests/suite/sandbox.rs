@@ -624,6 +624,12 @@ struct ProbeRun {
     /// What the probe printed after `probe: `, empty when it died first.
     result: String,
     signal: Option<i32>,
+    /// For failure messages (read through `Debug`): the exit code and what the helper or probe
+    /// said.
+    #[allow(dead_code)]
+    code: Option<i32>,
+    #[allow(dead_code)]
+    stderr: String,
 }
 
 fn probe_command(policy: &Value, cwd: &Path, action: &str) -> Command {
@@ -656,6 +662,8 @@ fn run_probe(policy: &Value, cwd: &Path, action: &str) -> ProbeRun {
     ProbeRun {
         result,
         signal: output.status.signal(),
+        code: output.status.code(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
 }
 
