@@ -6,6 +6,7 @@ mod catalog_fetch;
 mod catalog_requests;
 mod cli;
 mod cli_demo;
+mod cli_embedding_doc;
 mod cli_exec;
 mod commands;
 mod context;
