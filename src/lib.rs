@@ -16,6 +16,7 @@ pub mod login;
 pub mod models;
 pub mod prompt;
 pub mod protocol;
+pub mod review;
 pub mod rollout;
 pub mod rpc;
 pub mod sandbox;

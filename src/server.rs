@@ -166,7 +166,7 @@ impl Server {
             "model/list" => Some(
                 decode(params).map(|p| self.rpc.respond(id, crate::models::list(&self.config, p))),
             ),
-            m if m.starts_with("thread/") || m.starts_with("turn/") => {
+            m if m.starts_with("thread/") || m.starts_with("turn/") || m == "review/start" => {
                 self.handle_thread_request(id, m, params)
             }
             m if m.starts_with("command/exec") => self.handle_command_request(id, m, params),

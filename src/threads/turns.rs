@@ -110,6 +110,7 @@ impl Server {
             client,
             input: params.input,
             tool_env: self.tool_env.clone(),
+            review: None,
         };
         self.report_unhonoured(&shared);
         if let Err(e) = crate::turn::spawn(start) {

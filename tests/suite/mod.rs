@@ -5,6 +5,7 @@ mod auth;
 mod cli;
 mod commands;
 mod context;
+mod context_review;
 mod mock_selftest;
 mod rpc;
 mod sandbox;
