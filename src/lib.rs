@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod apply_patch;
 pub mod auth;
+pub mod cli;
 pub mod client;
 pub mod commands;
 pub mod config;

@@ -1,15 +1,15 @@
 //! Entry point: argv dispatch, before any thread or configuration exists.
 //!
 //! Order: argv[0] `codex-linux-sandbox` (the sandbox helper), argv[0] `apply_patch` /
-//! `applypatch`, argv[1] `--codex-run-as-apply-patch`; then the subcommands `app-server` and
-//! `sandbox`, with global `-c/--config key=value` overrides accepted before and after the
-//! subcommand. What each subcommand does lives in its own module; the module tree is the library
-//! (`src/lib.rs`), which the fuzz targets and examples use too.
+//! `applypatch`, argv[1] `--codex-run-as-apply-patch`; then the subcommands `app-server`,
+//! `sandbox`, `exec` and `demo`, with global `-c/--config key=value` overrides accepted before
+//! and after the subcommand. What each subcommand does lives in its own module; the module tree
+//! is the library (`src/lib.rs`), which the fuzz targets and examples use too.
 
 use std::ffi::OsString;
 use std::path::Path;
 
-use codex_lite::{apply_patch, config, sandbox, server};
+use codex_lite::{apply_patch, cli, config, sandbox, server};
 
 const USAGE: &str = "\
 codex-lite: a lightweight Codex app-server
@@ -18,6 +18,10 @@ Usage: codex-lite [OPTIONS] <COMMAND>
 
 Commands:
   app-server [--listen stdio://]   Serve the app-server protocol (JSON lines) on stdin/stdout
+  demo [--json]                    Show one complete turn offline: a scripted model, the real
+                                   app-server, a sandboxed command, a patch, an approval and a
+                                   token refresh (see src/cli/demo.rs)
+  exec [OPTIONS] [PROMPT]          Run one turn non-interactively (see 'exec --help')
   sandbox linux|macos [--full-auto] [--] COMMAND...
                                    Run a command under the sandbox (read-only by default,
                                    workspace-write with --full-auto); aliases: sandbox landlock,
@@ -41,6 +45,10 @@ enum Command {
     AppServer,
     /// `sandbox <platform> …` / `debug landlock …`: the arguments from the platform word on.
     Sandbox(Vec<OsString>),
+    /// `exec …`: the arguments after `exec`.
+    Exec(Vec<OsString>),
+    /// `demo …`: the arguments after `demo`.
+    Demo(Vec<OsString>),
     Help,
     Version,
 }
@@ -95,6 +103,8 @@ fn main() {
             0
         }
         Command::Sandbox(rest) => sandbox::cli::main(&with_overrides(rest, &cli.overrides)),
+        Command::Exec(rest) => cli::exec::main(&cli.overrides, &rest),
+        Command::Demo(rest) => cli::demo::main(&cli.overrides, &rest),
         Command::AppServer => match config::load(&cli.overrides) {
             Ok(config) => server::run(config),
             Err(e) => {
@@ -149,6 +159,20 @@ fn parse_cli(args: &[OsString]) -> Result<Cli, String> {
                 let rest = iter.cloned().collect();
                 return Ok(Cli {
                     command: Command::Sandbox(rest),
+                    overrides,
+                });
+            }
+            ("exec", None) => {
+                let rest = iter.cloned().collect();
+                return Ok(Cli {
+                    command: Command::Exec(rest),
+                    overrides,
+                });
+            }
+            ("demo", None) => {
+                let rest = iter.cloned().collect();
+                return Ok(Cli {
+                    command: Command::Demo(rest),
                     overrides,
                 });
             }
@@ -250,6 +274,12 @@ mod tests {
             (&["app-server", "-h"], Command::Help, &[]),
             (&["--version"], Command::Version, &[]),
             (&["-V"], Command::Version, &[]),
+            (
+                &["-c", "a=1", "exec", "--json", "hi"],
+                Command::Exec(vec!["--json".into(), "hi".into()]),
+                &["a=1"],
+            ),
+            (&["demo"], Command::Demo(vec![]), &[]),
         ];
         for (args, command, overrides) in ok {
             let cli = parse(args).unwrap();

@@ -210,6 +210,17 @@ pub fn request_body<'a>(
     body
 }
 
+/// Constrains the final message to `schema` (`turn/start` `outputSchema`): the Responses
+/// `text.format` of a strict JSON Schema, named as the reference names it.
+pub fn set_output_schema(body: &mut Value, schema: &Value) {
+    body["text"]["format"] = json!({
+        "type": "json_schema",
+        "name": "codex_output_schema",
+        "schema": schema,
+        "strict": true,
+    });
+}
+
 /// A model output item prepared for sending back as input: the server-side `id` and `status`
 /// are dropped (nothing is stored with `store:false`; reasoning travels as `encrypted_content`),
 /// everything else is kept as received.

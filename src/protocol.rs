@@ -164,6 +164,21 @@ pub enum UserInput {
     },
 }
 
+/// `CommandExecutionSource`: what started a command.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum CommandSource {
+    /// The model's `shell` tool (the default).
+    #[default]
+    Agent,
+    /// The user's own shell command.
+    UserShell,
+    /// The model's `exec_command` (unified exec).
+    UnifiedExecStartup,
+    /// Input the model typed into a unified exec session.
+    UnifiedExecInteraction,
+}
+
 /// `CommandExecutionStatus` / `PatchApplyStatus`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -253,8 +268,15 @@ pub enum ThreadItem {
         exit_code: Option<i32>,
         /// Wall time once finished.
         duration_ms: Option<i64>,
-        /// Parsed actions for display (we report none).
+        /// Parsed actions for display (the shell tool reports none; unified exec one
+        /// `unknown` action with the command line).
         command_actions: Vec<serde_json::Value>,
+        /// The unified exec session id (as a string) once its process runs; `null` otherwise.
+        #[serde(default)]
+        process_id: Option<String>,
+        /// What started the command.
+        #[serde(default)]
+        source: CommandSource,
     },
     /// A patch the model applied (or asked to apply).
     FileChange {

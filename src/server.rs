@@ -69,6 +69,7 @@ pub fn run(config: Config) -> i32 {
     crate::log::info("stdin closed; shutting down");
     server.interrupt_all_turns(SHUTDOWN_TURN_GRACE);
     server.commands.terminate_all();
+    crate::tools::unified_exec::shutdown(server.threads.values());
     drop(server);
     transport.finish(SHUTDOWN_FLUSH_TIMEOUT);
     0

@@ -178,6 +178,8 @@ pub struct ThreadState {
     pub approvals: SessionApprovals,
     /// The running turn.
     pub active: Option<Arc<TurnHandle>>,
+    /// Unified exec sessions still running (stopped when the thread is dropped).
+    pub exec_sessions: crate::tools::unified_exec::SessionStore,
     /// Request params already reported as not honoured (one `warning` per thread and param).
     pub warned_params: HashSet<String>,
 }

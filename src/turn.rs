@@ -43,6 +43,8 @@ pub struct TurnStart {
     pub input: Vec<UserInput>,
     /// Process environment for commands.
     pub tool_env: Arc<ToolEnv>,
+    /// `turn/start`'s `outputSchema`: the JSON Schema the final message must follow.
+    pub output_schema: Option<Value>,
     /// Set for a review (`review/start`): the turn runs the review in its own conversation
     /// and `input` is ignored.
     pub review: Option<crate::review::ReviewTarget>,
@@ -95,6 +97,8 @@ pub struct TurnRunner {
     items: Vec<ThreadItem>,
     /// The tool runner.
     tools: Tools,
+    /// The JSON Schema of the final message, sent with every request of the turn.
+    output_schema: Option<Value>,
     /// The review this turn runs, if it is one.
     review: Option<ReviewRun>,
 }
@@ -157,6 +161,7 @@ fn run(start: TurnStart) {
         pending_input: Vec::new(),
         items: Vec::new(),
         tools,
+        output_schema: start.output_schema,
         review: None,
     };
     let mut input = start.input;
@@ -226,6 +231,8 @@ fn finish_turn(
         let mut state = lock(thread);
         if status == TurnStatus::Interrupted {
             state.push_history(turn_id, crate::prompt::interrupted_note());
+            // An interrupt stops the thread's unified exec sessions too.
+            state.exec_sessions.terminate_all();
         }
         state.record(&Entry::TurnCompleted {
             turn_id: turn_id.to_string(),
@@ -480,7 +487,7 @@ impl TurnRunner {
             if self.handle.is_interrupted() {
                 return Outcome::Interrupted;
             }
-            let body = match &self.review {
+            let mut body = match &self.review {
                 Some(review) => {
                     let history = review.history.borrow();
                     let mut body = crate::prompt::request_body(
@@ -500,6 +507,9 @@ impl TurnRunner {
                     )
                 }
             };
+            if let Some(schema) = &self.output_schema {
+                crate::prompt::set_output_schema(&mut body, schema);
+            }
             let (outputs, calls) = match self.sample(&body) {
                 Round::Done { outputs, calls } => (outputs, calls),
                 Round::Interrupted => return Outcome::Interrupted,

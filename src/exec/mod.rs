@@ -169,6 +169,12 @@ impl KillHandle {
     pub fn kill(&self) {
         self.0.kill();
     }
+
+    /// Asks every process of the tree to stop (SIGTERM on Unix; on Windows the same as
+    /// [`KillHandle::kill`]); one that ignores it needs `kill` after a grace.
+    pub fn terminate(&self) {
+        self.0.terminate();
+    }
 }
 
 /// Spawns `req.argv` under `req.policy` as the head of its own process tree; stdout and stderr

@@ -71,6 +71,16 @@ impl Tree {
         }
     }
 
+    /// Asks the whole group to stop (SIGTERM) unless the leader was reaped; a process may ignore
+    /// it, so callers follow up with [`Tree::kill`] after a grace.
+    pub(super) fn terminate(&self) {
+        let reaped = self.reaped.lock().unwrap_or_else(|e| e.into_inner());
+        if !*reaped {
+            // SAFETY: as in `kill`.
+            unsafe { libc::killpg(self.pgid, libc::SIGTERM) };
+        }
+    }
+
     /// Whether [`Tree::kill`] ever signalled the group.
     pub(super) fn was_killed(&self) -> bool {
         self.killed.load(Ordering::SeqCst)

@@ -197,6 +197,11 @@ impl Tree {
         unsafe { TerminateJobObject(self.job.as_raw_handle(), KILLED_EXIT_CODE) };
     }
 
+    /// Windows has no polite stop for a job: the same as [`Tree::kill`].
+    pub(super) fn terminate(&self) {
+        self.kill();
+    }
+
     /// Whether [`Tree::kill`] was called.
     pub(super) fn was_killed(&self) -> bool {
         self.killed.load(Ordering::SeqCst)

@@ -153,6 +153,7 @@ fn new_state(
         rollout: None,
         approvals: SessionApprovals::default(),
         active: None,
+        exec_sessions: Default::default(),
         warned_params: Default::default(),
     }
 }

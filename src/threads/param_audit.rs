@@ -28,7 +28,6 @@ fn honoured(method: &str) -> Option<(&'static [&'static str], bool)> {
             &["threadId", "ephemeral", "excludeTurns", "lastTurnId"],
             true,
         ),
-        // `outputSchema` is not honoured yet: it stays unlisted until `text.format` carries it.
         "turn/start" => (
             &[
                 "threadId",
@@ -39,6 +38,7 @@ fn honoured(method: &str) -> Option<(&'static [&'static str], bool)> {
                 "model",
                 "effort",
                 "summary",
+                "outputSchema",
             ],
             false,
         ),
@@ -144,7 +144,7 @@ mod tests {
             (
                 "turn/start",
                 json!({"threadId": "t", "input": [], "effort": "low", "collaborationMode": {"mode": "plan"}, "outputSchema": {}}),
-                &["collaborationMode", "outputSchema"],
+                &["collaborationMode"],
             ),
             (
                 "turn/start",

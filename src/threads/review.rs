@@ -129,6 +129,7 @@ impl Server {
             client: self.model_client(&config),
             input: Vec::new(),
             tool_env: self.tool_env.clone(),
+            output_schema: None,
             review: Some(target),
         };
         if let Err(e) = crate::turn::spawn(start) {

@@ -31,6 +31,8 @@ pub(super) struct TurnStartParams {
     effort: Option<String>,
     #[serde(default)]
     summary: Option<String>,
+    #[serde(default)]
+    output_schema: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -110,6 +112,7 @@ impl Server {
             client,
             input: params.input,
             tool_env: self.tool_env.clone(),
+            output_schema: params.output_schema.filter(|s| !s.is_null()),
             review: None,
         };
         self.report_unhonoured(&shared);

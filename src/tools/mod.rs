@@ -11,6 +11,7 @@ pub mod dynamic;
 mod patch;
 mod plan;
 mod shell;
+pub mod unified_exec;
 mod view_image;
 pub mod web_search;
 
@@ -27,6 +28,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::apply_patch;
+use crate::config::ApprovalPolicy;
 use crate::exec::{self, ExecOutput, ExecRequest, OutputStream, StdinMode};
 use crate::protocol::{ItemStatus, ThreadItem, notify::RequestResolved};
 use crate::sandbox::SandboxPolicy;
@@ -146,7 +148,7 @@ struct PatchArgs {
 
 /// The user's answer to an approval request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Decision {
+pub(crate) enum Decision {
     Accept,
     AcceptForSession,
     Decline,
@@ -179,6 +181,8 @@ pub fn run_call(turn: &mut TurnRunner, call: &ToolCall) -> CallResult {
             }
             run_shell(turn, call, &args, &workdir)
         }
+        ("exec_command", false) => unified_exec::run_exec_command(turn, call),
+        ("write_stdin", false) => unified_exec::run_write_stdin(turn, call),
         ("apply_patch", true) => run_patch(turn, call, &call.payload, &cwd),
         ("apply_patch", false) => match serde_json::from_str::<PatchArgs>(&call.payload) {
             Ok(args) => run_patch(turn, call, &args.input, &cwd),
@@ -317,6 +321,110 @@ fn parse_decision(result: &Value) -> Decision {
     }
 }
 
+/// How a command may run once the approval rules let it.
+pub(crate) struct Approved {
+    /// The sandbox to run it under (none when the user approved an escalation).
+    pub policy: SandboxPolicy,
+    /// Whether asking already emitted the item's `item/started`.
+    pub started: bool,
+}
+
+/// Applies the approval rules of protocol.md §7 to running `argv` in `workdir` (the shell tool
+/// and unified exec share them): escalation (`escalate_requested`, shown with `justification`)
+/// is possible only where someone can approve it; `untrusted` asks for every command not known
+/// to be read-only; `acceptForSession` answers are remembered. Asking starts `item`. `Err`
+/// carries the call's result when the user declined or cancelled (the item is then completed as
+/// declined).
+pub(crate) fn approve_command(
+    turn: &mut TurnRunner,
+    call: &ToolCall,
+    item: &ThreadItem,
+    argv: &[String],
+    workdir: &Path,
+    escalate_requested: bool,
+    justification: Option<&str>,
+) -> Result<Approved, CallResult> {
+    let settings = turn.tools().settings.clone();
+    let escalate = escalate_requested && settings.approval != ApprovalPolicy::Never;
+    let session_approved = lock(&turn.thread).approvals.commands.contains(argv);
+    let must_ask = !session_approved
+        && (escalate
+            || (settings.approval == ApprovalPolicy::Untrusted && !shell::is_known_safe(argv)));
+    let policy = if escalate {
+        SandboxPolicy::DangerFullAccess
+    } else {
+        settings.sandbox.clone()
+    };
+    let mut started = false;
+    if must_ask {
+        let reason = escalate.then(|| justification.unwrap_or("run outside the sandbox"));
+        let decision = ask_command(turn, item, &mut started, argv, workdir, reason);
+        if let Some(result) = declined(turn, call, item.clone(), decision, argv) {
+            return Err(result);
+        }
+    }
+    Ok(Approved { policy, started })
+}
+
+/// Under `untrusted`, a sandboxed run whose failure looks like a sandbox denial is offered again
+/// without the sandbox (sandbox.md §5): asks (the item is already started) and returns the
+/// decision, remembering `acceptForSession`. `None` when that does not apply.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn ask_unsandboxed_retry(
+    turn: &mut TurnRunner,
+    item: &ThreadItem,
+    argv: &[String],
+    workdir: &Path,
+    policy: &SandboxPolicy,
+    exit_code: Option<i32>,
+    signal: Option<i32>,
+    output: &str,
+) -> Option<Decision> {
+    let applies = !policy.has_full_disk_write_access()
+        && turn.tools().settings.approval == ApprovalPolicy::Untrusted
+        && !turn.handle.is_interrupted()
+        && crate::sandbox::looks_denied(exit_code, signal, output);
+    if !applies {
+        return None;
+    }
+    let mut asked = true;
+    let decision = ask_command(
+        turn,
+        item,
+        &mut asked,
+        argv,
+        workdir,
+        Some("command failed; retry without sandbox?"),
+    );
+    if decision == Decision::AcceptForSession {
+        lock(&turn.thread).approvals.commands.insert(argv.to_vec());
+    }
+    Some(decision)
+}
+
+fn ask_command(
+    turn: &mut TurnRunner,
+    item: &ThreadItem,
+    started: &mut bool,
+    argv: &[String],
+    cwd: &Path,
+    reason: Option<&str>,
+) -> Decision {
+    let params = json!({
+        "command": shell::shell_join(argv),
+        "cwd": cwd.display().to_string(),
+        "reason": reason,
+        "availableDecisions": ["accept", "acceptForSession", "decline", "cancel"],
+    });
+    ask(
+        turn,
+        item,
+        started,
+        "item/commandExecution/requestApproval",
+        params,
+    )
+}
+
 /// Applies a decision that does not let the call run: completes the item as declined and
 /// tells the model. `None` when the call may go on (remembering `acceptForSession`).
 fn declined(
@@ -425,12 +533,12 @@ pub fn cap_text(text: &str, cap: usize) -> String {
 /// Turns byte chunks into text without splitting UTF-8 sequences across chunks (invalid bytes
 /// become U+FFFD).
 #[derive(Default)]
-struct Utf8Chunks {
+pub(crate) struct Utf8Chunks {
     pending: Vec<u8>,
 }
 
 impl Utf8Chunks {
-    fn push(&mut self, bytes: &[u8]) -> String {
+    pub(crate) fn push(&mut self, bytes: &[u8]) -> String {
         self.pending.extend_from_slice(bytes);
         let valid_up_to = match std::str::from_utf8(&self.pending) {
             Ok(_) => self.pending.len(),
@@ -442,7 +550,7 @@ impl Utf8Chunks {
         text
     }
 
-    fn finish(&mut self) -> String {
+    pub(crate) fn finish(&mut self) -> String {
         let text = String::from_utf8_lossy(&self.pending).into_owned();
         self.pending.clear();
         text

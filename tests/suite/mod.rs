@@ -3,6 +3,8 @@
 mod apply_patch;
 mod auth;
 mod cli;
+mod cli_demo;
+mod cli_exec;
 mod commands;
 mod context;
 mod context_review;
@@ -12,4 +14,6 @@ mod sandbox;
 mod threads;
 mod tools_context;
 mod turns;
+mod unified_exec;
+mod unified_exec_lifecycle;
 mod unified_exec_tty;
