@@ -8,6 +8,8 @@ mod cli_exec;
 mod commands;
 mod context;
 mod context_review;
+mod mcp;
+mod mcp_faults;
 mod mock_selftest;
 mod rpc;
 mod sandbox;
