@@ -166,15 +166,36 @@ impl ReviewRun {
     }
 
     /// Keeps in a review request only the tools that look without touching: the shell (sandboxed
-    /// like any command) and `view_image`.
+    /// like any command) and `view_image`, in either request shape (the classic `tools`, or the
+    /// Responses Lite `additional_tools` input item and its namespaces).
     pub fn restrict_tools(body: &mut Value) {
-        if let Some(tools) = body.get_mut("tools").and_then(Value::as_array_mut) {
-            tools.retain(|tool| {
+        fn keep(tools: &mut Value) {
+            let Some(list) = tools.as_array_mut() else {
+                return;
+            };
+            list.retain_mut(|tool| {
+                if tool.get("type").and_then(Value::as_str) == Some("namespace") {
+                    keep(&mut tool["tools"]);
+                    return tool["tools"].as_array().is_some_and(|t| !t.is_empty());
+                }
                 matches!(
                     tool.get("name").and_then(Value::as_str),
-                    Some("shell" | "exec_command" | "write_stdin" | "view_image")
+                    Some("shell" | "shell_command" | "exec_command" | "write_stdin" | "view_image")
                 )
             });
+        }
+        if let Some(tools) = body.get_mut("tools") {
+            keep(tools);
+        }
+        for item in body
+            .get_mut("input")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            if item.get("type").and_then(Value::as_str) == Some("additional_tools") {
+                keep(&mut item["tools"]);
+            }
         }
     }
 
@@ -336,6 +357,26 @@ mod tests {
             ReviewTarget::UncommittedChanges
                 .prompt(cwd)
                 .contains("git status")
+        );
+    }
+
+    #[test]
+    fn reviews_keep_only_looking_tools_in_both_shapes() {
+        let tool = |name: &str| json!({"type": "function", "name": name});
+        let mut classic = json!({"tools": [tool("shell_command"), tool("apply_patch"), tool("view_image"),
+            {"type": "web_search"}, tool("lookup")]});
+        ReviewRun::restrict_tools(&mut classic);
+        assert_eq!(
+            classic["tools"],
+            json!([tool("shell_command"), tool("view_image")])
+        );
+        let mut lite = json!({"input": [{"type": "additional_tools", "role": "developer", "tools": [
+            {"type": "namespace", "name": "functions", "description": "", "tools": [tool("exec_command"), tool("apply_patch")]},
+            {"type": "namespace", "name": "crm", "description": "", "tools": [tool("get")]}]}]});
+        ReviewRun::restrict_tools(&mut lite);
+        assert_eq!(
+            lite["input"][0]["tools"],
+            json!([{"type": "namespace", "name": "functions", "description": "", "tools": [tool("exec_command")]}])
         );
     }
 

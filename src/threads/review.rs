@@ -113,6 +113,7 @@ impl Server {
             state.active = Some(handle.clone());
             (state.id.clone(), state.settings.config.clone())
         };
+        let catalog = self.catalog_access(&config);
         let turn = Turn {
             id: turn_id.clone(),
             items: Vec::new(),
@@ -129,6 +130,7 @@ impl Server {
             client: self.model_client(&config),
             input: Vec::new(),
             tool_env: self.tool_env.clone(),
+            catalog,
             output_schema: None,
             review: Some(target),
         };
