@@ -12,8 +12,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
 
-/// The default model slug when neither config nor thread names one.
-pub const DEFAULT_MODEL: &str = "gpt-5.1-codex";
 /// The id of the built-in provider (OpenAI, with API-key or ChatGPT auth).
 pub const OPENAI_PROVIDER_ID: &str = "openai";
 const DEFAULT_CHATGPT_BASE_URL: &str = "https://chatgpt.com/backend-api";
@@ -32,9 +30,11 @@ const KNOWN_KEYS: &[(&str, Option<&[&str]>)] = &[
     ("model_providers", None),
     ("model_reasoning_effort", None),
     ("model_reasoning_summary", None),
+    ("model_verbosity", None),
     ("approval_policy", None),
     ("sandbox_mode", None),
     ("sandbox_workspace_write", None),
+    ("sandbox_linux", Some(&["allow_without_namespaces"])),
     ("chatgpt_base_url", None),
     ("openai_base_url", None),
     ("forced_chatgpt_workspace_id", None),
@@ -184,6 +184,16 @@ pub struct SandboxWorkspaceWrite {
     pub exclude_slash_tmp: bool,
 }
 
+/// The `[sandbox_linux]` table: options of the Linux sandbox helper.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(default)]
+pub struct SandboxLinux {
+    /// Run sandboxed commands with Landlock and seccomp only when the kernel refuses the helper
+    /// its namespaces, instead of refusing to run them (default false; the helper prints what is
+    /// then unprotected every time).
+    pub allow_without_namespaces: bool,
+}
+
 /// Which login methods are allowed (`forced_login_method`; default: both).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -257,10 +267,13 @@ struct ConfigToml {
     model_providers: BTreeMap<String, ModelProviderInfo>,
     model_reasoning_effort: Option<String>,
     model_reasoning_summary: Option<String>,
+    model_verbosity: Option<String>,
     approval_policy: Option<String>,
     sandbox_mode: Option<SandboxMode>,
     #[serde(default)]
     sandbox_workspace_write: SandboxWorkspaceWrite,
+    #[serde(default)]
+    sandbox_linux: SandboxLinux,
     chatgpt_base_url: Option<String>,
     openai_base_url: Option<String>,
     forced_chatgpt_workspace_id: Option<OneOrMany>,
@@ -286,22 +299,28 @@ enum OneOrMany {
 pub struct Config {
     /// Absolute CODEX_HOME (created if missing).
     pub codex_home: PathBuf,
-    /// Model slug (default [`DEFAULT_MODEL`]).
-    pub model: String,
+    /// Model slug; `None`: the catalog's default model (models.md §2).
+    pub model: Option<String>,
     /// Provider id, a key of `model_providers` (default `openai`).
     pub model_provider: String,
     /// Configured providers plus the built-in `openai`.
     pub model_providers: BTreeMap<String, ModelProviderInfo>,
-    /// `reasoning.effort` for reasoning models (default `medium`).
-    pub model_reasoning_effort: String,
-    /// `reasoning.summary` for reasoning models (default `auto`).
-    pub model_reasoning_summary: String,
+    /// `reasoning.effort` for reasoning models; `None`: the catalog's default for the model.
+    pub model_reasoning_effort: Option<String>,
+    /// `reasoning.summary` (`auto`, `concise`, `detailed`, `none`); `None`: the catalog's
+    /// default for the model (no summary when that is `none`).
+    pub model_reasoning_summary: Option<String>,
+    /// `text.verbosity` (`low`, `medium`, `high`) for models that support it; `None`: the
+    /// catalog's default.
+    pub model_verbosity: Option<String>,
     /// Default approval policy of new threads.
     pub approval_policy: ApprovalPolicy,
     /// Default sandbox of new threads.
     pub sandbox_mode: SandboxMode,
     /// Options of the workspace-write sandbox.
     pub sandbox_workspace_write: SandboxWorkspaceWrite,
+    /// Options of the Linux sandbox helper.
+    pub sandbox_linux: SandboxLinux,
     /// ChatGPT backend base (default `https://chatgpt.com/backend-api`).
     pub chatgpt_base_url: String,
     /// API-key base of the built-in provider (default `https://api.openai.com/v1`).
@@ -564,18 +583,16 @@ impl Config {
         }
         Ok(Self {
             codex_home,
-            model: typed.model.unwrap_or_else(|| DEFAULT_MODEL.to_string()),
+            model: typed.model.filter(|m| !m.trim().is_empty()),
             model_provider,
             model_providers,
-            model_reasoning_effort: typed
-                .model_reasoning_effort
-                .unwrap_or_else(|| "medium".to_string()),
-            model_reasoning_summary: typed
-                .model_reasoning_summary
-                .unwrap_or_else(|| "auto".to_string()),
+            model_reasoning_effort: typed.model_reasoning_effort,
+            model_reasoning_summary: typed.model_reasoning_summary,
+            model_verbosity: typed.model_verbosity,
             approval_policy,
             sandbox_mode: typed.sandbox_mode.unwrap_or_default(),
             sandbox_workspace_write,
+            sandbox_linux: typed.sandbox_linux,
             chatgpt_base_url: trim_slash(typed.chatgpt_base_url, DEFAULT_CHATGPT_BASE_URL),
             openai_base_url: trim_slash(typed.openai_base_url, DEFAULT_OPENAI_BASE_URL),
             forced_chatgpt_workspace_id: typed.forced_chatgpt_workspace_id.map(|w| match w {
@@ -721,7 +738,10 @@ mod tests {
     fn defaults_without_a_file() {
         let home = temp_home("defaults");
         let config = load_from(home.clone(), &[]).unwrap();
-        assert_eq!(config.model, DEFAULT_MODEL);
+        assert_eq!(config.model, None, "the catalog picks the default model");
+        assert_eq!(config.model_reasoning_effort, None);
+        assert_eq!(config.model_reasoning_summary, None);
+        assert_eq!(config.model_verbosity, None);
         assert_eq!(config.model_provider, "openai");
         assert_eq!(config.approval_policy, ApprovalPolicy::OnRequest);
         assert_eq!(config.sandbox_mode, SandboxMode::ReadOnly);
@@ -747,7 +767,7 @@ mod tests {
         ])
         .unwrap();
         let config = load_from(home.clone(), &overrides).unwrap();
-        assert_eq!(config.model, "from-file");
+        assert_eq!(config.model.as_deref(), Some("from-file"));
         assert_eq!(config.approval_policy, ApprovalPolicy::OnRequest);
         assert_eq!(config.sandbox_mode, SandboxMode::WorkspaceWrite);
         assert!(config.sandbox_workspace_write.network_access);
@@ -768,7 +788,7 @@ mod tests {
                     .unwrap(),
             ])
             .unwrap();
-        assert_eq!(thread.model, "per-thread");
+        assert_eq!(thread.model.as_deref(), Some("per-thread"));
         assert_eq!(thread.model_provider, "mock");
         std::fs::remove_dir_all(home).unwrap();
     }

@@ -9,12 +9,13 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, select};
 use serde_json::Value;
 
-use crate::client::{ClientError, ModelClient, StreamEvent};
+use crate::client::{ClientError, ModelClient, ModelRequest, StreamEvent};
 use crate::protocol::notify;
 use crate::protocol::{
     ActiveFlag, ThreadItem, ThreadStatus, ThreadTokenUsage, TokenUsage, Turn, TurnError,
     TurnStatus, UserInput,
 };
+use crate::review::ReviewRun;
 use crate::rollout::Entry;
 use crate::rpc::Rpc;
 use crate::thread::{Control, SharedThread, TurnHandle, lock};
@@ -42,9 +43,17 @@ pub struct TurnStart {
     pub input: Vec<UserInput>,
     /// Process environment for commands.
     pub tool_env: Arc<ToolEnv>,
-    /// `turn/start`'s `outputSchema`: the JSON Schema the final message must follow.
+    /// The model catalog, to resolve the thread's model when the turn starts.
+    pub catalog: crate::models::CatalogAccess,
+    /// `turn/start.outputSchema`: the final answer's JSON schema (this turn only).
     pub output_schema: Option<Value>,
+    /// Set for a review (`review/start`): the turn runs the review in its own conversation
+    /// and `input` is ignored.
+    pub review: Option<crate::review::ReviewTarget>,
 }
+
+/// Longest a turn waits for the model catalog before running with what is known.
+const CATALOG_WAIT: Duration = Duration::from_secs(15);
 
 /// How a turn ended.
 pub enum Outcome {
@@ -87,14 +96,16 @@ pub struct TurnRunner {
     /// Interrupt and steer messages.
     pub control: Receiver<Control>,
     client: ModelClient,
+    /// The turn's `outputSchema`.
+    output_schema: Option<Value>,
     /// Steering input waiting for the next model request.
     pending_input: Vec<Vec<UserInput>>,
     /// Completed items of this turn, for `turn/completed`.
     items: Vec<ThreadItem>,
     /// The tool runner.
     tools: Tools,
-    /// The JSON Schema of the final message, sent with every request of the turn.
-    output_schema: Option<Value>,
+    /// The review this turn runs, if it is one.
+    review: Option<ReviewRun>,
 }
 
 /// Starts the turn thread. The main loop has already answered `turn/start`.
@@ -131,12 +142,42 @@ pub fn spawn(start: TurnStart) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Resolves the thread's model in the freshest catalog (fetching it if due, bounded) before
+/// the turn uses it; warns once when the model changed to one the catalog does not know.
+fn resolve_model(start: &TurnStart) {
+    let snapshot = start.catalog.snapshot_waiting(CATALOG_WAIT);
+    let mut state = lock(&start.thread);
+    let slug = state.settings.model.clone();
+    crate::log::debug(&format!(
+        "turn {}: model {slug} from the {:?} catalog",
+        start.handle.turn_id, snapshot.origin
+    ));
+    let was_fallback =
+        state.settings.model_info.is_fallback && state.settings.model_info.slug == slug;
+    if state.settings.set_model(&slug, &snapshot) && !was_fallback {
+        start.rpc.notify(
+            "warning",
+            serde_json::json!({
+                "threadId": state.id,
+                "message": crate::models::unknown_model_warning(&slug),
+            }),
+        );
+    }
+}
+
 fn run(start: TurnStart) {
+    resolve_model(&start);
     let (thread_id, settings) = {
         let state = lock(&start.thread);
         (state.id.clone(), state.settings.clone())
     };
     let turn_id = start.handle.turn_id.clone();
+    let review = start.review.as_ref().map(|target| {
+        (
+            target.prompt(&settings.cwd),
+            ReviewRun::new(target.display(), &settings),
+        )
+    });
     let tools = Tools::new(start.tool_env.clone(), settings);
     let mut runner = TurnRunner {
         rpc: start.rpc,
@@ -146,13 +187,25 @@ fn run(start: TurnStart) {
         handle: start.handle,
         control: start.control,
         client: start.client,
+        output_schema: start.output_schema,
         pending_input: Vec::new(),
         items: Vec::new(),
         tools,
-        output_schema: start.output_schema,
+        review: None,
     };
-    runner.begin(start.input);
+    let mut input = start.input;
+    if let Some((prompt, review)) = review {
+        input = vec![UserInput::Text {
+            text: prompt,
+            text_elements: Vec::new(),
+        }];
+        runner.review = Some(review);
+    }
+    runner.begin(input);
     let outcome = runner.agent_loop();
+    if runner.review.is_some() {
+        runner.finish_review(matches!(outcome, Outcome::Completed));
+    }
     let items = std::mem::take(&mut runner.items);
     finish_turn(
         &runner.rpc,
@@ -318,9 +371,49 @@ impl TurnRunner {
         );
     }
 
-    /// Adds a model-facing history item.
+    /// Adds a model-facing history item (to the review's own conversation during a review).
     pub fn push_history(&self, item: Value) {
-        lock(&self.thread).push_history(&self.turn_id, item);
+        match &self.review {
+            Some(review) => review.history.borrow_mut().push(item),
+            None => lock(&self.thread).push_history(&self.turn_id, item),
+        }
+    }
+
+    /// Ends a review: the `exitedReviewMode` item with the review text, the text as an agent
+    /// message, and (when it finished) the result in the thread's own history.
+    fn finish_review(&mut self, finished: bool) {
+        let Some(review) = self.review.take() else {
+            return;
+        };
+        let answer = self.items.iter().rev().find_map(|item| match item {
+            ThreadItem::AgentMessage { text, .. } => Some(text.clone()),
+            _ => None,
+        });
+        let text = match (finished, answer) {
+            (true, Some(answer)) => crate::review::review_text(&answer),
+            (true, None) => "The review ended without an answer.".to_string(),
+            (false, _) => "The review did not finish.".to_string(),
+        };
+        let exited = ThreadItem::ExitedReviewMode {
+            id: crate::ids::uuid_v7(),
+            review: text.clone(),
+        };
+        self.item_started(&exited);
+        self.item_completed(exited);
+        if !finished {
+            return;
+        }
+        let message = ThreadItem::AgentMessage {
+            id: crate::ids::uuid_v7(),
+            text: text.clone(),
+        };
+        self.item_started(&message);
+        self.item_delta("item/agentMessage/delta", message.id(), &text);
+        self.item_completed(message);
+        let mut state = lock(&self.thread);
+        for item in review.history_items(&text) {
+            state.push_history(&self.turn_id, item);
+        }
     }
 
     fn begin(&mut self, input: Vec<UserInput>) {
@@ -338,17 +431,22 @@ impl TurnRunner {
             });
             let context = state.settings.context();
             state.record(&Entry::TurnContext(context.clone()));
-            if state.told_context.as_ref() != Some(&context) {
+            if let Some(review) = &self.review {
+                // A review starts its own conversation: permissions, then instructions and
+                // environment, then the request.
+                let mut history = review.history.borrow_mut();
+                history.push(crate::prompt::developer_message(&review.settings));
+                let update = crate::context::ContextState::default().update(&review.settings);
+                history.extend(update.message);
+                warnings = Vec::new();
+            } else if state.told_context.as_ref() != Some(&context) {
                 let developer = crate::prompt::developer_message(&state.settings);
                 state.push_history(&self.turn_id, developer);
                 state.told_context = Some(context);
+                warnings = self.update_context(&mut state);
+            } else {
+                warnings = self.update_context(&mut state);
             }
-            let settings = state.settings.clone();
-            let update = state.context.update(&settings);
-            if let Some(message) = update.message {
-                state.push_history(&self.turn_id, message);
-            }
-            warnings = update.warnings;
         }
         for message in &warnings {
             self.warn(message);
@@ -367,11 +465,31 @@ impl TurnRunner {
                 turn: &turn,
             },
         );
+        if let Some(review) = &self.review {
+            let entered = ThreadItem::EnteredReviewMode {
+                id: crate::ids::uuid_v7(),
+                review: review.display.clone(),
+            };
+            self.item_started(&entered);
+            self.item_completed(entered);
+        }
         self.add_user_input(input);
     }
 
+    /// Adds the project instructions and environment context when they changed; returns the
+    /// warnings reading the instructions produced.
+    fn update_context(&self, state: &mut crate::thread::ThreadState) -> Vec<String> {
+        let settings = state.settings.clone();
+        let update = state.context.update(&settings);
+        if let Some(message) = update.message {
+            state.push_history(&self.turn_id, message);
+        }
+        update.warnings
+    }
+
     fn add_user_input(&mut self, input: Vec<UserInput>) {
-        let history_item = crate::prompt::user_message(&input);
+        let accepts_images = lock(&self.thread).settings.model_info.accepts_images();
+        let history_item = crate::prompt::user_message(&input, accepts_images);
         let item = ThreadItem::UserMessage {
             id: crate::ids::uuid_v7(),
             content: input,
@@ -400,22 +518,32 @@ impl TurnRunner {
             if self.handle.is_interrupted() {
                 return Outcome::Interrupted;
             }
-            let mut body = {
-                let state = lock(&self.thread);
-                crate::prompt::request_body(
-                    &state.settings,
-                    &self.thread_id,
-                    state.history.iter().map(|(_, item)| item),
-                )
+            let request = match &self.review {
+                Some(review) => {
+                    let history = review.history.borrow();
+                    let mut request = crate::prompt::build_request(
+                        &review.settings,
+                        &self.thread_id,
+                        history.iter(),
+                        None,
+                        Vec::new(),
+                    );
+                    ReviewRun::restrict_tools(&mut request.body);
+                    request
+                }
+                None => {
+                    let mcp_tools = crate::tools::mcp::definitions(self);
+                    let state = lock(&self.thread);
+                    crate::prompt::build_request(
+                        &state.settings,
+                        &self.thread_id,
+                        state.history.iter().map(|(_, item)| item),
+                        self.output_schema.as_ref(),
+                        mcp_tools,
+                    )
+                }
             };
-            let mcp_tools = crate::tools::mcp::definitions(self);
-            if let Some(tools) = body.get_mut("tools").and_then(Value::as_array_mut) {
-                tools.extend(mcp_tools);
-            }
-            if let Some(schema) = &self.output_schema {
-                crate::prompt::set_output_schema(&mut body, schema);
-            }
-            let (outputs, calls) = match self.sample(&body) {
+            let (outputs, calls) = match self.sample(&request) {
                 Round::Done { outputs, calls } => (outputs, calls),
                 Round::Interrupted => return Outcome::Interrupted,
                 Round::Failed(error) => return Outcome::Failed(turn_error(&error)),
@@ -447,11 +575,11 @@ impl TurnRunner {
     }
 
     /// One model round trip with stream-level retries.
-    fn sample(&mut self, body: &Value) -> Round {
+    fn sample(&mut self, request: &ModelRequest) -> Round {
         let max_retries = self.client.stream_max_retries();
         let mut attempt = 0;
         loop {
-            let stream = self.client.start(body.clone(), &self.thread_id);
+            let stream = self.client.start(request, &self.thread_id);
             match self.consume(&stream) {
                 Round::Failed(error) if error.is_stream_disconnect && attempt < max_retries => {
                     drop(stream);
@@ -509,6 +637,8 @@ impl TurnRunner {
         let mut outputs = Vec::new();
         let mut calls = Vec::new();
         let mut received = 0usize;
+        // Usage windows this response reported (its headers, then any stream event).
+        let mut rate_limits = None;
         loop {
             if received > MAX_RESPONSE_BYTES {
                 stream.abort();
@@ -582,11 +712,19 @@ impl TurnRunner {
                                 outputs.push(item);
                             }
                         }
+                        StreamEvent::RateLimits(snapshot) => rate_limits = Some(snapshot),
                         StreamEvent::Completed { usage, response_id } => {
                             crate::log::debug(&format!("turn {}: response {response_id} completed", self.turn_id));
                             self.close_all(&mut open);
                             if let Some(usage) = usage {
                                 self.record_usage(usage);
+                            }
+                            if let Some(snapshot) = rate_limits.take() {
+                                self.client.record_rate_limits(&snapshot);
+                                self.rpc.notify(
+                                    "account/rateLimits/updated",
+                                    serde_json::json!({ "rateLimits": snapshot }),
+                                );
                             }
                             return Round::Done { outputs, calls };
                         }
@@ -700,12 +838,12 @@ impl TurnRunner {
     }
 
     fn record_usage(&self, last: TokenUsage) {
-        let total = {
+        let (total, window) = {
             let mut state = lock(&self.thread);
             state.total_usage.add(&last);
             let total = state.total_usage;
             state.record(&Entry::TokenUsage { total });
-            total
+            (total, state.settings.model_info.effective_context_window())
         };
         self.rpc.notify(
             "thread/tokenUsage/updated",
@@ -715,7 +853,7 @@ impl TurnRunner {
                 token_usage: ThreadTokenUsage {
                     total,
                     last,
-                    model_context_window: None,
+                    model_context_window: Some(window),
                 },
             },
         );

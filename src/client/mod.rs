@@ -18,13 +18,16 @@
 
 mod error;
 mod events;
+mod get;
 pub(crate) mod net;
+pub mod rate_limits;
 mod request;
 mod retry;
 mod round_trip;
 pub(crate) mod sse;
 #[cfg(test)]
 mod tests;
+pub mod tls;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -38,6 +41,13 @@ use crate::protocol::TokenUsage;
 use crate::secret::Secret;
 
 pub use error::ClientError;
+pub use get::{ClientIdentity, get};
+
+/// The Codex protocol version we implement, reported wherever a client or backend reads a
+/// Codex version: the `version` header, `client_version` of the catalog, `serverInfo.version`
+/// and the user agent (models.md §3). Our own version stays visible as `serverInfo.name` and
+/// the user agent's last product token.
+pub const CODEX_VERSION: &str = "0.169.0";
 
 /// Capacity of a round trip's event channel: enough to ride out scheduling hiccups, small
 /// enough that a turn that stops reading holds the reader back (memory stays bounded).
@@ -63,6 +73,24 @@ pub trait AuthProvider: Send + Sync {
     /// with [`AuthProvider::credentials`]; `Ok(false)`: nothing to recover, the round trip
     /// fails with the 401; `Err`: fails with that error as is.
     fn recover_unauthorized(&self, failed: &Credentials) -> Result<bool, ClientError>;
+    /// Where ChatGPT model and catalog requests go: `configured` (`chatgpt_base_url`) unless
+    /// workspace routing names another origin. May block (the first call per account asks the
+    /// backend); the default does no routing.
+    fn chatgpt_route(&self, configured: &str, _identity: &ClientIdentity) -> ChatGptRoute {
+        ChatGptRoute {
+            base_url: configured.to_string(),
+            routing_override: None,
+        }
+    }
+}
+
+/// Where a ChatGPT login's requests go (workspace routing, models.md §5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatGptRoute {
+    /// The ChatGPT backend base (`…/backend-api`).
+    pub base_url: String,
+    /// `x-openai-account-routing-override` for a constrained workspace (`us`, `us_cr`).
+    pub routing_override: Option<String>,
 }
 
 /// Which kind of OpenAI credential a token is; decides the endpoint of the built-in provider.
@@ -122,6 +150,9 @@ pub enum StreamEvent {
     },
     /// `response.output_item.done`: its `item`.
     ItemDone(Value),
+    /// Usage windows the backend reported (the response's `x-codex-*` headers, before any
+    /// other event, or a `codex.rate_limits` event).
+    RateLimits(rate_limits::RateLimitSnapshot),
     /// `response.completed`: the round trip succeeded.
     Completed {
         /// `response.id` (empty if the server sent none).
@@ -131,6 +162,15 @@ pub enum StreamEvent {
     },
     /// Terminal failure of this round trip (nothing follows it).
     Failed(ClientError),
+}
+
+/// One model round trip's request: the body (built by `prompt.rs`) and how it must be sent.
+#[derive(Debug, Clone)]
+pub struct ModelRequest {
+    /// The JSON body.
+    pub body: Value,
+    /// Responses Lite: sent with `x-openai-internal-codex-responses-lite: true`.
+    pub lite: bool,
 }
 
 /// What a round trip needs from the configuration, shared by the clones of a client.
@@ -143,12 +183,36 @@ struct Settings {
     user_agent: String,
 }
 
+/// The latest usage windows any model response reported, shared by a server's clients (for
+/// `account/rateLimits/read` when the backend cannot be asked).
+#[derive(Debug, Default)]
+pub struct RateLimitStore {
+    latest: Mutex<Option<rate_limits::RateLimitSnapshot>>,
+}
+
+impl RateLimitStore {
+    /// Keeps `snapshot` as the latest.
+    pub fn record(&self, snapshot: &rate_limits::RateLimitSnapshot) {
+        *self.latest.lock().unwrap_or_else(PoisonError::into_inner) = Some(snapshot.clone());
+    }
+
+    /// The latest snapshot, if any response reported one.
+    pub fn latest(&self) -> Option<rate_limits::RateLimitSnapshot> {
+        self.latest
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
 /// Starts model round trips for one provider configuration. Cheap to clone and to build per
 /// turn; `Send + Sync`.
 #[derive(Clone)]
 pub struct ModelClient {
     settings: Arc<Settings>,
     auth: Arc<dyn AuthProvider>,
+    /// Where reported usage windows are kept.
+    rate_limits: Arc<RateLimitStore>,
     /// First backoff delay (200 ms; tests shorten it).
     retry_base_delay: Duration,
     /// Reads a provider's `env_key` variable (the process environment; tests substitute it).
@@ -180,22 +244,25 @@ impl ModelClient {
         Self {
             settings: Arc::new(settings),
             auth,
+            rate_limits: Arc::default(),
             retry_base_delay: retry::BASE_DELAY,
             env_lookup: |name| std::env::var(name).ok(),
         }
     }
 
     /// Starts one model round trip on its own `model-stream` thread and returns at once:
-    /// `POST <endpoint>` with `body` (built by the turn), request-level retries, the 401 loop,
-    /// then SSE parsing. Everything that happens arrives on [`ResponseStream::events`].
-    pub fn start(&self, body: Value, session_id: &str) -> ResponseStream {
+    /// `POST <endpoint>` with `request` (built by `prompt.rs`) for thread `thread_id`,
+    /// request-level retries, the 401 loop, then SSE parsing. Everything that happens arrives on
+    /// [`ResponseStream::events`].
+    pub fn start(&self, request: &ModelRequest, thread_id: &str) -> ResponseStream {
         let (tx, rx) = crossbeam_channel::bounded(EVENT_CHANNEL_CAPACITY);
         let abort = Arc::new(AbortSignal::new());
         let job = round_trip::RoundTrip {
             settings: self.settings.clone(),
             auth: self.auth.clone(),
-            body,
-            session_id: session_id.to_string(),
+            body: request.body.clone(),
+            lite: request.lite,
+            thread_id: thread_id.to_string(),
             request_max_retries: self.request_max_retries(),
             retry_base_delay: self.retry_base_delay,
             env_lookup: self.env_lookup,
@@ -223,6 +290,18 @@ impl ModelClient {
             )));
         }
         ResponseStream { events: rx, abort }
+    }
+
+    /// Keeps reported usage windows in `store` (shared with the server) rather than in a
+    /// store of its own.
+    pub fn with_rate_limit_store(mut self, store: Arc<RateLimitStore>) -> Self {
+        self.rate_limits = store;
+        self
+    }
+
+    /// Records usage windows a response reported (the turn calls it once per response).
+    pub fn record_rate_limits(&self, snapshot: &rate_limits::RateLimitSnapshot) {
+        self.rate_limits.record(snapshot);
     }
 
     /// Announced stream-level retries: the provider's `stream_max_retries`, default 5 (at
