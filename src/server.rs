@@ -209,7 +209,7 @@ impl Server {
                 let snapshot = self.catalog_access(&self.config).snapshot();
                 self.rpc.respond(id, crate::models::list(&snapshot, p))
             })),
-            m if m.starts_with("thread/") || m.starts_with("turn/") => {
+            m if m.starts_with("thread/") || m.starts_with("turn/") || m == "review/start" => {
                 self.handle_thread_request(id, m, params)
             }
             m if m.starts_with("command/exec") => self.handle_command_request(id, m, params),

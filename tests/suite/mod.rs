@@ -9,6 +9,7 @@ mod cli_embedding_doc;
 mod cli_exec;
 mod commands;
 mod context;
+mod context_review;
 mod mcp;
 mod mcp_faults;
 mod mock_selftest;
