@@ -265,6 +265,10 @@ pub enum ThreadItem {
         /// Lifecycle state.
         status: ItemStatus,
     },
+    /// An item of a kind this server does not produce, kept in its wire shape: what a rollout
+    /// written by Codex holds (`mcpToolCall`, `contextCompaction`, …) shown as it was recorded.
+    #[serde(untagged)]
+    Other(serde_json::Value),
 }
 
 impl ThreadItem {
@@ -276,6 +280,7 @@ impl ThreadItem {
             | ThreadItem::Reasoning { id, .. }
             | ThreadItem::CommandExecution { id, .. }
             | ThreadItem::FileChange { id, .. } => id,
+            ThreadItem::Other(item) => item["id"].as_str().unwrap_or_default(),
         }
     }
 }

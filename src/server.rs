@@ -47,6 +47,8 @@ pub struct Server {
     pub commands: crate::commands::Registry,
     /// The pending browser or device-code login.
     pub logins: crate::accounts::PendingSlot,
+    /// What `thread/list` knows of the rollout files (checked against them on every page).
+    pub listing: crate::rollout::Listing,
     _alias_dir: Option<crate::exec::AliasDir>,
 }
 
@@ -102,6 +104,7 @@ impl Server {
             auth,
             commands: crate::commands::Registry::default(),
             logins: Default::default(),
+            listing: Default::default(),
             _alias_dir: alias_dir,
         }
     }

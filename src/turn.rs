@@ -653,7 +653,7 @@ impl TurnRunner {
             let mut state = lock(&self.thread);
             state.total_usage.add(&last);
             let total = state.total_usage;
-            state.record(&Entry::TokenUsage { total });
+            state.record(&Entry::TokenUsage { total, last });
             total
         };
         self.rpc.notify(

@@ -5,6 +5,7 @@ mod auth;
 mod cli;
 mod commands;
 mod mock_selftest;
+mod rollout_interop;
 mod rpc;
 mod sandbox;
 mod threads;
