@@ -1,6 +1,8 @@
-//! `command/exec`, `command/exec/write` and `command/exec/terminate` (protocol.md §8): one
-//! command under the sandbox without a thread, buffered or streamed as base64 deltas, on its own
-//! thread `command-exec`; stdin fed by a writer thread so the main loop never blocks on a pipe.
+//! `command/exec`, `command/exec/write`, `command/exec/terminate` and `command/exec/resize`
+//! (protocol.md §8): one command under the sandbox without a thread, buffered or streamed as
+//! base64 deltas, on its own thread `command-exec`; stdin fed by a writer thread so the main loop
+//! never blocks on a pipe. With `tty: true` the command runs on a pseudo-terminal (`exec::pty`):
+//! streamed, stdout and stderr merged, resizable, and `closeStdin` types the EOF character.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -12,7 +14,7 @@ use crossbeam_channel::{Sender, TrySendError, bounded};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::exec::{self, ExecRequest, KillHandle, OutputStream, StdinMode};
+use crate::exec::{self, ExecRequest, KillHandle, OutputStream, StdinMode, Terminal, TerminalSize};
 use crate::rpc::{RequestId, Rpc, RpcError};
 use crate::sandbox::{ProtocolSandboxPolicy, SandboxPolicy};
 use crate::server::{Server, decode};
@@ -29,6 +31,7 @@ enum StdinMessage {
 struct Process {
     kill: KillHandle,
     stdin: Option<Sender<StdinMessage>>,
+    terminal: Option<Terminal>,
 }
 
 /// Running commands by client-supplied `processId`.
@@ -72,6 +75,37 @@ struct ExecParams {
     stream_stdin: bool,
     #[serde(default)]
     tty: bool,
+    #[serde(default)]
+    size: Option<SizeParams>,
+}
+
+/// `CommandExecTerminalSize`.
+#[derive(Deserialize, Clone, Copy)]
+struct SizeParams {
+    rows: u16,
+    cols: u16,
+}
+
+impl SizeParams {
+    fn to_size(self) -> Result<TerminalSize, RpcError> {
+        if self.rows == 0 || self.cols == 0 {
+            return Err(RpcError::new(
+                crate::rpc::INVALID_PARAMS,
+                "command/exec size rows and cols must be greater than 0",
+            ));
+        }
+        Ok(TerminalSize {
+            rows: self.rows,
+            cols: self.cols,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ResizeParams {
+    process_id: String,
+    size: SizeParams,
 }
 
 #[derive(Deserialize)]
@@ -134,9 +168,9 @@ impl Server {
             "command/exec/terminate" => decode(params)
                 .and_then(|p| self.command_terminate(p))
                 .map(|()| self.rpc.respond(id, json!({}))),
-            "command/exec/resize" => Err(RpcError::invalid_request(
-                "tty is not supported; command/exec/resize has nothing to resize",
-            )),
+            "command/exec/resize" => decode(params)
+                .and_then(|p| self.command_resize(p))
+                .map(|()| self.rpc.respond(id, json!({}))),
             _ => return None,
         })
     }
@@ -145,14 +179,21 @@ impl Server {
         if params.command.is_empty() {
             return Err(RpcError::invalid_request("command must not be empty"));
         }
-        if params.tty {
+        let terminal_size = match (params.tty, params.size) {
+            (true, size) => Some(size.map_or(Ok(TerminalSize::default()), SizeParams::to_size)?),
+            (false, Some(_)) => {
+                return Err(RpcError::new(
+                    crate::rpc::INVALID_PARAMS,
+                    "command/exec size requires tty: true",
+                ));
+            }
+            (false, None) => None,
+        };
+        if (params.tty || params.stream_stdout_stderr || params.stream_stdin)
+            && params.process_id.is_none()
+        {
             return Err(RpcError::invalid_request(
-                "tty is not supported by this server",
-            ));
-        }
-        if (params.stream_stdout_stderr || params.stream_stdin) && params.process_id.is_none() {
-            return Err(RpcError::invalid_request(
-                "processId is required for streamStdoutStderr and streamStdin",
+                "command/exec tty or streaming requires a client-supplied processId",
             ));
         }
         if params.disable_timeout && params.timeout_ms.is_some() {
@@ -171,8 +212,8 @@ impl Server {
         let mut env = self.tool_env.env.clone();
         for (key, value) in params.env.iter().flatten() {
             match value {
-                Some(v) => env.insert(key.clone(), v.clone()),
-                None => env.remove(key),
+                Some(v) => env.insert(key.into(), v.into()),
+                None => env.remove(std::ffi::OsStr::new(key)),
             };
         }
         let policy = match params.sandbox_policy {
@@ -210,10 +251,10 @@ impl Server {
             policy,
             // Our own capture below applies the client's cap; this bounds exec's buffers.
             output_cap_bytes: 64 * 1024,
-            stdin: if params.stream_stdin {
-                StdinMode::Piped
-            } else {
-                StdinMode::Null
+            stdin: match terminal_size {
+                Some(size) => StdinMode::Terminal(size),
+                None if params.stream_stdin => StdinMode::Piped,
+                None => StdinMode::Null,
             },
         };
         let process_id = params.process_id;
@@ -226,9 +267,10 @@ impl Server {
         }
         let mut running = exec::spawn(request)
             .map_err(|e| RpcError::invalid_request(format!("failed to start command: {e:#}")))?;
+        let terminal = running.terminal();
         let stdin =
             match running.take_stdin() {
-                Some(pipe) => Some(spawn_stdin_writer(pipe).map_err(|e| {
+                Some(pipe) => Some(spawn_stdin_writer(pipe, terminal.is_some()).map_err(|e| {
                     RpcError::internal(format!("cannot start the stdin writer: {e}"))
                 })?),
                 None => None,
@@ -239,13 +281,15 @@ impl Server {
                 Process {
                     kill: running.kill_handle(),
                     stdin,
+                    terminal,
                 },
             );
         }
         let rpc = self.rpc.clone();
         let registry = self.commands.clone();
         let id = id.clone();
-        let stream = params.stream_stdout_stderr;
+        // A terminal is always streamed (the protocol: tty implies both streams).
+        let stream = params.stream_stdout_stderr || params.tty;
         let spawned = std::thread::Builder::new()
             .name("command-exec".into())
             .spawn(move || {
@@ -295,6 +339,18 @@ impl Server {
         Ok(())
     }
 
+    fn command_resize(&mut self, params: ResizeParams) -> Result<(), RpcError> {
+        let size = params.size.to_size()?;
+        let processes = lock(&self.commands.processes);
+        let process = find(&processes, &params.process_id)?;
+        let terminal = process.terminal.as_ref().ok_or_else(|| {
+            RpcError::invalid_request("failed to resize PTY: process is not attached to a PTY")
+        })?;
+        terminal
+            .resize(size)
+            .map_err(|e| RpcError::invalid_request(format!("failed to resize PTY: {e}")))
+    }
+
     fn command_terminate(&mut self, params: TerminateParams) -> Result<(), RpcError> {
         let processes = lock(&self.commands.processes);
         let process = find(&processes, &params.process_id)?;
@@ -312,13 +368,23 @@ fn find<'a>(
     })
 }
 
-fn spawn_stdin_writer(mut pipe: std::process::ChildStdin) -> std::io::Result<Sender<StdinMessage>> {
+/// Feeds the child's stdin from a queue. `Close` closes a pipe; a terminal has no end of file,
+/// so there it types the EOF character (what a user's Ctrl-D does) and stops.
+fn spawn_stdin_writer(
+    mut pipe: std::process::ChildStdin,
+    is_terminal: bool,
+) -> std::io::Result<Sender<StdinMessage>> {
     let (tx, rx) = bounded(STDIN_QUEUE);
     std::thread::Builder::new()
         .name("command-exec-stdin".into())
         .spawn(move || {
-            while let Ok(StdinMessage::Write(bytes)) = rx.recv() {
-                if pipe.write_all(&bytes).and_then(|()| pipe.flush()).is_err() {
+            while let Ok(message) = rx.recv() {
+                let (bytes, last) = match message {
+                    StdinMessage::Write(bytes) => (bytes, false),
+                    StdinMessage::Close if is_terminal => (vec![exec::TERMINAL_EOF_CHAR], true),
+                    StdinMessage::Close => break,
+                };
+                if pipe.write_all(&bytes).and_then(|()| pipe.flush()).is_err() || last {
                     break;
                 }
             }
@@ -368,7 +434,7 @@ fn wait_command(
     let output = output.map_err(|e| RpcError::internal(format!("command failed: {e:#}")))?;
     let exit_code = output
         .exit_code
-        .unwrap_or_else(|| 128 + output.signal.unwrap_or(9));
+        .unwrap_or_else(|| 128 + output.signal.unwrap_or(exec::KILLED_SIGNAL));
     let [stdout, stderr] = captures.map(|c| String::from_utf8_lossy(&c.kept).into_owned());
     Ok(json!({"exitCode": exit_code, "stdout": stdout, "stderr": stderr}))
 }

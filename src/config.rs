@@ -22,23 +22,104 @@ const DEFAULT_AUTH_ISSUER: &str = "https://auth.openai.com";
 /// Port of the browser login's callback server (the redirect URI registered for the client id).
 pub const DEFAULT_LOGIN_CALLBACK_PORT: u16 = 1455;
 
-/// Top-level keys this implementation understands; anything else gets one warning.
-const KNOWN_KEYS: &[&str] = &[
-    "model",
-    "model_provider",
-    "model_providers",
-    "model_reasoning_effort",
-    "model_reasoning_summary",
-    "approval_policy",
-    "sandbox_mode",
-    "sandbox_workspace_write",
-    "chatgpt_base_url",
-    "openai_base_url",
-    "forced_chatgpt_workspace_id",
-    "forced_login_method",
-    "chatgpt_auth_issuer",
-    "login_callback_port",
+/// Every key this implementation understands, in one place: a top-level key, and for tables we
+/// check inside, the keys allowed in them (`None`: the table's content is not checked here).
+/// Anything else in config.toml or a `-c` override is reported once to the client
+/// (`configWarning` after `initialize`) and ignored. Add a key here when you honour it.
+const KNOWN_KEYS: &[(&str, Option<&[&str]>)] = &[
+    ("model", None),
+    ("model_provider", None),
+    ("model_providers", None),
+    ("model_reasoning_effort", None),
+    ("model_reasoning_summary", None),
+    ("approval_policy", None),
+    ("sandbox_mode", None),
+    ("sandbox_workspace_write", None),
+    ("chatgpt_base_url", None),
+    ("openai_base_url", None),
+    ("forced_chatgpt_workspace_id", None),
+    ("forced_login_method", None),
+    ("chatgpt_auth_issuer", None),
+    ("login_callback_port", None),
+    // Project instructions and tools (context.md §1, §3).
+    ("project_doc_max_bytes", None),
+    ("project_doc_fallback_filenames", None),
+    ("web_search", None),
+    ("tools", Some(&["update_plan"])),
+    // MCP servers: their tables are checked by `mcp::config`.
+    ("mcp_servers", None),
 ];
+
+/// The dotted names of `table`'s keys that [`KNOWN_KEYS`] does not list.
+fn unknown_keys(table: &toml::Table) -> Vec<String> {
+    let mut unknown = Vec::new();
+    for (key, value) in table {
+        match KNOWN_KEYS.iter().find(|(known, _)| known == key) {
+            None => unknown.push(key.clone()),
+            Some((_, Some(children))) => {
+                if let toml::Value::Table(inner) = value {
+                    unknown.extend(
+                        inner
+                            .keys()
+                            .filter(|k| !children.contains(&k.as_str()))
+                            .map(|k| format!("{key}.{k}")),
+                    );
+                }
+            }
+            Some((_, None)) => {}
+        }
+    }
+    unknown
+}
+
+/// The dotted name of an override's key (`-c`, `thread/start {config}`) when [`KNOWN_KEYS`]
+/// does not list it.
+pub fn unknown_override_key(path: &[String]) -> Option<String> {
+    let mut table = toml::Table::new();
+    set_path(&mut table, path, toml::Value::Boolean(true));
+    unknown_keys(&table).into_iter().next()
+}
+
+/// `web_search`: whether the hosted web search tool is offered, and with live access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebSearchMode {
+    /// Not offered.
+    Disabled,
+    /// Offered, answering from the backend's cache (`external_web_access: false`).
+    #[default]
+    Cached,
+    /// Offered, answering from an index (treated like `cached`: no live access).
+    Indexed,
+    /// Offered with live access to the web.
+    Live,
+}
+
+/// `tools.update_plan`: `true` or `{enabled = true}` (the reference accepts only the table).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(untagged)]
+enum ToolSwitch {
+    Bare(bool),
+    Table {
+        #[serde(default)]
+        enabled: bool,
+    },
+}
+
+impl ToolSwitch {
+    fn is_enabled(self) -> bool {
+        match self {
+            Self::Bare(on) | Self::Table { enabled: on } => on,
+        }
+    }
+}
+
+/// The `[tools]` table (the keys we honour).
+#[derive(Debug, Default, Deserialize)]
+struct ToolsToml {
+    #[serde(default)]
+    update_plan: Option<ToolSwitch>,
+}
 
 /// When the agent must ask the client before acting (`approval_policy`; default `on-request`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -186,6 +267,11 @@ struct ConfigToml {
     forced_login_method: Option<ForcedLoginMethod>,
     chatgpt_auth_issuer: Option<String>,
     login_callback_port: Option<u16>,
+    project_doc_max_bytes: Option<usize>,
+    project_doc_fallback_filenames: Option<Vec<String>>,
+    web_search: Option<WebSearchMode>,
+    #[serde(default)]
+    tools: ToolsToml,
 }
 
 #[derive(Debug, Deserialize)]
@@ -229,8 +315,23 @@ pub struct Config {
     pub chatgpt_auth_issuer: String,
     /// Port of the browser login's local callback server (default 1455; 0 picks a free port).
     pub login_callback_port: u16,
+    /// Byte budget of the project AGENTS.md files together (default 32 768; 0 disables them).
+    pub project_doc_max_bytes: usize,
+    /// File names tried after `AGENTS.md` in each directory (default none).
+    pub project_doc_fallback_filenames: Vec<String>,
+    /// Whether and how the hosted `web_search` tool is offered (default `cached`).
+    pub web_search: WebSearchMode,
+    /// Whether the `update_plan` tool is offered (`tools.update_plan`; default off).
+    pub update_plan: bool,
+    /// Keys of config.toml and `-c` that nothing honours, each with where it came from, for
+    /// the one `configWarning` after `initialize`.
+    pub unknown_keys: Vec<String>,
+    /// `[mcp_servers.<name>]`: the MCP servers (parsed and validated by `mcp::config`).
+    pub mcp_servers: BTreeMap<String, crate::mcp::config::McpServerConfig>,
     /// The merged raw table, kept so per-thread overrides re-merge with the same rules.
     raw: toml::Table,
+    /// The `-c` overrides, kept so the file can be re-read with them (`config/mcpServer/reload`).
+    cli_overrides: Vec<Override>,
 }
 
 /// One `key=value` override: the key's path (`a.b` → `["a","b"]`) and its TOML value.
@@ -366,22 +467,31 @@ fn load_from(codex_home: PathBuf, overrides: &[Override]) -> Result<Config> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => toml::Table::new(),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    let unknown: Vec<&str> = raw
-        .keys()
-        .map(String::as_str)
-        .filter(|k| !KNOWN_KEYS.contains(k))
+    let mut unknown: Vec<String> = unknown_keys(&raw)
+        .into_iter()
+        .map(|key| format!("`{key}` in {}", path.display()))
         .collect();
+    for (key_path, value) in overrides {
+        if let Some(key) = unknown_override_key(key_path) {
+            unknown.push(format!("`{key}` (-c)"));
+        }
+        set_path(&mut raw, key_path, value.clone());
+    }
+    unknown.extend(
+        crate::mcp::config::unknown_keys(raw.get("mcp_servers"))
+            .into_iter()
+            .map(|key| format!("`{key}`")),
+    );
     if !unknown.is_empty() {
         crate::log::warn(&format!(
-            "{}: ignoring unsupported keys: {}",
-            path.display(),
+            "ignoring unknown configuration keys: {}",
             unknown.join(", ")
         ));
     }
-    for (key_path, value) in overrides {
-        set_path(&mut raw, key_path, value.clone());
-    }
-    Config::from_raw(codex_home, raw).context("invalid -c override")
+    let mut config = Config::from_raw(codex_home, raw).context("invalid -c override")?;
+    config.unknown_keys = unknown;
+    config.cli_overrides = overrides.to_vec();
+    Ok(config)
 }
 
 fn file_error(path: &Path, message: &str) -> anyhow::Error {
@@ -404,6 +514,7 @@ impl Config {
                 .entry("requires_openai_auth")
                 .or_insert(toml::Value::Boolean(true));
         }
+        let mcp_servers = crate::mcp::config::parse(table.get("mcp_servers"))?;
         let typed: ConfigToml = table.try_into()?;
         let approval_policy = match typed.approval_policy.as_deref() {
             None => ApprovalPolicy::default(),
@@ -476,7 +587,18 @@ impl Config {
             login_callback_port: typed
                 .login_callback_port
                 .unwrap_or(DEFAULT_LOGIN_CALLBACK_PORT),
+            project_doc_max_bytes: typed
+                .project_doc_max_bytes
+                .unwrap_or(crate::context::project_docs::DEFAULT_MAX_BYTES),
+            project_doc_fallback_filenames: typed
+                .project_doc_fallback_filenames
+                .unwrap_or_default(),
+            web_search: typed.web_search.unwrap_or_default(),
+            update_plan: typed.tools.update_plan.is_some_and(ToolSwitch::is_enabled),
+            unknown_keys: Vec::new(),
+            mcp_servers,
             raw,
+            cli_overrides: Vec::new(),
         })
     }
 
@@ -487,7 +609,20 @@ impl Config {
         for (path, value) in overrides {
             set_path(&mut raw, path, value.clone());
         }
-        Self::from_raw(self.codex_home.clone(), raw)
+        let mut config = Self::from_raw(self.codex_home.clone(), raw)?;
+        config.cli_overrides = self.cli_overrides.clone();
+        Ok(config)
+    }
+
+    /// The configuration read again from `config.toml` with the same `-c` overrides (per-thread
+    /// overrides are not part of it).
+    pub fn reloaded(&self) -> Result<Self> {
+        load_from(self.codex_home.clone(), &self.cli_overrides)
+    }
+
+    /// One top-level key of the merged raw table.
+    pub fn raw_value(&self, key: &str) -> Option<toml::Value> {
+        self.raw.get(key).cloned()
     }
 
     /// The provider named by `model_provider`.
@@ -635,6 +770,66 @@ mod tests {
             .unwrap();
         assert_eq!(thread.model, "per-thread");
         assert_eq!(thread.model_provider, "mock");
+        std::fs::remove_dir_all(home).unwrap();
+    }
+
+    #[test]
+    fn unknown_keys_are_collected_from_the_file_and_overrides() {
+        let home = temp_home("unknown");
+        std::fs::write(
+            home.join("config.toml"),
+            "mystery = 1\nweb_search = \"live\"\nproject_doc_max_bytes = 10\n[tools]\nupdate_plan = true\nbogus = 2\n",
+        )
+        .unwrap();
+        let overrides = parse_overrides(&[
+            "nope.deep=1".to_string(),
+            "project_doc_fallback_filenames=[\"CLAUDE.md\"]".to_string(),
+            "tools.other=true".to_string(),
+        ])
+        .unwrap();
+        let config = load_from(home.clone(), &overrides).unwrap();
+        let file = home.join("config.toml").display().to_string();
+        assert_eq!(
+            config.unknown_keys,
+            [
+                format!("`mystery` in {file}"),
+                format!("`tools.bogus` in {file}"),
+                "`nope` (-c)".to_string(),
+                "`tools.other` (-c)".to_string(),
+            ]
+        );
+        assert_eq!(config.web_search, WebSearchMode::Live);
+        assert_eq!(config.project_doc_max_bytes, 10);
+        assert_eq!(config.project_doc_fallback_filenames, ["CLAUDE.md"]);
+        assert!(config.update_plan);
+        std::fs::remove_dir_all(home).unwrap();
+    }
+
+    #[test]
+    fn tool_switches_and_defaults() {
+        let home = temp_home("switches");
+        let defaults = load_from(home.clone(), &[]).unwrap();
+        assert!(!defaults.update_plan);
+        assert_eq!(defaults.web_search, WebSearchMode::Cached);
+        assert_eq!(defaults.project_doc_max_bytes, 32 * 1024);
+        assert!(defaults.unknown_keys.is_empty());
+        for (arg, on) in [
+            ("tools.update_plan={enabled=true}", true),
+            ("tools.update_plan={enabled=false}", false),
+            ("tools.update_plan=false", false),
+        ] {
+            let config =
+                load_from(home.clone(), &parse_overrides(&[arg.to_string()]).unwrap()).unwrap();
+            assert_eq!(config.update_plan, on, "{arg}");
+        }
+        for bad in [
+            "web_search=sometimes",
+            "project_doc_max_bytes=-1",
+            "tools.update_plan=\"yes\"",
+        ] {
+            let overrides = parse_overrides(&[bad.to_string()]).unwrap();
+            assert!(load_from(home.clone(), &overrides).is_err(), "{bad}");
+        }
         std::fs::remove_dir_all(home).unwrap();
     }
 

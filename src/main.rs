@@ -1,36 +1,14 @@
 //! Entry point: argv dispatch, before any thread or configuration exists.
 //!
 //! Order: argv[0] `codex-linux-sandbox` (the sandbox helper), argv[0] `apply_patch` /
-//! `applypatch`, argv[1] `--codex-run-as-apply-patch`; then the subcommands `app-server` and
-//! `sandbox`, with global `-c/--config key=value` overrides accepted before and after the
-//! subcommand. What each subcommand does lives in its own module.
-
-mod accounts;
-mod apply_patch;
-mod auth;
-mod client;
-mod commands;
-mod config;
-mod exec;
-mod ids;
-mod log;
-mod login;
-mod models;
-mod prompt;
-mod protocol;
-mod rollout;
-mod rpc;
-mod sandbox;
-mod secret;
-mod server;
-mod thread;
-mod threads;
-mod time;
-mod tools;
-mod turn;
+//! `applypatch`, argv[1] `--codex-run-as-apply-patch`; then the subcommands `app-server`,
+//! `sandbox`, `exec` and `demo`, with global `-c/--config key=value` overrides accepted before
+//! and after the subcommand. What each subcommand does lives in its own module; the module tree
+//! is the library (`src/lib.rs`), which the fuzz targets and examples use too.
 
 use std::ffi::OsString;
-use std::path::Path;
+
+use codex_lite::{apply_patch, cli, config, sandbox, server};
 
 const USAGE: &str = "\
 codex-lite: a lightweight Codex app-server
@@ -39,6 +17,10 @@ Usage: codex-lite [OPTIONS] <COMMAND>
 
 Commands:
   app-server [--listen stdio://]   Serve the app-server protocol (JSON lines) on stdin/stdout
+  demo [--json]                    Show one complete turn offline: a scripted model, the real
+                                   app-server, a sandboxed command, a patch, an approval and a
+                                   token refresh (see src/cli/demo.rs)
+  exec [OPTIONS] [PROMPT]          Run one turn non-interactively (see 'exec --help')
   sandbox linux|macos [--full-auto] [--] COMMAND...
                                    Run a command under the sandbox (read-only by default,
                                    workspace-write with --full-auto); aliases: sandbox landlock,
@@ -62,6 +44,10 @@ enum Command {
     AppServer,
     /// `sandbox <platform> …` / `debug landlock …`: the arguments from the platform word on.
     Sandbox(Vec<OsString>),
+    /// `exec …`: the arguments after `exec`.
+    Exec(Vec<OsString>),
+    /// `demo …`: the arguments after `demo`.
+    Demo(Vec<OsString>),
     Help,
     Version,
 }
@@ -77,10 +63,9 @@ fn main() {
     let args: Vec<OsString> = std::env::args_os().collect();
     let arg0 = args
         .first()
-        .and_then(|a| Path::new(a).file_name())
-        .and_then(|n| n.to_str())
+        .and_then(|a| codex_lite::platform::program_name(a))
         .unwrap_or_default();
-    match arg0 {
+    match arg0.as_str() {
         // Before anything else: the helper must stay single-threaded.
         sandbox::linux::HELPER_ARG0 => std::process::exit(sandbox::linux::helper_main(&args[1..])),
         _ if apply_patch::is_arg0_name(
@@ -116,6 +101,8 @@ fn main() {
             0
         }
         Command::Sandbox(rest) => sandbox::cli::main(&with_overrides(rest, &cli.overrides)),
+        Command::Exec(rest) => cli::exec::main(&cli.overrides, &rest),
+        Command::Demo(rest) => cli::demo::main(&cli.overrides, &rest),
         Command::AppServer => match config::load(&cli.overrides) {
             Ok(config) => server::run(config),
             Err(e) => {
@@ -170,6 +157,20 @@ fn parse_cli(args: &[OsString]) -> Result<Cli, String> {
                 let rest = iter.cloned().collect();
                 return Ok(Cli {
                     command: Command::Sandbox(rest),
+                    overrides,
+                });
+            }
+            ("exec", None) => {
+                let rest = iter.cloned().collect();
+                return Ok(Cli {
+                    command: Command::Exec(rest),
+                    overrides,
+                });
+            }
+            ("demo", None) => {
+                let rest = iter.cloned().collect();
+                return Ok(Cli {
+                    command: Command::Demo(rest),
                     overrides,
                 });
             }
@@ -271,6 +272,12 @@ mod tests {
             (&["app-server", "-h"], Command::Help, &[]),
             (&["--version"], Command::Version, &[]),
             (&["-V"], Command::Version, &[]),
+            (
+                &["-c", "a=1", "exec", "--json", "hi"],
+                Command::Exec(vec!["--json".into(), "hi".into()]),
+                &["a=1"],
+            ),
+            (&["demo"], Command::Demo(vec![]), &[]),
         ];
         for (args, command, overrides) in ok {
             let cli = parse(args).unwrap();

@@ -62,14 +62,6 @@ pub fn tools(model: &str) -> Vec<Value> {
     vec![shell_tool(), apply_patch]
 }
 
-fn sandbox_mode_name(policy: &SandboxPolicy) -> &'static str {
-    match policy {
-        SandboxPolicy::ReadOnly => "read-only",
-        SandboxPolicy::WorkspaceWrite { .. } => "workspace-write",
-        SandboxPolicy::DangerFullAccess => "danger-full-access",
-    }
-}
-
 fn permissions_text(settings: &Settings) -> String {
     let sandbox = match &settings.sandbox {
         SandboxPolicy::ReadOnly => {
@@ -110,30 +102,16 @@ fn message(role: &str, text: String) -> Value {
     json!({"type": "message", "role": role, "content": [{"type": "input_text", "text": text}]})
 }
 
-/// The context items sent before a turn whenever the settings the model knows about change:
-/// a developer message with the permissions (and the thread's developer instructions) and a
-/// user message with the environment.
-pub fn context_messages(settings: &Settings) -> Vec<Value> {
+/// The developer message sent before a turn whenever the settings the model knows about
+/// change: the permissions and the thread's developer instructions. (The project instructions
+/// and environment context are `context/`'s.)
+pub fn developer_message(settings: &Settings) -> Value {
     let mut developer = permissions_text(settings);
     if let Some(extra) = settings.developer_instructions.as_deref() {
         developer.push_str("\n\n");
         developer.push_str(extra);
     }
-    let network = if settings.sandbox.has_network() {
-        "enabled"
-    } else {
-        "restricted"
-    };
-    let environment = format!(
-        "<environment_context>\n  <cwd>{}</cwd>\n  <approval_policy>{}</approval_policy>\n  <sandbox_mode>{}</sandbox_mode>\n  <network_access>{network}</network_access>\n  <shell>bash</shell>\n</environment_context>",
-        settings.cwd.display(),
-        settings.approval.as_str(),
-        sandbox_mode_name(&settings.sandbox),
-    );
-    vec![
-        message("developer", developer),
-        message("user", environment),
-    ]
+    message("developer", developer)
 }
 
 /// A note the model sees after a turn the user interrupted.
@@ -212,7 +190,10 @@ pub fn request_body<'a>(
         "model": settings.model,
         "instructions": instructions,
         "input": history.collect::<Vec<_>>(),
-        "tools": tools(&settings.model),
+        "tools": tools(&settings.model)
+            .into_iter()
+            .chain(crate::tools::extra_definitions(settings, crate::tools::ModelCaps::of(&settings.model)))
+            .collect::<Vec<_>>(),
         "tool_choice": "auto",
         "parallel_tool_calls": false,
         "store": false,
@@ -229,10 +210,24 @@ pub fn request_body<'a>(
     body
 }
 
+/// Constrains the final message to `schema` (`turn/start` `outputSchema`): the Responses
+/// `text.format` of a strict JSON Schema, named as the reference names it.
+pub fn set_output_schema(body: &mut Value, schema: &Value) {
+    body["text"]["format"] = json!({
+        "type": "json_schema",
+        "name": "codex_output_schema",
+        "schema": schema,
+        "strict": true,
+    });
+}
+
 /// A model output item prepared for sending back as input: the server-side `id` and `status`
 /// are dropped (nothing is stored with `store:false`; reasoning travels as `encrypted_content`),
 /// everything else is kept as received.
 pub fn output_as_input(item: &Value) -> Value {
+    if crate::tools::web_search::is_call(item) {
+        return crate::tools::web_search::as_input(item);
+    }
     let mut item = item.clone();
     if let Some(map) = item.as_object_mut() {
         map.remove("id");

@@ -164,6 +164,21 @@ pub enum UserInput {
     },
 }
 
+/// `CommandExecutionSource`: what started a command.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum CommandSource {
+    /// The model's `shell` tool (the default).
+    #[default]
+    Agent,
+    /// The user's own shell command.
+    UserShell,
+    /// The model's `exec_command` (unified exec).
+    UnifiedExecStartup,
+    /// Input the model typed into a unified exec session.
+    UnifiedExecInteraction,
+}
+
 /// `CommandExecutionStatus` / `PatchApplyStatus`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -253,8 +268,15 @@ pub enum ThreadItem {
         exit_code: Option<i32>,
         /// Wall time once finished.
         duration_ms: Option<i64>,
-        /// Parsed actions for display (we report none).
+        /// Parsed actions for display (the shell tool reports none; unified exec one
+        /// `unknown` action with the command line).
         command_actions: Vec<serde_json::Value>,
+        /// The unified exec session id (as a string) once its process runs; `null` otherwise.
+        #[serde(default)]
+        process_id: Option<String>,
+        /// What started the command.
+        #[serde(default)]
+        source: CommandSource,
     },
     /// A patch the model applied (or asked to apply).
     FileChange {
@@ -265,10 +287,87 @@ pub enum ThreadItem {
         /// Lifecycle state.
         status: ItemStatus,
     },
+    /// A web search the backend ran for the model (the hosted `web_search` tool).
+    WebSearch {
+        /// The Responses item id.
+        id: String,
+        /// What was searched (the query, or the page for `openPage`/`findInPage`).
+        query: String,
+        /// The action in the protocol's spelling (`search`, `openPage`, `findInPage`, `other`).
+        action: Option<serde_json::Value>,
+    },
+    /// A local image the model looked at (`view_image`).
+    ImageView {
+        /// The model's call id.
+        id: String,
+        /// The image file.
+        path: String,
+    },
+    /// A call of a tool the client defined (`thread/start.dynamicTools`).
+    DynamicToolCall {
+        /// The model's call id.
+        id: String,
+        /// The tool's namespace, for tools given inside a namespace.
+        namespace: Option<String>,
+        /// Tool name.
+        tool: String,
+        /// The model's arguments (JSON; a string when they were not JSON).
+        arguments: serde_json::Value,
+        /// `inProgress`, `completed` or `failed`.
+        status: ItemStatus,
+        /// The client's answer.
+        content_items: Option<Vec<serde_json::Value>>,
+        /// The client's verdict.
+        success: Option<bool>,
+        /// How long the client took.
+        duration_ms: Option<i64>,
+    },
+    /// A review starts (`review/start`); `review` says what is reviewed.
+    EnteredReviewMode {
+        /// Item id.
+        id: String,
+        /// What is reviewed, for display.
+        review: String,
+    },
+    /// A review ended; `review` is its result.
+    ExitedReviewMode {
+        /// Item id.
+        id: String,
+        /// The review text.
+        review: String,
+    },
+    /// A call of an MCP server's tool (`tools/mcp.rs`).
+    McpToolCall {
+        /// The model's call id.
+        id: String,
+        /// The configured server name.
+        server: String,
+        /// The tool's name on its server.
+        tool: String,
+        /// `inProgress`, `completed` or `failed` (never `declined`: a declined call fails).
+        status: ItemStatus,
+        /// The arguments as the model gave them.
+        arguments: serde_json::Value,
+        /// What the server returned: `{content, structuredContent, _meta}`.
+        result: Option<serde_json::Value>,
+        /// Why the call failed, `{message}`.
+        error: Option<McpToolCallError>,
+        /// Wall time once finished.
+        duration_ms: Option<i64>,
+        /// The tool's `readOnlyHint` annotation, when it has one.
+        read_only_hint: Option<bool>,
+    },
     /// An item of a kind this server does not produce, kept in its wire shape: what a rollout
     /// written by Codex holds (`mcpToolCall`, `contextCompaction`, …) shown as it was recorded.
     #[serde(untagged)]
     Other(serde_json::Value),
+}
+
+/// `McpToolCallError`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct McpToolCallError {
+    /// What went wrong.
+    pub message: String,
 }
 
 impl ThreadItem {
@@ -279,7 +378,13 @@ impl ThreadItem {
             | ThreadItem::AgentMessage { id, .. }
             | ThreadItem::Reasoning { id, .. }
             | ThreadItem::CommandExecution { id, .. }
-            | ThreadItem::FileChange { id, .. } => id,
+            | ThreadItem::FileChange { id, .. }
+            | ThreadItem::WebSearch { id, .. }
+            | ThreadItem::ImageView { id, .. }
+            | ThreadItem::DynamicToolCall { id, .. }
+            | ThreadItem::EnteredReviewMode { id, .. }
+            | ThreadItem::ExitedReviewMode { id, .. }
+            | ThreadItem::McpToolCall { id, .. } => id,
             ThreadItem::Other(item) => item["id"].as_str().unwrap_or_default(),
         }
     }
@@ -558,6 +663,58 @@ pub mod notify {
     pub struct ThreadIdOnly<'a> {
         /// Thread id.
         pub thread_id: &'a str,
+    }
+
+    /// `warning`: something the client asked for or configured is not (fully) honoured.
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Warning<'a> {
+        /// The thread it concerns, if any.
+        pub thread_id: Option<&'a str>,
+        /// What the user should know.
+        pub message: &'a str,
+    }
+
+    /// `configWarning`: configuration that was ignored or could not be applied.
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ConfigWarning<'a> {
+        /// What happened, naming the keys.
+        pub summary: &'a str,
+        /// More detail.
+        pub details: Option<&'a str>,
+    }
+
+    /// `turn/plan/updated`.
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct PlanUpdated<'a> {
+        /// Thread id.
+        pub thread_id: &'a str,
+        /// Turn id.
+        pub turn_id: &'a str,
+        /// Why the plan changed.
+        pub explanation: Option<&'a str>,
+        /// The steps, `{step, status}` with status `pending`, `inProgress` or `completed`.
+        pub plan: &'a [serde_json::Value],
+    }
+
+    /// `item/tool/call`: the server asks the client to run one of its dynamic tools.
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct DynamicToolCall<'a> {
+        /// Thread id.
+        pub thread_id: &'a str,
+        /// Turn id.
+        pub turn_id: &'a str,
+        /// The model's call id.
+        pub call_id: &'a str,
+        /// The tool's namespace, if any.
+        pub namespace: Option<&'a str>,
+        /// Tool name.
+        pub tool: &'a str,
+        /// The model's arguments.
+        pub arguments: &'a serde_json::Value,
     }
 
     /// `thread/name/updated`.

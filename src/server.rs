@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::config::Config;
 use crate::protocol::{InitializeParams, InitializeResponse, ServerInfo, method};
-use crate::rpc::{Incoming, RequestId, Rpc, RpcError, Transport};
+use crate::rpc::{Incoming, Next, RequestId, Rpc, RpcError, Transport};
 use crate::thread::SharedThread;
 use crate::tools::ToolEnv;
 
@@ -19,6 +19,11 @@ use crate::tools::ToolEnv;
 const SHUTDOWN_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long shutdown waits for interrupted turns to emit `turn/completed`.
 const SHUTDOWN_TURN_GRACE: Duration = Duration::from_secs(3);
+
+/// Work handed to the main loop by another thread (it runs there, with the server state).
+pub type Job = Box<dyn FnOnce(&mut Server) + Send>;
+/// Jobs queued for the main loop at most; senders wait beyond it.
+const JOBS_CAPACITY: usize = 64;
 
 /// What the handshake established about this connection.
 pub struct Session {
@@ -47,6 +52,13 @@ pub struct Server {
     pub commands: crate::commands::Registry,
     /// The pending browser or device-code login.
     pub logins: crate::accounts::PendingSlot,
+    /// Params of the thread/turn request being handled that we do not honour (each with its
+    /// warning text); its handler reports them once it knows the thread.
+    pub unhonoured: Vec<(String, String)>,
+    /// The MCP servers, shared by every thread.
+    pub mcp: Arc<crate::mcp::Registry>,
+    /// Hands work back to the main loop ([`Job`]).
+    pub jobs: crossbeam_channel::Sender<Job>,
     /// What `thread/list` knows of the rollout files (checked against them on every page).
     pub listing: crate::rollout::Listing,
     _alias_dir: Option<crate::exec::AliasDir>,
@@ -61,13 +73,19 @@ pub fn run(config: Config) -> i32 {
             return 1;
         }
     };
-    let mut server = Server::new(transport.rpc.clone(), config);
-    while let Some(message) = transport.inbox.recv() {
-        server.handle(message);
+    let (jobs_tx, jobs) = crossbeam_channel::bounded(JOBS_CAPACITY);
+    let mut server = Server::new(transport.rpc.clone(), config, jobs_tx);
+    while let Some(next) = transport.inbox.recv_or_job(&jobs) {
+        match next {
+            Next::Message(message) => server.handle(message),
+            Next::Job(job) => job(&mut server),
+        }
     }
     crate::log::info("stdin closed; shutting down");
     server.interrupt_all_turns(SHUTDOWN_TURN_GRACE);
     server.commands.terminate_all();
+    crate::tools::unified_exec::shutdown(server.threads.values());
+    server.mcp.shutdown();
     drop(server);
     transport.finish(SHUTDOWN_FLUSH_TIMEOUT);
     0
@@ -81,7 +99,7 @@ pub fn decode<T: DeserializeOwned>(params: Option<Value>) -> Result<T, RpcError>
 }
 
 impl Server {
-    fn new(rpc: Rpc, config: Config) -> Self {
+    fn new(rpc: Rpc, config: Config, jobs: crossbeam_channel::Sender<Job>) -> Self {
         let alias_dir = match crate::exec::AliasDir::create(&config.codex_home) {
             Ok(dir) => Some(dir),
             Err(e) => {
@@ -89,21 +107,29 @@ impl Server {
                 None
             }
         };
-        let mut env: HashMap<String, String> = std::env::vars().collect();
+        let mut env: crate::exec::Env = std::env::vars_os().collect();
         if let Some(dir) = &alias_dir {
             dir.prepend_to_path(&mut env);
         }
         let exe = std::env::current_exe().unwrap_or_else(|_| "codex-lite".into());
         let auth = Arc::new(crate::auth::AuthManager::new(&config, rpc.clone()));
+        let mcp = Arc::new(crate::mcp::Registry::new(rpc.clone(), &config.mcp_servers));
         Self {
             rpc,
             config,
             session: None,
             threads: HashMap::new(),
-            tool_env: Arc::new(ToolEnv { exe, env }),
+            tool_env: Arc::new(ToolEnv {
+                exe,
+                env,
+                mcp: mcp.clone(),
+            }),
+            mcp,
+            jobs,
             auth,
             commands: crate::commands::Registry::default(),
             logins: Default::default(),
+            unhonoured: Vec::new(),
             listing: Default::default(),
             _alias_dir: alias_dir,
         }
@@ -149,7 +175,12 @@ impl Server {
     fn handle_request(&mut self, id: &RequestId, method: &str, params: Option<Value>) {
         if method == method::INITIALIZE {
             let outcome = self.initialize(params);
-            return self.rpc.respond_with(id, outcome);
+            let initialized = outcome.is_ok();
+            self.rpc.respond_with(id, outcome);
+            if initialized {
+                self.warn_unknown_config();
+            }
+            return;
         }
         if self.session.is_none() {
             return self
@@ -167,6 +198,9 @@ impl Server {
             m if m.starts_with("account/") || m == "getAuthStatus" => {
                 self.handle_account_request(id, m, params)
             }
+            "mcpServerStatus/list" | "config/mcpServer/reload" => {
+                self.handle_mcp_request(id, method, params)
+            }
             _ => None,
         };
         match outcome {
@@ -176,6 +210,11 @@ impl Server {
                 .rpc
                 .respond_error(id, &RpcError::method_not_found(method)),
         }
+    }
+
+    /// Runs a request again (a job, after what it waited for happened).
+    pub fn redispatch(&mut self, id: &RequestId, method: &str, params: Option<Value>) {
+        self.handle_request(id, method, params);
     }
 
     fn initialize(&mut self, params: Option<Value>) -> Result<InitializeResponse, RpcError> {
@@ -207,30 +246,40 @@ impl Server {
     }
 }
 
+impl Server {
+    /// The one `configWarning` naming every config.toml and `-c` key nothing honours.
+    fn warn_unknown_config(&self) {
+        let keys = &self.config.unknown_keys;
+        if keys.is_empty() {
+            return;
+        }
+        let summary = format!(
+            "{} unknown configuration {} ignored: {}",
+            keys.len(),
+            if keys.len() == 1 {
+                "key is"
+            } else {
+                "keys are"
+            },
+            keys.join(", ")
+        );
+        self.rpc.notify(
+            "configWarning",
+            crate::protocol::notify::ConfigWarning {
+                summary: &summary,
+                details: Some("codex-lite does not implement these settings; check for typos"),
+            },
+        );
+    }
+}
+
 /// `<originator>/<version> (<os> <os version>; <arch>)`, e.g.
 /// `codex_vscode/0.1.0 (Linux 6.8.0; x86_64)`.
 fn user_agent(originator: &str) -> String {
-    let (os, release) = os_name_and_release();
+    let (os, release) = crate::platform::os_name_and_release();
     format!(
         "{originator}/{} ({os} {release}; {})",
         env!("CARGO_PKG_VERSION"),
         std::env::consts::ARCH
     )
-}
-
-fn os_name_and_release() -> (String, String) {
-    // SAFETY: `uname` fills a zeroed, caller-owned struct; its fields are NUL-terminated.
-    let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
-    if unsafe { libc::uname(&mut uts) } != 0 {
-        return (std::env::consts::OS.to_string(), "unknown".to_string());
-    }
-    let field = |chars: &[libc::c_char]| -> String {
-        let bytes: Vec<u8> = chars
-            .iter()
-            .take_while(|&&c| c != 0)
-            .map(|&c| c as u8)
-            .collect();
-        String::from_utf8_lossy(&bytes).into_owned()
-    };
-    (field(&uts.sysname), field(&uts.release))
 }

@@ -38,6 +38,8 @@ pub struct Settings {
     pub base_instructions: Option<String>,
     /// Added to the developer message when set.
     pub developer_instructions: Option<String>,
+    /// The client's tools (`thread/start.dynamicTools`, validated `DynamicToolSpec`s).
+    pub dynamic_tools: Arc<Vec<Value>>,
 }
 
 impl Settings {
@@ -133,6 +135,8 @@ pub struct SessionApprovals {
     pub commands: HashSet<Vec<String>>,
     /// Roots under which patches are not asked about again.
     pub patch_roots: Vec<PathBuf>,
+    /// MCP tools (server, tool) not asked about again.
+    pub mcp_tools: HashSet<(String, String)>,
 }
 
 /// One loaded thread.
@@ -161,6 +165,8 @@ pub struct ThreadState {
     pub history: Vec<(String, Value)>,
     /// The settings the model was last told about (to resend context when they change).
     pub told_context: Option<TurnContext>,
+    /// The project instructions and environment context the model has seen (`context/`).
+    pub context: crate::context::ContextState,
     /// The settings recorded at each turn's start, by turn id, so a fork that drops later turns
     /// knows what the model had been told by the last turn it keeps. Filled by [`Self::record`].
     pub turn_contexts: Vec<(String, TurnContext)>,
@@ -176,6 +182,10 @@ pub struct ThreadState {
     pub approvals: SessionApprovals,
     /// The running turn.
     pub active: Option<Arc<TurnHandle>>,
+    /// Unified exec sessions still running (stopped when the thread is dropped).
+    pub exec_sessions: crate::tools::unified_exec::SessionStore,
+    /// Request params already reported as not honoured (one `warning` per thread and param).
+    pub warned_params: HashSet<String>,
 }
 
 /// A loaded thread shared between the main loop and its turn thread.

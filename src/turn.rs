@@ -18,7 +18,7 @@ use crate::protocol::{
 use crate::rollout::Entry;
 use crate::rpc::Rpc;
 use crate::thread::{Control, SharedThread, TurnHandle, lock};
-use crate::tools::{ToolCall, ToolEnv, Tools};
+use crate::tools::{ToolCall, ToolEnv, Tools, web_search};
 
 /// Longest pause between stream-level retries.
 const MAX_STREAM_BACKOFF: Duration = Duration::from_secs(5);
@@ -42,6 +42,8 @@ pub struct TurnStart {
     pub input: Vec<UserInput>,
     /// Process environment for commands.
     pub tool_env: Arc<ToolEnv>,
+    /// `turn/start`'s `outputSchema`: the JSON Schema the final message must follow.
+    pub output_schema: Option<Value>,
 }
 
 /// How a turn ended.
@@ -91,6 +93,8 @@ pub struct TurnRunner {
     items: Vec<ThreadItem>,
     /// The tool runner.
     tools: Tools,
+    /// The JSON Schema of the final message, sent with every request of the turn.
+    output_schema: Option<Value>,
 }
 
 /// Starts the turn thread. The main loop has already answered `turn/start`.
@@ -145,6 +149,7 @@ fn run(start: TurnStart) {
         pending_input: Vec::new(),
         items: Vec::new(),
         tools,
+        output_schema: start.output_schema,
     };
     runner.begin(start.input);
     let outcome = runner.agent_loop();
@@ -202,6 +207,8 @@ fn finish_turn(
         let mut state = lock(thread);
         if status == TurnStatus::Interrupted {
             state.push_history(turn_id, crate::prompt::interrupted_note());
+            // An interrupt stops the thread's unified exec sessions too.
+            state.exec_sessions.terminate_all();
         }
         state.record(&Entry::TurnCompleted {
             turn_id: turn_id.to_string(),
@@ -300,12 +307,24 @@ impl TurnRunner {
         );
     }
 
+    /// Emits a `warning` notification for this thread.
+    pub fn warn(&self, message: &str) {
+        self.rpc.notify(
+            "warning",
+            notify::Warning {
+                thread_id: Some(&self.thread_id),
+                message,
+            },
+        );
+    }
+
     /// Adds a model-facing history item.
     pub fn push_history(&self, item: Value) {
         lock(&self.thread).push_history(&self.turn_id, item);
     }
 
     fn begin(&mut self, input: Vec<UserInput>) {
+        let warnings;
         {
             let mut state = lock(&self.thread);
             state.turns.push(Turn {
@@ -320,11 +339,19 @@ impl TurnRunner {
             let context = state.settings.context();
             state.record(&Entry::TurnContext(context.clone()));
             if state.told_context.as_ref() != Some(&context) {
-                for item in crate::prompt::context_messages(&state.settings) {
-                    state.push_history(&self.turn_id, item);
-                }
+                let developer = crate::prompt::developer_message(&state.settings);
+                state.push_history(&self.turn_id, developer);
                 state.told_context = Some(context);
             }
+            let settings = state.settings.clone();
+            let update = state.context.update(&settings);
+            if let Some(message) = update.message {
+                state.push_history(&self.turn_id, message);
+            }
+            warnings = update.warnings;
+        }
+        for message in &warnings {
+            self.warn(message);
         }
         self.set_waiting_on_approval(false);
         let turn = Turn {
@@ -364,6 +391,7 @@ impl TurnRunner {
     }
 
     fn agent_loop(&mut self) -> Outcome {
+        crate::tools::mcp::wait_for_servers(self);
         loop {
             self.collect_control();
             for input in std::mem::take(&mut self.pending_input) {
@@ -372,7 +400,7 @@ impl TurnRunner {
             if self.handle.is_interrupted() {
                 return Outcome::Interrupted;
             }
-            let body = {
+            let mut body = {
                 let state = lock(&self.thread);
                 crate::prompt::request_body(
                     &state.settings,
@@ -380,6 +408,13 @@ impl TurnRunner {
                     state.history.iter().map(|(_, item)| item),
                 )
             };
+            let mcp_tools = crate::tools::mcp::definitions(self);
+            if let Some(tools) = body.get_mut("tools").and_then(Value::as_array_mut) {
+                tools.extend(mcp_tools);
+            }
+            if let Some(schema) = &self.output_schema {
+                crate::prompt::set_output_schema(&mut body, schema);
+            }
             let (outputs, calls) = match self.sample(&body) {
                 Round::Done { outputs, calls } => (outputs, calls),
                 Round::Interrupted => return Outcome::Interrupted,
@@ -587,6 +622,14 @@ impl TurnRunner {
             Some("reasoning") => {
                 self.find_or_open(open, id, true);
             }
+            Some(web_search::CALL_TYPE) if !open.iter().any(|o| o.item.id() == id) => {
+                let item = web_search::item(item);
+                self.item_started(&item);
+                open.push(OpenItem {
+                    item,
+                    got_delta: false,
+                });
+            }
             _ => {}
         }
     }
@@ -621,6 +664,14 @@ impl TurnRunner {
         let reasoning = match kind {
             Some("message") => false,
             Some("reasoning") => true,
+            Some(web_search::CALL_TYPE) => {
+                match open.iter().position(|o| o.item.id() == id) {
+                    Some(index) => drop(open.remove(index)),
+                    None => self.item_started(&web_search::item(item)),
+                }
+                self.item_completed(web_search::item(item));
+                return;
+            }
             _ => return,
         };
         let index = self.find_or_open(open, id, reasoning);
@@ -681,12 +732,14 @@ impl TurnRunner {
     }
 }
 
-/// Output items worth sending back: messages, reasoning and tool calls (other kinds, such as
-/// hosted-tool calls we did not offer, are dropped).
+/// Output items worth sending back: messages, reasoning, tool calls and hosted web searches
+/// (other kinds are dropped).
 fn is_history_item(item: &Value) -> bool {
     matches!(
         item.get("type").and_then(Value::as_str),
-        Some("message" | "reasoning" | "function_call" | "custom_tool_call")
+        Some(
+            "message" | "reasoning" | "function_call" | "custom_tool_call" | web_search::CALL_TYPE
+        )
     )
 }
 

@@ -389,6 +389,7 @@ fn head<'a>(
         // Listing never shows them, and they can be long.
         meta.base_instructions = None;
         meta.developer_instructions = None;
+        meta.dynamic_tools = None;
         *unsaved += 1;
         heads.insert(
             path.to_path_buf(),

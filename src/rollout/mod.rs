@@ -64,6 +64,10 @@ pub struct SessionMeta {
     pub base_instructions: Option<String>,
     /// Developer instructions, if any.
     pub developer_instructions: Option<String>,
+    /// The client's tools (`thread/start.dynamicTools`), offered again on resume (Codex keeps
+    /// its own in `dynamic_tools` too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dynamic_tools: Option<Vec<Value>>,
 }
 
 /// The settings a turn ran with (recorded at each turn start, so resume continues with them).
@@ -124,8 +128,7 @@ pub enum Entry {
     /// The history was compacted: from here on the model history is `replacement_history`
     /// (what came before is neither sent nor read again on resume). Written as one `compacted`
     /// line, so a crash leaves either the state before or the state after it. Recorded with
-    /// `ThreadState::record` like any entry, by compaction (issue 10), which lands later.
-    #[allow(dead_code)]
+    /// `ThreadState::record` like any entry.
     Compacted {
         /// The summary text.
         message: String,

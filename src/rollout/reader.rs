@@ -62,6 +62,8 @@ struct MetaLine {
     base_instructions: Option<Value>,
     #[serde(default)]
     developer_instructions: Option<String>,
+    #[serde(default)]
+    dynamic_tools: Option<Vec<Value>>,
 }
 
 /// Where a 0.169 fork's inherited history ends in its parent's file.
@@ -102,6 +104,7 @@ impl MetaLine {
             forked_from_id: self.forked_from_id,
             base_instructions,
             developer_instructions: self.developer_instructions,
+            dynamic_tools: self.dynamic_tools,
         }
     }
 }
@@ -414,6 +417,7 @@ impl Builder {
             forked_from_id: None,
             base_instructions: None,
             developer_instructions: None,
+            dynamic_tools: None,
         });
         let result = self.feed_file(&parent, until, depth + 1);
         self.meta = own_meta;
@@ -523,9 +527,12 @@ impl Builder {
         if self.summary_only && is_user {
             self.done = true;
         }
-        let needs_turn = self.current.is_none() && turn_id.is_none_or(str::is_empty);
-        if needs_turn {
-            let id = format!("turn-{}", self.turns.len() + 1);
+        if self.turn_mut(turn_id).is_none() {
+            // An item outside any turn we saw begin (an older file, or a start line skipped).
+            let id = match turn_id {
+                Some(id) if !id.is_empty() => id.to_string(),
+                _ => format!("turn-{}", self.turns.len() + 1),
+            };
             self.open_turn(id, false);
         }
         let Some(turn) = self.turn_mut(turn_id) else {

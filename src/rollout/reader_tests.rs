@@ -26,6 +26,7 @@ fn meta(id: &str) -> SessionMeta {
         forked_from_id: None,
         base_instructions: Some("be brief".into()),
         developer_instructions: None,
+        dynamic_tools: None,
     }
 }
 

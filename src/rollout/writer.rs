@@ -257,6 +257,9 @@ fn session_meta(meta: &SessionMeta) -> Value {
     if let Some(text) = &meta.developer_instructions {
         payload["developer_instructions"] = json!(text);
     }
+    if let Some(tools) = &meta.dynamic_tools {
+        payload["dynamic_tools"] = json!(tools);
+    }
     payload
 }
 

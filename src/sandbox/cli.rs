@@ -9,9 +9,7 @@
 //! settings of config.toml and `-c` apply); cwd is the current directory; the exit status is the
 //! command's, 128+signal when it was killed. The confinement itself is the helper's/Seatbelt's.
 
-use std::collections::HashMap;
 use std::ffi::OsString;
-use std::os::unix::process::ExitStatusExt;
 
 use super::{SandboxError, SandboxPolicy};
 use crate::config::SandboxMode;
@@ -130,29 +128,15 @@ fn run(args: &CliArgs) -> anyhow::Result<i32> {
     };
     let policy = SandboxPolicy::from_config(mode, &config.sandbox_workspace_write)?;
     let cwd = std::env::current_dir().context("reading the current directory")?;
-    let env: HashMap<String, String> = std::env::vars_os()
-        .map(|(k, v)| {
-            (
-                k.to_string_lossy().into_owned(),
-                v.to_string_lossy().into_owned(),
-            )
-        })
-        .collect();
+    let env: crate::exec::Env = std::env::vars_os().collect();
     let mut cmd = crate::exec::sandboxed_command(&policy, &cwd, &args.command, &env)?;
     let mut child = cmd
         .spawn()
         .with_context(|| format!("spawning {}", args.command[0]))?;
     // The terminal's Ctrl-C/Ctrl-\ reach the command too; its outcome decides our status.
-    // SAFETY: setting a signal disposition to SIG_IGN has no preconditions.
-    unsafe {
-        libc::signal(libc::SIGINT, libc::SIG_IGN);
-        libc::signal(libc::SIGQUIT, libc::SIG_IGN);
-    }
+    crate::exec::ignore_terminal_interrupts();
     let status = child.wait().context("waiting for the command")?;
-    Ok(status
-        .code()
-        .or_else(|| status.signal().map(|s| 128 + s))
-        .unwrap_or(1))
+    Ok(crate::exec::exit_status_code(status))
 }
 
 #[cfg(test)]

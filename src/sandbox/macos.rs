@@ -86,6 +86,19 @@ const NETWORK_PROFILE: &str = r#"
 (allow sysctl-read (sysctl-name-regex #"^net.routetable"))
 "#;
 
+/// The whole argv that runs `command` under `policy`: [`SANDBOX_EXEC`] (by absolute path) then
+/// [`seatbelt_args`]. What the macOS spawn executes, element for element.
+pub fn seatbelt_argv(
+    policy: &SandboxPolicy,
+    policy_cwd: &Path,
+    tmpdir: Option<&Path>,
+    command: &[String],
+) -> Vec<OsString> {
+    let mut argv = vec![OsString::from(SANDBOX_EXEC)];
+    argv.extend(seatbelt_args(policy, policy_cwd, tmpdir, command));
+    argv
+}
+
 /// The `sandbox-exec` arguments (after the program name) that run `command` under `policy`:
 /// `-p <profile> -DWRITABLE_ROOT_0=<root> -DWRITABLE_ROOT_0_RO_0=<carve-out> … -- <command…>`.
 /// `tmpdir` is the child's `$TMPDIR` (a writable root unless excluded).
@@ -199,13 +212,20 @@ mod tests {
         std::fs::create_dir(repo.join(".git")).unwrap();
         std::fs::create_dir(repo.join(".codex")).unwrap();
         let extra = scratch("ww-extra");
+        let tmpdir = scratch("ww-tmpdir");
         let policy = SandboxPolicy::WorkspaceWrite {
             writable_roots: vec![extra.clone()],
             network_access: false,
-            exclude_tmpdir_env_var: true,
-            exclude_slash_tmp: false,
+            exclude_tmpdir_env_var: false,
+            // /tmp's own carve-outs depend on the machine; $TMPDIR stands in for it.
+            exclude_slash_tmp: true,
         };
-        let args = strings(&seatbelt_args(&policy, &repo, None, &["true".to_string()]));
+        let args = strings(&seatbelt_args(
+            &policy,
+            &repo,
+            Some(&tmpdir),
+            &["true".to_string()],
+        ));
         let expected_rules = format!(
             "{BASE_PROFILE}\n; writable roots minus their read-only carve-outs\n\
              (allow file-write* (subpath (param \"WRITABLE_ROOT_0\")))\n\
@@ -215,7 +235,6 @@ mod tests {
              (allow file-write* (subpath (param \"WRITABLE_ROOT_2\")))\n"
         );
         assert_eq!(args[1], expected_rules);
-        let tmp = canonical(Path::new("/tmp"));
         assert_eq!(
             args[2..],
             [
@@ -223,13 +242,93 @@ mod tests {
                 format!("-DWRITABLE_ROOT_1={}", repo.display()),
                 format!("-DWRITABLE_ROOT_1_RO_0={}", repo.join(".git").display()),
                 format!("-DWRITABLE_ROOT_1_RO_1={}", repo.join(".codex").display()),
-                format!("-DWRITABLE_ROOT_2={}", tmp.display()),
+                format!("-DWRITABLE_ROOT_2={}", tmpdir.display()),
                 "--".to_string(),
                 "true".to_string(),
             ]
         );
-        std::fs::remove_dir_all(&repo).unwrap();
-        std::fs::remove_dir_all(&extra).unwrap();
+        for dir in [repo, extra, tmpdir] {
+            std::fs::remove_dir_all(dir).unwrap();
+        }
+    }
+
+    #[test]
+    fn argv_starts_with_the_absolute_sandbox_exec() {
+        let argv = seatbelt_argv(
+            &SandboxPolicy::ReadOnly,
+            Path::new("/work"),
+            None,
+            &["ls".to_string(), "-l".to_string(), "a b".to_string()],
+        );
+        let expected: Vec<OsString> = [
+            "/usr/bin/sandbox-exec",
+            "-p",
+            BASE_PROFILE,
+            "--",
+            "ls",
+            "-l",
+            "a b",
+        ]
+        .map(OsString::from)
+        .to_vec();
+        assert_eq!(argv, expected);
+    }
+
+    /// Paths reach sandbox-exec as whole argv elements (`-DNAME=<bytes>`), never quoted into the
+    /// profile: whatever a directory is called, it cannot change the profile's meaning.
+    #[test]
+    fn awkward_paths_travel_verbatim_as_parameters() {
+        let base = scratch("awkward");
+        let names = [
+            "with space",
+            "double\"quote",
+            "single'quote",
+            "paren)(allow default)",
+            "semi;colon #hash",
+            "back\\slash",
+            "equals=sign",
+            "new\nline",
+            "ünïcødé 日本語 🚀",
+        ];
+        for name in names {
+            let root = base.join(name);
+            std::fs::create_dir(&root).unwrap();
+            std::fs::create_dir(root.join(".git")).unwrap();
+            let policy = SandboxPolicy::WorkspaceWrite {
+                writable_roots: vec![],
+                network_access: false,
+                exclude_tmpdir_env_var: true,
+                exclude_slash_tmp: true,
+            };
+            let command = vec![format!("echo {name}")];
+            let argv = seatbelt_argv(&policy, &root, None, &command);
+            let mut root_param = OsString::from("-DWRITABLE_ROOT_0=");
+            root_param.push(root.as_os_str());
+            let mut git_param = OsString::from("-DWRITABLE_ROOT_0_RO_0=");
+            git_param.push(root.join(".git").as_os_str());
+            assert_eq!(argv.len(), 7, "{name}: {argv:?}");
+            assert_eq!(argv[0], OsString::from(SANDBOX_EXEC));
+            assert_eq!(argv[1], OsString::from("-p"));
+            assert_eq!(argv[3], root_param, "{name}");
+            assert_eq!(argv[4], git_param, "{name}");
+            assert_eq!(argv[5], OsString::from("--"));
+            assert_eq!(argv[6], OsString::from(&command[0]), "{name}");
+            let profile = argv[2].to_str().unwrap();
+            assert!(!profile.contains(name), "{name} leaked into the profile");
+            assert!(!profile.contains(base.to_str().unwrap()), "{name}");
+            // The profile is the same whatever the path is called.
+            assert_eq!(
+                profile,
+                super::profile(
+                    &policy,
+                    &[WritableRoot {
+                        root: PathBuf::from("/x"),
+                        read_only_subpaths: vec![PathBuf::from("/x/.git")],
+                    }]
+                )
+            );
+        }
+        std::fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]
@@ -252,6 +351,7 @@ mod tests {
         assert!(!profile(&SandboxPolicy::ReadOnly, &[]).contains("(allow network"));
     }
 
+    #[cfg(unix)]
     #[test]
     fn paths_are_canonicalized() {
         let dir = scratch("canon");

@@ -8,8 +8,13 @@
 //! (`macos.rs`); spawning and supervising the confined child is `crate::exec`.
 
 pub mod cli;
+// The helper's command line is portable (and unit-tested everywhere); only Linux runs it.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 pub mod linux;
 pub mod macos;
+mod platform;
+
+pub use platform::{confined_command, marker_env};
 
 #[cfg(target_os = "linux")]
 mod caps;
@@ -79,6 +84,15 @@ pub enum SandboxError {
     /// The requested sandbox does not exist on this operating system; the text is the spec's
     /// message (`Seatbelt sandbox is only available on macOS`).
     WrongPlatform(&'static str),
+    /// This operating system cannot enforce `policy` (Windows: no sandbox); the command is not
+    /// run at all rather than unconfined.
+    #[cfg_attr(any(target_os = "linux", target_os = "macos"), allow(dead_code))]
+    Unenforceable {
+        /// The policy asked for (`read-only`, `workspace-write`).
+        policy: &'static str,
+        /// `std::env::consts::OS`.
+        os: &'static str,
+    },
 }
 
 impl fmt::Display for SandboxError {
@@ -92,6 +106,13 @@ impl fmt::Display for SandboxError {
                 )
             }
             Self::WrongPlatform(message) => f.write_str(message),
+            Self::Unenforceable { policy, os } => write!(
+                f,
+                "the {policy} sandbox is not available on {os}, so the command was not run: \
+                 choose the danger-full-access policy to run commands without a sandbox \
+                 (sandbox_mode = \"danger-full-access\" in config.toml, or sandboxPolicy \
+                 {{\"type\":\"dangerFullAccess\"}})"
+            ),
         }
     }
 }
@@ -130,6 +151,17 @@ impl SandboxPolicy {
             Self::ReadOnly => false,
             Self::WorkspaceWrite { network_access, .. } => *network_access,
             Self::DangerFullAccess => true,
+        }
+    }
+
+    /// The policy's name as the config file spells it (`read-only`, `workspace-write`,
+    /// `danger-full-access`), for messages.
+    #[cfg_attr(any(target_os = "linux", target_os = "macos"), allow(dead_code))]
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::ReadOnly => "read-only",
+            Self::WorkspaceWrite { .. } => "workspace-write",
+            Self::DangerFullAccess => "danger-full-access",
         }
     }
 
@@ -354,7 +386,7 @@ pub fn looks_denied(exit_code: Option<i32>, signal: Option<i32>, output: &str) -
         "sandbox",
         "landlock",
     ];
-    if signal == Some(libc::SIGSYS) {
+    if signal.is_some() && signal == crate::exec::BAD_SYSCALL_SIGNAL {
         return true;
     }
     match exit_code {

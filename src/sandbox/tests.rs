@@ -288,7 +288,8 @@ fn gitdir_line_parsing() {
 
 #[test]
 fn denial_detection() {
-    let sigsys = libc::SIGSYS;
+    // Windows has no signals: there SIGSYS cannot be reported, hence cannot mean a denial.
+    let sigsys = crate::exec::BAD_SYSCALL_SIGNAL;
     let cases: [(Option<i32>, Option<i32>, &str, bool); 12] = [
         (
             Some(1),
@@ -308,8 +309,13 @@ fn denial_detection() {
         (Some(1), None, "Sandbox says no", true),
         (Some(1), None, "no such file or directory", false),
         (Some(0), None, "permission denied", false),
-        (None, Some(sigsys), "", true),
-        (None, Some(libc::SIGKILL), "permission denied", false),
+        (None, sigsys, "", sigsys.is_some()),
+        (
+            None,
+            Some(crate::exec::KILLED_SIGNAL),
+            "permission denied",
+            false,
+        ),
         (None, None, "permission denied", false),
         (Some(1), None, "", false),
     ];
@@ -320,4 +326,34 @@ fn denial_detection() {
             "{code:?} {signal:?} {output}"
         );
     }
+}
+
+#[test]
+fn unenforceable_policies_name_the_policy_to_choose() {
+    let message = SandboxError::Unenforceable {
+        policy: SandboxPolicy::ReadOnly.name(),
+        os: "windows",
+    }
+    .to_string();
+    assert_eq!(
+        message,
+        "the read-only sandbox is not available on windows, so the command was not run: choose \
+         the danger-full-access policy to run commands without a sandbox (sandbox_mode = \
+         \"danger-full-access\" in config.toml, or sandboxPolicy {\"type\":\"dangerFullAccess\"})"
+    );
+    let names = [
+        SandboxPolicy::ReadOnly,
+        SandboxPolicy::WorkspaceWrite {
+            writable_roots: vec![],
+            network_access: false,
+            exclude_tmpdir_env_var: false,
+            exclude_slash_tmp: false,
+        },
+        SandboxPolicy::DangerFullAccess,
+    ]
+    .map(|p| p.name());
+    assert_eq!(
+        names,
+        ["read-only", "workspace-write", "danger-full-access"]
+    );
 }

@@ -17,6 +17,7 @@ use crate::sandbox::{ProtocolSandboxPolicy, SandboxPolicy};
 use crate::server::{Server, decode};
 
 mod list;
+mod param_audit;
 mod settings;
 mod turns;
 
@@ -35,6 +36,8 @@ struct ThreadStartParams {
     overrides: ThreadOverrides,
     #[serde(default)]
     ephemeral: Option<bool>,
+    #[serde(default)]
+    dynamic_tools: Option<Vec<Value>>,
 }
 
 #[derive(Deserialize)]
@@ -142,6 +145,7 @@ fn new_state(
         settings,
         history: Vec::new(),
         told_context: None,
+        context: Default::default(),
         turn_contexts: Vec::new(),
         turns: Vec::new(),
         status: ThreadStatus::Idle,
@@ -149,6 +153,8 @@ fn new_state(
         rollout: None,
         approvals: SessionApprovals::default(),
         active: None,
+        exec_sessions: Default::default(),
+        warned_params: Default::default(),
     }
 }
 
@@ -165,6 +171,8 @@ fn meta_of(state: &ThreadState) -> SessionMeta {
         forked_from_id: state.forked_from_id.clone(),
         base_instructions: state.settings.base_instructions.clone(),
         developer_instructions: state.settings.developer_instructions.clone(),
+        dynamic_tools: (!state.settings.dynamic_tools.is_empty())
+            .then(|| state.settings.dynamic_tools.to_vec()),
     }
 }
 
@@ -228,8 +236,14 @@ impl Server {
         method: &str,
         params: Option<Value>,
     ) -> Option<Result<(), RpcError>> {
+        self.unhonoured = param_audit::unhonoured(method, params.as_ref());
         Some(match method {
-            "thread/start" => decode(params).and_then(|p| self.thread_start(id, p)),
+            "thread/start" => {
+                if let Some(gated) = self.gate_on_required_mcp_servers(id, method, &params) {
+                    return Some(gated);
+                }
+                decode(params).and_then(|p| self.thread_start(id, p))
+            }
             "thread/resume" => decode(params).and_then(|p| self.thread_resume(id, p)),
             "thread/fork" => decode(params).and_then(|p| self.thread_fork(id, p)),
             "thread/list" => decode(params).and_then(|p| self.thread_list(id, p)),
@@ -255,13 +269,32 @@ impl Server {
             };
             self.rpc.notify(
                 "warning",
-                json!({
-                    "message": format!("thread {}: {first}{more}", loaded.meta.id),
-                    "threadId": loaded.meta.id,
-                }),
+                notify::Warning {
+                    thread_id: Some(&loaded.meta.id),
+                    message: &format!("thread {}: {first}{more}", loaded.meta.id),
+                },
             );
         }
         Ok(loaded)
+    }
+
+    /// Reports the params of the current request that we do not honour, once per thread and
+    /// param, as `warning` notifications about `shared`.
+    pub(super) fn report_unhonoured(&mut self, shared: &SharedThread) {
+        let notes = std::mem::take(&mut self.unhonoured);
+        let mut state = lock(shared);
+        for (key, message) in notes {
+            if state.warned_params.insert(key) {
+                crate::log::warn(&format!("thread {}: {message}", state.id));
+                self.rpc.notify(
+                    "warning",
+                    notify::Warning {
+                        thread_id: Some(&state.id),
+                        message: &message,
+                    },
+                );
+            }
+        }
     }
 
     fn register(&mut self, state: ThreadState) -> SharedThread {
@@ -281,10 +314,20 @@ impl Server {
                 thread: &state.to_protocol(false),
             },
         );
+        // The first thread starts the MCP servers (in the background).
+        self.mcp
+            .ensure_started(Some(&state.id), &state.settings.cwd);
     }
 
     fn thread_start(&mut self, id: &RequestId, params: ThreadStartParams) -> Result<(), RpcError> {
-        let settings = build_settings(&self.config, None, &params.overrides)?;
+        let mut settings = build_settings(&self.config, None, &params.overrides)?;
+        if let Some(tools) = params.dynamic_tools {
+            let notes = crate::tools::dynamic::validate(&tools)
+                .map_err(|e| RpcError::invalid_params(format!("dynamicTools: {e}")))?;
+            self.unhonoured
+                .extend(notes.into_iter().map(|note| (note.clone(), note)));
+            settings.dynamic_tools = Arc::new(tools);
+        }
         let ephemeral = params.ephemeral.unwrap_or(false);
         let mut state = new_state(
             crate::ids::uuid_v7(),
@@ -299,6 +342,7 @@ impl Server {
         }
         let shared = self.register(state);
         self.announce_new_thread(id, &shared, false);
+        self.report_unhonoured(&shared);
         Ok(())
     }
 
@@ -320,14 +364,14 @@ impl Server {
         let recorded_cwd = if overrides.cwd.is_none() && !Path::new(&recorded_cwd).is_dir() {
             self.rpc.notify(
                 "warning",
-                json!({
-                    "message": format!(
+                notify::Warning {
+                    thread_id: Some(&meta.id),
+                    message: &format!(
                         "thread {}: its working directory {recorded_cwd} does not exist; \
                          continuing in the server's",
                         meta.id
                     ),
-                    "threadId": meta.id,
-                }),
+                },
             );
             None
         } else {
@@ -367,6 +411,9 @@ impl Server {
             merged.model_provider = Some(meta.model_provider.clone());
         }
         let mut settings = build_settings(&self.config, None, &merged)?;
+        if let Some(tools) = &meta.dynamic_tools {
+            settings.dynamic_tools = Arc::new(tools.clone());
+        }
         if overrides.sandbox.is_none()
             && let Some(policy) = loaded.last_context.as_ref().and_then(|c| {
                 serde_json::from_value::<SandboxPolicy>(c.sandbox_policy.clone()).ok()
@@ -389,6 +436,8 @@ impl Server {
         state.name = names.get(&meta.id).cloned();
         state.forked_from_id = meta.forked_from_id.clone();
         state.source = meta.source.clone();
+        state.context =
+            crate::context::ContextState::from_history(loaded.history.iter().map(|(_, item)| item));
         state.history = loaded.history;
         state.told_context = loaded.last_context;
         state.turn_contexts = loaded.turn_contexts;
@@ -410,6 +459,9 @@ impl Server {
             state.settings = settings;
             self.rpc
                 .respond(id, session_response(&state, !params.exclude_turns));
+            drop(state);
+            let shared = shared.clone();
+            self.report_unhonoured(&shared);
             return Ok(());
         }
         let (path, archived) = rollout::find(&self.config.codex_home, &params.thread_id)
@@ -433,6 +485,8 @@ impl Server {
         let state = lock(&shared);
         self.rpc
             .respond(id, session_response(&state, !params.exclude_turns));
+        drop(state);
+        self.report_unhonoured(&shared);
         Ok(())
     }
 
@@ -509,6 +563,8 @@ impl Server {
         // What the model was told by the last kept turn; without it the fork's next turn would
         // repeat the context messages its history already holds.
         state.told_context = turn_contexts.last().map(|(_, context)| context.clone());
+        state.context =
+            crate::context::ContextState::from_history(history.iter().map(|(_, item)| item));
         if !params.ephemeral {
             let mut rollout = Rollout::create(&self.config.codex_home, &meta_of(&state))
                 .map_err(|e| RpcError::internal(format!("{e:#}")))?;
@@ -521,6 +577,7 @@ impl Server {
         state.turn_contexts = turn_contexts;
         let shared = self.register(state);
         self.announce_new_thread(id, &shared, !params.exclude_turns);
+        self.report_unhonoured(&shared);
         Ok(())
     }
 

@@ -141,6 +141,9 @@ pub(super) fn build_settings(
             .developer_instructions
             .clone()
             .or_else(|| previous.and_then(|p| p.developer_instructions.clone())),
+        dynamic_tools: previous
+            .map(|p| p.dynamic_tools.clone())
+            .unwrap_or_default(),
         config,
         cwd,
         model,

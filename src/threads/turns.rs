@@ -31,6 +31,8 @@ pub(super) struct TurnStartParams {
     effort: Option<String>,
     #[serde(default)]
     summary: Option<String>,
+    #[serde(default)]
+    output_schema: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -110,7 +112,9 @@ impl Server {
             client,
             input: params.input,
             tool_env: self.tool_env.clone(),
+            output_schema: params.output_schema.filter(|s| !s.is_null()),
         };
+        self.report_unhonoured(&shared);
         if let Err(e) = crate::turn::spawn(start) {
             crate::log::error(&format!("cannot start turn {turn_id}: {e}"));
             lock(&shared).active = None;

@@ -7,13 +7,19 @@
 //! This file holds the dispatch, approvals and running a process; `shell.rs` the shell tool and
 //! its read-only command list; `patch.rs` the apply_patch tool and the turn's diff.
 
+pub mod dynamic;
+pub mod mcp;
 mod patch;
+mod plan;
 mod shell;
+pub mod unified_exec;
+mod view_image;
+pub mod web_search;
 
 use patch::run_patch;
 use shell::run_shell;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +29,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::apply_patch;
+use crate::config::ApprovalPolicy;
 use crate::exec::{self, ExecOutput, ExecRequest, OutputStream, StdinMode};
 use crate::protocol::{ItemStatus, ThreadItem, notify::RequestResolved};
 use crate::sandbox::SandboxPolicy;
@@ -41,7 +48,9 @@ pub struct ToolEnv {
     /// This executable, for `--codex-run-as-apply-patch`.
     pub exe: PathBuf,
     /// The environment of every child: the server's, with the alias directory first on `PATH`.
-    pub env: HashMap<String, String>,
+    pub env: exec::Env,
+    /// The MCP servers whose tools the model may call (`mcp.rs`).
+    pub mcp: Arc<crate::mcp::Registry>,
 }
 
 /// A tool call from the model.
@@ -55,6 +64,8 @@ pub struct ToolCall {
     pub payload: String,
     /// A freeform (custom) tool call rather than a function call.
     pub is_custom: bool,
+    /// The namespace of a tool offered inside one (client tools).
+    pub namespace: Option<String>,
 }
 
 impl ToolCall {
@@ -75,6 +86,10 @@ impl ToolCall {
                 .unwrap_or_default()
                 .to_string(),
             is_custom: kind == "custom_tool_call",
+            namespace: item
+                .get("namespace")
+                .and_then(Value::as_str)
+                .map(str::to_string),
         })
     }
 
@@ -136,7 +151,7 @@ struct PatchArgs {
 
 /// The user's answer to an approval request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Decision {
+pub(crate) enum Decision {
     Accept,
     AcceptForSession,
     Decline,
@@ -169,13 +184,70 @@ pub fn run_call(turn: &mut TurnRunner, call: &ToolCall) -> CallResult {
             }
             run_shell(turn, call, &args, &workdir)
         }
+        ("exec_command", false) => unified_exec::run_exec_command(turn, call),
+        ("write_stdin", false) => unified_exec::run_write_stdin(turn, call),
         ("apply_patch", true) => run_patch(turn, call, &call.payload, &cwd),
         ("apply_patch", false) => match serde_json::from_str::<PatchArgs>(&call.payload) {
             Ok(args) => run_patch(turn, call, &args.input, &cwd),
             Err(e) => plain(format!("failed to parse function arguments: {e}")),
         },
+        (plan::NAME, false) if turn.tools().settings.config.update_plan => plan::run(turn, call),
+        (view_image::NAME, false) => view_image::run(turn, call),
+        (name, false)
+            if dynamic::defines(
+                &turn.tools().settings.dynamic_tools,
+                call.namespace.as_deref(),
+                name,
+            ) =>
+        {
+            dynamic::run(turn, call)
+        }
+        (name, false) if name.starts_with("mcp__") => match mcp::find(turn, name) {
+            Some(tool) => mcp::run(turn, call, &tool),
+            None => plain(format!("unsupported call: {name}")),
+        },
         (name, _) => plain(format!("unsupported call: {name}")),
     }
+}
+
+/// What a model can take, as far as the tools offered to it depend on it.
+#[derive(Debug, Clone, Copy)]
+pub struct ModelCaps {
+    /// Its input modalities include images (`view_image` is offered).
+    pub images: bool,
+    /// It is driven in the Responses Lite shape (no hosted tools).
+    pub lite: bool,
+}
+
+impl ModelCaps {
+    /// The capabilities of `model`. Until the catalog says otherwise, every model takes images
+    /// and uses the classic shape.
+    pub fn of(_model: &str) -> Self {
+        Self {
+            images: true,
+            lite: false,
+        }
+    }
+}
+
+/// The tools offered beside shell and apply_patch, in the order the model sees them:
+/// `update_plan` (when `tools.update_plan` is on), `view_image` (models taking images), the
+/// client's dynamic tools, then the hosted `web_search` (per `web_search`, not for Lite).
+pub fn extra_definitions(settings: &Settings, caps: ModelCaps) -> Vec<Value> {
+    let mut tools = Vec::new();
+    if settings.config.update_plan {
+        tools.push(plan::definition());
+    }
+    if caps.images {
+        tools.push(view_image::definition());
+    }
+    tools.extend(dynamic::definitions(&settings.dynamic_tools));
+    if !caps.lite
+        && let Some(search) = web_search::definition(settings.config.web_search)
+    {
+        tools.push(search);
+    }
+    tools
 }
 
 fn resolve_dir(base: &Path, dir: Option<&str>) -> PathBuf {
@@ -254,6 +326,110 @@ fn parse_decision(result: &Value) -> Decision {
         Some(Value::Object(map)) if map.keys().any(|k| k.starts_with("accept")) => Decision::Accept,
         _ => Decision::Decline,
     }
+}
+
+/// How a command may run once the approval rules let it.
+pub(crate) struct Approved {
+    /// The sandbox to run it under (none when the user approved an escalation).
+    pub policy: SandboxPolicy,
+    /// Whether asking already emitted the item's `item/started`.
+    pub started: bool,
+}
+
+/// Applies the approval rules of protocol.md §7 to running `argv` in `workdir` (the shell tool
+/// and unified exec share them): escalation (`escalate_requested`, shown with `justification`)
+/// is possible only where someone can approve it; `untrusted` asks for every command not known
+/// to be read-only; `acceptForSession` answers are remembered. Asking starts `item`. `Err`
+/// carries the call's result when the user declined or cancelled (the item is then completed as
+/// declined).
+pub(crate) fn approve_command(
+    turn: &mut TurnRunner,
+    call: &ToolCall,
+    item: &ThreadItem,
+    argv: &[String],
+    workdir: &Path,
+    escalate_requested: bool,
+    justification: Option<&str>,
+) -> Result<Approved, CallResult> {
+    let settings = turn.tools().settings.clone();
+    let escalate = escalate_requested && settings.approval != ApprovalPolicy::Never;
+    let session_approved = lock(&turn.thread).approvals.commands.contains(argv);
+    let must_ask = !session_approved
+        && (escalate
+            || (settings.approval == ApprovalPolicy::Untrusted && !shell::is_known_safe(argv)));
+    let policy = if escalate {
+        SandboxPolicy::DangerFullAccess
+    } else {
+        settings.sandbox.clone()
+    };
+    let mut started = false;
+    if must_ask {
+        let reason = escalate.then(|| justification.unwrap_or("run outside the sandbox"));
+        let decision = ask_command(turn, item, &mut started, argv, workdir, reason);
+        if let Some(result) = declined(turn, call, item.clone(), decision, argv) {
+            return Err(result);
+        }
+    }
+    Ok(Approved { policy, started })
+}
+
+/// Under `untrusted`, a sandboxed run whose failure looks like a sandbox denial is offered again
+/// without the sandbox (sandbox.md §5): asks (the item is already started) and returns the
+/// decision, remembering `acceptForSession`. `None` when that does not apply.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn ask_unsandboxed_retry(
+    turn: &mut TurnRunner,
+    item: &ThreadItem,
+    argv: &[String],
+    workdir: &Path,
+    policy: &SandboxPolicy,
+    exit_code: Option<i32>,
+    signal: Option<i32>,
+    output: &str,
+) -> Option<Decision> {
+    let applies = !policy.has_full_disk_write_access()
+        && turn.tools().settings.approval == ApprovalPolicy::Untrusted
+        && !turn.handle.is_interrupted()
+        && crate::sandbox::looks_denied(exit_code, signal, output);
+    if !applies {
+        return None;
+    }
+    let mut asked = true;
+    let decision = ask_command(
+        turn,
+        item,
+        &mut asked,
+        argv,
+        workdir,
+        Some("command failed; retry without sandbox?"),
+    );
+    if decision == Decision::AcceptForSession {
+        lock(&turn.thread).approvals.commands.insert(argv.to_vec());
+    }
+    Some(decision)
+}
+
+fn ask_command(
+    turn: &mut TurnRunner,
+    item: &ThreadItem,
+    started: &mut bool,
+    argv: &[String],
+    cwd: &Path,
+    reason: Option<&str>,
+) -> Decision {
+    let params = json!({
+        "command": shell::shell_join(argv),
+        "cwd": cwd.display().to_string(),
+        "reason": reason,
+        "availableDecisions": ["accept", "acceptForSession", "decline", "cancel"],
+    });
+    ask(
+        turn,
+        item,
+        started,
+        "item/commandExecution/requestApproval",
+        params,
+    )
 }
 
 /// Applies a decision that does not let the call run: completes the item as declined and
@@ -364,12 +540,12 @@ pub fn cap_text(text: &str, cap: usize) -> String {
 /// Turns byte chunks into text without splitting UTF-8 sequences across chunks (invalid bytes
 /// become U+FFFD).
 #[derive(Default)]
-struct Utf8Chunks {
+pub(crate) struct Utf8Chunks {
     pending: Vec<u8>,
 }
 
 impl Utf8Chunks {
-    fn push(&mut self, bytes: &[u8]) -> String {
+    pub(crate) fn push(&mut self, bytes: &[u8]) -> String {
         self.pending.extend_from_slice(bytes);
         let valid_up_to = match std::str::from_utf8(&self.pending) {
             Ok(_) => self.pending.len(),
@@ -381,7 +557,7 @@ impl Utf8Chunks {
         text
     }
 
-    fn finish(&mut self) -> String {
+    pub(crate) fn finish(&mut self) -> String {
         let text = String::from_utf8_lossy(&self.pending).into_owned();
         self.pending.clear();
         text

@@ -1,6 +1,6 @@
-//! The `shell` tool: a `commandExecution` item, the approval rules of each policy, the
-//! offer to re-run a sandbox denial without the sandbox, and the read-only commands the
-//! `untrusted` policy runs without asking.
+//! The `shell` tool: a `commandExecution` item run to completion under the approval rules of
+//! `mod.rs` (shared with unified exec), and the read-only commands the `untrusted` policy runs
+//! without asking.
 
 use std::path::Path;
 use std::time::Duration;
@@ -9,13 +9,11 @@ use serde_json::json;
 
 use super::{
     CallResult, DEFAULT_COMMAND_TIMEOUT, Decision, MODEL_OUTPUT_CAP_BYTES, ShellArgs, ToolCall,
-    ask, cap_text, declined, execute,
+    approve_command, ask_unsandboxed_retry, cap_text, execute,
 };
-use crate::config::ApprovalPolicy;
 use crate::exec::ExecOutput;
 use crate::protocol::{ItemStatus, ThreadItem};
 use crate::sandbox::SandboxPolicy;
-use crate::thread::lock;
 use crate::turn::TurnRunner;
 
 pub(super) fn run_shell(
@@ -24,7 +22,6 @@ pub(super) fn run_shell(
     args: &ShellArgs,
     workdir: &Path,
 ) -> CallResult {
-    let settings = turn.tools().settings.clone();
     let mut item = ThreadItem::CommandExecution {
         id: call.call_id.clone(),
         command: shell_join(&args.command),
@@ -34,44 +31,26 @@ pub(super) fn run_shell(
         exit_code: None,
         duration_ms: None,
         command_actions: Vec::new(),
+        process_id: None,
+        source: crate::protocol::CommandSource::Agent,
     };
-    // Escalation is only possible where someone can approve it.
-    let escalate = args.with_escalated_permissions.unwrap_or(false)
-        && settings.approval != ApprovalPolicy::Never;
-    let session_approved = lock(&turn.thread)
-        .approvals
-        .commands
-        .contains(&args.command);
-    let must_ask = !session_approved
-        && (escalate
-            || (settings.approval == ApprovalPolicy::Untrusted && !is_known_safe(&args.command)));
-    let policy = if escalate {
-        SandboxPolicy::DangerFullAccess
-    } else {
-        settings.sandbox.clone()
+    let escalate_requested = args.with_escalated_permissions.unwrap_or(false);
+    let approved = match approve_command(
+        turn,
+        call,
+        &item,
+        &args.command,
+        workdir,
+        escalate_requested,
+        args.justification.as_deref(),
+    ) {
+        Ok(approved) => approved,
+        Err(result) => return result,
     };
-    let mut started = false;
-    if must_ask {
-        let reason = escalate.then(|| {
-            args.justification
-                .clone()
-                .unwrap_or_else(|| "run outside the sandbox".to_string())
-        });
-        let decision = ask_command(
-            turn,
-            &item,
-            &mut started,
-            &args.command,
-            workdir,
-            reason.as_deref(),
-        );
-        if let Some(result) = declined(turn, call, item.clone(), decision, &args.command) {
-            return result;
-        }
-    }
-    if !started {
+    if !approved.started {
         turn.item_started(&item);
     }
+    let policy = approved.policy;
     let timeout = args
         .timeout_ms
         .map(Duration::from_millis)
@@ -86,28 +65,17 @@ pub(super) fn run_shell(
     );
     if let Ok(output) = &outcome {
         let text = String::from_utf8_lossy(&output.aggregated);
-        let sandboxed = !policy.has_full_disk_write_access();
-        if sandboxed
-            && settings.approval == ApprovalPolicy::Untrusted
-            && !turn.handle.is_interrupted()
-            && crate::sandbox::looks_denied(output.exit_code, output.signal, &text)
-        {
-            let mut asked = true;
-            let decision = ask_command(
-                turn,
-                &item,
-                &mut asked,
-                &args.command,
-                workdir,
-                Some("command failed; retry without sandbox?"),
-            );
-            if matches!(decision, Decision::Accept | Decision::AcceptForSession) {
-                if decision == Decision::AcceptForSession {
-                    lock(&turn.thread)
-                        .approvals
-                        .commands
-                        .insert(args.command.clone());
-                }
+        match ask_unsandboxed_retry(
+            turn,
+            &item,
+            &args.command,
+            workdir,
+            &policy,
+            output.exit_code,
+            output.signal,
+            &text,
+        ) {
+            Some(Decision::Accept | Decision::AcceptForSession) => {
                 outcome = execute(
                     turn,
                     Some(&call.call_id),
@@ -116,13 +84,15 @@ pub(super) fn run_shell(
                     &SandboxPolicy::DangerFullAccess,
                     timeout,
                 );
-            } else if decision == Decision::Cancel {
+            }
+            Some(Decision::Cancel) => {
                 complete_command(turn, &mut item, &outcome);
                 return CallResult {
                     output: call.output_item("aborted by user"),
                     cancelled: true,
                 };
             }
+            Some(Decision::Decline) | None => {}
         }
     }
     let model_output = complete_command(turn, &mut item, &outcome);
@@ -130,29 +100,6 @@ pub(super) fn run_shell(
         output: call.output_item(&model_output),
         cancelled: false,
     }
-}
-
-fn ask_command(
-    turn: &mut TurnRunner,
-    item: &ThreadItem,
-    started: &mut bool,
-    argv: &[String],
-    cwd: &Path,
-    reason: Option<&str>,
-) -> Decision {
-    let params = json!({
-        "command": shell_join(argv),
-        "cwd": cwd.display().to_string(),
-        "reason": reason,
-        "availableDecisions": ["accept", "acceptForSession", "decline", "cancel"],
-    });
-    ask(
-        turn,
-        item,
-        started,
-        "item/commandExecution/requestApproval",
-        params,
-    )
 }
 
 /// Completes the command item from the outcome; returns the text for the model.

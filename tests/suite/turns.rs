@@ -184,9 +184,9 @@ fn plain_text_turn_in_reference_order() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|t| t["name"].as_str().unwrap())
+        .map(|t| t["name"].as_str().or(t["type"].as_str()).unwrap())
         .collect();
-    assert_eq!(tools, ["shell", "apply_patch"]);
+    assert_eq!(tools, ["shell", "apply_patch", "view_image", "web_search"]);
 }
 
 /// The shell call `argv` as one function call reply.

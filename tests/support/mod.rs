@@ -2,6 +2,7 @@
 
 pub mod app_server;
 pub mod mock_responses;
+pub mod os;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,6 +22,7 @@ impl TempDir {
     /// Like [`TempDir::new`], but never beneath `/tmp` or `$TMPDIR` (writable roots of every
     /// workspace-write sandbox), for sandbox fixtures that must lie outside them whatever the
     /// checkout's location: the target's tmp dir when it qualifies, else `/var/tmp`.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))] // only the Linux sandbox suite
     pub fn new_outside_tmp(prefix: &str) -> Self {
         let target = Path::new(env!("CARGO_TARGET_TMPDIR"));
         let tmpdir = std::env::var_os("TMPDIR").map(std::path::PathBuf::from);

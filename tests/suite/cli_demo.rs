@@ -1,0 +1,126 @@
+//! `codex-lite demo` (interop.md §3): the offline tour runs one complete turn against its
+//! built-in scripted model, shows each step, and exits 0; `--json` shows the raw protocol
+//! lines, which are recorded for the schema conformance check.
+
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+use crate::support::TempDir;
+use crate::support::app_server::{Transcript, test_name};
+
+fn demo(args: &[&str]) -> std::process::Output {
+    // No CODEX_HOME, no network settings: the demo brings its own.
+    let home = TempDir::new("demo-home");
+    Command::new(env!("CARGO_BIN_EXE_codex-lite"))
+        .arg("demo")
+        .args(args)
+        .env("HOME", home.path())
+        .env_remove("CODEX_HOME")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_demo_shows_a_complete_turn_offline() {
+    let out = demo(&[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    // Each step, in order.
+    let steps = [
+        "→ initialize",
+        "→ account/login/start",
+        "← account/updated",
+        "commands can be sandboxed here",
+        "→ thread/start",
+        "→ turn/start",
+        "model server: 401 Unauthorized",
+        "← account/chatgptAuthTokens/refresh",
+        "fresh tokens",
+        "thinking: ",
+        "command: sh -c 'cat greeting.txt",
+        "Hello, world",
+        "Permission denied",
+        "patch completed: update ",
+        "← item/commandExecution/requestApproval",
+        "→ (answer)                              accept",
+        "written with your approval",
+        "(exit 0)",
+        "codex: Done",
+        "turn completed; tokens:",
+        "demo finished: the turn completed and the app-server exited 0",
+    ];
+    let mut from = 0;
+    for step in steps {
+        let at = stdout[from..]
+            .find(step)
+            .unwrap_or_else(|| panic!("step {step:?} missing (or out of order) in:\n{stdout}"));
+        from += at + step.len();
+    }
+    // The scratch directory is gone.
+    let scratch = std::env::temp_dir().join(format!("codex-lite-demo-{}", out_pid(&stdout)));
+    assert!(!scratch.exists(), "{} left behind", scratch.display());
+}
+
+/// The demo's pid, from the workspace path it prints.
+fn out_pid(stdout: &str) -> String {
+    let line = stdout.lines().find(|l| l.contains("workspace ")).unwrap();
+    let start = line.find("codex-lite-demo-").unwrap() + "codex-lite-demo-".len();
+    line[start..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect()
+}
+
+#[test]
+fn the_demo_shows_raw_protocol_lines_on_request() {
+    let out = demo(&["--json"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let transcript = Transcript::create(&test_name());
+    let mut methods = Vec::new();
+    for line in stdout.lines() {
+        let (dir, raw) = if let Some(raw) = line.strip_prefix("→ ") {
+            ("in", raw)
+        } else if let Some(raw) = line.strip_prefix("← ") {
+            ("out", raw)
+        } else {
+            panic!("not a protocol line: {line}");
+        };
+        let message: Value = serde_json::from_str(raw).unwrap();
+        if let Some(method) = message["method"].as_str() {
+            methods.push(format!("{dir} {method}"));
+        }
+        transcript.record(dir, raw);
+    }
+    for want in [
+        "in initialize",
+        "in account/login/start",
+        "in command/exec",
+        "in thread/start",
+        "in turn/start",
+        "out account/chatgptAuthTokens/refresh",
+        "out item/commandExecution/requestApproval",
+        "out turn/completed",
+    ] {
+        assert!(
+            methods.iter().any(|m| m == want),
+            "{want} missing: {methods:?}"
+        );
+    }
+    assert_eq!(
+        methods.last().map(String::as_str),
+        Some("out turn/completed")
+    );
+}
