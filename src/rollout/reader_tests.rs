@@ -663,3 +663,57 @@ fn line_kind_is_seen_from_the_head() {
         assert_eq!(head_kind(line), kind, "{}", String::from_utf8_lossy(line));
     }
 }
+
+/// A `kill -9` while a compaction was being written leaves a torn `compacted` line: the thread
+/// reads as it was before the compaction (the last complete state), with a warning.
+#[test]
+fn a_torn_compaction_leaves_the_state_before_it() {
+    let home = reader_test_home("torn-compact");
+    let msg = |role: &str, text: &str| json!({"type": "message", "role": role, "content": [{"type": "input_text", "text": text}]});
+    let mut rollout = Rollout::create(&home, &meta(ID)).unwrap();
+    rollout
+        .append(&Entry::TurnStarted {
+            turn_id: "t1".into(),
+        })
+        .unwrap();
+    for item in [msg("user", "question"), msg("assistant", "answer")] {
+        rollout.append(&Entry::ResponseItem(item)).unwrap();
+    }
+    let path = rollout.path().to_path_buf();
+    drop(rollout);
+    let whole = {
+        let mut probe = Rollout::open(&path).unwrap();
+        probe
+            .append(&Entry::Compacted {
+                message: "summary".into(),
+                replacement_history: vec![msg("user", "summary")],
+            })
+            .unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let (before, compacted) = text.trim_end().rsplit_once('\n').unwrap();
+        assert!(compacted.contains("\"type\":\"compacted\""), "{compacted}");
+        let after = history_texts(&load(&path).unwrap().history);
+        assert_eq!(after, ["summary"]);
+        std::fs::write(
+            &path,
+            format!("{before}\n{}", &compacted[..compacted.len() / 2]),
+        )
+        .unwrap();
+        before.to_string()
+    };
+    let loaded = load(&path).unwrap();
+    assert_eq!(history_texts(&loaded.history), ["question", "answer"]);
+    assert_eq!(loaded.warnings.len(), 1);
+    // Resuming ends the torn line first; what follows reads.
+    Rollout::open(&path)
+        .unwrap()
+        .append(&Entry::ResponseItem(msg("user", "next")))
+        .unwrap();
+    assert!(std::fs::read_to_string(&path).unwrap().starts_with(&whole));
+    let loaded = load(&path).unwrap();
+    assert_eq!(
+        history_texts(&loaded.history),
+        ["question", "answer", "next"]
+    );
+    std::fs::remove_dir_all(home).unwrap();
+}
