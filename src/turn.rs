@@ -637,6 +637,8 @@ impl TurnRunner {
         let mut outputs = Vec::new();
         let mut calls = Vec::new();
         let mut received = 0usize;
+        // Usage windows this response reported (its headers, then any stream event).
+        let mut rate_limits = None;
         loop {
             if received > MAX_RESPONSE_BYTES {
                 stream.abort();
@@ -710,11 +712,19 @@ impl TurnRunner {
                                 outputs.push(item);
                             }
                         }
+                        StreamEvent::RateLimits(snapshot) => rate_limits = Some(snapshot),
                         StreamEvent::Completed { usage, response_id } => {
                             crate::log::debug(&format!("turn {}: response {response_id} completed", self.turn_id));
                             self.close_all(&mut open);
                             if let Some(usage) = usage {
                                 self.record_usage(usage);
+                            }
+                            if let Some(snapshot) = rate_limits.take() {
+                                self.client.record_rate_limits(&snapshot);
+                                self.rpc.notify(
+                                    "account/rateLimits/updated",
+                                    serde_json::json!({ "rateLimits": snapshot }),
+                                );
                             }
                             return Round::Done { outputs, calls };
                         }
