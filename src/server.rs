@@ -91,7 +91,7 @@ impl Server {
                 None
             }
         };
-        let mut env: crate::exec::Env = std::env::vars_os().collect();
+        let mut env = config.shell_environment_policy.build(std::env::vars_os());
         if let Some(dir) = &alias_dir {
             dir.prepend_to_path(&mut env);
         }

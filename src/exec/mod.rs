@@ -38,7 +38,7 @@ use crate::sandbox::SandboxPolicy;
 
 pub use alias::AliasDir;
 use capture::Capture;
-pub use env::Env;
+pub use env::{Env, Inherit, ShellEnvironmentPolicy};
 pub use sys::Terminal;
 
 /// A reasonable `output_cap_bytes` when the caller has no opinion (1 MiB per buffer).

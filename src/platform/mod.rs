@@ -21,6 +21,10 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
+/// Whether shutting a socket down wakes another thread blocked reading it (Unix). Where it
+/// does not (Windows), abortable readers must read in slices and look at their abort flag.
+pub const SHUTDOWN_WAKES_BLOCKED_READS: bool = sys::SHUTDOWN_WAKES_BLOCKED_READS;
+
 /// The operating system's name and release for user agents (`Linux` `6.8.0`, `Darwin` `24.1.0`,
 /// `Windows` `10.0.22631`); `std::env::consts::OS` and `unknown` when the system will not say.
 pub fn os_name_and_release() -> (String, String) {
@@ -54,6 +58,13 @@ pub fn fill_random(buf: &mut [u8]) -> io::Result<()> {
 /// the user's profile).
 pub fn create_private_file(path: &Path) -> io::Result<File> {
     sys::create_private_file(path)
+}
+
+/// Renames `from` over `to` atomically (readers see the old file or the new one, whole). On
+/// Windows a replace that races another process's replace or read of `to` is refused for a
+/// moment (sharing violation), so it is retried briefly there.
+pub fn replace_file(from: &Path, to: &Path) -> io::Result<()> {
+    sys::replace_file(from, to)
 }
 
 /// Makes renames and creations inside `dir` durable (an fsync of the directory on Unix; NTFS

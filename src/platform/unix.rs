@@ -11,6 +11,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+/// `shutdown(2)` on a socket wakes a thread blocked reading it.
+pub(super) const SHUTDOWN_WAKES_BLOCKED_READS: bool = true;
+
 /// Fills `buf` from `getrandom(2)` on Linux, else (or when that fails) `/dev/urandom`.
 pub(super) fn fill_random(buf: &mut [u8]) -> io::Result<()> {
     #[cfg(target_os = "linux")]
@@ -62,6 +65,11 @@ pub(super) fn create_private_file(path: &Path) -> io::Result<File> {
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(path)
+}
+
+/// `rename(2)`, atomic.
+pub(super) fn replace_file(from: &Path, to: &Path) -> io::Result<()> {
+    std::fs::rename(from, to)
 }
 
 /// Makes a rename inside `dir` durable (fsync of the directory).

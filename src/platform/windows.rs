@@ -82,6 +82,9 @@ pub(super) fn fill_random(buf: &mut [u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Winsock's `shutdown` does not wake a thread blocked in `recv` on the socket.
+pub(super) const SHUTDOWN_WAKES_BLOCKED_READS: bool = false;
+
 /// `Windows` and `major.minor.build`.
 pub(super) fn os_name_and_release() -> Option<(String, String)> {
     let mut info = OsVersionInfo {
@@ -110,6 +113,22 @@ pub(super) fn create_private_file(path: &Path) -> io::Result<File> {
         .create_new(true)
         .custom_flags(FILE_FLAG_OPEN_REPARSE_POINT)
         .open(path)
+}
+
+/// `MoveFileExW(REPLACE_EXISTING)` (what `std::fs::rename` does), retried for up to about a
+/// second while it is denied: another replace or an open reader of `to` holds it briefly.
+pub(super) fn replace_file(from: &Path, to: &Path) -> io::Result<()> {
+    const ATTEMPTS: u32 = 50;
+    let mut attempt = 0;
+    loop {
+        match std::fs::rename(from, to) {
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied && attempt < ATTEMPTS => {
+                attempt += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Nothing to do: NTFS journals renames.
