@@ -12,8 +12,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
 
-/// The default model slug when neither config nor thread names one.
-pub const DEFAULT_MODEL: &str = "gpt-5.1-codex";
 /// The id of the built-in provider (OpenAI, with API-key or ChatGPT auth).
 pub const OPENAI_PROVIDER_ID: &str = "openai";
 const DEFAULT_CHATGPT_BASE_URL: &str = "https://chatgpt.com/backend-api";
@@ -32,6 +30,7 @@ const KNOWN_KEYS: &[(&str, Option<&[&str]>)] = &[
     ("model_providers", None),
     ("model_reasoning_effort", None),
     ("model_reasoning_summary", None),
+    ("model_verbosity", None),
     ("approval_policy", None),
     ("sandbox_mode", None),
     ("sandbox_workspace_write", None),
@@ -57,6 +56,8 @@ const KNOWN_KEYS: &[(&str, Option<&[&str]>)] = &[
             "include_only",
         ]),
     ),
+    // MCP servers: their tables are checked by `mcp::config`.
+    ("mcp_servers", None),
 ];
 
 /// The dotted names of `table`'s keys that [`KNOWN_KEYS`] does not list.
@@ -266,6 +267,7 @@ struct ConfigToml {
     model_providers: BTreeMap<String, ModelProviderInfo>,
     model_reasoning_effort: Option<String>,
     model_reasoning_summary: Option<String>,
+    model_verbosity: Option<String>,
     approval_policy: Option<String>,
     sandbox_mode: Option<SandboxMode>,
     #[serde(default)]
@@ -297,16 +299,20 @@ enum OneOrMany {
 pub struct Config {
     /// Absolute CODEX_HOME (created if missing).
     pub codex_home: PathBuf,
-    /// Model slug (default [`DEFAULT_MODEL`]).
-    pub model: String,
+    /// Model slug; `None`: the catalog's default model (models.md §2).
+    pub model: Option<String>,
     /// Provider id, a key of `model_providers` (default `openai`).
     pub model_provider: String,
     /// Configured providers plus the built-in `openai`.
     pub model_providers: BTreeMap<String, ModelProviderInfo>,
-    /// `reasoning.effort` for reasoning models (default `medium`).
-    pub model_reasoning_effort: String,
-    /// `reasoning.summary` for reasoning models (default `auto`).
-    pub model_reasoning_summary: String,
+    /// `reasoning.effort` for reasoning models; `None`: the catalog's default for the model.
+    pub model_reasoning_effort: Option<String>,
+    /// `reasoning.summary` (`auto`, `concise`, `detailed`, `none`); `None`: the catalog's
+    /// default for the model (no summary when that is `none`).
+    pub model_reasoning_summary: Option<String>,
+    /// `text.verbosity` (`low`, `medium`, `high`) for models that support it; `None`: the
+    /// catalog's default.
+    pub model_verbosity: Option<String>,
     /// Default approval policy of new threads.
     pub approval_policy: ApprovalPolicy,
     /// Default sandbox of new threads.
@@ -340,8 +346,12 @@ pub struct Config {
     /// Keys of config.toml and `-c` that nothing honours, each with where it came from, for
     /// the one `configWarning` after `initialize`.
     pub unknown_keys: Vec<String>,
+    /// `[mcp_servers.<name>]`: the MCP servers (parsed and validated by `mcp::config`).
+    pub mcp_servers: BTreeMap<String, crate::mcp::config::McpServerConfig>,
     /// The merged raw table, kept so per-thread overrides re-merge with the same rules.
     raw: toml::Table,
+    /// The `-c` overrides, kept so the file can be re-read with them (`config/mcpServer/reload`).
+    cli_overrides: Vec<Override>,
 }
 
 /// One `key=value` override: the key's path (`a.b` → `["a","b"]`) and its TOML value.
@@ -487,6 +497,11 @@ fn load_from(codex_home: PathBuf, overrides: &[Override]) -> Result<Config> {
         }
         set_path(&mut raw, key_path, value.clone());
     }
+    unknown.extend(
+        crate::mcp::config::unknown_keys(raw.get("mcp_servers"))
+            .into_iter()
+            .map(|key| format!("`{key}`")),
+    );
     if !unknown.is_empty() {
         crate::log::warn(&format!(
             "ignoring unknown configuration keys: {}",
@@ -495,6 +510,7 @@ fn load_from(codex_home: PathBuf, overrides: &[Override]) -> Result<Config> {
     }
     let mut config = Config::from_raw(codex_home, raw).context("invalid -c override")?;
     config.unknown_keys = unknown;
+    config.cli_overrides = overrides.to_vec();
     Ok(config)
 }
 
@@ -518,6 +534,7 @@ impl Config {
                 .entry("requires_openai_auth")
                 .or_insert(toml::Value::Boolean(true));
         }
+        let mcp_servers = crate::mcp::config::parse(table.get("mcp_servers"))?;
         let typed: ConfigToml = table.try_into()?;
         let approval_policy = match typed.approval_policy.as_deref() {
             None => ApprovalPolicy::default(),
@@ -567,15 +584,12 @@ impl Config {
         }
         Ok(Self {
             codex_home,
-            model: typed.model.unwrap_or_else(|| DEFAULT_MODEL.to_string()),
+            model: typed.model.filter(|m| !m.trim().is_empty()),
             model_provider,
             model_providers,
-            model_reasoning_effort: typed
-                .model_reasoning_effort
-                .unwrap_or_else(|| "medium".to_string()),
-            model_reasoning_summary: typed
-                .model_reasoning_summary
-                .unwrap_or_else(|| "auto".to_string()),
+            model_reasoning_effort: typed.model_reasoning_effort,
+            model_reasoning_summary: typed.model_reasoning_summary,
+            model_verbosity: typed.model_verbosity,
             approval_policy,
             sandbox_mode: typed.sandbox_mode.unwrap_or_default(),
             sandbox_workspace_write,
@@ -600,7 +614,9 @@ impl Config {
             update_plan: typed.tools.update_plan.is_some_and(ToolSwitch::is_enabled),
             shell_environment_policy: typed.shell_environment_policy,
             unknown_keys: Vec::new(),
+            mcp_servers,
             raw,
+            cli_overrides: Vec::new(),
         })
     }
 
@@ -611,7 +627,20 @@ impl Config {
         for (path, value) in overrides {
             set_path(&mut raw, path, value.clone());
         }
-        Self::from_raw(self.codex_home.clone(), raw)
+        let mut config = Self::from_raw(self.codex_home.clone(), raw)?;
+        config.cli_overrides = self.cli_overrides.clone();
+        Ok(config)
+    }
+
+    /// The configuration read again from `config.toml` with the same `-c` overrides (per-thread
+    /// overrides are not part of it).
+    pub fn reloaded(&self) -> Result<Self> {
+        load_from(self.codex_home.clone(), &self.cli_overrides)
+    }
+
+    /// One top-level key of the merged raw table.
+    pub fn raw_value(&self, key: &str) -> Option<toml::Value> {
+        self.raw.get(key).cloned()
     }
 
     /// The provider named by `model_provider`.
@@ -710,7 +739,10 @@ mod tests {
     fn defaults_without_a_file() {
         let home = temp_home("defaults");
         let config = load_from(home.clone(), &[]).unwrap();
-        assert_eq!(config.model, DEFAULT_MODEL);
+        assert_eq!(config.model, None, "the catalog picks the default model");
+        assert_eq!(config.model_reasoning_effort, None);
+        assert_eq!(config.model_reasoning_summary, None);
+        assert_eq!(config.model_verbosity, None);
         assert_eq!(config.model_provider, "openai");
         assert_eq!(config.approval_policy, ApprovalPolicy::OnRequest);
         assert_eq!(config.sandbox_mode, SandboxMode::ReadOnly);
@@ -736,7 +768,7 @@ mod tests {
         ])
         .unwrap();
         let config = load_from(home.clone(), &overrides).unwrap();
-        assert_eq!(config.model, "from-file");
+        assert_eq!(config.model.as_deref(), Some("from-file"));
         assert_eq!(config.approval_policy, ApprovalPolicy::OnRequest);
         assert_eq!(config.sandbox_mode, SandboxMode::WorkspaceWrite);
         assert!(config.sandbox_workspace_write.network_access);
@@ -757,7 +789,7 @@ mod tests {
                     .unwrap(),
             ])
             .unwrap();
-        assert_eq!(thread.model, "per-thread");
+        assert_eq!(thread.model.as_deref(), Some("per-thread"));
         assert_eq!(thread.model_provider, "mock");
         std::fs::remove_dir_all(home).unwrap();
     }

@@ -14,6 +14,7 @@ pub mod exec;
 pub mod ids;
 pub mod log;
 pub mod login;
+pub mod mcp;
 pub mod models;
 pub mod platform;
 pub mod prompt;

@@ -2,7 +2,7 @@
 //! EOF. It never blocks on I/O of its own: handlers answer at once or hand work to a thread.
 //! Framing and the pending map are `rpc.rs`'s; what each method does lives in its own module.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::config::Config;
 use crate::protocol::{InitializeParams, InitializeResponse, ServerInfo, method};
-use crate::rpc::{Incoming, RequestId, Rpc, RpcError, Transport};
+use crate::rpc::{Incoming, Next, RequestId, Rpc, RpcError, Transport};
 use crate::thread::SharedThread;
 use crate::tools::ToolEnv;
 
@@ -19,6 +19,11 @@ use crate::tools::ToolEnv;
 const SHUTDOWN_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long shutdown waits for interrupted turns to emit `turn/completed`.
 const SHUTDOWN_TURN_GRACE: Duration = Duration::from_secs(3);
+
+/// Work handed to the main loop by another thread (it runs there, with the server state).
+pub type Job = Box<dyn FnOnce(&mut Server) + Send>;
+/// Jobs queued for the main loop at most; senders wait beyond it.
+const JOBS_CAPACITY: usize = 64;
 
 /// What the handshake established about this connection.
 pub struct Session {
@@ -47,9 +52,17 @@ pub struct Server {
     pub commands: crate::commands::Registry,
     /// The pending browser or device-code login.
     pub logins: crate::accounts::PendingSlot,
+    /// The model catalog (fetched lazily, never before `initialize` is answered).
+    pub catalog: Arc<crate::models::Catalog>,
+    /// Requests parked once until the catalog settled (never parked twice).
+    pub parked: HashSet<RequestId>,
     /// Params of the thread/turn request being handled that we do not honour (each with its
     /// warning text); its handler reports them once it knows the thread.
     pub unhonoured: Vec<(String, String)>,
+    /// The MCP servers, shared by every thread.
+    pub mcp: Arc<crate::mcp::Registry>,
+    /// Hands work back to the main loop ([`Job`]).
+    pub jobs: crossbeam_channel::Sender<Job>,
     _alias_dir: Option<crate::exec::AliasDir>,
 }
 
@@ -62,14 +75,19 @@ pub fn run(config: Config) -> i32 {
             return 1;
         }
     };
-    let mut server = Server::new(transport.rpc.clone(), config);
-    while let Some(message) = transport.inbox.recv() {
-        server.handle(message);
+    let (jobs_tx, jobs) = crossbeam_channel::bounded(JOBS_CAPACITY);
+    let mut server = Server::new(transport.rpc.clone(), config, jobs_tx);
+    while let Some(next) = transport.inbox.recv_or_job(&jobs) {
+        match next {
+            Next::Message(message) => server.handle(message),
+            Next::Job(job) => job(&mut server),
+        }
     }
     crate::log::info("stdin closed; shutting down");
     server.interrupt_all_turns(SHUTDOWN_TURN_GRACE);
     server.commands.terminate_all();
     crate::tools::unified_exec::shutdown(server.threads.values());
+    server.mcp.shutdown();
     drop(server);
     transport.finish(SHUTDOWN_FLUSH_TIMEOUT);
     0
@@ -83,7 +101,7 @@ pub fn decode<T: DeserializeOwned>(params: Option<Value>) -> Result<T, RpcError>
 }
 
 impl Server {
-    fn new(rpc: Rpc, config: Config) -> Self {
+    fn new(rpc: Rpc, config: Config, jobs: crossbeam_channel::Sender<Job>) -> Self {
         let alias_dir = match crate::exec::AliasDir::create(&config.codex_home) {
             Ok(dir) => Some(dir),
             Err(e) => {
@@ -97,12 +115,25 @@ impl Server {
         }
         let exe = std::env::current_exe().unwrap_or_else(|_| "codex-lite".into());
         let auth = Arc::new(crate::auth::AuthManager::new(&config, rpc.clone()));
+        let catalog = Arc::new(crate::models::Catalog::new(
+            config.codex_home.clone(),
+            Some(rpc.clone()),
+        ));
+        let mcp = Arc::new(crate::mcp::Registry::new(rpc.clone(), &config.mcp_servers));
         Self {
+            catalog,
+            parked: HashSet::new(),
             rpc,
             config,
             session: None,
             threads: HashMap::new(),
-            tool_env: Arc::new(ToolEnv { exe, env }),
+            tool_env: Arc::new(ToolEnv {
+                exe,
+                env,
+                mcp: mcp.clone(),
+            }),
+            mcp,
+            jobs,
             auth,
             commands: crate::commands::Registry::default(),
             logins: Default::default(),
@@ -116,16 +147,22 @@ impl Server {
         self.session.as_ref().map(|s| s.client_name.clone())
     }
 
-    /// A model client for a thread's configuration.
-    pub fn model_client(&self, config: &Config) -> crate::client::ModelClient {
-        let (originator, user_agent) = match &self.session {
+    /// `(originator, user agent)` of this connection's upstream requests.
+    pub fn client_identity(&self) -> (String, String) {
+        match &self.session {
             Some(s) => (s.client_name.clone(), s.user_agent.clone()),
             None => ("codex-lite".to_string(), user_agent("codex-lite")),
-        };
+        }
+    }
+
+    /// A model client for a thread's configuration.
+    pub fn model_client(&self, config: &Config) -> crate::client::ModelClient {
+        let (originator, user_agent) = self.client_identity();
         crate::client::ModelClient::new(config, self.auth.clone(), originator, user_agent)
     }
 
-    fn handle(&mut self, message: Incoming) {
+    /// Handles one client message (also a request parked until the catalog settled).
+    pub(crate) fn handle(&mut self, message: Incoming) {
         match message {
             Incoming::Notification { method } => {
                 if method != method::INITIALIZED {
@@ -163,16 +200,23 @@ impl Server {
                 .rpc
                 .respond_error(id, &RpcError::invalid_request("Not initialized"));
         }
+        if self.park_for_catalog(id, method, &params) {
+            return; // answered once the catalog settled
+        }
         let outcome = match method {
-            "model/list" => Some(
-                decode(params).map(|p| self.rpc.respond(id, crate::models::list(&self.config, p))),
-            ),
+            "model/list" => Some(decode(params).map(|p| {
+                let snapshot = self.catalog_access(&self.config).snapshot();
+                self.rpc.respond(id, crate::models::list(&snapshot, p))
+            })),
             m if m.starts_with("thread/") || m.starts_with("turn/") => {
                 self.handle_thread_request(id, m, params)
             }
             m if m.starts_with("command/exec") => self.handle_command_request(id, m, params),
             m if m.starts_with("account/") || m == "getAuthStatus" => {
                 self.handle_account_request(id, m, params)
+            }
+            "mcpServerStatus/list" | "config/mcpServer/reload" => {
+                self.handle_mcp_request(id, method, params)
             }
             _ => None,
         };
@@ -183,6 +227,11 @@ impl Server {
                 .rpc
                 .respond_error(id, &RpcError::method_not_found(method)),
         }
+    }
+
+    /// Runs a request again (a job, after what it waited for happened).
+    pub fn redispatch(&mut self, id: &RequestId, method: &str, params: Option<Value>) {
+        self.handle_request(id, method, params);
     }
 
     fn initialize(&mut self, params: Option<Value>) -> Result<InitializeResponse, RpcError> {
@@ -208,7 +257,7 @@ impl Server {
             platform_os: std::env::consts::OS,
             server_info: ServerInfo {
                 name: env!("CARGO_PKG_NAME"),
-                version: env!("CARGO_PKG_VERSION"),
+                version: crate::client::CODEX_VERSION,
             },
         })
     }
@@ -241,13 +290,16 @@ impl Server {
     }
 }
 
-/// `<originator>/<version> (<os> <os version>; <arch>)`, e.g.
-/// `codex_vscode/0.1.0 (Linux 6.8.0; x86_64)`.
+/// `<originator>/<Codex version> (<os> <os version>; <arch>) codex-lite/<our version>`, e.g.
+/// `codex_vscode/0.169.0 (Linux 6.8.0; x86_64) codex-lite/0.1.0`: the Codex protocol version
+/// we implement first (backends and SDKs read it), ours last.
 fn user_agent(originator: &str) -> String {
     let (os, release) = crate::platform::os_name_and_release();
     format!(
-        "{originator}/{} ({os} {release}; {})",
+        "{originator}/{} ({os} {release}; {}) {}/{}",
+        crate::client::CODEX_VERSION,
+        std::env::consts::ARCH,
+        env!("CARGO_PKG_NAME"),
         env!("CARGO_PKG_VERSION"),
-        std::env::consts::ARCH
     )
 }

@@ -2,11 +2,14 @@
 
 mod apply_patch;
 mod auth;
+mod catalog_requests;
 mod cli;
 mod cli_demo;
 mod cli_exec;
 mod commands;
 mod context;
+mod mcp;
+mod mcp_faults;
 mod mock_selftest;
 mod rpc;
 mod sandbox;
