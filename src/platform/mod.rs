@@ -85,6 +85,35 @@ pub fn connect_abortable(
     sys::connect_abortable(addr, deadline, aborted, slice)
 }
 
+/// Undoes signal state a parent may have left us (Unix): an ignored `SIGCHLD` (with which the
+/// kernel reaps children itself, so no command's exit status could ever be read) goes back to
+/// the default, and every blocked signal is unblocked. Call first thing in `main`, before any
+/// thread exists. Nothing to do on Windows.
+pub fn reset_inherited_signals() {
+    sys::reset_inherited_signals();
+}
+
+/// Routes the termination signals (SIGTERM, SIGHUP, SIGINT; Ctrl-C, Ctrl-Break and console
+/// close on Windows) to [`wait_termination_signal`] instead of their default action. On Unix
+/// they are blocked in the calling thread, so call it before starting other threads (they
+/// inherit the mask; children get a clean one from `std::process`).
+pub fn catch_termination_signals() -> io::Result<()> {
+    sys::catch_termination_signals()
+}
+
+/// Waits up to `timeout` for a termination signal caught by [`catch_termination_signals`];
+/// its number (Windows: the console event + 100, e.g. 100 for Ctrl-C).
+pub fn wait_termination_signal(timeout: Duration) -> Option<i32> {
+    sys::wait_termination_signal(timeout)
+}
+
+/// Whether our stdout has lost its reader (a pipe whose read end was closed, a socket shut
+/// down), found without writing. Always false where the OS cannot tell (Windows): there a
+/// failed write is the sign.
+pub fn is_stdout_closed() -> bool {
+    sys::is_stdout_closed()
+}
+
 /// The sending end of a wake-up channel: [`Waker::wake`] makes [`wait_readable`] return.
 pub struct Waker(sys::WakeSocket);
 

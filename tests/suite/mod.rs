@@ -8,6 +8,7 @@ mod cli_demo;
 mod cli_exec;
 mod commands;
 mod context;
+mod lifecycle;
 mod mcp;
 mod mcp_faults;
 mod mock_selftest;
