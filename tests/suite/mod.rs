@@ -15,6 +15,7 @@ mod lifecycle;
 mod mcp;
 mod mcp_faults;
 mod mock_selftest;
+mod rollout_interop;
 mod rpc;
 mod sandbox;
 mod threads;
