@@ -2,12 +2,15 @@
 
 mod apply_patch;
 mod auth;
+mod catalog_fetch;
 mod catalog_requests;
 mod cli;
 mod cli_demo;
+mod cli_embedding_doc;
 mod cli_exec;
 mod commands;
 mod context;
+mod context_review;
 mod mcp;
 mod mcp_faults;
 mod mock_selftest;
