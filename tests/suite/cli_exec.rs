@@ -639,10 +639,12 @@ fn ctrl_c_stops_the_turn_and_its_command() {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     let command_pid = loop {
+        // The command's `$$` is its pid in the sandbox's own PID namespace: translate it.
         if let Ok(text) = std::fs::read_to_string(&pid_file)
-            && let Ok(pid) = text.trim().parse::<i32>()
+            && let Ok(pid) = text.trim().parse::<u32>()
+            && let Some(host) = crate::support::host_pid(&pid_file, pid)
         {
-            break pid;
+            break i32::try_from(host).unwrap();
         }
         assert!(Instant::now() < deadline, "the command never started");
         std::thread::sleep(Duration::from_millis(20));
