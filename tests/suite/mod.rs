@@ -17,6 +17,7 @@ mod mock_selftest;
 mod redteam;
 mod redteam_fs;
 mod redteam_proc;
+mod rollout_interop;
 mod rpc;
 mod sandbox;
 mod sandbox_work;
