@@ -563,3 +563,42 @@ fn a_session_outlives_its_turn_and_completes_under_it() {
             .any(|i| i["id"] == "c1")
     );
 }
+
+#[test]
+fn under_untrusted_a_sandbox_denial_is_offered_again_outside_the_sandbox() {
+    let mock = MockServer::start();
+    let outside = TempDir::new_outside_tmp("uexec-retry");
+    let target = outside.path().join("x");
+    mock.push(exec_call(
+        "c1",
+        json!({"cmd": format!("touch '{}' && echo wrote", target.display()), "shell": "/bin/sh", "login": false}),
+    ));
+    mock.push(text_reply("r2", "m2", &["done"]));
+    let (mut server, thread_id, _cwd) = thread_on(
+        &mock,
+        json!({"approvalPolicy": "untrusted", "sandbox": "workspace-write"}),
+    );
+    start_turn(&mut server, &thread_id, "go");
+    // First: may it run at all (not a read-only command)?
+    let (first, _) = server.read_until("item/commandExecution/requestApproval");
+    assert_eq!(first["params"]["reason"], Value::Null);
+    server.answer(&first["id"], json!({"decision": "accept"}));
+    // It ran in the sandbox and was denied: may it run outside?
+    let (second, _) = server.read_until("item/commandExecution/requestApproval");
+    assert_eq!(
+        second["params"]["reason"],
+        "command failed; retry without sandbox?"
+    );
+    assert!(!target.exists());
+    server.answer(&second["id"], json!({"decision": "accept"}));
+    let messages = finish_turn(&mut server);
+    assert!(target.exists());
+    // One item, completed once, by the rerun.
+    let completions: Vec<&Value> = messages
+        .iter()
+        .filter(|m| m["method"] == "item/completed" && m["params"]["item"]["id"] == "c1")
+        .collect();
+    assert_eq!(completions.len(), 1, "{messages:?}");
+    assert_eq!(completions[0]["params"]["item"]["status"], "completed");
+    assert!(model_output(&mock, "c1").ends_with("Output:\nwrote\n"));
+}

@@ -529,7 +529,7 @@ fn chunk_id() -> String {
 }
 
 /// The user's login shell (from the passwd entry of the real user, not `$SHELL`); `/bin/sh`
-/// when it has none.
+/// when it has none (PowerShell on Windows).
 fn login_shell() -> String {
     sys::login_shell().unwrap_or_else(|| sys::DEFAULT_SHELL.to_string())
 }
@@ -537,6 +537,12 @@ fn login_shell() -> String {
 #[cfg(unix)]
 mod sys {
     pub const DEFAULT_SHELL: &str = "/bin/sh";
+
+    /// `<shell> -lc <cmd>` (a login shell, reading the user's profile) or `<shell> -c <cmd>`.
+    pub fn shell_argv(shell: String, login: bool, cmd: &str) -> Vec<String> {
+        let flag = if login { "-lc" } else { "-c" };
+        vec![shell, flag.to_string(), cmd.to_string()]
+    }
 
     pub fn login_shell() -> Option<String> {
         let mut buffer = vec![0 as libc::c_char; 16 * 1024];
@@ -566,6 +572,26 @@ mod sys {
 #[cfg(not(unix))]
 mod sys {
     pub const DEFAULT_SHELL: &str = "powershell.exe";
+
+    /// `cmd.exe /c <cmd>`, else PowerShell's `-Command` (without the profile unless `login`).
+    pub fn shell_argv(shell: String, login: bool, cmd: &str) -> Vec<String> {
+        let name = shell
+            .rsplit(['\\', '/'])
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let mut argv = vec![shell];
+        if name == "cmd" || name == "cmd.exe" {
+            argv.push("/c".to_string());
+        } else {
+            if !login {
+                argv.push("-NoProfile".to_string());
+            }
+            argv.push("-Command".to_string());
+        }
+        argv.push(cmd.to_string());
+        argv
+    }
 
     pub fn login_shell() -> Option<String> {
         None
