@@ -159,12 +159,7 @@ pub fn run_exec_command(turn: &mut TurnRunner, call: &ToolCall) -> CallResult {
     let cwd = turn.tools().settings.cwd.clone();
     let workdir = resolve_dir(&cwd, args.workdir.as_deref());
     let shell = args.shell.clone().unwrap_or_else(login_shell);
-    let flag = if args.login.unwrap_or(true) {
-        "-lc"
-    } else {
-        "-c"
-    };
-    let argv = vec![shell, flag.to_string(), args.cmd.clone()];
+    let argv = sys::shell_argv(shell, args.login.unwrap_or(true), &args.cmd);
     if let Some(found) = crate::apply_patch::parse_shell_invocation(&argv) {
         let dir = resolve_dir(&workdir, found.cd.as_deref());
         return super::patch::run_patch(turn, call, &found.patch, &dir);
