@@ -277,7 +277,9 @@ pub fn run_write_stdin(turn: &mut TurnRunner, call: &ToolCall) -> CallResult {
                 WriteError::Full => {
                     "earlier input is still waiting for the process to read it; poll with empty chars first"
                 }
-                WriteError::Closed => "the process no longer reads input (it has ended)",
+                WriteError::Closed => {
+                    "the process no longer reads input (it has ended); poll with empty chars for its last output"
+                }
             };
             return plain(call, format!("write_stdin failed: {why}"));
         }
