@@ -26,6 +26,7 @@ TRANSCRIPTS = ROOT / "target" / "transcripts"
 RESULT_REFS = {
     "initialize": "#/definitions/InitializeResponse",
     "account/logout": "#/definitions/v2/LogoutAccountResponse",
+    "config/mcpServer/reload": "#/definitions/v2/McpServerRefreshResponse",
 }
 # Legacy methods in scope that the generated schema omits: checked against auth.md's shape.
 LOCAL_RESULT_SCHEMAS = {

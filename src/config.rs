@@ -46,6 +46,8 @@ const KNOWN_KEYS: &[(&str, Option<&[&str]>)] = &[
     ("project_doc_fallback_filenames", None),
     ("web_search", None),
     ("tools", Some(&["update_plan"])),
+    // MCP servers: their tables are checked by `mcp::config`.
+    ("mcp_servers", None),
 ];
 
 /// The dotted names of `table`'s keys that [`KNOWN_KEYS`] does not list.
@@ -324,8 +326,12 @@ pub struct Config {
     /// Keys of config.toml and `-c` that nothing honours, each with where it came from, for
     /// the one `configWarning` after `initialize`.
     pub unknown_keys: Vec<String>,
+    /// `[mcp_servers.<name>]`: the MCP servers (parsed and validated by `mcp::config`).
+    pub mcp_servers: BTreeMap<String, crate::mcp::config::McpServerConfig>,
     /// The merged raw table, kept so per-thread overrides re-merge with the same rules.
     raw: toml::Table,
+    /// The `-c` overrides, kept so the file can be re-read with them (`config/mcpServer/reload`).
+    cli_overrides: Vec<Override>,
 }
 
 /// One `key=value` override: the key's path (`a.b` → `["a","b"]`) and its TOML value.
@@ -471,6 +477,11 @@ fn load_from(codex_home: PathBuf, overrides: &[Override]) -> Result<Config> {
         }
         set_path(&mut raw, key_path, value.clone());
     }
+    unknown.extend(
+        crate::mcp::config::unknown_keys(raw.get("mcp_servers"))
+            .into_iter()
+            .map(|key| format!("`{key}`")),
+    );
     if !unknown.is_empty() {
         crate::log::warn(&format!(
             "ignoring unknown configuration keys: {}",
@@ -479,6 +490,7 @@ fn load_from(codex_home: PathBuf, overrides: &[Override]) -> Result<Config> {
     }
     let mut config = Config::from_raw(codex_home, raw).context("invalid -c override")?;
     config.unknown_keys = unknown;
+    config.cli_overrides = overrides.to_vec();
     Ok(config)
 }
 
@@ -502,6 +514,7 @@ impl Config {
                 .entry("requires_openai_auth")
                 .or_insert(toml::Value::Boolean(true));
         }
+        let mcp_servers = crate::mcp::config::parse(table.get("mcp_servers"))?;
         let typed: ConfigToml = table.try_into()?;
         let approval_policy = match typed.approval_policy.as_deref() {
             None => ApprovalPolicy::default(),
@@ -583,7 +596,9 @@ impl Config {
             web_search: typed.web_search.unwrap_or_default(),
             update_plan: typed.tools.update_plan.is_some_and(ToolSwitch::is_enabled),
             unknown_keys: Vec::new(),
+            mcp_servers,
             raw,
+            cli_overrides: Vec::new(),
         })
     }
 
@@ -594,7 +609,20 @@ impl Config {
         for (path, value) in overrides {
             set_path(&mut raw, path, value.clone());
         }
-        Self::from_raw(self.codex_home.clone(), raw)
+        let mut config = Self::from_raw(self.codex_home.clone(), raw)?;
+        config.cli_overrides = self.cli_overrides.clone();
+        Ok(config)
+    }
+
+    /// The configuration read again from `config.toml` with the same `-c` overrides (per-thread
+    /// overrides are not part of it).
+    pub fn reloaded(&self) -> Result<Self> {
+        load_from(self.codex_home.clone(), &self.cli_overrides)
+    }
+
+    /// One top-level key of the merged raw table.
+    pub fn raw_value(&self, key: &str) -> Option<toml::Value> {
+        self.raw.get(key).cloned()
     }
 
     /// The provider named by `model_provider`.

@@ -1,30 +1,12 @@
 //! Identifiers and randomness: UUID v7 (time-ordered, for threads, turns and items), random
 //! bytes from the kernel (`getrandom`), URL-safe random tokens (PKCE, OAuth state).
 
-/// Fills `buf` with bytes from the kernel's CSPRNG (`getrandom(2)` on Linux, `/dev/urandom`
-/// elsewhere). Without any source of randomness there is no safe way to make PKCE verifiers
-/// or ids, so that (never seen on a supported system) aborts the process with a message.
+/// Fills `buf` with bytes from the operating system's CSPRNG (`getrandom(2)` on Linux,
+/// `/dev/urandom` on other Unixes, `BCryptGenRandom` on Windows). Without any source of
+/// randomness there is no safe way to make PKCE verifiers or ids, so that (never seen on a
+/// supported system) aborts the process with a message.
 pub fn fill_random(buf: &mut [u8]) {
-    #[cfg(target_os = "linux")]
-    {
-        let mut filled = 0;
-        while filled < buf.len() {
-            let rest = &mut buf[filled..];
-            // SAFETY: `rest` is a valid, writable buffer of `rest.len()` bytes.
-            let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
-            if n > 0 {
-                filled += n as usize;
-            } else if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-                break;
-            }
-        }
-        if filled == buf.len() {
-            return;
-        }
-    }
-    use std::io::Read;
-    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(buf));
-    if let Err(e) = read {
+    if let Err(e) = crate::platform::fill_random(buf) {
         crate::log::error(&format!("no source of randomness: {e}"));
         std::process::abort();
     }

@@ -7,7 +7,6 @@
 //! is the library (`src/lib.rs`), which the fuzz targets and examples use too.
 
 use std::ffi::OsString;
-use std::path::Path;
 
 use codex_lite::{apply_patch, cli, config, sandbox, server};
 
@@ -64,10 +63,9 @@ fn main() {
     let args: Vec<OsString> = std::env::args_os().collect();
     let arg0 = args
         .first()
-        .and_then(|a| Path::new(a).file_name())
-        .and_then(|n| n.to_str())
+        .and_then(|a| codex_lite::platform::program_name(a))
         .unwrap_or_default();
-    match arg0 {
+    match arg0.as_str() {
         // Before anything else: the helper must stay single-threaded.
         sandbox::linux::HELPER_ARG0 => std::process::exit(sandbox::linux::helper_main(&args[1..])),
         _ if apply_patch::is_arg0_name(

@@ -336,6 +336,34 @@ pub enum ThreadItem {
         /// The review text.
         review: String,
     },
+    /// A call of an MCP server's tool (`tools/mcp.rs`).
+    McpToolCall {
+        /// The model's call id.
+        id: String,
+        /// The configured server name.
+        server: String,
+        /// The tool's name on its server.
+        tool: String,
+        /// `inProgress`, `completed` or `failed` (never `declined`: a declined call fails).
+        status: ItemStatus,
+        /// The arguments as the model gave them.
+        arguments: serde_json::Value,
+        /// What the server returned: `{content, structuredContent, _meta}`.
+        result: Option<serde_json::Value>,
+        /// Why the call failed, `{message}`.
+        error: Option<McpToolCallError>,
+        /// Wall time once finished.
+        duration_ms: Option<i64>,
+        /// The tool's `readOnlyHint` annotation, when it has one.
+        read_only_hint: Option<bool>,
+    },
+}
+
+/// `McpToolCallError`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct McpToolCallError {
+    /// What went wrong.
+    pub message: String,
 }
 
 impl ThreadItem {
@@ -351,7 +379,8 @@ impl ThreadItem {
             | ThreadItem::ImageView { id, .. }
             | ThreadItem::DynamicToolCall { id, .. }
             | ThreadItem::EnteredReviewMode { id, .. }
-            | ThreadItem::ExitedReviewMode { id, .. } => id,
+            | ThreadItem::ExitedReviewMode { id, .. }
+            | ThreadItem::McpToolCall { id, .. } => id,
         }
     }
 }

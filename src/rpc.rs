@@ -328,6 +328,31 @@ impl Inbox {
         self.queued_bytes.fetch_sub(size, Ordering::Relaxed);
         Some(message)
     }
+
+    /// Waits for the next client message or the next job another thread handed the main loop
+    /// (work that had to wait off the main loop, e.g. for MCP servers); `None` once stdin is
+    /// closed and the queue drained.
+    pub fn recv_or_job<T>(&self, jobs: &Receiver<T>) -> Option<Next<T>> {
+        crossbeam_channel::select! {
+            recv(self.rx) -> message => {
+                let (message, size) = message.ok()?;
+                self.queued_bytes.fetch_sub(size, Ordering::Relaxed);
+                Some(Next::Message(message))
+            }
+            recv(jobs) -> job => match job {
+                Ok(job) => Some(Next::Job(job)),
+                Err(_) => self.recv().map(Next::Message),
+            },
+        }
+    }
+}
+
+/// What [`Inbox::recv_or_job`] got.
+pub enum Next<T> {
+    /// A client message.
+    Message(Incoming),
+    /// A job for the main loop.
+    Job(T),
 }
 
 /// The running transport: the writer handle, the inbox and the two I/O threads.

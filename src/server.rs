@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::config::Config;
 use crate::protocol::{InitializeParams, InitializeResponse, ServerInfo, method};
-use crate::rpc::{Incoming, RequestId, Rpc, RpcError, Transport};
+use crate::rpc::{Incoming, Next, RequestId, Rpc, RpcError, Transport};
 use crate::thread::SharedThread;
 use crate::tools::ToolEnv;
 
@@ -19,6 +19,11 @@ use crate::tools::ToolEnv;
 const SHUTDOWN_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long shutdown waits for interrupted turns to emit `turn/completed`.
 const SHUTDOWN_TURN_GRACE: Duration = Duration::from_secs(3);
+
+/// Work handed to the main loop by another thread (it runs there, with the server state).
+pub type Job = Box<dyn FnOnce(&mut Server) + Send>;
+/// Jobs queued for the main loop at most; senders wait beyond it.
+const JOBS_CAPACITY: usize = 64;
 
 /// What the handshake established about this connection.
 pub struct Session {
@@ -50,6 +55,10 @@ pub struct Server {
     /// Params of the thread/turn request being handled that we do not honour (each with its
     /// warning text); its handler reports them once it knows the thread.
     pub unhonoured: Vec<(String, String)>,
+    /// The MCP servers, shared by every thread.
+    pub mcp: Arc<crate::mcp::Registry>,
+    /// Hands work back to the main loop ([`Job`]).
+    pub jobs: crossbeam_channel::Sender<Job>,
     _alias_dir: Option<crate::exec::AliasDir>,
 }
 
@@ -62,14 +71,19 @@ pub fn run(config: Config) -> i32 {
             return 1;
         }
     };
-    let mut server = Server::new(transport.rpc.clone(), config);
-    while let Some(message) = transport.inbox.recv() {
-        server.handle(message);
+    let (jobs_tx, jobs) = crossbeam_channel::bounded(JOBS_CAPACITY);
+    let mut server = Server::new(transport.rpc.clone(), config, jobs_tx);
+    while let Some(next) = transport.inbox.recv_or_job(&jobs) {
+        match next {
+            Next::Message(message) => server.handle(message),
+            Next::Job(job) => job(&mut server),
+        }
     }
     crate::log::info("stdin closed; shutting down");
     server.interrupt_all_turns(SHUTDOWN_TURN_GRACE);
     server.commands.terminate_all();
     crate::tools::unified_exec::shutdown(server.threads.values());
+    server.mcp.shutdown();
     drop(server);
     transport.finish(SHUTDOWN_FLUSH_TIMEOUT);
     0
@@ -83,7 +97,7 @@ pub fn decode<T: DeserializeOwned>(params: Option<Value>) -> Result<T, RpcError>
 }
 
 impl Server {
-    fn new(rpc: Rpc, config: Config) -> Self {
+    fn new(rpc: Rpc, config: Config, jobs: crossbeam_channel::Sender<Job>) -> Self {
         let alias_dir = match crate::exec::AliasDir::create(&config.codex_home) {
             Ok(dir) => Some(dir),
             Err(e) => {
@@ -97,12 +111,19 @@ impl Server {
         }
         let exe = std::env::current_exe().unwrap_or_else(|_| "codex-lite".into());
         let auth = Arc::new(crate::auth::AuthManager::new(&config, rpc.clone()));
+        let mcp = Arc::new(crate::mcp::Registry::new(rpc.clone(), &config.mcp_servers));
         Self {
             rpc,
             config,
             session: None,
             threads: HashMap::new(),
-            tool_env: Arc::new(ToolEnv { exe, env }),
+            tool_env: Arc::new(ToolEnv {
+                exe,
+                env,
+                mcp: mcp.clone(),
+            }),
+            mcp,
+            jobs,
             auth,
             commands: crate::commands::Registry::default(),
             logins: Default::default(),
@@ -174,6 +195,9 @@ impl Server {
             m if m.starts_with("account/") || m == "getAuthStatus" => {
                 self.handle_account_request(id, m, params)
             }
+            "mcpServerStatus/list" | "config/mcpServer/reload" => {
+                self.handle_mcp_request(id, method, params)
+            }
             _ => None,
         };
         match outcome {
@@ -183,6 +207,11 @@ impl Server {
                 .rpc
                 .respond_error(id, &RpcError::method_not_found(method)),
         }
+    }
+
+    /// Runs a request again (a job, after what it waited for happened).
+    pub fn redispatch(&mut self, id: &RequestId, method: &str, params: Option<Value>) {
+        self.handle_request(id, method, params);
     }
 
     fn initialize(&mut self, params: Option<Value>) -> Result<InitializeResponse, RpcError> {
@@ -244,27 +273,10 @@ impl Server {
 /// `<originator>/<version> (<os> <os version>; <arch>)`, e.g.
 /// `codex_vscode/0.1.0 (Linux 6.8.0; x86_64)`.
 fn user_agent(originator: &str) -> String {
-    let (os, release) = os_name_and_release();
+    let (os, release) = crate::platform::os_name_and_release();
     format!(
         "{originator}/{} ({os} {release}; {})",
         env!("CARGO_PKG_VERSION"),
         std::env::consts::ARCH
     )
-}
-
-fn os_name_and_release() -> (String, String) {
-    // SAFETY: `uname` fills a zeroed, caller-owned struct; its fields are NUL-terminated.
-    let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
-    if unsafe { libc::uname(&mut uts) } != 0 {
-        return (std::env::consts::OS.to_string(), "unknown".to_string());
-    }
-    let field = |chars: &[libc::c_char]| -> String {
-        let bytes: Vec<u8> = chars
-            .iter()
-            .take_while(|&&c| c != 0)
-            .map(|&c| c as u8)
-            .collect();
-        String::from_utf8_lossy(&bytes).into_owned()
-    };
-    (field(&uts.sysname), field(&uts.release))
 }

@@ -135,6 +135,8 @@ pub struct SessionApprovals {
     pub commands: HashSet<Vec<String>>,
     /// Roots under which patches are not asked about again.
     pub patch_roots: Vec<PathBuf>,
+    /// MCP tools (server, tool) not asked about again.
+    pub mcp_tools: HashSet<(String, String)>,
 }
 
 /// One loaded thread.

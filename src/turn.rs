@@ -391,6 +391,7 @@ impl TurnRunner {
     }
 
     fn agent_loop(&mut self) -> Outcome {
+        crate::tools::mcp::wait_for_servers(self);
         loop {
             self.collect_control();
             for input in std::mem::take(&mut self.pending_input) {
@@ -407,6 +408,10 @@ impl TurnRunner {
                     state.history.iter().map(|(_, item)| item),
                 )
             };
+            let mcp_tools = crate::tools::mcp::definitions(self);
+            if let Some(tools) = body.get_mut("tools").and_then(Value::as_array_mut) {
+                tools.extend(mcp_tools);
+            }
             if let Some(schema) = &self.output_schema {
                 crate::prompt::set_output_schema(&mut body, schema);
             }

@@ -89,10 +89,7 @@ pub fn apply_patch_text(text: &str, cwd: &Path) -> Result<Summary, PatchError> {
 
 /// Whether `argv0` (the program name) asks for the `apply_patch` CLI.
 pub fn is_arg0_name(argv0: &std::ffi::OsStr) -> bool {
-    Path::new(argv0)
-        .file_name()
-        .and_then(|name| name.to_str())
-        .is_some_and(|name| ARG0_NAMES.contains(&name))
+    crate::platform::program_name(argv0).is_some_and(|name| ARG0_NAMES.contains(&name.as_str()))
 }
 
 /// The `apply_patch`/`applypatch` CLI: `args` are the arguments after

@@ -208,8 +208,10 @@ impl AuthManager {
             tokens: None,
             last_refresh: None,
         };
+        // The file and the memory change under one lock: they never disagree.
+        let mut state = lock(&self.state);
         storage::save(&self.codex_home, &auth)?;
-        *lock(&self.state) = State::ApiKey(key);
+        *state = State::ApiKey(key);
         Ok(())
     }
 
@@ -221,8 +223,9 @@ impl AuthManager {
             tokens: Some(tokens),
             last_refresh: Some(crate::time::rfc3339_millis(crate::time::unix_millis())),
         };
+        let mut state = lock(&self.state);
         storage::save(&self.codex_home, &auth)?;
-        *lock(&self.state) = State::Managed(auth);
+        *state = State::Managed(auth);
         Ok(())
     }
 
@@ -235,8 +238,10 @@ impl AuthManager {
     /// Logs out: forgets every credential and deletes auth.json. Returns the managed refresh
     /// token, if there was one, for a best-effort revoke.
     pub fn logout(&self) -> anyhow::Result<Option<Secret>> {
-        let previous = std::mem::replace(&mut *lock(&self.state), State::None);
+        let mut state = lock(&self.state);
         storage::delete(&self.codex_home)?;
+        let previous = std::mem::replace(&mut *state, State::None);
+        drop(state);
         Ok(match previous {
             State::Managed(auth) => auth.tokens.map(|t| t.refresh_token),
             _ => None,
@@ -337,13 +342,18 @@ impl AuthManager {
 
     /// 401 with managed tokens: adopt tokens another process wrote, else refresh.
     fn recover_managed(&self, failed: &Credentials) -> Result<bool, ClientError> {
-        if let Ok(Some(on_disk)) = storage::load(&self.codex_home)
-            && on_disk.is_chatgpt()
-            && let Some(tokens) = &on_disk.tokens
-            && tokens.access_token != failed.token
         {
-            *lock(&self.state) = State::Managed(on_disk);
-            return Ok(true);
+            // Read and adopt under the lock, so a save of ours cannot slip in between.
+            let mut state = lock(&self.state);
+            if matches!(&*state, State::Managed(_))
+                && let Ok(Some(on_disk)) = storage::load(&self.codex_home)
+                && on_disk.is_chatgpt()
+                && let Some(tokens) = &on_disk.tokens
+                && tokens.access_token != failed.token
+            {
+                *state = State::Managed(on_disk);
+                return Ok(true);
+            }
         }
         let refresh_token = match &*lock(&self.state) {
             State::Managed(auth) => match &auth.tokens {

@@ -1,9 +1,10 @@
 //! `CODEX_HOME/auth.json`: the credentials of the managed modes (API key, managed ChatGPT),
-//! read leniently and written atomically with mode 0600 (temp file, fsync, rename). External
-//! tokens never come here.
+//! read leniently and written atomically: a temp file with a unique name, created exclusively,
+//! never through a symlink and owner-only (`crate::platform::create_private_file`), fsynced,
+//! then renamed over auth.json and the directory synced. External tokens never come here.
+//! Callers hold the in-memory credentials' lock across a save, so the file and memory agree.
 
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -72,23 +73,41 @@ pub fn load(codex_home: &Path) -> Result<Option<AuthDotJson>> {
     }
 }
 
-/// Writes auth.json atomically, readable by the owner only.
+/// Temp names tried before a save gives up (each one is random, so only an attacker racing to
+/// plant files could make one taken).
+const TEMP_NAME_ATTEMPTS: usize = 8;
+
+/// Writes auth.json atomically, readable by the owner only. Concurrent savers (in this process
+/// or another) each write their own temp file; the last rename wins whole.
 pub fn save(codex_home: &Path, auth: &AuthDotJson) -> Result<()> {
     let path = path(codex_home);
-    let tmp = codex_home.join(format!(".{AUTH_FILE}.{}.tmp", std::process::id()));
     let json = serde_json::to_vec_pretty(auth)?;
-    let write = || -> std::io::Result<()> {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
+    let mut attempt = 0;
+    let (tmp, mut file) = loop {
+        let tmp = codex_home.join(format!(
+            ".{AUTH_FILE}.{}.{}.tmp",
+            std::process::id(),
+            crate::ids::random_token(12)
+        ));
+        match crate::platform::create_private_file(&tmp) {
+            Ok(file) => break (tmp, file),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AlreadyExists
+                    && attempt + 1 < TEMP_NAME_ATTEMPTS =>
+            {
+                attempt += 1;
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!("creating {}", tmp.display())));
+            }
+        }
+    };
+    let mut write = || -> std::io::Result<()> {
         file.write_all(&json)?;
         file.sync_all()?;
         std::fs::rename(&tmp, &path)?;
         // The rename is durable once the directory is synced.
-        std::fs::File::open(codex_home)?.sync_all()
+        crate::platform::sync_dir(codex_home)
     };
     write().map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
@@ -110,7 +129,6 @@ pub fn delete(codex_home: &Path) -> Result<bool> {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn round_trip_mode_and_inference() {
@@ -130,8 +148,12 @@ mod tests {
         };
         save(&home, &auth).unwrap();
         assert_eq!(load(&home).unwrap(), Some(auth));
-        let mode = std::fs::metadata(path(&home)).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(path(&home)).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
         std::fs::write(path(&home), r#"{"OPENAI_API_KEY":"sk-x"}"#).unwrap();
         let legacy = load(&home).unwrap().unwrap();
         assert!(!legacy.is_chatgpt());
@@ -144,6 +166,70 @@ mod tests {
         assert!(load(&home).unwrap().unwrap().is_chatgpt());
         assert!(delete(&home).unwrap());
         assert!(!delete(&home).unwrap());
+        std::fs::remove_dir_all(home).unwrap();
+    }
+
+    #[test]
+    fn concurrent_saves_leave_one_whole_file_and_no_temp_files() {
+        let home =
+            std::env::temp_dir().join(format!("codex-lite-auth-race-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&home);
+        std::fs::create_dir_all(&home).unwrap();
+        let savers: Vec<_> = (0..8)
+            .map(|i| {
+                let home = home.clone();
+                std::thread::spawn(move || {
+                    for j in 0..20 {
+                        let auth = AuthDotJson {
+                            auth_mode: Some("apikey".into()),
+                            openai_api_key: Some(Secret::new(format!(
+                                "sk-{i}-{j}-{}",
+                                "x".repeat(i * 500)
+                            ))),
+                            tokens: None,
+                            last_refresh: None,
+                        };
+                        save(&home, &auth).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for saver in savers {
+            saver.join().unwrap();
+        }
+        let saved = load(&home).unwrap().unwrap();
+        assert!(saved.openai_api_key.unwrap().expose().starts_with("sk-"));
+        let names: Vec<String> = std::fs::read_dir(&home)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, [AUTH_FILE]);
+        std::fs::remove_dir_all(home).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_planted_symlink_is_never_written_through() {
+        let home =
+            std::env::temp_dir().join(format!("codex-lite-auth-link-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&home);
+        std::fs::create_dir_all(&home).unwrap();
+        // The old fixed temp name, planted as a symlink to a victim file.
+        let victim = home.join("victim");
+        std::fs::write(&victim, "untouched").unwrap();
+        std::os::unix::fs::symlink(
+            &victim,
+            home.join(format!(".{AUTH_FILE}.{}.tmp", std::process::id())),
+        )
+        .unwrap();
+        save(&home, &AuthDotJson::default()).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
+        assert!(
+            !std::fs::symlink_metadata(path(&home))
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
         std::fs::remove_dir_all(home).unwrap();
     }
 }

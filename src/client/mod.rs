@@ -22,7 +22,7 @@ pub(crate) mod net;
 mod request;
 mod retry;
 mod round_trip;
-mod sse;
+pub(crate) mod sse;
 #[cfg(test)]
 mod tests;
 

@@ -15,8 +15,7 @@
 
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::net::{IpAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Weak};
 use std::time::{Duration, Instant};
@@ -182,7 +181,7 @@ impl<In: Transport> Connector<In> for AbortableTcpConnector {
         let mut last_err = None;
         let mut connected = None;
         for addr in details.addrs.iter() {
-            match connect_abortable(addr, deadline, &self.aborted) {
+            match crate::platform::connect_abortable(addr, deadline, &self.aborted, ABORT_POLL) {
                 Ok(stream) => {
                     connected = Some(stream);
                     break;
@@ -219,206 +218,6 @@ impl<In: Transport> Connector<In> for AbortableTcpConnector {
         let handle: Weak<dyn ShutdownHandle> = Arc::downgrade(&transport.stream) as _;
         (details.register_shutdown)(handle)?;
         Ok(Some(Either::B(transport)))
-    }
-}
-
-/// `connect(2)` to `addr` without blocking past `deadline` or an abort: `Interrupted` when
-/// aborted, `TimedOut` at the deadline, the OS error otherwise.
-fn connect_abortable(
-    addr: &SocketAddr,
-    deadline: Option<Instant>,
-    aborted: &AtomicBool,
-) -> io::Result<TcpStream> {
-    let socket = new_nonblocking_socket(addr)?;
-    let fd = socket.as_raw_fd();
-    let raw = RawSockAddr::new(addr);
-    let (ptr, len) = raw.as_ptr_len();
-    // SAFETY: `fd` is an open socket we own; `ptr`/`len` describe a live sockaddr.
-    let rc = unsafe { libc::connect(fd, ptr, len) };
-    if rc != 0 {
-        let err = io::Error::last_os_error();
-        if err.raw_os_error() != Some(libc::EINPROGRESS) {
-            return Err(err);
-        }
-        loop {
-            if aborted.load(Ordering::SeqCst) {
-                return Err(io::Error::new(
-                    io::ErrorKind::Interrupted,
-                    "connect aborted",
-                ));
-            }
-            let mut slice = ABORT_POLL;
-            if let Some(deadline) = deadline {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"));
-                }
-                slice = slice.min(left);
-            }
-            let mut pollfd = libc::pollfd {
-                fd,
-                events: libc::POLLOUT,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd; the timeout is at most ABORT_POLL in milliseconds.
-            let ready = unsafe { libc::poll(&mut pollfd, 1, slice.as_millis().max(1) as i32) };
-            if ready < 0 {
-                let err = io::Error::last_os_error();
-                if err.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(err);
-            }
-            if ready > 0 {
-                break;
-            }
-        }
-        let mut so_error: libc::c_int = 0;
-        let mut so_len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: SO_ERROR writes one c_int into `so_error`, whose size is in `so_len`.
-        let rc = unsafe {
-            libc::getsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_ERROR,
-                (&mut so_error as *mut libc::c_int).cast(),
-                &mut so_len,
-            )
-        };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if so_error != 0 {
-            return Err(io::Error::from_raw_os_error(so_error));
-        }
-    }
-    let stream = TcpStream::from(socket);
-    stream.set_nonblocking(false)?;
-    Ok(stream)
-}
-
-/// A non-blocking, close-on-exec TCP socket for `addr`'s family. Close-on-exec is set
-/// atomically where the OS allows it: commands are spawned concurrently and must not inherit
-/// our sockets.
-fn new_nonblocking_socket(addr: &SocketAddr) -> io::Result<OwnedFd> {
-    let domain = if addr.is_ipv4() {
-        libc::AF_INET
-    } else {
-        libc::AF_INET6
-    };
-    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
-    {
-        let kind = libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK;
-        // SAFETY: plain socket(2); the result is checked before use.
-        let fd = unsafe { libc::socket(domain, kind, 0) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `fd` is a fresh descriptor nobody else owns.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-    }
-    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
-    {
-        // SAFETY: plain socket(2); the result is checked before use.
-        let fd = unsafe { libc::socket(domain, libc::SOCK_STREAM, 0) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `fd` is a fresh descriptor nobody else owns.
-        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-        // SAFETY: fcntl on our own open descriptor.
-        unsafe {
-            if libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            let flags = libc::fcntl(fd, libc::F_GETFL);
-            if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-        }
-        #[cfg(target_vendor = "apple")]
-        {
-            let one: libc::c_int = 1;
-            // SAFETY: SO_NOSIGPIPE takes one c_int, as std sets it on its own sockets.
-            unsafe {
-                libc::setsockopt(
-                    fd,
-                    libc::SOL_SOCKET,
-                    libc::SO_NOSIGPIPE,
-                    (&one as *const libc::c_int).cast(),
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                );
-            }
-        }
-        Ok(owned)
-    }
-}
-
-/// A `SocketAddr` as the C structure `connect(2)` takes.
-enum RawSockAddr {
-    V4(libc::sockaddr_in),
-    V6(libc::sockaddr_in6),
-}
-
-impl RawSockAddr {
-    fn new(addr: &SocketAddr) -> Self {
-        match addr {
-            SocketAddr::V4(a) => {
-                // SAFETY: all-zero is a valid sockaddr_in; the fields are set below.
-                let mut sin: libc::sockaddr_in = unsafe { std::mem::zeroed() };
-                sin.sin_family = libc::AF_INET as libc::sa_family_t;
-                sin.sin_port = a.port().to_be();
-                sin.sin_addr = libc::in_addr {
-                    s_addr: u32::from_ne_bytes(a.ip().octets()),
-                };
-                #[cfg(any(
-                    target_vendor = "apple",
-                    target_os = "freebsd",
-                    target_os = "openbsd",
-                    target_os = "netbsd",
-                    target_os = "dragonfly"
-                ))]
-                {
-                    sin.sin_len = std::mem::size_of::<libc::sockaddr_in>() as u8;
-                }
-                RawSockAddr::V4(sin)
-            }
-            SocketAddr::V6(a) => {
-                // SAFETY: all-zero is a valid sockaddr_in6; the fields are set below.
-                let mut sin6: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
-                sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-                sin6.sin6_port = a.port().to_be();
-                sin6.sin6_addr = libc::in6_addr {
-                    s6_addr: a.ip().octets(),
-                };
-                sin6.sin6_flowinfo = a.flowinfo();
-                sin6.sin6_scope_id = a.scope_id();
-                #[cfg(any(
-                    target_vendor = "apple",
-                    target_os = "freebsd",
-                    target_os = "openbsd",
-                    target_os = "netbsd",
-                    target_os = "dragonfly"
-                ))]
-                {
-                    sin6.sin6_len = std::mem::size_of::<libc::sockaddr_in6>() as u8;
-                }
-                RawSockAddr::V6(sin6)
-            }
-        }
-    }
-
-    fn as_ptr_len(&self) -> (*const libc::sockaddr, libc::socklen_t) {
-        match self {
-            RawSockAddr::V4(sin) => (
-                (sin as *const libc::sockaddr_in).cast(),
-                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-            ),
-            RawSockAddr::V6(sin6) => (
-                (sin6 as *const libc::sockaddr_in6).cast(),
-                std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
-            ),
-        }
     }
 }
 
@@ -511,21 +310,22 @@ impl Transport for SocketTransport {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use std::net::TcpListener;
+    use std::net::{SocketAddr, TcpListener};
 
     #[test]
     fn connects_and_reports_refusal() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let flag = AtomicBool::new(false);
-        let mut stream = connect_abortable(&addr, None, &flag).unwrap();
+        let mut stream =
+            crate::platform::connect_abortable(&addr, None, &flag, ABORT_POLL).unwrap();
         let (mut server, _) = listener.accept().unwrap();
         stream.write_all(b"ping").unwrap();
         let mut buf = [0u8; 4];
         server.read_exact(&mut buf).unwrap();
         assert_eq!(&buf, b"ping");
         drop(listener);
-        let err = connect_abortable(&addr, None, &flag).unwrap_err();
+        let err = crate::platform::connect_abortable(&addr, None, &flag, ABORT_POLL).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused, "{err}");
     }
 
@@ -536,7 +336,9 @@ mod tests {
             return;
         };
         let addr = listener.local_addr().unwrap();
-        let stream = connect_abortable(&addr, None, &AtomicBool::new(false)).unwrap();
+        let stream =
+            crate::platform::connect_abortable(&addr, None, &AtomicBool::new(false), ABORT_POLL)
+                .unwrap();
         assert_eq!(stream.peer_addr().unwrap(), addr);
     }
 
@@ -555,8 +357,12 @@ mod tests {
             })
         };
         let started = Instant::now();
-        let result =
-            connect_abortable(&addr, Some(Instant::now() + Duration::from_secs(20)), &flag);
+        let result = crate::platform::connect_abortable(
+            &addr,
+            Some(Instant::now() + Duration::from_secs(20)),
+            &flag,
+            ABORT_POLL,
+        );
         let elapsed = started.elapsed();
         setter.join().unwrap();
         assert!(result.is_err(), "connected to TEST-NET-1?");

@@ -6,7 +6,6 @@
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
-use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
@@ -90,11 +89,8 @@ pub(super) fn start(
     listener
         .set_nonblocking(true)
         .context("configuring the callback server")?;
-    let (waker, wake_rx) = UnixStream::pair().context("creating the login wake-up socket")?;
-    waker
-        .set_nonblocking(true)
-        .and_then(|()| wake_rx.set_nonblocking(true))
-        .context("configuring the login wake-up socket")?;
+    let (waker, wake_rx) =
+        crate::platform::wake_pair().context("creating the login wake-up socket")?;
     let code_verifier = Secret::new(ids::random_token(64));
     let state = Secret::new(ids::random_token(32));
     let redirect_uri = format!("http://localhost:{port}/auth/callback");

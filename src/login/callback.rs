@@ -1,5 +1,5 @@
-//! The browser login's local callback server: the `login-callback` thread waits (poll(2), no
-//! busy loop) on the listener and on a wake-up socket until the login ends, is canceled, or
+//! The browser login's local callback server: the `login-callback` thread waits
+//! (`crate::platform::wait_readable`, no busy loop) on the listener and on a wake-up socket until the login ends, is canceled, or
 //! times out, then closes the listener; each connection is served on its own short-lived
 //! `login-callback-conn` thread, so a browser's idle pre-connection or a slow token exchange
 //! never keeps the server from noticing a cancel.
@@ -9,10 +9,8 @@
 //!
 //! Does not own: binding the port, PKCE and the authorize URL (`browser.rs`).
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -26,6 +24,7 @@ use super::{
     Completion, LOGIN_TIMED_OUT, LoginCallback, LoginOptions, LoginSuccess, complete_login, oauth,
 };
 use crate::log;
+use crate::platform::{WakeReceiver, Waker};
 use crate::secret::Secret;
 
 /// How long the server stays up after a successful login to serve `/success`.
@@ -54,7 +53,7 @@ pub(super) struct Flow {
     /// Set by the first callback with the right state: only one exchange per login.
     pub(super) claimed: AtomicBool,
     /// Write end of the server thread's wake-up socket.
-    pub(super) waker: UnixStream,
+    pub(super) waker: Waker,
 }
 
 impl Flow {
@@ -64,8 +63,7 @@ impl Flow {
     }
 
     pub(super) fn wake(&self) {
-        // A full socket already holds a wake-up; nothing else can fail here that matters.
-        let _ = (&self.waker).write(&[1]);
+        self.waker.wake();
     }
 }
 
@@ -74,7 +72,7 @@ impl Flow {
 pub(super) fn serve(
     flow: Arc<Flow>,
     listener: TcpListener,
-    wake_rx: UnixStream,
+    wake_rx: WakeReceiver,
     closed_tx: Sender<()>,
     deadline: Instant,
 ) {
@@ -96,10 +94,10 @@ pub(super) fn serve(
             }
             break;
         }
-        match wait_readable(&listener, &wake_rx, limit - now) {
+        match crate::platform::wait_readable(&listener, &wake_rx, limit - now) {
             Ok((listener_ready, wake_ready)) => {
                 if wake_ready {
-                    drain(&wake_rx);
+                    wake_rx.drain();
                 }
                 if listener_ready {
                     accept_all(&flow, &listener, &active);
@@ -119,48 +117,6 @@ pub(super) fn serve(
     {
         log::info(&format!("login {}: {message}", flow.login_id));
     }
-}
-
-/// Waits until the listener or the wake-up socket is readable, or `timeout` passes.
-fn wait_readable(
-    listener: &TcpListener,
-    wake_rx: &UnixStream,
-    timeout: Duration,
-) -> io::Result<(bool, bool)> {
-    let mut fds = [
-        libc::pollfd {
-            fd: listener.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-        libc::pollfd {
-            fd: wake_rx.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-    ];
-    // Round up so the loop never wakes a hair before its limit and polls again with 0.
-    let millis = timeout
-        .as_nanos()
-        .div_ceil(1_000_000)
-        .clamp(1, i32::MAX as u128) as i32;
-    // SAFETY: `fds` is a valid array of two pollfd for the duration of the call.
-    let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, millis) };
-    if rc < 0 {
-        let err = io::Error::last_os_error();
-        return match err.kind() {
-            io::ErrorKind::Interrupted => Ok((false, false)),
-            _ => Err(err),
-        };
-    }
-    let ready =
-        |fd: &libc::pollfd| fd.revents & (libc::POLLIN | libc::POLLERR | libc::POLLHUP) != 0;
-    Ok((ready(&fds[0]), ready(&fds[1])))
-}
-
-fn drain(wake_rx: &UnixStream) {
-    let mut buf = [0u8; 64];
-    while matches!((&*wake_rx).read(&mut buf), Ok(n) if n > 0) {}
 }
 
 fn accept_all(flow: &Arc<Flow>, listener: &TcpListener, active: &Arc<AtomicUsize>) {

@@ -236,7 +236,12 @@ impl Server {
     ) -> Option<Result<(), RpcError>> {
         self.unhonoured = param_audit::unhonoured(method, params.as_ref());
         Some(match method {
-            "thread/start" => decode(params).and_then(|p| self.thread_start(id, p)),
+            "thread/start" => {
+                if let Some(gated) = self.gate_on_required_mcp_servers(id, method, &params) {
+                    return Some(gated);
+                }
+                decode(params).and_then(|p| self.thread_start(id, p))
+            }
             "thread/resume" => decode(params).and_then(|p| self.thread_resume(id, p)),
             "thread/fork" => decode(params).and_then(|p| self.thread_fork(id, p)),
             "thread/list" => decode(params).and_then(|p| self.thread_list(id, p)),
@@ -288,6 +293,9 @@ impl Server {
                 thread: &state.to_protocol(false),
             },
         );
+        // The first thread starts the MCP servers (in the background).
+        self.mcp
+            .ensure_started(Some(&state.id), &state.settings.cwd);
     }
 
     fn thread_start(&mut self, id: &RequestId, params: ThreadStartParams) -> Result<(), RpcError> {

@@ -8,6 +8,7 @@
 //! its read-only command list; `patch.rs` the apply_patch tool and the turn's diff.
 
 pub mod dynamic;
+pub mod mcp;
 mod patch;
 mod plan;
 mod shell;
@@ -48,6 +49,8 @@ pub struct ToolEnv {
     pub exe: PathBuf,
     /// The environment of every child: the server's, with the alias directory first on `PATH`.
     pub env: exec::Env,
+    /// The MCP servers whose tools the model may call (`mcp.rs`).
+    pub mcp: Arc<crate::mcp::Registry>,
 }
 
 /// A tool call from the model.
@@ -199,6 +202,10 @@ pub fn run_call(turn: &mut TurnRunner, call: &ToolCall) -> CallResult {
         {
             dynamic::run(turn, call)
         }
+        (name, false) if name.starts_with("mcp__") => match mcp::find(turn, name) {
+            Some(tool) => mcp::run(turn, call, &tool),
+            None => plain(format!("unsupported call: {name}")),
+        },
         (name, _) => plain(format!("unsupported call: {name}")),
     }
 }

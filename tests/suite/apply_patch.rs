@@ -36,13 +36,15 @@ impl Links {
     fn new() -> Self {
         let dir = TempDir::new("apply-patch-bin");
         for name in ["apply_patch", "applypatch"] {
-            std::os::unix::fs::symlink(BIN, dir.path().join(name)).unwrap();
+            crate::support::os::link_executable(Path::new(BIN), dir.path(), name);
         }
         Links { dir }
     }
 
     fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        self.dir
+            .path()
+            .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
     }
 }
 
@@ -321,6 +323,5 @@ fn cli_usage_errors() {
 }
 
 fn non_utf8() -> OsString {
-    use std::os::unix::ffi::OsStringExt;
-    OsString::from_vec(vec![b'*', 0xff, 0xfe])
+    crate::support::os::non_unicode_arg()
 }

@@ -119,11 +119,9 @@ fn api_key_login_persists_and_is_used() {
     let saved: Value = serde_json::from_slice(&std::fs::read(&auth_path).unwrap()).unwrap();
     assert_eq!(saved["auth_mode"], "apikey");
     assert_eq!(saved["OPENAI_API_KEY"], "sk-test-123");
-    use std::os::unix::fs::PermissionsExt;
-    assert_eq!(
-        std::fs::metadata(&auth_path).unwrap().permissions().mode() & 0o777,
-        0o600
-    );
+    if let Some(mode) = crate::support::os::mode_bits(&auth_path) {
+        assert_eq!(mode, 0o600);
+    }
     assert_eq!(
         server.call("account/read", json!({})).unwrap()["account"],
         json!({"type": "apiKey"})

@@ -7,6 +7,8 @@ mod cli_demo;
 mod cli_exec;
 mod commands;
 mod context;
+mod mcp;
+mod mcp_faults;
 mod mock_selftest;
 mod rpc;
 mod sandbox;

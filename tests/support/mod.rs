@@ -2,6 +2,7 @@
 
 pub mod app_server;
 pub mod mock_responses;
+pub mod os;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

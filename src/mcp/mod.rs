@@ -1,0 +1,27 @@
+//! MCP clients (mcp.md): the `mcp_servers` configuration, a synchronous client of the Model
+//! Context Protocol (revision 2025-06-18) over stdio and streamable HTTP, the registry of the
+//! process's servers with their status, and the server methods `mcpServerStatus/list` and
+//! `config/mcpServer/reload`. Running a tool call inside a turn (items, approvals, output for
+//! the model) is `tools/mcp.rs`'s.
+//!
+//! Files: `config.rs` (parsing, validation), `client.rs` (one connection: requests, answers,
+//! handshake, tool listing, cancellation), `server_requests.rs` (ping, roots, elicitation
+//! relay), `stdio.rs` and `http.rs` (transports), `slot.rs` (one server's lifecycle, restart),
+//! `registry.rs` (all servers, the tool catalog, reload, shutdown), `names.rs` (model-facing
+//! tool names), `methods.rs` (the protocol methods).
+//!
+//! Threads: a stdio server costs one reader thread (`mcp-<name>`) while it runs; an HTTP
+//! server none while idle. Starting (`mcp-start-<name>`), each HTTP POST (`mcp-<name>-post`)
+//! and each relayed elicitation (`mcp-elicit-<name>`) get a short-lived thread.
+
+pub mod client;
+pub mod config;
+mod http;
+mod methods;
+pub mod names;
+pub mod registry;
+mod server_requests;
+mod slot;
+mod stdio;
+
+pub use registry::{OfferedTool, Registry};

@@ -1,0 +1,115 @@
+//! Operating-system facilities other than running commands (that is `crate::exec`): random
+//! bytes, the OS name and release for the user agent, owner-only files created without following symlinks, a TCP
+//! connect that an abort flag stops at once, and a wake-up channel a thread can wait on together
+//! with a TCP listener. The portable API is here; `unix.rs` and `windows.rs` implement it, so no
+//! other module needs a `cfg` for these.
+
+#[cfg(unix)]
+mod unix;
+#[cfg(windows)]
+mod windows;
+
+#[cfg(unix)]
+use unix as sys;
+#[cfg(windows)]
+use windows as sys;
+
+use std::fs::File;
+use std::io;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+/// The operating system's name and release for user agents (`Linux` `6.8.0`, `Darwin` `24.1.0`,
+/// `Windows` `10.0.22631`); `std::env::consts::OS` and `unknown` when the system will not say.
+pub fn os_name_and_release() -> (String, String) {
+    sys::os_name_and_release()
+        .unwrap_or_else(|| (std::env::consts::OS.to_string(), "unknown".to_string()))
+}
+
+/// The name a program was started under, for argv[0] dispatch: the file name of `argv0`
+/// without the platform's executable suffix (`C:\\bin\\apply_patch.exe` → `apply_patch` on
+/// Windows, compared case-insensitively there); `None` when it is not Unicode.
+pub fn program_name(argv0: &std::ffi::OsStr) -> Option<String> {
+    let name = Path::new(argv0).file_name()?.to_str()?;
+    let suffix = std::env::consts::EXE_SUFFIX;
+    let cut = name.len().checked_sub(suffix.len()).filter(|&at| {
+        !suffix.is_empty() && name.is_char_boundary(at) && name[at..].eq_ignore_ascii_case(suffix)
+    });
+    Some(match cut {
+        Some(at) => name[..at].to_string(),
+        None => name.to_string(),
+    })
+}
+
+/// Fills `buf` from the operating system's CSPRNG.
+pub fn fill_random(buf: &mut [u8]) -> io::Result<()> {
+    sys::fill_random(buf)
+}
+
+/// Creates `path` for writing; it must not exist yet (so a file, or a symlink planted there by
+/// someone else, is an error rather than followed). Readable and writable by the owner only:
+/// mode 0600 on Unix; on Windows the file inherits its directory's ACL (`CODEX_HOME` lives in
+/// the user's profile).
+pub fn create_private_file(path: &Path) -> io::Result<File> {
+    sys::create_private_file(path)
+}
+
+/// Makes renames and creations inside `dir` durable (an fsync of the directory on Unix; NTFS
+/// journals them already, so nothing on Windows).
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    sys::sync_dir(dir)
+}
+
+/// Connects to `addr` without blocking past `deadline` or for longer than one `slice` after
+/// `aborted` is set: `Interrupted` when aborted, `TimedOut` at the deadline, the OS error
+/// otherwise. The socket is never inherited by child processes.
+pub fn connect_abortable(
+    addr: &SocketAddr,
+    deadline: Option<Instant>,
+    aborted: &AtomicBool,
+    slice: Duration,
+) -> io::Result<TcpStream> {
+    sys::connect_abortable(addr, deadline, aborted, slice)
+}
+
+/// The sending end of a wake-up channel: [`Waker::wake`] makes [`wait_readable`] return.
+pub struct Waker(sys::WakeSocket);
+
+/// The receiving end of a wake-up channel, waited on by [`wait_readable`].
+pub struct WakeReceiver(sys::WakeSocket);
+
+/// A new wake-up channel (a socket pair, so the OS can wait on it together with a listener).
+pub fn wake_pair() -> io::Result<(Waker, WakeReceiver)> {
+    let (tx, rx) = sys::wake_sockets()?;
+    Ok((Waker(tx), WakeReceiver(rx)))
+}
+
+impl Waker {
+    /// Wakes the waiting thread; never blocks (pending wake-ups merge).
+    pub fn wake(&self) {
+        sys::wake(&self.0);
+    }
+}
+
+impl WakeReceiver {
+    /// Consumes the pending wake-ups.
+    pub fn drain(&self) {
+        sys::drain(&self.0);
+    }
+}
+
+/// Waits until `listener` has a connection to accept or `wake` was woken, at most `timeout`;
+/// returns which of the two is ready. An interrupted wait returns `(false, false)`.
+pub fn wait_readable(
+    listener: &TcpListener,
+    wake: &WakeReceiver,
+    timeout: Duration,
+) -> io::Result<(bool, bool)> {
+    sys::wait_readable(listener, &wake.0, timeout)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests;

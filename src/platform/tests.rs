@@ -1,0 +1,115 @@
+//! The portable OS facilities, on every platform.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::sync::atomic::AtomicBool;
+
+use super::*;
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("codex-lite-platform-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn os_name_and_release_are_known() {
+    let (name, release) = os_name_and_release();
+    assert!(!name.is_empty());
+    assert_ne!(release, "unknown");
+}
+
+#[test]
+fn private_files_are_new_only() {
+    let dir = scratch("private");
+    let path = dir.join("f");
+    let mut file = create_private_file(&path).unwrap();
+    file.write_all(b"x").unwrap();
+    drop(file);
+    let err = create_private_file(&path).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+    sync_dir(&dir).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[cfg(unix)]
+#[test]
+fn private_files_are_owner_only_and_never_follow_a_symlink() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch("private-unix");
+    let path = dir.join("f");
+    drop(create_private_file(&path).unwrap());
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    // A dangling symlink planted where the file goes is not followed.
+    let target = dir.join("target");
+    let link = dir.join("link");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    assert!(create_private_file(&link).is_err());
+    assert!(!target.exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_wake_interrupts_the_wait_and_a_connection_is_seen() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let (waker, wake) = wake_pair().unwrap();
+    let started = Instant::now();
+    assert_eq!(
+        wait_readable(&listener, &wake, Duration::from_millis(50)).unwrap(),
+        (false, false)
+    );
+    assert!(started.elapsed() >= Duration::from_millis(40));
+    waker.wake();
+    waker.wake();
+    assert_eq!(
+        wait_readable(&listener, &wake, Duration::from_secs(10)).unwrap(),
+        (false, true)
+    );
+    wake.drain();
+    assert_eq!(
+        wait_readable(&listener, &wake, Duration::from_millis(1)).unwrap(),
+        (false, false)
+    );
+    let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    assert_eq!(
+        wait_readable(&listener, &wake, Duration::from_secs(10)).unwrap(),
+        (true, false)
+    );
+}
+
+#[test]
+fn connect_abortable_connects_and_stops_when_aborted() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let slice = Duration::from_millis(10);
+    let stream = connect_abortable(&addr, None, &AtomicBool::new(false), slice).unwrap();
+    assert_eq!(stream.peer_addr().unwrap(), addr);
+    let err = connect_abortable(&addr, None, &AtomicBool::new(true), slice);
+    // Either the connect finished before the first look at the flag, or it was interrupted.
+    if let Err(err) = err {
+        assert_eq!(err.kind(), io::ErrorKind::Interrupted);
+    }
+}
+
+#[test]
+fn program_names_drop_the_directory_and_the_executable_suffix() {
+    let exe = std::env::consts::EXE_SUFFIX;
+    let cases = [
+        ("apply_patch".to_string(), "apply_patch"),
+        ("/usr/local/bin/applypatch".to_string(), "applypatch"),
+        (format!("apply_patch{exe}"), "apply_patch"),
+        (format!("x{}", exe.to_uppercase()), "x"),
+        (".exe".to_string(), if exe.is_empty() { ".exe" } else { "" }),
+    ];
+    for (argv0, name) in cases {
+        assert_eq!(
+            program_name(std::ffi::OsStr::new(&argv0)).as_deref(),
+            Some(name),
+            "{argv0}"
+        );
+    }
+}

@@ -1,0 +1,232 @@
+//! Operating-system facilities on Windows: the version from `RtlGetVersion`, new files that do
+//! not follow reparse points, a connect on a helper thread the caller stops waiting for, and a
+//! loopback TCP pair as the wake-up channel, waited on with `WSAPoll` together with a listener.
+//!
+//! The few system functions used are declared here (see the README's dependency table).
+
+use std::ffi::c_void;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::windows::io::AsRawSocket;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{RecvTimeoutError, bounded};
+
+/// `FILE_FLAG_OPEN_REPARSE_POINT`: open a symlink or junction itself, never its target.
+const FILE_FLAG_OPEN_REPARSE_POINT: u32 = 0x0020_0000;
+const POLLRDNORM: i16 = 0x0100;
+const POLLRDBAND: i16 = 0x0200;
+const POLLERR: i16 = 0x0001;
+const POLLHUP: i16 = 0x0002;
+/// Connections to the wake-up listener that are not our own are refused this many times.
+const WAKE_ACCEPT_ATTEMPTS: usize = 8;
+
+/// `OSVERSIONINFOW`.
+#[repr(C)]
+struct OsVersionInfo {
+    size: u32,
+    major: u32,
+    minor: u32,
+    build: u32,
+    platform_id: u32,
+    service_pack: [u16; 128],
+}
+
+/// `WSAPOLLFD`.
+#[repr(C)]
+struct WsaPollFd {
+    fd: usize,
+    events: i16,
+    revents: i16,
+}
+
+#[link(name = "ntdll")]
+unsafe extern "system" {
+    /// The true version (unlike `GetVersionEx`, not shimmed by the application manifest).
+    fn RtlGetVersion(info: *mut OsVersionInfo) -> i32;
+}
+
+#[link(name = "bcrypt")]
+unsafe extern "system" {
+    fn BCryptGenRandom(algorithm: *mut c_void, buf: *mut u8, len: u32, flags: u32) -> i32;
+}
+
+#[link(name = "ws2_32")]
+unsafe extern "system" {
+    fn WSAPoll(fds: *mut WsaPollFd, count: u32, timeout_ms: i32) -> i32;
+}
+
+/// Fills `buf` from the system-preferred RNG (`BCryptGenRandom`).
+pub(super) fn fill_random(buf: &mut [u8]) -> io::Result<()> {
+    const BCRYPT_USE_SYSTEM_PREFERRED_RNG: u32 = 0x0000_0002;
+    for chunk in buf.chunks_mut(1 << 20) {
+        let len = u32::try_from(chunk.len()).map_err(io::Error::other)?;
+        // SAFETY: `chunk` is writable for `len` bytes; no algorithm handle with this flag.
+        let status = unsafe {
+            BCryptGenRandom(
+                std::ptr::null_mut(),
+                chunk.as_mut_ptr(),
+                len,
+                BCRYPT_USE_SYSTEM_PREFERRED_RNG,
+            )
+        };
+        if status < 0 {
+            return Err(io::Error::other(format!(
+                "BCryptGenRandom failed (NTSTATUS {status:#x})"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `Windows` and `major.minor.build`.
+pub(super) fn os_name_and_release() -> Option<(String, String)> {
+    let mut info = OsVersionInfo {
+        size: u32::try_from(std::mem::size_of::<OsVersionInfo>()).ok()?,
+        major: 0,
+        minor: 0,
+        build: 0,
+        platform_id: 0,
+        service_pack: [0; 128],
+    };
+    // SAFETY: `info` is a valid OSVERSIONINFOW with its size filled in, as the call requires.
+    if unsafe { RtlGetVersion(&mut info) } != 0 {
+        return None;
+    }
+    Some((
+        "Windows".to_string(),
+        format!("{}.{}.{}", info.major, info.minor, info.build),
+    ))
+}
+
+/// Creates `path`, which must not exist, for writing; a reparse point there is not followed.
+pub(super) fn create_private_file(path: &Path) -> io::Result<File> {
+    use std::os::windows::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(FILE_FLAG_OPEN_REPARSE_POINT)
+        .open(path)
+}
+
+/// Nothing to do: NTFS journals renames.
+pub(super) fn sync_dir(_dir: &Path) -> io::Result<()> {
+    Ok(())
+}
+
+/// Connects on a helper thread (std's `connect_timeout`) and waits for it in `slice`s against
+/// `aborted`; an abandoned attempt ends on its own by the deadline and its socket is dropped.
+pub(super) fn connect_abortable(
+    addr: &SocketAddr,
+    deadline: Option<Instant>,
+    aborted: &AtomicBool,
+    slice: Duration,
+) -> io::Result<TcpStream> {
+    let timeout = match deadline {
+        Some(deadline) => {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"));
+            }
+            Some(left)
+        }
+        None => None,
+    };
+    let (tx, rx) = bounded(1);
+    let addr = *addr;
+    std::thread::Builder::new()
+        .name("net-connect".into())
+        .spawn(move || {
+            let result = match timeout {
+                Some(t) => TcpStream::connect_timeout(&addr, t),
+                None => TcpStream::connect(addr),
+            };
+            let _ = tx.send(result);
+        })?;
+    loop {
+        if aborted.load(Ordering::SeqCst) {
+            return Err(io::Error::new(
+                io::ErrorKind::Interrupted,
+                "connect aborted",
+            ));
+        }
+        match rx.recv_timeout(slice) {
+            Ok(result) => return result,
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(io::Error::other(
+                    "the connect thread ended without a result",
+                ));
+            }
+        }
+    }
+}
+
+/// The two ends of a wake-up channel WSAPoll can wait on: a loopback TCP pair (std offers no
+/// socket pair on Windows).
+pub(super) type WakeSocket = TcpStream;
+
+/// A connected, non-blocking loopback pair; a stranger racing to connect to the short-lived
+/// listener is refused (the accepted peer must be our own connecting socket).
+pub(super) fn wake_sockets() -> io::Result<(WakeSocket, WakeSocket)> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    let tx = TcpStream::connect(listener.local_addr()?)?;
+    let ours = tx.local_addr()?;
+    for _ in 0..WAKE_ACCEPT_ATTEMPTS {
+        let (rx, peer) = listener.accept()?;
+        if peer == ours {
+            tx.set_nodelay(true)?;
+            tx.set_nonblocking(true)?;
+            rx.set_nonblocking(true)?;
+            return Ok((tx, rx));
+        }
+    }
+    Err(io::Error::other(
+        "the wake-up socket's peer could not be confirmed",
+    ))
+}
+
+/// Waits until `listener` or `wake` is readable, or `timeout` passes (`WSAPoll`).
+pub(super) fn wait_readable(
+    listener: &TcpListener,
+    wake: &WakeSocket,
+    timeout: Duration,
+) -> io::Result<(bool, bool)> {
+    let events = POLLRDNORM | POLLRDBAND;
+    let socket = |raw: u64| usize::try_from(raw).unwrap_or(usize::MAX);
+    let mut fds = [
+        WsaPollFd {
+            fd: socket(listener.as_raw_socket()),
+            events,
+            revents: 0,
+        },
+        WsaPollFd {
+            fd: socket(wake.as_raw_socket()),
+            events,
+            revents: 0,
+        },
+    ];
+    let millis = i32::try_from(timeout.as_nanos().div_ceil(1_000_000).max(1)).unwrap_or(i32::MAX);
+    // SAFETY: `fds` is a valid array of two WSAPOLLFD for the duration of the call; std already
+    // initialized Winsock when it created these sockets.
+    let rc = unsafe { WSAPoll(fds.as_mut_ptr(), 2, millis) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let ready = |fd: &WsaPollFd| fd.revents & (events | POLLERR | POLLHUP) != 0;
+    Ok((ready(&fds[0]), ready(&fds[1])))
+}
+
+/// Writes one wake-up byte (a full socket already holds one).
+pub(super) fn wake(socket: &WakeSocket) {
+    let _ = (&*socket).write(&[1]);
+}
+
+/// Reads every pending wake-up byte.
+pub(super) fn drain(socket: &WakeSocket) {
+    let mut buf = [0u8; 64];
+    while matches!((&*socket).read(&mut buf), Ok(n) if n > 0) {}
+}

@@ -1,0 +1,46 @@
+//! The few OS-specific pieces the tests need, behind one seam so test bodies stay portable.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+/// Makes `dir/name` run `target` (a symlink on Unix; a hard link or copy named `name.exe` on
+/// Windows); returns the path to run.
+pub fn link_executable(target: &Path, dir: &Path, name: &str) -> PathBuf {
+    let link = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(target, &link).unwrap();
+    #[cfg(windows)]
+    std::fs::hard_link(target, &link)
+        .or_else(|_| std::fs::copy(target, &link).map(|_| ()))
+        .unwrap();
+    link
+}
+
+/// An argument that is not valid Unicode (bytes `* FF FE` on Unix, an unpaired surrogate on
+/// Windows).
+pub fn non_unicode_arg() -> OsString {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStringExt;
+        OsString::from_vec(vec![b'*', 0xff, 0xfe])
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::ffi::OsStringExt;
+        OsString::from_wide(&[u16::from(b'*'), 0xD800])
+    }
+}
+
+/// The permission bits of `path` (`None` on Windows, which has ACLs instead).
+pub fn mode_bits(path: &Path) -> Option<u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        Some(std::fs::metadata(path).unwrap().permissions().mode() & 0o777)
+    }
+    #[cfg(windows)]
+    {
+        let _ = path;
+        None
+    }
+}
