@@ -12,8 +12,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
 
-/// The default model slug when neither config nor thread names one.
-pub const DEFAULT_MODEL: &str = "gpt-5.1-codex";
 /// The id of the built-in provider (OpenAI, with API-key or ChatGPT auth).
 pub const OPENAI_PROVIDER_ID: &str = "openai";
 const DEFAULT_CHATGPT_BASE_URL: &str = "https://chatgpt.com/backend-api";
@@ -32,6 +30,7 @@ const KNOWN_KEYS: &[(&str, Option<&[&str]>)] = &[
     ("model_providers", None),
     ("model_reasoning_effort", None),
     ("model_reasoning_summary", None),
+    ("model_verbosity", None),
     ("approval_policy", None),
     ("sandbox_mode", None),
     ("sandbox_workspace_write", None),
@@ -257,6 +256,7 @@ struct ConfigToml {
     model_providers: BTreeMap<String, ModelProviderInfo>,
     model_reasoning_effort: Option<String>,
     model_reasoning_summary: Option<String>,
+    model_verbosity: Option<String>,
     approval_policy: Option<String>,
     sandbox_mode: Option<SandboxMode>,
     #[serde(default)]
@@ -286,16 +286,20 @@ enum OneOrMany {
 pub struct Config {
     /// Absolute CODEX_HOME (created if missing).
     pub codex_home: PathBuf,
-    /// Model slug (default [`DEFAULT_MODEL`]).
-    pub model: String,
+    /// Model slug; `None`: the catalog's default model (models.md §2).
+    pub model: Option<String>,
     /// Provider id, a key of `model_providers` (default `openai`).
     pub model_provider: String,
     /// Configured providers plus the built-in `openai`.
     pub model_providers: BTreeMap<String, ModelProviderInfo>,
-    /// `reasoning.effort` for reasoning models (default `medium`).
-    pub model_reasoning_effort: String,
-    /// `reasoning.summary` for reasoning models (default `auto`).
-    pub model_reasoning_summary: String,
+    /// `reasoning.effort` for reasoning models; `None`: the catalog's default for the model.
+    pub model_reasoning_effort: Option<String>,
+    /// `reasoning.summary` (`auto`, `concise`, `detailed`, `none`); `None`: the catalog's
+    /// default for the model (no summary when that is `none`).
+    pub model_reasoning_summary: Option<String>,
+    /// `text.verbosity` (`low`, `medium`, `high`) for models that support it; `None`: the
+    /// catalog's default.
+    pub model_verbosity: Option<String>,
     /// Default approval policy of new threads.
     pub approval_policy: ApprovalPolicy,
     /// Default sandbox of new threads.
@@ -564,15 +568,12 @@ impl Config {
         }
         Ok(Self {
             codex_home,
-            model: typed.model.unwrap_or_else(|| DEFAULT_MODEL.to_string()),
+            model: typed.model.filter(|m| !m.trim().is_empty()),
             model_provider,
             model_providers,
-            model_reasoning_effort: typed
-                .model_reasoning_effort
-                .unwrap_or_else(|| "medium".to_string()),
-            model_reasoning_summary: typed
-                .model_reasoning_summary
-                .unwrap_or_else(|| "auto".to_string()),
+            model_reasoning_effort: typed.model_reasoning_effort,
+            model_reasoning_summary: typed.model_reasoning_summary,
+            model_verbosity: typed.model_verbosity,
             approval_policy,
             sandbox_mode: typed.sandbox_mode.unwrap_or_default(),
             sandbox_workspace_write,
@@ -721,7 +722,10 @@ mod tests {
     fn defaults_without_a_file() {
         let home = temp_home("defaults");
         let config = load_from(home.clone(), &[]).unwrap();
-        assert_eq!(config.model, DEFAULT_MODEL);
+        assert_eq!(config.model, None, "the catalog picks the default model");
+        assert_eq!(config.model_reasoning_effort, None);
+        assert_eq!(config.model_reasoning_summary, None);
+        assert_eq!(config.model_verbosity, None);
         assert_eq!(config.model_provider, "openai");
         assert_eq!(config.approval_policy, ApprovalPolicy::OnRequest);
         assert_eq!(config.sandbox_mode, SandboxMode::ReadOnly);
@@ -747,7 +751,7 @@ mod tests {
         ])
         .unwrap();
         let config = load_from(home.clone(), &overrides).unwrap();
-        assert_eq!(config.model, "from-file");
+        assert_eq!(config.model.as_deref(), Some("from-file"));
         assert_eq!(config.approval_policy, ApprovalPolicy::OnRequest);
         assert_eq!(config.sandbox_mode, SandboxMode::WorkspaceWrite);
         assert!(config.sandbox_workspace_write.network_access);
@@ -768,7 +772,7 @@ mod tests {
                     .unwrap(),
             ])
             .unwrap();
-        assert_eq!(thread.model, "per-thread");
+        assert_eq!(thread.model.as_deref(), Some("per-thread"));
         assert_eq!(thread.model_provider, "mock");
         std::fs::remove_dir_all(home).unwrap();
     }

@@ -1,9 +1,12 @@
-//! What the model is sent (model-api.md §2–3): our base instructions, the permissions and
-//! environment context messages, the tool definitions, user input in Responses form, and the
-//! request body of one round trip. Sending it is `client/`'s; deciding when is `turn.rs`'s.
+//! What the model is sent (model-api.md §2–3, models.md §3): our base instructions, the
+//! permissions and environment context messages, user input in Responses form, and the request
+//! of one round trip in the classic or the Responses Lite shape, driven by the thread's
+//! catalog entry. The tool definitions come from `tools/specs.rs`; sending is `client/`'s;
+//! deciding when is `turn.rs`'s.
 
 use serde_json::{Value, json};
 
+use crate::client::ModelRequest;
 use crate::config::ApprovalPolicy;
 use crate::protocol::UserInput;
 use crate::sandbox::SandboxPolicy;
@@ -14,53 +17,6 @@ pub const BASE_INSTRUCTIONS: &str = include_str!("prompts/base_instructions.md")
 
 /// Largest local image sent inline.
 const MAX_IMAGE_BYTES: u64 = 20 * 1024 * 1024;
-
-/// Whether `model` takes `reasoning` and returns encrypted reasoning (GPT-5 and o-series).
-pub fn is_reasoning_model(model: &str) -> bool {
-    let m = model.to_ascii_lowercase();
-    m.starts_with("gpt-5")
-        || m.starts_with("o1")
-        || m.starts_with("o3")
-        || m.starts_with("o4")
-        || m.starts_with("codex-")
-}
-
-/// Whether `model` gets the freeform (grammar) `apply_patch` tool rather than the JSON one.
-pub fn uses_freeform_apply_patch(model: &str) -> bool {
-    model.to_ascii_lowercase().starts_with("gpt-5")
-}
-
-/// The `shell` function tool.
-pub fn shell_tool() -> Value {
-    json!({
-        "type": "function",
-        "name": "shell",
-        "description": "Runs a command and returns its output. Give the program and its arguments as an array, e.g. [\"bash\", \"-lc\", \"cargo test\"]. Commands run in the sandbox of the session; set with_escalated_permissions (with a justification) to ask the user to run one outside it.",
-        "strict": false,
-        "parameters": {
-            "type": "object",
-            "properties": {
-                "command": {"type": "array", "items": {"type": "string"}, "description": "The program and its arguments."},
-                "workdir": {"type": "string", "description": "Working directory; defaults to the session's."},
-                "timeout_ms": {"type": "number", "description": "Kill the command after this many milliseconds."},
-                "with_escalated_permissions": {"type": "boolean", "description": "Ask to run outside the sandbox."},
-                "justification": {"type": "string", "description": "Why escalation is needed; shown to the user."}
-            },
-            "required": ["command"],
-            "additionalProperties": false
-        }
-    })
-}
-
-/// The tools offered to `model`.
-pub fn tools(model: &str) -> Vec<Value> {
-    let apply_patch = if uses_freeform_apply_patch(model) {
-        crate::apply_patch::freeform_tool()
-    } else {
-        crate::apply_patch::function_tool()
-    };
-    vec![shell_tool(), apply_patch]
-}
 
 fn permissions_text(settings: &Settings) -> String {
     let sandbox = match &settings.sandbox {
@@ -89,7 +45,7 @@ fn permissions_text(settings: &Settings) -> String {
             "Approval policy is never: the user is never asked. Do not request escalated permissions; work within the sandbox and report what you could not do."
         }
         ApprovalPolicy::OnRequest => {
-            "Approval policy is on-request: commands run in the sandbox without asking; to run one outside it, set with_escalated_permissions with a justification and the user decides."
+            "Approval policy is on-request: commands run in the sandbox without asking; to run one outside it, set sandbox_permissions to require_escalated with a justification and the user decides."
         }
         ApprovalPolicy::Untrusted => {
             "Approval policy is untrusted: the user approves every command except simple read-only ones, and every file edit."
@@ -154,13 +110,16 @@ fn image_mime(path: &str) -> &'static str {
 }
 
 /// The user's input as a Responses `message` item. A local image that can no longer be read
-/// becomes a text note so the model knows it is missing.
-pub fn user_message(input: &[UserInput]) -> Value {
+/// becomes a text note so the model knows it is missing; so does every image when the model
+/// takes no images (its catalog `input_modalities`).
+pub fn user_message(input: &[UserInput], accepts_images: bool) -> Value {
     use base64::Engine;
     let content: Vec<Value> = input
         .iter()
         .map(|item| match item {
             UserInput::Text { text, .. } => json!({"type": "input_text", "text": text}),
+            UserInput::Image { url } if !accepts_images => json!({"type": "input_text", "text": format!("[image {url} omitted: this model does not accept images]")}),
+            UserInput::LocalImage { path } if !accepts_images => json!({"type": "input_text", "text": format!("[image {path} omitted: this model does not accept images]")}),
             UserInput::Image { url } => json!({"type": "input_image", "image_url": url}),
             UserInput::LocalImage { path } => match std::fs::read(path) {
                 Ok(bytes) => json!({"type": "input_image", "image_url": format!(
@@ -175,51 +134,114 @@ pub fn user_message(input: &[UserInput]) -> Value {
     json!({"type": "message", "role": "user", "content": content})
 }
 
-/// The body of one round trip: the whole history, tools, and reasoning settings for reasoning
-/// models (model-api.md §2).
-pub fn request_body<'a>(
+/// The base prompt of a thread: its `baseInstructions`, else the catalog's prompt for the
+/// model, else ours.
+pub fn base_instructions(settings: &Settings) -> &str {
+    settings
+        .base_instructions
+        .as_deref()
+        .or_else(|| settings.model_info.base_instructions())
+        .unwrap_or(BASE_INSTRUCTIONS)
+}
+
+/// Whether a history item may be replayed: reasoning only with its `encrypted_content`
+/// (replaying one without it is rejected under `store:false`).
+fn is_replayable(item: &Value) -> bool {
+    item.get("type").and_then(Value::as_str) != Some("reasoning")
+        || item
+            .get("encrypted_content")
+            .and_then(Value::as_str)
+            .is_some_and(|c| !c.is_empty())
+}
+
+/// The request of one round trip (models.md §3), in the shape the model needs: the whole
+/// history, the tools of `crate::tools::specs` plus `live_tools` (those that depend on the
+/// turn's running state, such as MCP servers' tools), reasoning (with encrypted reasoning included)
+/// for every reasoning model, the summary only when one applies, `text.verbosity` and the
+/// turn's `outputSchema` as `text.format`.
+pub fn build_request<'a>(
     settings: &Settings,
     thread_id: &str,
     history: impl Iterator<Item = &'a Value>,
-) -> Value {
-    let instructions = settings
-        .base_instructions
-        .as_deref()
-        .unwrap_or(BASE_INSTRUCTIONS);
-    let mut body = json!({
-        "model": settings.model,
-        "instructions": instructions,
-        "input": history.collect::<Vec<_>>(),
-        "tools": tools(&settings.model)
+    output_schema: Option<&Value>,
+    live_tools: Vec<Value>,
+) -> ModelRequest {
+    let info = &settings.model_info;
+    let lite = info.uses_responses_lite();
+    let mut tools = crate::tools::specs::tool_specs(settings);
+    tools.extend(live_tools);
+    let history: Vec<&Value> = history.filter(|item| is_replayable(item)).collect();
+    let mut body = json!({"model": settings.model});
+    if lite {
+        let client_tools: Vec<Value> = tools
             .into_iter()
-            .chain(crate::tools::extra_definitions(settings, crate::tools::ModelCaps::of(&settings.model)))
-            .collect::<Vec<_>>(),
-        "tool_choice": "auto",
-        "parallel_tool_calls": false,
-        "store": false,
-        "stream": true,
-        "prompt_cache_key": thread_id,
-    });
-    if is_reasoning_model(&settings.model) {
-        body["reasoning"] = json!({
-            "effort": settings.effort.as_deref().unwrap_or("medium"),
-            "summary": settings.summary,
-        });
+            .filter(|t| {
+                let hosted = crate::tools::specs::is_hosted(t);
+                if hosted {
+                    crate::log::debug(&format!(
+                        "not offering hosted tool {} to a Responses Lite model",
+                        t.get("type").and_then(Value::as_str).unwrap_or("?")
+                    ));
+                }
+                !hosted
+            })
+            .collect();
+        let mut input = vec![
+            json!({
+                "type": "additional_tools",
+                "role": "developer",
+                "tools": [{"type": "namespace", "name": LITE_TOOL_NAMESPACE, "description": "", "tools": client_tools}],
+            }),
+            message("developer", base_instructions(settings).to_string()),
+        ];
+        input.extend(history.into_iter().cloned());
+        body["input"] = Value::Array(input);
+        body["tool_choice"] = json!("auto");
+        body["parallel_tool_calls"] = json!(false);
+    } else {
+        body["instructions"] = json!(base_instructions(settings));
+        body["input"] = json!(history);
+        body["tools"] = Value::Array(tools);
+        body["tool_choice"] = json!("auto");
+        body["parallel_tool_calls"] = json!(info.supports_parallel_tool_calls());
+    }
+    if info.is_reasoning() {
+        let mut reasoning = serde_json::Map::new();
+        if let Some(effort) = settings.reasoning_effort() {
+            reasoning.insert("effort".into(), json!(effort));
+        }
+        if let Some(summary) = settings.reasoning_summary() {
+            reasoning.insert("summary".into(), json!(summary));
+        }
+        if lite {
+            reasoning.insert("context".into(), json!("all_turns"));
+        }
+        body["reasoning"] = Value::Object(reasoning);
+    }
+    body["store"] = json!(false);
+    body["stream"] = json!(true);
+    if info.is_reasoning() {
         body["include"] = json!(["reasoning.encrypted_content"]);
     }
-    body
+    body["prompt_cache_key"] = json!(thread_id);
+    let mut text = serde_json::Map::new();
+    if let Some(verbosity) = settings.verbosity() {
+        text.insert("verbosity".into(), json!(verbosity));
+    }
+    if let Some(schema) = output_schema {
+        text.insert(
+            "format".into(),
+            json!({"type": "json_schema", "name": "codex_output_schema", "strict": true, "schema": schema}),
+        );
+    }
+    if !text.is_empty() {
+        body["text"] = Value::Object(text);
+    }
+    ModelRequest { body, lite }
 }
 
-/// Constrains the final message to `schema` (`turn/start` `outputSchema`): the Responses
-/// `text.format` of a strict JSON Schema, named as the reference names it.
-pub fn set_output_schema(body: &mut Value, schema: &Value) {
-    body["text"]["format"] = json!({
-        "type": "json_schema",
-        "name": "codex_output_schema",
-        "schema": schema,
-        "strict": true,
-    });
-}
+/// The namespace the Responses Lite shape wraps client tools in (as the reference does).
+pub const LITE_TOOL_NAMESPACE: &str = "functions";
 
 /// A model output item prepared for sending back as input: the server-side `id` and `status`
 /// are dropped (nothing is stored with `store:false`; reasoning travels as `encrypted_content`),

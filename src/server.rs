@@ -2,7 +2,7 @@
 //! EOF. It never blocks on I/O of its own: handlers answer at once or hand work to a thread.
 //! Framing and the pending map are `rpc.rs`'s; what each method does lives in its own module.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,6 +52,10 @@ pub struct Server {
     pub commands: crate::commands::Registry,
     /// The pending browser or device-code login.
     pub logins: crate::accounts::PendingSlot,
+    /// The model catalog (fetched lazily, never before `initialize` is answered).
+    pub catalog: Arc<crate::models::Catalog>,
+    /// Requests parked once until the catalog settled (never parked twice).
+    pub parked: HashSet<RequestId>,
     /// Params of the thread/turn request being handled that we do not honour (each with its
     /// warning text); its handler reports them once it knows the thread.
     pub unhonoured: Vec<(String, String)>,
@@ -111,8 +115,14 @@ impl Server {
         }
         let exe = std::env::current_exe().unwrap_or_else(|_| "codex-lite".into());
         let auth = Arc::new(crate::auth::AuthManager::new(&config, rpc.clone()));
+        let catalog = Arc::new(crate::models::Catalog::new(
+            config.codex_home.clone(),
+            Some(rpc.clone()),
+        ));
         let mcp = Arc::new(crate::mcp::Registry::new(rpc.clone(), &config.mcp_servers));
         Self {
+            catalog,
+            parked: HashSet::new(),
             rpc,
             config,
             session: None,
@@ -137,16 +147,22 @@ impl Server {
         self.session.as_ref().map(|s| s.client_name.clone())
     }
 
-    /// A model client for a thread's configuration.
-    pub fn model_client(&self, config: &Config) -> crate::client::ModelClient {
-        let (originator, user_agent) = match &self.session {
+    /// `(originator, user agent)` of this connection's upstream requests.
+    pub fn client_identity(&self) -> (String, String) {
+        match &self.session {
             Some(s) => (s.client_name.clone(), s.user_agent.clone()),
             None => ("codex-lite".to_string(), user_agent("codex-lite")),
-        };
+        }
+    }
+
+    /// A model client for a thread's configuration.
+    pub fn model_client(&self, config: &Config) -> crate::client::ModelClient {
+        let (originator, user_agent) = self.client_identity();
         crate::client::ModelClient::new(config, self.auth.clone(), originator, user_agent)
     }
 
-    fn handle(&mut self, message: Incoming) {
+    /// Handles one client message (also a request parked until the catalog settled).
+    pub(crate) fn handle(&mut self, message: Incoming) {
         match message {
             Incoming::Notification { method } => {
                 if method != method::INITIALIZED {
@@ -184,10 +200,14 @@ impl Server {
                 .rpc
                 .respond_error(id, &RpcError::invalid_request("Not initialized"));
         }
+        if self.park_for_catalog(id, method, &params) {
+            return; // answered once the catalog settled
+        }
         let outcome = match method {
-            "model/list" => Some(
-                decode(params).map(|p| self.rpc.respond(id, crate::models::list(&self.config, p))),
-            ),
+            "model/list" => Some(decode(params).map(|p| {
+                let snapshot = self.catalog_access(&self.config).snapshot();
+                self.rpc.respond(id, crate::models::list(&snapshot, p))
+            })),
             m if m.starts_with("thread/") || m.starts_with("turn/") => {
                 self.handle_thread_request(id, m, params)
             }
@@ -237,7 +257,7 @@ impl Server {
             platform_os: std::env::consts::OS,
             server_info: ServerInfo {
                 name: env!("CARGO_PKG_NAME"),
-                version: env!("CARGO_PKG_VERSION"),
+                version: crate::client::CODEX_VERSION,
             },
         })
     }
@@ -270,13 +290,16 @@ impl Server {
     }
 }
 
-/// `<originator>/<version> (<os> <os version>; <arch>)`, e.g.
-/// `codex_vscode/0.1.0 (Linux 6.8.0; x86_64)`.
+/// `<originator>/<Codex version> (<os> <os version>; <arch>) codex-lite/<our version>`, e.g.
+/// `codex_vscode/0.169.0 (Linux 6.8.0; x86_64) codex-lite/0.1.0`: the Codex protocol version
+/// we implement first (backends and SDKs read it), ours last.
 fn user_agent(originator: &str) -> String {
     let (os, release) = crate::platform::os_name_and_release();
     format!(
-        "{originator}/{} ({os} {release}; {})",
+        "{originator}/{} ({os} {release}; {}) {}/{}",
+        crate::client::CODEX_VERSION,
+        std::env::consts::ARCH,
+        env!("CARGO_PKG_NAME"),
         env!("CARGO_PKG_VERSION"),
-        std::env::consts::ARCH
     )
 }

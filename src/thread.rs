@@ -26,10 +26,16 @@ pub struct Settings {
     pub cwd: PathBuf,
     /// Model slug.
     pub model: String,
-    /// Reasoning effort for reasoning models.
+    /// What the catalog says about `model` (fallback metadata when it does not know it).
+    /// The one place to ask about the thread's model: reasoning, verbosity, tools, truncation,
+    /// context window, request shape. Re-resolved whenever `model` changes.
+    pub model_info: Arc<crate::models::ModelInfo>,
+    /// Reasoning effort chosen explicitly (config, thread, turn); `None`: the catalog's
+    /// default for the model. Read the effective one with [`Settings::reasoning_effort`].
     pub effort: Option<String>,
-    /// Reasoning summary mode for reasoning models.
-    pub summary: String,
+    /// Reasoning summary chosen explicitly; `None`: the catalog's default. Effective:
+    /// [`Settings::reasoning_summary`].
+    pub summary: Option<String>,
     /// When to ask the client.
     pub approval: ApprovalPolicy,
     /// Where commands run.
@@ -43,13 +49,37 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The `reasoning.effort` requests carry (`None`: no effort field).
+    pub fn reasoning_effort(&self) -> Option<String> {
+        self.model_info.reasoning_effort(self.effort.as_deref())
+    }
+
+    /// The `reasoning.summary` requests carry (`None`: no summary field).
+    pub fn reasoning_summary(&self) -> Option<String> {
+        self.model_info.reasoning_summary(self.summary.as_deref())
+    }
+
+    /// The `text.verbosity` requests carry (`None`: none).
+    pub fn verbosity(&self) -> Option<String> {
+        self.model_info
+            .verbosity(self.config.model_verbosity.as_deref())
+    }
+
+    /// Switches the thread to `model` as `snapshot` describes it; true when the catalog does
+    /// not know it (the caller warns once).
+    pub fn set_model(&mut self, model: &str, snapshot: &crate::models::Snapshot) -> bool {
+        self.model = model.to_string();
+        self.model_info = snapshot.resolve(model);
+        self.model_info.is_fallback
+    }
+
     /// The record of these settings written at each turn start.
     pub fn context(&self) -> TurnContext {
         TurnContext {
             cwd: self.cwd.display().to_string(),
             model: self.model.clone(),
-            effort: self.effort.clone(),
-            summary: Some(self.summary.clone()),
+            effort: self.reasoning_effort(),
+            summary: self.reasoning_summary(),
             approval_policy: self.approval.as_str().to_string(),
             sandbox_policy: serde_json::to_value(&self.sandbox).unwrap_or(Value::Null),
         }
@@ -224,7 +254,7 @@ impl ThreadState {
             source: "appServer",
             forked_from_id: self.forked_from_id.clone(),
             project_id: None,
-            reasoning_effort: self.settings.effort.clone(),
+            reasoning_effort: self.settings.reasoning_effort(),
         }
     }
 

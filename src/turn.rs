@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, select};
 use serde_json::Value;
 
-use crate::client::{ClientError, ModelClient, StreamEvent};
+use crate::client::{ClientError, ModelClient, ModelRequest, StreamEvent};
 use crate::protocol::notify;
 use crate::protocol::{
     ActiveFlag, ThreadItem, ThreadStatus, ThreadTokenUsage, TokenUsage, Turn, TurnError,
@@ -42,9 +42,14 @@ pub struct TurnStart {
     pub input: Vec<UserInput>,
     /// Process environment for commands.
     pub tool_env: Arc<ToolEnv>,
-    /// `turn/start`'s `outputSchema`: the JSON Schema the final message must follow.
+    /// The model catalog, to resolve the thread's model when the turn starts.
+    pub catalog: crate::models::CatalogAccess,
+    /// `turn/start.outputSchema`: the final answer's JSON schema (this turn only).
     pub output_schema: Option<Value>,
 }
+
+/// Longest a turn waits for the model catalog before running with what is known.
+const CATALOG_WAIT: Duration = Duration::from_secs(15);
 
 /// How a turn ended.
 pub enum Outcome {
@@ -87,14 +92,14 @@ pub struct TurnRunner {
     /// Interrupt and steer messages.
     pub control: Receiver<Control>,
     client: ModelClient,
+    /// The turn's `outputSchema`.
+    output_schema: Option<Value>,
     /// Steering input waiting for the next model request.
     pending_input: Vec<Vec<UserInput>>,
     /// Completed items of this turn, for `turn/completed`.
     items: Vec<ThreadItem>,
     /// The tool runner.
     tools: Tools,
-    /// The JSON Schema of the final message, sent with every request of the turn.
-    output_schema: Option<Value>,
 }
 
 /// Starts the turn thread. The main loop has already answered `turn/start`.
@@ -131,7 +136,31 @@ pub fn spawn(start: TurnStart) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Resolves the thread's model in the freshest catalog (fetching it if due, bounded) before
+/// the turn uses it; warns once when the model changed to one the catalog does not know.
+fn resolve_model(start: &TurnStart) {
+    let snapshot = start.catalog.snapshot_waiting(CATALOG_WAIT);
+    let mut state = lock(&start.thread);
+    let slug = state.settings.model.clone();
+    crate::log::debug(&format!(
+        "turn {}: model {slug} from the {:?} catalog",
+        start.handle.turn_id, snapshot.origin
+    ));
+    let was_fallback =
+        state.settings.model_info.is_fallback && state.settings.model_info.slug == slug;
+    if state.settings.set_model(&slug, &snapshot) && !was_fallback {
+        start.rpc.notify(
+            "warning",
+            serde_json::json!({
+                "threadId": state.id,
+                "message": crate::models::unknown_model_warning(&slug),
+            }),
+        );
+    }
+}
+
 fn run(start: TurnStart) {
+    resolve_model(&start);
     let (thread_id, settings) = {
         let state = lock(&start.thread);
         (state.id.clone(), state.settings.clone())
@@ -146,10 +175,10 @@ fn run(start: TurnStart) {
         handle: start.handle,
         control: start.control,
         client: start.client,
+        output_schema: start.output_schema,
         pending_input: Vec::new(),
         items: Vec::new(),
         tools,
-        output_schema: start.output_schema,
     };
     runner.begin(start.input);
     let outcome = runner.agent_loop();
@@ -371,7 +400,8 @@ impl TurnRunner {
     }
 
     fn add_user_input(&mut self, input: Vec<UserInput>) {
-        let history_item = crate::prompt::user_message(&input);
+        let accepts_images = lock(&self.thread).settings.model_info.accepts_images();
+        let history_item = crate::prompt::user_message(&input, accepts_images);
         let item = ThreadItem::UserMessage {
             id: crate::ids::uuid_v7(),
             content: input,
@@ -400,22 +430,18 @@ impl TurnRunner {
             if self.handle.is_interrupted() {
                 return Outcome::Interrupted;
             }
-            let mut body = {
+            let mcp_tools = crate::tools::mcp::definitions(self);
+            let request = {
                 let state = lock(&self.thread);
-                crate::prompt::request_body(
+                crate::prompt::build_request(
                     &state.settings,
                     &self.thread_id,
                     state.history.iter().map(|(_, item)| item),
+                    self.output_schema.as_ref(),
+                    mcp_tools,
                 )
             };
-            let mcp_tools = crate::tools::mcp::definitions(self);
-            if let Some(tools) = body.get_mut("tools").and_then(Value::as_array_mut) {
-                tools.extend(mcp_tools);
-            }
-            if let Some(schema) = &self.output_schema {
-                crate::prompt::set_output_schema(&mut body, schema);
-            }
-            let (outputs, calls) = match self.sample(&body) {
+            let (outputs, calls) = match self.sample(&request) {
                 Round::Done { outputs, calls } => (outputs, calls),
                 Round::Interrupted => return Outcome::Interrupted,
                 Round::Failed(error) => return Outcome::Failed(turn_error(&error)),
@@ -447,11 +473,11 @@ impl TurnRunner {
     }
 
     /// One model round trip with stream-level retries.
-    fn sample(&mut self, body: &Value) -> Round {
+    fn sample(&mut self, request: &ModelRequest) -> Round {
         let max_retries = self.client.stream_max_retries();
         let mut attempt = 0;
         loop {
-            let stream = self.client.start(body.clone(), &self.thread_id);
+            let stream = self.client.start(request, &self.thread_id);
             match self.consume(&stream) {
                 Round::Failed(error) if error.is_stream_disconnect && attempt < max_retries => {
                     drop(stream);
@@ -700,12 +726,12 @@ impl TurnRunner {
     }
 
     fn record_usage(&self, last: TokenUsage) {
-        let total = {
+        let (total, window) = {
             let mut state = lock(&self.thread);
             state.total_usage.add(&last);
             let total = state.total_usage;
             state.record(&Entry::TokenUsage { total });
-            total
+            (total, state.settings.model_info.effective_context_window())
         };
         self.rpc.notify(
             "thread/tokenUsage/updated",
@@ -715,7 +741,7 @@ impl TurnRunner {
                 token_usage: ThreadTokenUsage {
                     total,
                     last,
-                    model_context_window: None,
+                    model_context_window: Some(window),
                 },
             },
         );

@@ -190,6 +190,16 @@ impl AuthManager {
         matches!(&*lock(&self.state), State::External(_))
     }
 
+    /// The ChatGPT account of the current login (managed or client-owned), if any. Never
+    /// blocks or refreshes.
+    pub fn account_id(&self) -> Option<String> {
+        match &*lock(&self.state) {
+            State::Managed(auth) => auth.tokens.as_ref().and_then(|t| t.account_id.clone()),
+            State::External(tokens) => Some(tokens.account_id.clone()),
+            State::None | State::ApiKey(_) => None,
+        }
+    }
+
     /// The bearer token in use, for `getAuthStatus {includeToken}`.
     pub fn bearer(&self) -> Option<Secret> {
         match &*lock(&self.state) {

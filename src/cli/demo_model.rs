@@ -152,10 +152,8 @@ fn sse(items: &[Value]) -> String {
 
 /// What the model answers to its `step`-th accepted request.
 fn script_step(step: usize, request: &Value) -> Vec<Value> {
-    let tools = request["tools"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default();
+    let tools = offered_tools(request);
+    let tools = tools.as_slice();
     let patch = format!(
         "*** Begin Patch\n*** Update File: {GREETING_FILE}\n-{}\n+{}\n*** End Patch\n",
         GREETING_BEFORE.trim_end(),
@@ -187,6 +185,24 @@ fn script_step(step: usize, request: &Value) -> Vec<Value> {
                 "Done: greeting.txt now says hello from codex-lite, and the note beside the workspace was written once you approved it."}]}),
         ],
     }
+}
+
+/// The tools a request offers: its `tools`, or in the Responses Lite shape those of the
+/// leading `additional_tools` item (inside their namespaces).
+fn offered_tools(request: &Value) -> Vec<Value> {
+    let mut tools: Vec<Value> = request["tools"].as_array().cloned().unwrap_or_default();
+    for item in request["input"].as_array().into_iter().flatten() {
+        if item["type"] != "additional_tools" {
+            continue;
+        }
+        for tool in item["tools"].as_array().into_iter().flatten() {
+            match tool["tools"].as_array() {
+                Some(inner) if tool["type"] == "namespace" => tools.extend(inner.iter().cloned()),
+                _ => tools.push(tool.clone()),
+            }
+        }
+    }
+    tools
 }
 
 fn tool_named<'a>(tools: &'a [Value], names: &[&str]) -> Option<&'a Value> {

@@ -18,6 +18,7 @@
 
 mod error;
 mod events;
+mod get;
 pub(crate) mod net;
 mod request;
 mod retry;
@@ -25,6 +26,7 @@ mod round_trip;
 pub(crate) mod sse;
 #[cfg(test)]
 mod tests;
+pub mod tls;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -38,6 +40,13 @@ use crate::protocol::TokenUsage;
 use crate::secret::Secret;
 
 pub use error::ClientError;
+pub use get::{ClientIdentity, get};
+
+/// The Codex protocol version we implement, reported wherever a client or backend reads a
+/// Codex version: the `version` header, `client_version` of the catalog, `serverInfo.version`
+/// and the user agent (models.md §3). Our own version stays visible as `serverInfo.name` and
+/// the user agent's last product token.
+pub const CODEX_VERSION: &str = "0.169.0";
 
 /// Capacity of a round trip's event channel: enough to ride out scheduling hiccups, small
 /// enough that a turn that stops reading holds the reader back (memory stays bounded).
@@ -63,6 +72,12 @@ pub trait AuthProvider: Send + Sync {
     /// with [`AuthProvider::credentials`]; `Ok(false)`: nothing to recover, the round trip
     /// fails with the 401; `Err`: fails with that error as is.
     fn recover_unauthorized(&self, failed: &Credentials) -> Result<bool, ClientError>;
+    /// The ChatGPT backend base for model and catalog requests: `configured`
+    /// (`chatgpt_base_url`) unless workspace routing names another origin. May block (the
+    /// first call per account asks the backend); the default does no routing.
+    fn chatgpt_base_url(&self, configured: &str, _identity: &ClientIdentity) -> String {
+        configured.to_string()
+    }
 }
 
 /// Which kind of OpenAI credential a token is; decides the endpoint of the built-in provider.
@@ -133,6 +148,15 @@ pub enum StreamEvent {
     Failed(ClientError),
 }
 
+/// One model round trip's request: the body (built by `prompt.rs`) and how it must be sent.
+#[derive(Debug, Clone)]
+pub struct ModelRequest {
+    /// The JSON body.
+    pub body: Value,
+    /// Responses Lite: sent with `x-openai-internal-codex-responses-lite: true`.
+    pub lite: bool,
+}
+
 /// What a round trip needs from the configuration, shared by the clones of a client.
 #[derive(Debug, Clone)]
 struct Settings {
@@ -186,16 +210,18 @@ impl ModelClient {
     }
 
     /// Starts one model round trip on its own `model-stream` thread and returns at once:
-    /// `POST <endpoint>` with `body` (built by the turn), request-level retries, the 401 loop,
-    /// then SSE parsing. Everything that happens arrives on [`ResponseStream::events`].
-    pub fn start(&self, body: Value, session_id: &str) -> ResponseStream {
+    /// `POST <endpoint>` with `request` (built by `prompt.rs`) for thread `thread_id`,
+    /// request-level retries, the 401 loop, then SSE parsing. Everything that happens arrives on
+    /// [`ResponseStream::events`].
+    pub fn start(&self, request: &ModelRequest, thread_id: &str) -> ResponseStream {
         let (tx, rx) = crossbeam_channel::bounded(EVENT_CHANNEL_CAPACITY);
         let abort = Arc::new(AbortSignal::new());
         let job = round_trip::RoundTrip {
             settings: self.settings.clone(),
             auth: self.auth.clone(),
-            body,
-            session_id: session_id.to_string(),
+            body: request.body.clone(),
+            lite: request.lite,
+            thread_id: thread_id.to_string(),
             request_max_retries: self.request_max_retries(),
             retry_base_delay: self.retry_base_delay,
             env_lookup: self.env_lookup,

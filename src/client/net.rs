@@ -41,7 +41,18 @@ const RESOLVE_TIMEOUT: Duration = Duration::from_secs(30);
 /// the connector and resolver give up within [`ABORT_POLL`] once it is set; everything later
 /// is interrupted by `Agent::shutdown`.
 pub(crate) fn agent(url: &str, aborted: Arc<AtomicBool>) -> Agent {
+    agent_with_timeout(url, aborted, None)
+}
+
+/// Like [`agent`], with a bound on the whole request (`None`: none beyond connect and name
+/// lookup), for short JSON requests that must never hang a caller.
+pub(crate) fn agent_with_timeout(
+    url: &str,
+    aborted: Arc<AtomicBool>,
+    timeout: Option<Duration>,
+) -> Agent {
     let config = Agent::config_builder()
+        .timeout_global(timeout)
         .http_status_as_error(false)
         .proxy(proxy_for(url))
         // A POST is never silently re-sent elsewhere.
@@ -50,6 +61,7 @@ pub(crate) fn agent(url: &str, aborted: Arc<AtomicBool>) -> Agent {
         .max_idle_connections(0)
         .timeout_connect(Some(CONNECT_TIMEOUT))
         .timeout_resolve(Some(RESOLVE_TIMEOUT))
+        .tls_config(super::tls::config())
         .build();
     let connector = ()
         .chain(ConnectProxyConnector::default())

@@ -42,8 +42,9 @@ pub(super) fn resolve_bearer(
 
 /// `POST` target: `<base_url>/responses` for a provider with a base URL; for the built-in
 /// provider (no base URL) `<openai_base_url>/responses` with an API key and
-/// `<chatgpt_base_url>/codex/responses` with ChatGPT credentials.
-pub(super) fn endpoint(settings: &Settings, bearer: &Bearer) -> String {
+/// `<chatgpt base>/codex/responses` with ChatGPT credentials, where the ChatGPT base is
+/// `chatgpt_base` (the configured one, or the workspace's routed origin).
+pub(super) fn endpoint(settings: &Settings, bearer: &Bearer, chatgpt_base: &str) -> String {
     if let Some(base) = &settings.provider.base_url {
         return format!("{}/responses", base.trim_end_matches('/'));
     }
@@ -51,9 +52,21 @@ pub(super) fn endpoint(settings: &Settings, bearer: &Bearer) -> String {
         Bearer::OpenAi(Credentials {
             kind: CredentialKind::ChatGpt,
             ..
-        }) => format!("{}/codex/responses", settings.chatgpt_base_url),
+        }) => format!("{}/codex/responses", chatgpt_base.trim_end_matches('/')),
         _ => format!("{}/responses", settings.openai_base_url),
     }
+}
+
+/// Whether a request with `bearer` goes to the ChatGPT backend (workspace routing applies).
+pub(super) fn is_chatgpt(settings: &Settings, bearer: &Bearer) -> bool {
+    settings.provider.base_url.is_none()
+        && matches!(
+            bearer,
+            Bearer::OpenAi(Credentials {
+                kind: CredentialKind::ChatGpt,
+                ..
+            })
+        )
 }
 
 /// Headers we set ourselves; the provider's `http_headers` cannot replace these.
@@ -62,10 +75,18 @@ const OWN_HEADERS: &[&str] = &[
     "chatgpt-account-id",
     "originator",
     "user-agent",
-    "session_id",
+    "version",
+    "session-id",
+    "thread-id",
+    "x-client-request-id",
+    "x-openai-internal-codex-responses-lite",
+    "x-openai-account-routing-override",
     "accept",
     "content-type",
 ];
+
+/// The header that marks a Responses Lite request (models.md §3a).
+pub(super) const RESPONSES_LITE_HEADER: &str = "x-openai-internal-codex-responses-lite";
 
 /// The headers of one request. The `Authorization` value lives only in `authorization`.
 #[derive(Debug)]
@@ -76,11 +97,23 @@ pub(super) struct Headers {
     pub plain: Vec<(String, String)>,
 }
 
+/// What a request says about itself beyond auth: its thread, shape and routing.
+#[derive(Debug, Clone, Default)]
+pub(super) struct RequestMeta<'a> {
+    /// The thread id: `session-id`, `thread-id` and `x-client-request-id` (as the reference).
+    pub thread_id: &'a str,
+    /// A Responses Lite request.
+    pub lite: bool,
+    /// `x-openai-account-routing-override` of a routed ChatGPT workspace (`us`, `us_cr`).
+    pub routing_override: Option<&'a str>,
+}
+
 /// Builds the header set: `Authorization`, `chatgpt-account-id` (ChatGPT credentials with an
-/// account id), `originator`, `user-agent`, `session_id`, `accept`, `content-type`, then the
-/// provider's `http_headers` (those naming one of ours are skipped).
-pub(super) fn headers(settings: &Settings, bearer: &Bearer, session_id: &str) -> Headers {
-    let mut plain = Vec::with_capacity(6 + settings.provider.http_headers.len());
+/// account id), `originator`, `user-agent`, `version`, `session-id`, `thread-id`,
+/// `x-client-request-id`, the Lite and routing headers when they apply, `accept`,
+/// `content-type`, then the provider's `http_headers` (those naming one of ours are skipped).
+pub(super) fn headers(settings: &Settings, bearer: &Bearer, meta: &RequestMeta<'_>) -> Headers {
+    let mut plain = Vec::with_capacity(12 + settings.provider.http_headers.len());
     let token = match bearer {
         Bearer::OpenAi(credentials) => {
             if credentials.kind == CredentialKind::ChatGpt
@@ -95,7 +128,19 @@ pub(super) fn headers(settings: &Settings, bearer: &Bearer, session_id: &str) ->
     };
     plain.push(("originator".to_string(), settings.originator.clone()));
     plain.push(("user-agent".to_string(), settings.user_agent.clone()));
-    plain.push(("session_id".to_string(), session_id.to_string()));
+    plain.push(("version".to_string(), super::CODEX_VERSION.to_string()));
+    for name in ["session-id", "thread-id", "x-client-request-id"] {
+        plain.push((name.to_string(), meta.thread_id.to_string()));
+    }
+    if meta.lite {
+        plain.push((RESPONSES_LITE_HEADER.to_string(), "true".to_string()));
+    }
+    if let Some(value) = meta.routing_override {
+        plain.push((
+            "x-openai-account-routing-override".to_string(),
+            value.to_string(),
+        ));
+    }
     plain.push(("accept".to_string(), "text/event-stream".to_string()));
     plain.push(("content-type".to_string(), "application/json".to_string()));
     for (name, value) in &settings.provider.http_headers {
@@ -267,8 +312,17 @@ mod tests {
             let settings = settings(case.provider);
             let auth = FixedAuth(case.credentials);
             let bearer = resolve_bearer(&settings, &auth, env).unwrap();
-            assert_eq!(endpoint(&settings, &bearer), case.url, "{}", case.name);
-            let headers = headers(&settings, &bearer, "thread-1");
+            assert_eq!(
+                endpoint(&settings, &bearer, &settings.chatgpt_base_url),
+                case.url,
+                "{}",
+                case.name
+            );
+            let meta = RequestMeta {
+                thread_id: "thread-1",
+                ..Default::default()
+            };
+            let headers = headers(&settings, &bearer, &meta);
             assert_eq!(
                 headers.authorization.as_ref().map(Secret::expose),
                 case.authorization,
@@ -285,7 +339,11 @@ mod tests {
             assert_eq!(get("chatgpt-account-id"), case.account, "{}", case.name);
             assert_eq!(get("originator"), Some("codex_vscode"));
             assert_eq!(get("user-agent"), Some("codex_vscode/1.0"));
-            assert_eq!(get("session_id"), Some("thread-1"));
+            for name in ["session-id", "thread-id", "x-client-request-id"] {
+                assert_eq!(get(name), Some("thread-1"), "{name}");
+            }
+            assert_eq!(get("version"), Some(crate::client::CODEX_VERSION));
+            assert_eq!(get(RESPONSES_LITE_HEADER), None);
             assert_eq!(get("accept"), Some("text/event-stream"));
             assert_eq!(get("content-type"), Some("application/json"));
             assert!(
@@ -298,7 +356,21 @@ mod tests {
     #[test]
     fn provider_headers_are_added_but_cannot_replace_ours() {
         let settings = settings(custom(Some("http://h"), None, false));
-        let headers = headers(&settings, &Bearer::None, "s");
+        let meta = RequestMeta {
+            thread_id: "s",
+            lite: true,
+            routing_override: Some("us"),
+        };
+        let headers = headers(&settings, &Bearer::None, &meta);
+        let get = |name: &str| {
+            headers
+                .plain
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(get(RESPONSES_LITE_HEADER), Some("true"));
+        assert_eq!(get("x-openai-account-routing-override"), Some("us"));
         assert!(
             headers
                 .plain

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::error::{StatusClass, classify_status};
 use super::events::{Mapped, map_event};
-use super::request::{Bearer, endpoint, headers, resolve_bearer};
+use super::request::{Bearer, RequestMeta, endpoint, headers, is_chatgpt, resolve_bearer};
 use super::retry::{Jitter, backoff, retry_after};
 use super::sse::{MAX_EVENT_BYTES, SseParser};
 use super::{AbortSignal, AuthProvider, ClientError, Settings, StreamEvent, net};
@@ -43,7 +43,8 @@ pub(super) struct RoundTrip {
     pub settings: Arc<Settings>,
     pub auth: Arc<dyn AuthProvider>,
     pub body: Value,
-    pub session_id: String,
+    pub lite: bool,
+    pub thread_id: String,
     pub request_max_retries: u64,
     pub retry_base_delay: Duration,
     pub env_lookup: fn(&str) -> Option<String>,
@@ -113,7 +114,16 @@ impl RoundTrip {
                 return Err(Stop::Aborted);
             }
             let bearer = resolve_bearer(&self.settings, self.auth.as_ref(), self.env_lookup)?;
-            let url = endpoint(&self.settings, &bearer);
+            let chatgpt_base = if is_chatgpt(&self.settings, &bearer) {
+                self.auth
+                    .chatgpt_base_url(&self.settings.chatgpt_base_url, &self.identity())
+            } else {
+                self.settings.chatgpt_base_url.clone()
+            };
+            if out.abort.is_set() {
+                return Err(Stop::Aborted);
+            }
+            let url = endpoint(&self.settings, &bearer, &chatgpt_base);
             let agent = net::agent(&url, out.abort.aborted.clone());
             if !out.abort.install(&agent) {
                 return Err(Stop::Aborted);
@@ -188,6 +198,13 @@ impl RoundTrip {
         }
     }
 
+    fn identity(&self) -> super::ClientIdentity {
+        super::ClientIdentity {
+            originator: self.settings.originator.clone(),
+            user_agent: self.settings.user_agent.clone(),
+        }
+    }
+
     /// One HTTP attempt; the response whatever its status.
     fn send(
         &self,
@@ -197,7 +214,12 @@ impl RoundTrip {
         body: &[u8],
         retries: u64,
     ) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
-        let headers = headers(&self.settings, bearer, &self.session_id);
+        let meta = RequestMeta {
+            thread_id: &self.thread_id,
+            lite: self.lite,
+            routing_override: None,
+        };
+        let headers = headers(&self.settings, bearer, &meta);
         debug(|| {
             let auth = if headers.authorization.is_some() {
                 "authorization: <redacted>, "

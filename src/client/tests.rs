@@ -317,8 +317,11 @@ fn key_client(server: &Server, retries: u64) -> ModelClient {
     )
 }
 
-fn body() -> Value {
-    json!({"model":"mock-model","input":[],"stream":true})
+fn body() -> ModelRequest {
+    ModelRequest {
+        body: json!({"model":"mock-model","input":[],"stream":true}),
+        lite: false,
+    }
 }
 
 /// Every event until the channel disconnects (panics if that takes too long).
@@ -388,7 +391,7 @@ fn streams_events_in_order_with_the_expected_request() {
         End::Finish,
     )]);
     let client = key_client(&server, 0);
-    let stream = client.start(body(), "thread-42");
+    let stream = client.start(&body(), "thread-42");
     let events = collect(&stream);
     let summary: Vec<String> = events
         .iter()
@@ -419,7 +422,10 @@ fn streams_events_in_order_with_the_expected_request() {
     let request = &requests[0];
     assert_eq!(request.path, "/v1/responses");
     assert_eq!(request.header("authorization"), Some("Bearer mock-secret"));
-    assert_eq!(request.header("session_id"), Some("thread-42"));
+    for name in ["session-id", "thread-id", "x-client-request-id"] {
+        assert_eq!(request.header(name), Some("thread-42"), "{name}");
+    }
+    assert_eq!(request.header("version"), Some(super::CODEX_VERSION));
     assert_eq!(request.header("originator"), Some("codex_test"));
     assert_eq!(request.header("user-agent"), Some("codex_test/0.0"));
     assert_eq!(request.header("accept"), Some("text/event-stream"));
@@ -428,7 +434,7 @@ fn streams_events_in_order_with_the_expected_request() {
     assert_eq!(request.header("chatgpt-account-id"), None);
     assert_eq!(
         serde_json::from_slice::<Value>(&request.body).unwrap(),
-        body()
+        body().body
     );
 }
 
@@ -438,7 +444,7 @@ fn many_deltas_arrive_complete_through_the_bounded_channel() {
     let mut events: Vec<String> = (0..n).map(|i| delta(&i.to_string())).collect();
     events.push(completed());
     let server = Server::start(vec![Reply::Sse(events, End::Finish)]);
-    let stream = key_client(&server, 0).start(body(), "s");
+    let stream = key_client(&server, 0).start(&body(), "s");
     // Let the thread fill the channel and block on it before reading.
     std::thread::sleep(Duration::from_millis(100));
     let got = collect(&stream);
@@ -459,7 +465,7 @@ fn server_errors_are_retried_then_succeed() {
         Reply::Status(503, vec![], "busy".into()),
         ok_stream(),
     ]);
-    let events = collect(&key_client(&server, 4).start(body(), "s"));
+    let events = collect(&key_client(&server, 4).start(&body(), "s"));
     assert_eq!(retries_announced(&events), [1, 2]);
     assert!(matches!(events.last(), Some(StreamEvent::Completed { .. })));
     assert_eq!(server.requests().len(), 3);
@@ -475,7 +481,7 @@ fn server_errors_exhaust_the_retries() {
             r#"{"error":{"message":"upstream broke"}}"#.into(),
         ),
     ]);
-    let events = collect(&key_client(&server, 1).start(body(), "s"));
+    let events = collect(&key_client(&server, 1).start(&body(), "s"));
     let err = failure(&events);
     assert_eq!(
         err.message,
@@ -499,7 +505,7 @@ fn too_many_requests_honours_retry_after() {
         ),
         ok_stream(),
     ]);
-    let events = collect(&key_client(&server, 4).start(body(), "s"));
+    let events = collect(&key_client(&server, 4).start(&body(), "s"));
     let delays: Vec<Duration> = events
         .iter()
         .filter_map(|e| match e {
@@ -525,7 +531,7 @@ fn too_many_requests_exhausted_and_usage_limits() {
             "rate limited".into(),
         ),
     ]);
-    let err = failure(&collect(&key_client(&server, 1).start(body(), "s"))).clone();
+    let err = failure(&collect(&key_client(&server, 1).start(&body(), "s"))).clone();
     assert_eq!(
         err.info,
         CodexErrorInfo::ResponseTooManyFailedAttempts {
@@ -544,7 +550,7 @@ fn too_many_requests_exhausted_and_usage_limits() {
         r#"{"error":{"type":"usage_limit_reached","message":"The usage limit has been reached"}}"#
             .into(),
     )]);
-    let events = collect(&key_client(&server, 4).start(body(), "s"));
+    let events = collect(&key_client(&server, 4).start(&body(), "s"));
     let err = failure(&events);
     assert_eq!(err.info, CodexErrorInfo::UsageLimitExceeded);
     assert!(err.message.contains("The usage limit has been reached"));
@@ -574,7 +580,7 @@ fn client_errors_are_not_retried() {
         ),
     ] {
         let server = Server::start(vec![Reply::Status(status, vec![], body_text.into())]);
-        let events = collect(&key_client(&server, 4).start(body(), "s"));
+        let events = collect(&key_client(&server, 4).start(&body(), "s"));
         let err = failure(&events);
         assert_eq!(err.info, info, "{status} {body_text}");
         assert_eq!(events.len(), 1, "{events:?}");
@@ -586,7 +592,7 @@ fn client_errors_are_not_retried() {
 fn transport_errors_are_retried() {
     // Closed without an answer, then fine.
     let server = Server::start(vec![Reply::Close, ok_stream()]);
-    let events = collect(&key_client(&server, 2).start(body(), "s"));
+    let events = collect(&key_client(&server, 2).start(&body(), "s"));
     assert_eq!(retries_announced(&events), [1]);
     assert!(matches!(events.last(), Some(StreamEvent::Completed { .. })));
 
@@ -599,7 +605,7 @@ fn transport_errors_are_retried() {
         provider(&format!("http://127.0.0.1:{port}/v1"), None, false, 2),
         Arc::new(FakeAuth::new(vec![])),
     );
-    let events = collect(&client.start(body(), "s"));
+    let events = collect(&client.start(&body(), "s"));
     assert_eq!(retries_announced(&events), [1, 2]);
     let err = failure(&events);
     assert_eq!(
@@ -636,7 +642,7 @@ fn unauthorized_recovers_once_with_the_new_credentials() {
         ("new-token", Some("acc-new")),
     ]));
     let client = client(provider(&server.url(), None, true, 0), auth.clone());
-    let events = collect(&client.start(body(), "s"));
+    let events = collect(&client.start(&body(), "s"));
     assert!(
         matches!(events.last(), Some(StreamEvent::Completed { .. })),
         "{events:?}"
@@ -669,7 +675,7 @@ fn unauthorized_twice_fails_with_the_second_401() {
     ]);
     let auth = Arc::new(FakeAuth::new(vec![("a", None), ("b", None)]));
     let client = client(provider(&server.url(), None, true, 4), auth.clone());
-    let events = collect(&client.start(body(), "s"));
+    let events = collect(&client.start(&body(), "s"));
     let err = failure(&events);
     assert_eq!(
         err.message,
@@ -693,7 +699,7 @@ fn unauthorized_without_recovery() {
     fake.recover_result = Ok(false);
     let auth = Arc::new(fake);
     let events =
-        collect(&client(provider(&server.url(), None, true, 4), auth.clone()).start(body(), "s"));
+        collect(&client(provider(&server.url(), None, true, 4), auth.clone()).start(&body(), "s"));
     assert_eq!(
         failure(&events).message,
         "unexpected status 401 Unauthorized: nope"
@@ -708,8 +714,9 @@ fn unauthorized_without_recovery() {
         CodexErrorInfo::Other,
         None,
     ));
-    let events =
-        collect(&client(provider(&server.url(), None, true, 4), Arc::new(fake)).start(body(), "s"));
+    let events = collect(
+        &client(provider(&server.url(), None, true, 4), Arc::new(fake)).start(&body(), "s"),
+    );
     assert_eq!(
         failure(&events).message,
         "auth refresh request timed out after 10s"
@@ -724,7 +731,7 @@ fn unauthorized_without_recovery() {
             provider(&server.url(), Some("MOCK_KEY"), false, 4),
             auth.clone(),
         )
-        .start(body(), "s"),
+        .start(&body(), "s"),
     );
     assert_eq!(
         failure(&events).message,
@@ -741,7 +748,7 @@ fn auth_set_up_failures_send_no_request() {
             provider(&server.url(), None, true, 4),
             Arc::new(FakeAuth::new(vec![])),
         )
-        .start(body(), "s"),
+        .start(&body(), "s"),
     );
     let err = failure(&events);
     assert_eq!(err.message, "not logged in: run account/login/start first");
@@ -752,7 +759,7 @@ fn auth_set_up_failures_send_no_request() {
             provider(&server.url(), Some("OTHER_KEY"), false, 4),
             Arc::new(FakeAuth::new(vec![])),
         )
-        .start(body(), "s"),
+        .start(&body(), "s"),
     );
     assert_eq!(
         failure(&events).message,
@@ -765,7 +772,7 @@ fn auth_set_up_failures_send_no_request() {
 fn a_stream_ending_before_completion_is_a_disconnect() {
     for end in [End::Drop, End::Finish] {
         let server = Server::start(vec![Reply::Sse(vec![created(), delta("x")], end)]);
-        let events = collect(&key_client(&server, 0).start(body(), "s"));
+        let events = collect(&key_client(&server, 0).start(&body(), "s"));
         assert_eq!(events.len(), 3, "{events:?}");
         let err = failure(&events);
         assert!(err.is_stream_disconnect);
@@ -794,7 +801,7 @@ fn response_failed_is_final_with_the_server_message() {
         ],
         End::Stall,
     )]);
-    let events = collect(&key_client(&server, 0).start(body(), "s"));
+    let events = collect(&key_client(&server, 0).start(&body(), "s"));
     let err = failure(&events);
     assert_eq!(err.message, "Your input exceeds the context window");
     assert_eq!(err.info, CodexErrorInfo::ContextWindowExceeded);
@@ -805,7 +812,7 @@ fn response_failed_is_final_with_the_server_message() {
 #[test]
 fn abort_while_the_body_stalls() {
     let server = Server::start(vec![Reply::Sse(vec![created(), delta("x")], End::Stall)]);
-    let stream = key_client(&server, 0).start(body(), "s");
+    let stream = key_client(&server, 0).start(&body(), "s");
     let first = stream.events().recv_timeout(PATIENCE).unwrap();
     assert!(matches!(first, StreamEvent::Created { .. }));
     abort_promptly(&stream);
@@ -815,7 +822,7 @@ fn abort_while_the_body_stalls() {
 #[test]
 fn abort_while_waiting_for_the_response_headers() {
     let server = Server::start(vec![Reply::Hang]);
-    let stream = key_client(&server, 0).start(body(), "s");
+    let stream = key_client(&server, 0).start(&body(), "s");
     let deadline = Instant::now() + PATIENCE;
     while server.requests().is_empty() {
         assert!(Instant::now() < deadline, "request never arrived");
@@ -832,7 +839,7 @@ fn abort_during_a_backoff_sleep() {
         vec![("retry-after", "30".into())],
         "later".into(),
     )]);
-    let stream = key_client(&server, 4).start(body(), "s");
+    let stream = key_client(&server, 4).start(&body(), "s");
     let first = stream.events().recv_timeout(PATIENCE).unwrap();
     assert!(
         matches!(first, StreamEvent::Retrying { attempt: 1, delay } if delay == Duration::from_secs(30))
@@ -847,7 +854,7 @@ fn abort_while_the_reader_is_blocked_on_a_full_channel() {
         .map(|_| delta("x"))
         .collect();
     let server = Server::start(vec![Reply::Sse(events, End::Stall)]);
-    let stream = key_client(&server, 0).start(body(), "s");
+    let stream = key_client(&server, 0).start(&body(), "s");
     let deadline = Instant::now() + PATIENCE;
     while stream.events().len() < EVENT_CHANNEL_CAPACITY {
         assert!(Instant::now() < deadline, "channel never filled");
@@ -860,7 +867,7 @@ fn abort_while_the_reader_is_blocked_on_a_full_channel() {
 #[test]
 fn abort_before_anything_happened_and_twice() {
     let server = Server::start(vec![Reply::Hang]);
-    let stream = key_client(&server, 0).start(body(), "s");
+    let stream = key_client(&server, 0).start(&body(), "s");
     stream.abort();
     abort_promptly(&stream);
 }
@@ -868,7 +875,7 @@ fn abort_before_anything_happened_and_twice() {
 #[test]
 fn dropping_the_stream_closes_the_connection() {
     let server = Server::start(vec![Reply::Sse(vec![created()], End::Stall)]);
-    let stream = key_client(&server, 0).start(body(), "s");
+    let stream = key_client(&server, 0).start(&body(), "s");
     let events = stream.events().clone();
     assert!(matches!(
         events.recv_timeout(PATIENCE).unwrap(),
@@ -908,7 +915,7 @@ fn https_goes_through_rustls_on_our_socket_and_aborts_mid_handshake() {
         provider(&format!("https://127.0.0.1:{port}/v1"), None, false, 0),
         Arc::new(FakeAuth::new(vec![])),
     );
-    let stream = client.start(body(), "s");
+    let stream = client.start(&body(), "s");
     let (mut conn, _) = listener.accept().unwrap();
     conn.set_read_timeout(Some(PATIENCE)).unwrap();
     let mut record_type = [0u8; 1];
@@ -934,7 +941,7 @@ fn a_tls_failure_is_a_connection_failure() {
         provider(&format!("https://127.0.0.1:{port}/v1"), None, false, 1),
         Arc::new(FakeAuth::new(vec![])),
     );
-    let events = collect(&client.start(body(), "s"));
+    let events = collect(&client.start(&body(), "s"));
     let err = failure(&events);
     assert!(
         err.message.starts_with("connection failed: "),
@@ -974,7 +981,7 @@ fn bench_twenty_thousand_deltas() {
     events.push(completed());
     let server = Server::start(vec![Reply::Sse(events, End::Finish)]);
     let started = Instant::now();
-    let got = collect(&key_client(&server, 0).start(body(), "s"));
+    let got = collect(&key_client(&server, 0).start(&body(), "s"));
     assert_eq!(got.len(), N + 1);
     println!(
         "round trip with {N} deltas over loopback: {:?}",

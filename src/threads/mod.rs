@@ -117,7 +117,21 @@ fn session_response(state: &ThreadState, include_turns: bool) -> ThreadSessionRe
         approval_policy: state.settings.approval.as_str(),
         approvals_reviewer: "user",
         sandbox: ProtocolSandboxPolicy(state.settings.sandbox.clone()),
-        reasoning_effort: state.settings.effort.clone(),
+        reasoning_effort: state.settings.reasoning_effort(),
+    }
+}
+
+/// One `warning` (right after the answer) when the thread's model is not in the catalog and
+/// runs with fallback metadata.
+fn warn_if_unknown_model(rpc: &crate::rpc::Rpc, state: &ThreadState) {
+    if state.settings.model_info.is_fallback {
+        rpc.notify(
+            "warning",
+            json!({
+                "threadId": state.id,
+                "message": crate::models::unknown_model_warning(&state.settings.model),
+            }),
+        );
     }
 }
 
@@ -287,6 +301,7 @@ impl Server {
         let state = lock(shared);
         self.rpc
             .respond(id, session_response(&state, include_turns));
+        warn_if_unknown_model(&self.rpc, &state);
         self.rpc.notify(
             "thread/started",
             notify::ThreadEvent {
@@ -298,8 +313,15 @@ impl Server {
             .ensure_started(Some(&state.id), &state.settings.cwd);
     }
 
+    /// The catalog as this server knows it now (requests that need it were parked until it
+    /// settled).
+    fn catalog_snapshot(&self) -> crate::models::Snapshot {
+        self.catalog_access(&self.config).snapshot()
+    }
+
     fn thread_start(&mut self, id: &RequestId, params: ThreadStartParams) -> Result<(), RpcError> {
-        let mut settings = build_settings(&self.config, None, &params.overrides)?;
+        let snapshot = self.catalog_snapshot();
+        let mut settings = build_settings(&self.config, None, &params.overrides, &snapshot)?;
         if let Some(tools) = params.dynamic_tools {
             let notes = crate::tools::dynamic::validate(&tools)
                 .map_err(|e| RpcError::invalid_params(format!("dynamicTools: {e}")))?;
@@ -370,7 +392,7 @@ impl Server {
         {
             merged.model_provider = Some(meta.model_provider.clone());
         }
-        let mut settings = build_settings(&self.config, None, &merged)?;
+        let mut settings = build_settings(&self.config, None, &merged, &self.catalog_snapshot())?;
         if let Some(tools) = &meta.dynamic_tools {
             settings.dynamic_tools = Arc::new(tools.clone());
         }
@@ -384,7 +406,7 @@ impl Server {
         if let Some(context) = &loaded.last_context {
             settings.effort = context.effort.clone().or(settings.effort);
             if let Some(summary) = &context.summary {
-                settings.summary = summary.clone();
+                settings.summary = Some(summary.clone());
             }
         }
         let names = rollout::read_names(&self.config.codex_home);
@@ -413,13 +435,21 @@ impl Server {
         if let Some(shared) = self.threads.get(&params.thread_id) {
             // Rejoining a loaded thread: its overrides become the thread's defaults, as they
             // would on a fresh load (a running turn keeps the settings it started with).
-            let mut state = lock(shared);
-            let settings = build_settings(&self.config, Some(&state.settings), &params.overrides)?;
-            state.settings = settings;
-            self.rpc
-                .respond(id, session_response(&state, !params.exclude_turns));
-            drop(state);
+            let snapshot = self.catalog_snapshot();
             let shared = shared.clone();
+            {
+                let mut state = lock(&shared);
+                let settings = build_settings(
+                    &self.config,
+                    Some(&state.settings),
+                    &params.overrides,
+                    &snapshot,
+                )?;
+                state.settings = settings;
+                self.rpc
+                    .respond(id, session_response(&state, !params.exclude_turns));
+                warn_if_unknown_model(&self.rpc, &state);
+            }
             self.report_unhonoured(&shared);
             return Ok(());
         }
@@ -444,6 +474,7 @@ impl Server {
         let state = lock(&shared);
         self.rpc
             .respond(id, session_response(&state, !params.exclude_turns));
+        warn_if_unknown_model(&self.rpc, &state);
         drop(state);
         self.report_unhonoured(&shared);
         Ok(())
@@ -510,7 +541,12 @@ impl Server {
         let is_kept = |turn_id: &str| turns.iter().any(|t| t.id == turn_id);
         history.retain(|(turn, _)| turn.is_empty() || is_kept(turn));
         turn_contexts.retain(|(turn, _)| is_kept(turn));
-        let settings = build_settings(&self.config, Some(&source_settings), &params.overrides)?;
+        let settings = build_settings(
+            &self.config,
+            Some(&source_settings),
+            &params.overrides,
+            &self.catalog_snapshot(),
+        )?;
         let mut state = new_state(
             crate::ids::uuid_v7(),
             settings,

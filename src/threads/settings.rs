@@ -75,11 +75,12 @@ pub(crate) fn resolve_cwd(cwd: Option<&str>, default: &Path) -> Result<PathBuf, 
 }
 
 /// The thread's settings from the base configuration, an optional earlier state, and the
-/// request's overrides.
+/// request's overrides; the model (else the catalog's default) resolved in `catalog`.
 pub(super) fn build_settings(
     base: &Config,
     previous: Option<&Settings>,
     overrides: &ThreadOverrides,
+    catalog: &crate::models::Snapshot,
 ) -> Result<Settings, RpcError> {
     let mut config_overrides = Vec::new();
     for (key, value) in overrides.config.iter().flatten() {
@@ -108,8 +109,14 @@ pub(super) fn build_settings(
     let model = overrides
         .model
         .clone()
+        .filter(|m| !m.trim().is_empty())
         .or_else(|| previous.map(|p| p.model.clone()))
-        .unwrap_or_else(|| config.model.clone());
+        .or_else(|| config.model.clone())
+        .unwrap_or_else(|| catalog.default_slug());
+    let model_info = match previous {
+        Some(p) if p.model == model => p.model_info.clone(),
+        _ => catalog.resolve(&model),
+    };
     let approval = match &overrides.approval_policy {
         Some(value) => parse_approval(value)?,
         None => previous.map_or(config.approval_policy, |p| p.approval),
@@ -125,14 +132,14 @@ pub(super) fn build_settings(
             }
         },
     };
-    let effort = previous.and_then(|p| p.effort.clone()).or_else(|| {
-        crate::prompt::is_reasoning_model(&model).then(|| config.model_reasoning_effort.clone())
-    });
+    let effort = previous
+        .and_then(|p| p.effort.clone())
+        .or_else(|| config.model_reasoning_effort.clone());
     Ok(Settings {
-        summary: previous.map_or_else(
-            || config.model_reasoning_summary.clone(),
-            |p| p.summary.clone(),
-        ),
+        summary: previous
+            .and_then(|p| p.summary.clone())
+            .or_else(|| config.model_reasoning_summary.clone()),
+        model_info,
         base_instructions: overrides
             .base_instructions
             .clone()

@@ -84,19 +84,21 @@ impl Server {
             if let Some(policy) = &params.sandbox_policy {
                 settings.sandbox = policy.0.clone();
             }
-            if let Some(model) = &params.model {
-                settings.model = model.clone();
+            if let Some(model) = params.model.as_deref().filter(|m| !m.trim().is_empty()) {
+                // Resolved against the freshest catalog by the turn thread (which may wait).
+                settings.model = model.to_string();
             }
             if let Some(effort) = &params.effort {
                 settings.effort = Some(effort.clone());
             }
             if let Some(summary) = &params.summary {
-                settings.summary = summary.clone();
+                settings.summary = Some(summary.clone());
             }
             state.active = Some(handle.clone());
             state.settings.config.clone()
         };
         let client = self.model_client(&config);
+        let catalog = self.catalog_access(&config);
         let turn = Turn {
             id: turn_id.clone(),
             items: Vec::new(),
@@ -112,6 +114,7 @@ impl Server {
             client,
             input: params.input,
             tool_env: self.tool_env.clone(),
+            catalog,
             output_schema: params.output_schema.filter(|s| !s.is_null()),
         };
         self.report_unhonoured(&shared);

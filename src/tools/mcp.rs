@@ -12,7 +12,7 @@ use crossbeam_channel::{bounded, select};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::{CallResult, MODEL_OUTPUT_CAP_BYTES, ToolCall, cap_text};
+use super::{CallResult, ToolCall};
 use crate::config::ApprovalPolicy;
 use crate::mcp::OfferedTool;
 use crate::mcp::client::{CallContext, McpError, progress_channel, secs};
@@ -106,7 +106,10 @@ pub fn run(turn: &mut TurnRunner, call: &ToolCall, tool: &OfferedTool) -> CallRe
     }
     let outcome = call_tool(turn, tool, &call.call_id, arguments);
     let (output, cancelled) = match &outcome {
-        Outcome::Done(result) => (model_output(call, result), false),
+        Outcome::Done(result) => {
+            let model = turn.tools().settings.model_info.clone();
+            (model_output(call, result, &model), false)
+        }
         Outcome::Failed(message) => (call.output_item(message), false),
         Outcome::Interrupted => (call.output_item("aborted: the turn was interrupted"), true),
     };
@@ -395,8 +398,8 @@ fn content_text(result: &Value) -> String {
 
 /// What the model gets back: the content parts in order (text as text, images as input images,
 /// resources by their text or link), `isError` marked; structured content when there is no
-/// other content. Text is capped like other tool output.
-fn model_output(call: &ToolCall, result: &Value) -> Value {
+/// other content. Text is bounded by the model's truncation policy like other tool output.
+fn model_output(call: &ToolCall, result: &Value, model: &crate::models::ModelInfo) -> Value {
     let mut texts: Vec<String> = Vec::new();
     let mut images: Vec<String> = Vec::new();
     let parts = result
@@ -441,7 +444,7 @@ fn model_output(call: &ToolCall, result: &Value) -> Value {
     if result.get("isError").and_then(Value::as_bool) == Some(true) {
         text = format!("error: {text}");
     }
-    let text = cap_text(&text, MODEL_OUTPUT_CAP_BYTES);
+    let text = super::output::truncate_for_model(&text, model);
     if images.is_empty() {
         return call.output_item(&text);
     }
@@ -496,7 +499,7 @@ mod tests {
             ),
         ];
         for (result, want) in cases {
-            let out = model_output(&call(), &result);
+            let out = model_output(&call(), &result, &crate::models::ModelInfo::fallback("m"));
             assert_eq!(out["call_id"], "c1");
             assert_eq!(out["type"], "function_call_output");
             assert_eq!(out["output"], want, "{result}");

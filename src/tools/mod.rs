@@ -9,9 +9,11 @@
 
 pub mod dynamic;
 pub mod mcp;
+pub mod output;
 mod patch;
 mod plan;
 mod shell;
+pub mod specs;
 pub mod unified_exec;
 mod view_image;
 pub mod web_search;
@@ -38,10 +40,9 @@ use crate::turn::TurnRunner;
 
 /// Commands run this long at most unless the model asks for another timeout.
 pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
-/// Output kept per command (head and tail) for the item and for deltas' accounting.
+/// Output kept per command (head and tail) for the item and for deltas' accounting. What the
+/// model reads is bounded further by the catalog's truncation policy (`output.rs`).
 const COMMAND_OUTPUT_CAP_BYTES: usize = 256 * 1024;
-/// Output of one tool call sent back to the model (head and tail kept).
-pub const MODEL_OUTPUT_CAP_BYTES: usize = 16 * 1024;
 
 /// What commands run with, fixed for the server's lifetime.
 pub struct ToolEnv {
@@ -69,7 +70,8 @@ pub struct ToolCall {
 }
 
 impl ToolCall {
-    /// The call in a finished output item, if it is one.
+    /// The call in a finished output item, if it is one. A name the Responses Lite shape
+    /// qualified with its tool namespace (`functions.x`) is read as `x`.
     pub fn from_item(item: &Value) -> Option<Self> {
         let kind = item.get("type")?.as_str()?;
         let field = match kind {
@@ -77,9 +79,12 @@ impl ToolCall {
             "custom_tool_call" => "input",
             _ => return None,
         };
+        let name = item.get("name")?.as_str()?;
+        let lite_prefix = format!("{}.", crate::prompt::LITE_TOOL_NAMESPACE);
+        let name = name.strip_prefix(&lite_prefix).unwrap_or(name);
         Some(Self {
             call_id: item.get("call_id")?.as_str()?.to_string(),
-            name: item.get("name")?.as_str()?.to_string(),
+            name: name.to_string(),
             payload: item
                 .get(field)
                 .and_then(Value::as_str)
@@ -131,8 +136,25 @@ impl Tools {
     }
 }
 
-#[derive(Deserialize)]
+/// A command call from either shell tool, once read.
 struct ShellArgs {
+    /// The argv to run.
+    command: Vec<String>,
+    workdir: Option<String>,
+    timeout_ms: Option<u64>,
+    /// The model asked to run outside the sandbox.
+    escalate: bool,
+    justification: Option<String>,
+    /// Which tool it came from: `shell_command` output is plain text, `shell` output JSON.
+    is_shell_command: bool,
+}
+
+/// `sandbox_permissions` of a command call.
+const REQUIRE_ESCALATED: &str = "require_escalated";
+
+/// The argv `shell` tool's arguments.
+#[derive(Deserialize)]
+struct ArgvShellArgs {
     command: Vec<String>,
     #[serde(default)]
     workdir: Option<String>,
@@ -141,7 +163,76 @@ struct ShellArgs {
     #[serde(default)]
     with_escalated_permissions: Option<bool>,
     #[serde(default)]
+    sandbox_permissions: Option<String>,
+    #[serde(default)]
     justification: Option<String>,
+}
+
+/// The `shell_command` tool's arguments.
+#[derive(Deserialize)]
+struct ShellCommandArgs {
+    command: String,
+    #[serde(default)]
+    workdir: Option<String>,
+    #[serde(default)]
+    timeout_ms: Option<u64>,
+    #[serde(default)]
+    login: Option<bool>,
+    #[serde(default)]
+    sandbox_permissions: Option<String>,
+    #[serde(default)]
+    with_escalated_permissions: Option<bool>,
+    #[serde(default)]
+    justification: Option<String>,
+}
+
+/// Escalation is asked either way: `sandbox_permissions: "require_escalated"` (current) or
+/// `with_escalated_permissions: true` (older models).
+fn wants_escalation(permissions: Option<&str>, legacy: Option<bool>) -> bool {
+    permissions == Some(REQUIRE_ESCALATED) || legacy == Some(true)
+}
+
+impl ShellArgs {
+    fn parse(call: &ToolCall) -> Result<Self, String> {
+        let bad = |e: serde_json::Error| format!("failed to parse function arguments: {e}");
+        if call.name == "shell_command" {
+            let args: ShellCommandArgs = serde_json::from_str(&call.payload).map_err(bad)?;
+            if args.command.trim().is_empty() {
+                return Err("command must not be empty".to_string());
+            }
+            let flag = if args.login.unwrap_or(true) {
+                "-lc"
+            } else {
+                "-c"
+            };
+            return Ok(Self {
+                command: vec![shell::user_shell(), flag.to_string(), args.command],
+                workdir: args.workdir,
+                timeout_ms: args.timeout_ms,
+                escalate: wants_escalation(
+                    args.sandbox_permissions.as_deref(),
+                    args.with_escalated_permissions,
+                ),
+                justification: args.justification,
+                is_shell_command: true,
+            });
+        }
+        let args: ArgvShellArgs = serde_json::from_str(&call.payload).map_err(bad)?;
+        if args.command.is_empty() {
+            return Err("command must not be empty".to_string());
+        }
+        Ok(Self {
+            command: args.command,
+            workdir: args.workdir,
+            timeout_ms: args.timeout_ms,
+            escalate: wants_escalation(
+                args.sandbox_permissions.as_deref(),
+                args.with_escalated_permissions,
+            ),
+            justification: args.justification,
+            is_shell_command: false,
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -166,14 +257,11 @@ pub fn run_call(turn: &mut TurnRunner, call: &ToolCall) -> CallResult {
     };
     let cwd = turn.tools().settings.cwd.clone();
     match (call.name.as_str(), call.is_custom) {
-        ("shell", false) => {
-            let args: ShellArgs = match serde_json::from_str(&call.payload) {
+        ("shell" | "shell_command", false) => {
+            let args = match ShellArgs::parse(call) {
                 Ok(args) => args,
-                Err(e) => return plain(format!("failed to parse function arguments: {e}")),
+                Err(message) => return plain(message),
             };
-            if args.command.is_empty() {
-                return plain("command must not be empty".to_string());
-            }
             let workdir = resolve_dir(&cwd, args.workdir.as_deref());
             if let Some(found) = apply_patch::parse_shell_invocation(&args.command) {
                 let dir = resolve_dir(&workdir, found.cd.as_deref());
@@ -220,12 +308,11 @@ pub struct ModelCaps {
 }
 
 impl ModelCaps {
-    /// The capabilities of `model`. Until the catalog says otherwise, every model takes images
-    /// and uses the classic shape.
-    pub fn of(_model: &str) -> Self {
+    /// The capabilities of `model` as the catalog describes it.
+    pub fn of(model: &crate::models::ModelInfo) -> Self {
         Self {
-            images: true,
-            lite: false,
+            images: model.accepts_images(),
+            lite: model.uses_responses_lite(),
         }
     }
 }
@@ -515,28 +602,6 @@ fn execute(
     result
 }
 
-/// Keeps the head and tail of `text` within `cap` bytes, marking what was left out.
-pub fn cap_text(text: &str, cap: usize) -> String {
-    if text.len() <= cap {
-        return text.to_string();
-    }
-    let half = cap / 2;
-    let mut head_end = half;
-    while !text.is_char_boundary(head_end) {
-        head_end -= 1;
-    }
-    let mut tail_start = text.len() - half;
-    while !text.is_char_boundary(tail_start) {
-        tail_start += 1;
-    }
-    format!(
-        "{}\n[... {} bytes omitted ...]\n{}",
-        &text[..head_end],
-        tail_start - head_end,
-        &text[tail_start..]
-    )
-}
-
 /// Turns byte chunks into text without splitting UTF-8 sequences across chunks (invalid bytes
 /// become U+FFFD).
 #[derive(Default)]
@@ -607,14 +672,5 @@ mod tests {
         }
         let mut d = Utf8Chunks::default();
         assert_eq!(d.push(b"a\xffb"), "a\u{fffd}b");
-    }
-
-    #[test]
-    fn caps_keep_head_and_tail() {
-        let text = "é".repeat(100);
-        let capped = cap_text(&text, 51);
-        assert!(capped.contains("bytes omitted"), "{capped}");
-        assert!(capped.len() < text.len());
-        assert_eq!(cap_text("short", 10), "short");
     }
 }

@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use super::{
-    CallResult, DEFAULT_COMMAND_TIMEOUT, Decision, MODEL_OUTPUT_CAP_BYTES, ToolCall, Tools, ask,
-    cap_text, declined, execute,
+    CallResult, DEFAULT_COMMAND_TIMEOUT, Decision, ToolCall, Tools, ask, declined, execute,
 };
 use crate::apply_patch::{self, ChangeKind, FileChange};
 use crate::config::ApprovalPolicy;
@@ -141,7 +140,10 @@ pub(super) fn run_patch(
         },
     );
     CallResult {
-        output: call.output_item(&cap_text(&text, MODEL_OUTPUT_CAP_BYTES)),
+        output: call.output_item(&super::output::truncate_for_model(
+            &text,
+            &turn.tools().settings.model_info,
+        )),
         cancelled: false,
     }
 }

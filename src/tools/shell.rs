@@ -1,15 +1,19 @@
-//! The `shell` tool: a `commandExecution` item run to completion under the approval rules of
-//! `mod.rs` (shared with unified exec), and the read-only commands the `untrusted` policy runs
-//! without asking.
+//! The shell tools (models.md §4): their definitions — `shell_command` (one command string
+//! run by the user's shell; what current models are tuned to) and the argv `shell` (older and
+//! unknown models) — and running a call: a `commandExecution` item run to completion under the
+//! approval rules of `mod.rs` (shared with unified exec; escalation through
+//! `sandbox_permissions: "require_escalated"` or the older `with_escalated_permissions`), the
+//! read-only commands the `untrusted` policy runs without asking, and the output the model
+//! reads (bounded by the catalog's truncation policy).
 
 use std::path::Path;
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{
-    CallResult, DEFAULT_COMMAND_TIMEOUT, Decision, MODEL_OUTPUT_CAP_BYTES, ShellArgs, ToolCall,
-    approve_command, ask_unsandboxed_retry, cap_text, execute,
+    CallResult, DEFAULT_COMMAND_TIMEOUT, Decision, ShellArgs, ToolCall, approve_command,
+    ask_unsandboxed_retry, execute,
 };
 use crate::exec::ExecOutput;
 use crate::protocol::{ItemStatus, ThreadItem};
@@ -34,7 +38,7 @@ pub(super) fn run_shell(
         process_id: None,
         source: crate::protocol::CommandSource::Agent,
     };
-    let escalate_requested = args.with_escalated_permissions.unwrap_or(false);
+    let escalate_requested = args.escalate;
     let approved = match approve_command(
         turn,
         call,
@@ -86,7 +90,7 @@ pub(super) fn run_shell(
                 );
             }
             Some(Decision::Cancel) => {
-                complete_command(turn, &mut item, &outcome);
+                complete_command(turn, &mut item, &outcome, args.is_shell_command);
                 return CallResult {
                     output: call.output_item("aborted by user"),
                     cancelled: true,
@@ -95,20 +99,24 @@ pub(super) fn run_shell(
             Some(Decision::Decline) | None => {}
         }
     }
-    let model_output = complete_command(turn, &mut item, &outcome);
+    let model_output = complete_command(turn, &mut item, &outcome, args.is_shell_command);
     CallResult {
         output: call.output_item(&model_output),
         cancelled: false,
     }
 }
 
-/// Completes the command item from the outcome; returns the text for the model.
+/// Completes the command item from the outcome; returns the text for the model: the
+/// `Exit code` / `Wall time` / `Output` text for `shell_command`, the JSON `{output, metadata}`
+/// of the argv `shell` tool otherwise, the output bounded by the catalog's policy either way.
 fn complete_command(
     turn: &mut TurnRunner,
     item: &mut ThreadItem,
     outcome: &anyhow::Result<ExecOutput>,
+    is_shell_command: bool,
 ) -> String {
     let interrupted = turn.handle.is_interrupted();
+    let model = turn.tools().settings.model_info.clone();
     let (model_text, new_status, code, output, duration) = match outcome {
         Ok(out) => {
             let code = out
@@ -123,16 +131,21 @@ fn complete_command(
             } else if interrupted {
                 text.push_str("\ncommand interrupted by the user");
             }
-            let payload = json!({
-                "output": cap_text(&text, MODEL_OUTPUT_CAP_BYTES),
-                "metadata": {"exit_code": code, "duration_seconds": (out.duration.as_secs_f64() * 10.0).round() / 10.0},
-            });
+            let payload = if is_shell_command {
+                super::output::format_command_output(code, out.duration, &text, &model)
+            } else {
+                json!({
+                    "output": super::output::truncate_for_model(&text, &model),
+                    "metadata": {"exit_code": code, "duration_seconds": (out.duration.as_secs_f64() * 10.0).round() / 10.0},
+                })
+                .to_string()
+            };
             let status = if code == 0 {
                 ItemStatus::Completed
             } else {
                 ItemStatus::Failed
             };
-            (payload.to_string(), status, Some(code), text, out.duration)
+            (payload, status, Some(code), text, out.duration)
         }
         Err(e) => {
             let text = format!("failed to run command: {e:#}");
@@ -154,6 +167,93 @@ fn complete_command(
     }
     turn.item_completed(item.clone());
     model_text
+}
+
+/// The `shell_command` function tool: one command string run by the user's shell.
+pub fn shell_command_spec() -> Value {
+    json!({
+        "type": "function",
+        "name": "shell_command",
+        "description": "Runs a shell command and returns its exit code, wall time and output. The command is a script for the user's shell, run in the working directory unless `workdir` says otherwise, inside the session's sandbox. To run a command outside the sandbox, set `sandbox_permissions` to \"require_escalated\" with a one-sentence `justification`; the user decides. Long output is truncated in the middle.",
+        "strict": false,
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "command": {"type": "string", "description": "The shell script to run."},
+                "workdir": {"type": "string", "description": "Working directory; defaults to the session's."},
+                "timeout_ms": {"type": "number", "description": "Stop the command after this many milliseconds (default 120000)."},
+                "login": {"type": "boolean", "description": "Run the shell as a login shell (default true)."},
+                "sandbox_permissions": {"type": "string", "enum": ["use_default", "require_escalated"], "description": "`require_escalated` asks the user to run this command outside the sandbox; default `use_default`."},
+                "justification": {"type": "string", "description": "Why the command needs to run outside the sandbox; shown to the user."}
+            },
+            "required": ["command"],
+            "additionalProperties": false
+        }
+    })
+}
+
+/// The argv `shell` function tool (models the catalog does not tune to `shell_command`).
+pub fn shell_spec() -> Value {
+    json!({
+        "type": "function",
+        "name": "shell",
+        "description": "Runs a command and returns its output. Give the program and its arguments as an array, e.g. [\"bash\", \"-lc\", \"cargo test\"]. Commands run in the sandbox of the session; set sandbox_permissions to \"require_escalated\" (with a justification) to ask the user to run one outside it.",
+        "strict": false,
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "command": {"type": "array", "items": {"type": "string"}, "description": "The program and its arguments."},
+                "workdir": {"type": "string", "description": "Working directory; defaults to the session's."},
+                "timeout_ms": {"type": "number", "description": "Kill the command after this many milliseconds."},
+                "sandbox_permissions": {"type": "string", "enum": ["use_default", "require_escalated"], "description": "`require_escalated` asks to run outside the sandbox."},
+                "with_escalated_permissions": {"type": "boolean", "description": "Older spelling of sandbox_permissions: \"require_escalated\"."},
+                "justification": {"type": "string", "description": "Why escalation is needed; shown to the user."}
+            },
+            "required": ["command"],
+            "additionalProperties": false
+        }
+    })
+}
+
+/// The user's login shell (from the password database), used to run `shell_command`
+/// scripts; `/bin/sh` when it cannot be read or is not a usable program.
+#[cfg(unix)]
+pub fn user_shell() -> String {
+    let mut buf = vec![0 as libc::c_char; 4096];
+    // SAFETY: `pwd` and `buf` are caller-owned and live across the call; `result` is set to
+    // null or to `&pwd`, whose string fields point into `buf`.
+    let shell = unsafe {
+        let mut pwd: libc::passwd = std::mem::zeroed();
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        let rc = libc::getpwuid_r(
+            libc::getuid(),
+            &mut pwd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        );
+        if rc != 0 || result.is_null() || pwd.pw_shell.is_null() {
+            None
+        } else {
+            std::ffi::CStr::from_ptr(pwd.pw_shell)
+                .to_str()
+                .ok()
+                .map(str::to_string)
+        }
+    };
+    shell
+        .filter(|path| {
+            let name = path.rsplit('/').next().unwrap_or_default();
+            // Accounts whose shell refuses logins cannot run anything.
+            !matches!(name, "nologin" | "false" | "") && Path::new(path).is_file()
+        })
+        .unwrap_or_else(|| "/bin/sh".to_string())
+}
+
+/// The shell that runs `shell_command` scripts where there is no password database.
+#[cfg(not(unix))]
+pub fn user_shell() -> String {
+    "sh".to_string()
 }
 
 /// The command as one display string, quoting words that need it.

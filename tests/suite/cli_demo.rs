@@ -44,7 +44,9 @@ fn the_demo_shows_a_complete_turn_offline() {
         "← account/chatgptAuthTokens/refresh",
         "fresh tokens",
         "thinking: ",
-        "command: sh -c 'cat greeting.txt",
+        // The catalog's default model takes `shell_command`: the user's shell runs the script.
+        "command: ",
+        "-lc 'cat greeting.txt",
         "Hello, world",
         "Permission denied",
         "patch completed: update ",

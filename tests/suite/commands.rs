@@ -178,6 +178,8 @@ fn exec_errors() {
 
 #[test]
 fn model_list_has_one_default_and_pages() {
+    // Not logged in: the bundled catalog. The default is its top-priority model, whatever the
+    // configuration names (a configured model the catalog does not know is not listed).
     let mut server = AppServer::builder().config("model=my-custom-model").spawn();
     server.initialize();
     let all = server.call("model/list", json!({})).unwrap();
@@ -185,8 +187,10 @@ fn model_list_has_one_default_and_pages() {
     assert!(data.len() >= 5);
     let defaults: Vec<&Value> = data.iter().filter(|m| m["isDefault"] == true).collect();
     assert_eq!(defaults.len(), 1);
-    assert_eq!(defaults[0]["id"], "my-custom-model");
-    assert!(data.iter().any(|m| m["id"] == "gpt-5.1-codex"));
+    assert_eq!(defaults[0]["id"], "gpt-6.1-sol");
+    assert_eq!(data[0]["id"], "gpt-6.1-sol", "priority order");
+    assert!(data.iter().any(|m| m["id"] == "gpt-5.5"));
+    assert!(!data.iter().any(|m| m["id"] == "my-custom-model"));
     assert_eq!(all["nextCursor"], Value::Null);
     let mut seen = Vec::new();
     let mut cursor = Value::Null;

@@ -2,6 +2,7 @@
 
 mod apply_patch;
 mod auth;
+mod catalog_requests;
 mod cli;
 mod cli_demo;
 mod cli_exec;

@@ -14,12 +14,17 @@ fn handshake_reports_identity_and_platform() {
     let mut server = AppServer::builder().spawn();
     let result = server.initialize();
     let user_agent = result["userAgent"].as_str().unwrap();
+    // The Codex version we implement first (backends and SDKs read it), ours last.
     assert!(
-        user_agent.starts_with("codex_lite_tests/0.1.0 ("),
+        user_agent.starts_with("codex_lite_tests/0.169.0 ("),
         "{user_agent}"
     );
     assert!(
-        user_agent.ends_with(&format!("; {})", std::env::consts::ARCH)),
+        user_agent.ends_with(&format!(
+            "; {}) codex-lite/{}",
+            std::env::consts::ARCH,
+            env!("CARGO_PKG_VERSION")
+        )),
         "{user_agent}"
     );
     assert_eq!(
@@ -30,7 +35,7 @@ fn handshake_reports_identity_and_platform() {
     assert_eq!(result["platformOs"], std::env::consts::OS);
     assert_eq!(
         result["serverInfo"],
-        json!({"name": "codex-lite", "version": "0.1.0"})
+        json!({"name": "codex-lite", "version": "0.169.0"})
     );
 }
 

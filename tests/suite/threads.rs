@@ -179,11 +179,24 @@ fn start_returns_the_thread_then_announces_it() {
     let (before_s, before_ms) = unix_now();
     let id = server.request("thread/start", json!({"cwd": cwd.path()}));
     let response = server.read_message(DEFAULT_TIMEOUT).expect("response");
+    // `mock-model` is not in the catalog: one warning, right after the answer.
+    let warning = server.read_message(DEFAULT_TIMEOUT).expect("warning");
     let started = server
         .read_message(DEFAULT_TIMEOUT)
         .expect("thread/started");
     let (after_s, after_ms) = unix_now();
     assert_eq!(response["id"], id, "the response comes first: {response}");
+    assert_eq!(warning["method"], "warning");
+    assert_eq!(
+        warning["params"]["threadId"],
+        response["result"]["thread"]["id"]
+    );
+    assert!(
+        warning["params"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("`mock-model`")
+    );
     assert_eq!(started["method"], "thread/started");
     let result = &response["result"];
     let thread = &result["thread"];

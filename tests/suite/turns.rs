@@ -155,19 +155,26 @@ fn plain_text_turn_in_reference_order() {
     let request = &requests[0];
     assert_eq!(request.header("authorization"), Some("Bearer test-key"));
     assert_eq!(request.header("originator"), Some("codex_lite_tests"));
-    assert_eq!(request.header("session_id"), Some(thread_id.as_str()));
+    for name in ["session-id", "thread-id", "x-client-request-id"] {
+        assert_eq!(request.header(name), Some(thread_id.as_str()), "{name}");
+    }
+    assert_eq!(request.header("version"), Some("0.169.0"));
     assert!(
         request
             .header("user-agent")
             .unwrap()
-            .starts_with("codex_lite_tests/")
+            .starts_with("codex_lite_tests/0.169.0 ")
     );
     let body = request.json();
     assert_eq!(body["model"], "mock-model");
     assert_eq!(body["stream"], true);
     assert_eq!(body["store"], false);
     assert_eq!(body["prompt_cache_key"], thread_id.as_str());
-    assert!(body.get("reasoning").is_none());
+    // `mock-model` is not in the catalog: fallback metadata, reasoning on (models.md §2).
+    assert_eq!(body["reasoning"], json!({"summary": "auto"}));
+    assert_eq!(body["include"], json!(["reasoning.encrypted_content"]));
+    assert_eq!(body["parallel_tool_calls"], false);
+    assert!(!body["instructions"].as_str().unwrap().is_empty());
     let input = body["input"].as_array().unwrap();
     assert_eq!(input[0]["role"], "developer");
     assert!(
@@ -222,7 +229,9 @@ fn reasoning_summary_deltas_and_encrypted_reasoning_in_the_next_request() {
     ]));
     mock.push(text_reply("r2", "msg_2", &["again"]));
     let mut server = server_for(&mock);
-    let thread_id = start_thread(&mut server, json!({"model": "gpt-5-codex"}));
+    // A classic (non-Lite) model of the catalog: effort from the catalog, no summary because
+    // its default summary is `none`, freeform apply_patch, parallel tool calls.
+    let thread_id = start_thread(&mut server, json!({"model": "gpt-5.5"}));
     start_turn(&mut server, &thread_id, "first");
     let messages = finish_turn(&mut server);
     let deltas: Vec<&Value> = messages
@@ -235,17 +244,19 @@ fn reasoning_summary_deltas_and_encrypted_reasoning_in_the_next_request() {
     let reasoning = item_of(&messages, "item/completed", "reasoning");
     assert_eq!(reasoning[0]["summary"], json!(["Thinking"]));
     let body = mock.requests_to("/v1/responses")[0].json();
-    assert_eq!(
-        body["reasoning"],
-        json!({"effort": "medium", "summary": "auto"})
-    );
+    assert_eq!(body["reasoning"], json!({"effort": "medium"}));
     assert_eq!(body["include"], json!(["reasoning.encrypted_content"]));
+    assert_eq!(body["parallel_tool_calls"], true);
+    assert_eq!(body["text"], json!({"verbosity": "low"}));
     let freeform = body["tools"]
         .as_array()
         .unwrap()
         .iter()
         .any(|t| t["type"] == "custom" && t["name"] == "apply_patch");
-    assert!(freeform, "gpt-5 models get the freeform apply_patch tool");
+    assert!(
+        freeform,
+        "the catalog gives gpt-5.5 the freeform apply_patch tool"
+    );
 
     start_turn(&mut server, &thread_id, "second");
     finish_turn(&mut server);
