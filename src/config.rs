@@ -34,6 +34,7 @@ const KNOWN_KEYS: &[(&str, Option<&[&str]>)] = &[
     ("approval_policy", None),
     ("sandbox_mode", None),
     ("sandbox_workspace_write", None),
+    ("sandbox_linux", Some(&["allow_without_namespaces"])),
     ("chatgpt_base_url", None),
     ("openai_base_url", None),
     ("forced_chatgpt_workspace_id", None),
@@ -183,6 +184,16 @@ pub struct SandboxWorkspaceWrite {
     pub exclude_slash_tmp: bool,
 }
 
+/// The `[sandbox_linux]` table: options of the Linux sandbox helper.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(default)]
+pub struct SandboxLinux {
+    /// Run sandboxed commands with Landlock and seccomp only when the kernel refuses the helper
+    /// its namespaces, instead of refusing to run them (default false; the helper prints what is
+    /// then unprotected every time).
+    pub allow_without_namespaces: bool,
+}
+
 /// Which login methods are allowed (`forced_login_method`; default: both).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -261,6 +272,8 @@ struct ConfigToml {
     sandbox_mode: Option<SandboxMode>,
     #[serde(default)]
     sandbox_workspace_write: SandboxWorkspaceWrite,
+    #[serde(default)]
+    sandbox_linux: SandboxLinux,
     chatgpt_base_url: Option<String>,
     openai_base_url: Option<String>,
     forced_chatgpt_workspace_id: Option<OneOrMany>,
@@ -306,6 +319,8 @@ pub struct Config {
     pub sandbox_mode: SandboxMode,
     /// Options of the workspace-write sandbox.
     pub sandbox_workspace_write: SandboxWorkspaceWrite,
+    /// Options of the Linux sandbox helper.
+    pub sandbox_linux: SandboxLinux,
     /// ChatGPT backend base (default `https://chatgpt.com/backend-api`).
     pub chatgpt_base_url: String,
     /// API-key base of the built-in provider (default `https://api.openai.com/v1`).
@@ -577,6 +592,7 @@ impl Config {
             approval_policy,
             sandbox_mode: typed.sandbox_mode.unwrap_or_default(),
             sandbox_workspace_write,
+            sandbox_linux: typed.sandbox_linux,
             chatgpt_base_url: trim_slash(typed.chatgpt_base_url, DEFAULT_CHATGPT_BASE_URL),
             openai_base_url: trim_slash(typed.openai_base_url, DEFAULT_OPENAI_BASE_URL),
             forced_chatgpt_workspace_id: typed.forced_chatgpt_workspace_id.map(|w| match w {

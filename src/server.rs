@@ -68,6 +68,7 @@ pub struct Server {
 
 /// Runs the app-server on stdin/stdout until stdin closes; returns the process exit code.
 pub fn run(config: Config) -> i32 {
+    crate::sandbox::configure(&config);
     let transport = match Transport::start(std::io::stdin(), std::io::stdout()) {
         Ok(t) => t,
         Err(e) => {

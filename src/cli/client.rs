@@ -121,6 +121,7 @@ impl AppServerChild {
             } else {
                 Stdio::inherit()
             });
+        crate::exec::shield_from_terminal_signals(&mut command);
         let mut child = command
             .spawn()
             .with_context(|| format!("starting {} app-server", spec.program.display()))?;

@@ -41,6 +41,14 @@ use capture::Capture;
 pub use env::Env;
 pub use sys::Terminal;
 
+/// Keeps a long-lived helper child (the `app-server` that `exec` and `demo` spawn) out of the
+/// terminal's Ctrl-C: it runs in its own process group, so the signal reaches only its parent,
+/// whose exit closes the child's stdin; the child then shuts down in order (interrupting turns
+/// and killing their commands) instead of dying mid-turn with commands left running.
+pub fn shield_from_terminal_signals(cmd: &mut Command) {
+    sys::own_process_group(cmd);
+}
+
 /// A reasonable `output_cap_bytes` when the caller has no opinion (1 MiB per buffer).
 pub const DEFAULT_OUTPUT_CAP_BYTES: usize = 1024 * 1024;
 

@@ -37,6 +37,12 @@ pub(super) fn prepare(cmd: &mut Command, on_terminal: bool) {
     }
 }
 
+/// Keeps a helper child out of the terminal's signals (see
+/// `exec::shield_from_terminal_signals`): it leads its own process group.
+pub(super) fn own_process_group(cmd: &mut Command) {
+    cmd.process_group(0);
+}
+
 /// Makes `cmd` run on a new pseudo-terminal of `size` (`pty.rs`).
 pub(super) fn open_terminal(size: TerminalSize, cmd: &mut Command) -> std::io::Result<Terminal> {
     super::pty::open(size)?.attach(cmd)

@@ -39,6 +39,8 @@ const OUTPUT_QUEUE: usize = 16;
 const CREATE_SUSPENDED: u32 = 0x0000_0004;
 /// No console window for console programs when we have none (a GUI embedder spawned us).
 const CREATE_NO_WINDOW: u32 = 0x0800_0000;
+/// `CREATE_NEW_PROCESS_GROUP`: the child does not receive the console's Ctrl+C.
+const CREATE_NEW_PROCESS_GROUP: u32 = 0x0000_0200;
 const JOB_OBJECT_EXTENDED_LIMIT_INFORMATION_CLASS: i32 = 9;
 const JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE: u32 = 0x0000_2000;
 const PROCESS_QUERY_LIMITED_INFORMATION: u32 = 0x1000;
@@ -106,6 +108,11 @@ unsafe extern "system" {
 
 /// Creates the child suspended (it is resumed in [`Tree::attach`], once inside its job) and
 /// without a console window of its own.
+/// Keeps a helper child out of the console's Ctrl+C (see `exec::shield_from_terminal_signals`).
+pub(super) fn own_process_group(cmd: &mut Command) {
+    cmd.creation_flags(CREATE_NEW_PROCESS_GROUP);
+}
+
 pub(super) fn prepare(cmd: &mut Command, _on_terminal: bool) {
     cmd.creation_flags(CREATE_SUSPENDED | CREATE_NO_WINDOW);
 }

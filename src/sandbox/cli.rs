@@ -121,6 +121,7 @@ fn check_platform(platform: Platform) -> Result<(), SandboxError> {
 fn run(args: &CliArgs) -> anyhow::Result<i32> {
     use anyhow::Context;
     let config = crate::config::load(&args.overrides)?;
+    super::configure(&config);
     let mode = if args.full_auto {
         SandboxMode::WorkspaceWrite
     } else {

@@ -1,12 +1,14 @@
 //! The Landlock ruleset of the Linux helper (sandbox.md §2 step 4), through the `landlock` crate.
 //!
 //! Best effort up to the newest ABI the crate knows: every filesystem right the kernel handles is
-//! denied except read+execute beneath `/`, full access to `/dev/null` and beneath each writable
-//! root; TCP/UDP bind and connect are denied when the network is off (ABI 4+); signals and
-//! abstract unix sockets are scoped to the sandbox (ABI 6+). A kernel without Landlock is an error
-//! naming the missing kernel option, never an unsandboxed run. Carve-outs are not this module's
-//! business: Landlock cannot deny a subtree of an allowed tree, so `mounts.rs` makes them
-//! read-only.
+//! denied except read+execute beneath `/`, full access to `/dev/null`, to the harmless or private
+//! devices the caller names, and beneath each writable root; connecting to pathname unix sockets
+//! (ABI 9+) only beneath the writable roots when the network is off; TCP/UDP bind and connect are
+//! denied when the network is off (ABI 4+, UDP ABI 10+); signals and abstract unix sockets are
+//! scoped to the sandbox (ABI 6+). A kernel without Landlock is [`LandlockError::Unavailable`],
+//! naming the missing kernel option: the degraded mode refuses to run then; the namespace mode,
+//! whose mounts enforce the policy on their own, warns. Carve-outs are not this module's
+//! business: Landlock cannot deny a subtree of an allowed tree, so mounts make them read-only.
 
 use std::path::{Path, PathBuf};
 
@@ -27,10 +29,14 @@ pub(crate) enum LandlockError {
     Failed(String),
 }
 
-/// Restricts the calling thread (and everything it executes) to `writable_roots`, plus the
-/// network when `network` is false. Roots that do not exist are skipped: nothing can be written
-/// there anyway.
-pub(crate) fn restrict(writable_roots: &[PathBuf], network: bool) -> Result<(), LandlockError> {
+/// Restricts the calling thread (and everything it executes) to `writable_roots` and
+/// `devices`, plus the network when `network` is false. Paths that do not exist are skipped:
+/// nothing can be written there anyway.
+pub(crate) fn restrict(
+    writable_roots: &[PathBuf],
+    devices: &[PathBuf],
+    network: bool,
+) -> Result<(), LandlockError> {
     let failed = |what: &str, e: &dyn std::fmt::Display| {
         LandlockError::Failed(format!("landlock: {what}: {e}"))
     };
@@ -47,8 +53,12 @@ pub(crate) fn restrict(writable_roots: &[PathBuf], network: bool) -> Result<(), 
     let ruleset = ruleset
         .scope(Scope::from_all(NEWEST_ABI))
         .map_err(|e| failed("scoping signals and abstract sockets", &e))?;
-    // Connecting to a pathname unix socket is not a write; AF_UNIX stays usable as under seccomp.
-    let read = AccessFs::from_read(NEWEST_ABI) | AccessFs::ResolveUnix;
+    // With the network on, any pathname unix socket may be reached (local IPC is network too);
+    // with it off, only those beneath the writable roots (the command's own).
+    let mut read = AccessFs::from_read(NEWEST_ABI);
+    if network {
+        read |= AccessFs::ResolveUnix;
+    }
     let mut created = ruleset
         .create()
         .map_err(|e| failed("creating the ruleset", &e))?
@@ -58,7 +68,9 @@ pub(crate) fn restrict(writable_roots: &[PathBuf], network: bool) -> Result<(), 
         ))
         .map_err(|e| failed("allowing reads beneath /", &e))?;
     let dev_null = Path::new("/dev/null");
-    let writable = std::iter::once(dev_null).chain(writable_roots.iter().map(PathBuf::as_path));
+    let writable = std::iter::once(dev_null)
+        .chain(devices.iter().map(PathBuf::as_path))
+        .chain(writable_roots.iter().map(PathBuf::as_path));
     for path in writable {
         let Ok(meta) = std::fs::metadata(path) else {
             continue;

@@ -1,19 +1,31 @@
-//! The Linux helper behind argv[0] `codex-linux-sandbox` (sandbox.md §2): parse the CLI contract,
-//! confine this single-threaded process in the spec's order, then `execvp` the command.
+//! The Linux helper behind argv[0] `codex-linux-sandbox` (sandbox.md §2, hardening.md §1): parse
+//! the CLI contract, confine the command, run it.
 //!
 //! ```text
-//! codex-linux-sandbox --sandbox-policy-cwd <cwd> --sandbox-policy '<policy JSON>' -- <program> <args…>
+//! codex-linux-sandbox --sandbox-policy-cwd <cwd> --sandbox-policy '<policy JSON>'
+//!     [--codex-home <dir>] [--allow-without-namespaces] -- <program> <args…>
 //! ```
-//! Steps: `PR_SET_NO_NEW_PRIVS` (unless danger-full-access); read-only bind mounts of the
-//! carve-outs (when writes are restricted), then dropping the few root capabilities that could
-//! bypass them (`caps.rs`); the seccomp network filter (when the network is off); Landlock (when
-//! writes are restricted); `execvp`. Usage errors exit 2; setup failures print
-//! `codex-linux-sandbox: <reason>` and exit 125; a program that cannot be executed exits 127 (not
-//! found) or 126, like a shell. Building the helper's command line for a child is here too
-//! ([`helper_args`]); supervising that child is `crate::exec`.
+//! Under read-only and workspace-write the command runs in its own user, mount, PID, IPC, UTS,
+//! cgroup and (network off) network namespaces, in a read-only view of the filesystem with the
+//! writable roots bound read-write and the carve-outs read-only on top (`view.rs`, from the
+//! `plan.rs` paths), with no capabilities, `no_new_privs`, the seccomp filter (`seccomp.rs`) and
+//! Landlock (`landlock.rs`) as a second, independent layer; it dies with the server and takes
+//! every process it started with it (`namespaces.rs`). CODEX_HOME (`--codex-home`, else
+//! `$CODEX_HOME` or `~/.codex`) is read-only to it whatever the policy.
+//!
+//! When the kernel refuses the namespaces the helper fails closed, naming the fix; only with
+//! `--allow-without-namespaces` (`[sandbox_linux] allow_without_namespaces`) does it fall back to
+//! Landlock + seccomp + best-effort carve-out mounts, printing what is then unprotected every
+//! time. danger-full-access runs the command directly.
+//!
+//! Usage errors exit 2; setup failures print `codex-linux-sandbox: <reason>` and exit 125; a
+//! program that cannot be executed exits 127 (not found) or 126, like a shell. Otherwise the exit
+//! status is the command's, and a command killed by a signal kills the helper with the same
+//! signal. Building the helper's command line for a child is here too ([`helper_args`]);
+//! supervising that child is `crate::exec`.
 
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::SandboxPolicy;
 
@@ -26,10 +38,13 @@ pub const EXIT_SETUP_FAILED: i32 = 125;
 
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))] // only the Linux helper parses
 const USAGE: &str = "usage: codex-linux-sandbox --sandbox-policy-cwd <cwd> --sandbox-policy \
-                     '<policy JSON>' -- <program> [args...]";
+                     '<policy JSON>' [--codex-home <dir>] [--allow-without-namespaces] -- \
+                     <program> [args...]";
 
 /// The helper's arguments (after argv[0]) that run `command` confined by `policy`, whose
-/// workspace-write roots are computed against `policy_cwd`.
+/// workspace-write roots are computed against `policy_cwd`; with this process's sandbox settings
+/// ([`super::configure`]): the CODEX_HOME to keep read-only and whether the degraded mode is
+/// allowed.
 pub fn helper_args(policy: &SandboxPolicy, policy_cwd: &Path, command: &[String]) -> Vec<OsString> {
     // Serializing a plain enum of paths and booleans cannot fail; the fallback is the strictest.
     let json =
@@ -39,8 +54,15 @@ pub fn helper_args(policy: &SandboxPolicy, policy_cwd: &Path, command: &[String]
         policy_cwd.as_os_str().to_owned(),
         "--sandbox-policy".into(),
         json.into(),
-        "--".into(),
     ];
+    if let Some(home) = super::protected_codex_home() {
+        args.push("--codex-home".into());
+        args.push(home.as_os_str().to_owned());
+    }
+    if super::allows_without_namespaces() {
+        args.push("--allow-without-namespaces".into());
+    }
+    args.push("--".into());
     args.extend(command.iter().map(OsString::from));
     args
 }
@@ -65,8 +87,10 @@ pub fn helper_main(args: &[OsString]) -> i32 {
 #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 #[derive(Debug, PartialEq)]
 struct HelperArgs {
-    cwd: std::path::PathBuf,
+    cwd: PathBuf,
     policy: SandboxPolicy,
+    codex_home: Option<PathBuf>,
+    allow_without_namespaces: bool,
     command: Vec<OsString>,
 }
 
@@ -74,6 +98,8 @@ struct HelperArgs {
 fn parse_args(args: &[OsString]) -> Result<HelperArgs, String> {
     let mut cwd = None;
     let mut policy = None;
+    let mut codex_home = None;
+    let mut allow_without_namespaces = false;
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
         let text = arg.to_string_lossy();
@@ -89,13 +115,24 @@ fn parse_args(args: &[OsString]) -> Result<HelperArgs, String> {
         };
         match name.as_str() {
             "--" => break,
-            "--sandbox-policy-cwd" => cwd = Some(std::path::PathBuf::from(value(&name)?)),
+            "--sandbox-policy-cwd" => cwd = Some(PathBuf::from(value(&name)?)),
             "--sandbox-policy" => {
                 let json = value(&name)?;
                 let parsed = serde_json::from_str::<SandboxPolicy>(&json.to_string_lossy())
                     .map_err(|e| format!("invalid --sandbox-policy: {e}"))?;
                 policy = Some(parsed);
             }
+            "--codex-home" => {
+                let home = PathBuf::from(value(&name)?);
+                if !home.is_absolute() {
+                    return Err(format!(
+                        "--codex-home {} is not an absolute path",
+                        home.display()
+                    ));
+                }
+                codex_home = Some(home);
+            }
+            "--allow-without-namespaces" if inline.is_none() => allow_without_namespaces = true,
             _ => return Err(format!("unexpected argument `{text}`")),
         }
     }
@@ -114,8 +151,24 @@ fn parse_args(args: &[OsString]) -> Result<HelperArgs, String> {
     Ok(HelperArgs {
         cwd,
         policy,
+        codex_home,
+        allow_without_namespaces,
         command,
     })
+}
+
+/// `execvp(argv[0], argv)` with default `SIGPIPE` (Rust ignores it in its own processes, and an
+/// ignored signal would stay ignored in the command); returns only on failure.
+#[cfg(target_os = "linux")]
+pub(crate) fn execvp(argv: &[std::ffi::CString]) -> std::io::Error {
+    // SAFETY: restoring a default disposition has no preconditions.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    ptrs.push(std::ptr::null());
+    // SAFETY: `ptrs` is a NULL-terminated array of valid C strings that outlive the call;
+    // execvp only returns on failure.
+    unsafe { libc::execvp(ptrs[0], ptrs.as_ptr()) };
+    std::io::Error::last_os_error()
 }
 
 #[cfg(target_os = "linux")]
@@ -125,9 +178,11 @@ mod imp {
     use std::os::unix::ffi::OsStrExt;
     use std::path::PathBuf;
 
-    use super::{EXIT_SETUP_FAILED, EXIT_USAGE, HELPER_ARG0, USAGE, parse_args};
+    use super::{EXIT_SETUP_FAILED, EXIT_USAGE, HELPER_ARG0, HelperArgs, USAGE, parse_args};
     use crate::sandbox::landlock::{self, LandlockError};
-    use crate::sandbox::{caps, mounts, seccomp};
+    use crate::sandbox::namespaces::{self, Job, Unavailable};
+    use crate::sandbox::plan::Plan;
+    use crate::sandbox::{caps, mounts, placeholders, seccomp};
 
     pub(super) fn run(args: &[OsString]) -> i32 {
         let args = match parse_args(args) {
@@ -149,15 +204,41 @@ mod imp {
                 return EXIT_USAGE;
             }
         };
-        if let Err(reason) = confine(&args.policy, &args.cwd) {
-            eprintln!("{HELPER_ARG0}: {reason}");
-            return EXIT_SETUP_FAILED;
+        if args.policy.has_full_disk_write_access() {
+            return exec_failed(&argv, super::execvp(&argv));
         }
-        let err = execvp(&argv);
-        eprintln!(
-            "{HELPER_ARG0}: {}: {err}",
-            args.command[0].to_string_lossy()
-        );
+        let codex_home = args.codex_home.clone().or_else(codex_home_from_env);
+        let mut plan = Plan::new(&args.policy, &args.cwd, codex_home.as_deref());
+        let cwd = match std::env::current_dir() {
+            Ok(cwd) => cwd,
+            Err(e) => {
+                eprintln!("{HELPER_ARG0}: cannot read the working directory: {e}");
+                return EXIT_SETUP_FAILED;
+            }
+        };
+        let held = hold_placeholders(&mut plan);
+        let placeholders = held.paths();
+        let job = Job {
+            plan: &plan,
+            placeholders: &placeholders,
+            cwd: &cwd,
+            argv: &argv,
+        };
+        let result = namespaces::run(&job);
+        held.release();
+        match result {
+            Ok(Ok(code)) => code,
+            Ok(Err(signal)) => namespaces::die_of(signal),
+            Err(Unavailable(e)) if args.allow_without_namespaces => degraded(&args, &argv, &e),
+            Err(Unavailable(e)) => {
+                eprintln!("{HELPER_ARG0}: {}", unavailable_message(&e));
+                EXIT_SETUP_FAILED
+            }
+        }
+    }
+
+    fn exec_failed(argv: &[CString], err: io::Error) -> i32 {
+        eprintln!("{HELPER_ARG0}: {}: {err}", argv[0].to_string_lossy());
         if err.kind() == io::ErrorKind::NotFound {
             127
         } else {
@@ -165,14 +246,83 @@ mod imp {
         }
     }
 
-    /// Steps 1–4 of sandbox.md §2, in order.
-    fn confine(
-        policy: &crate::sandbox::SandboxPolicy,
-        cwd: &std::path::Path,
-    ) -> Result<(), String> {
-        if policy.has_full_disk_write_access() {
-            return Ok(());
+    /// `$CODEX_HOME`, else `~/.codex`, when it exists (a helper started by hand).
+    fn codex_home_from_env() -> Option<PathBuf> {
+        let home = std::env::var_os("CODEX_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".codex")))?;
+        std::fs::canonicalize(home).ok().filter(|h| h.is_dir())
+    }
+
+    /// Creates or joins the placeholders of `plan.absent`; what exists for real by now becomes an
+    /// ordinary carve-out, and what can be neither (a read-only parent) cannot be created by the
+    /// command either.
+    fn hold_placeholders(plan: &mut Plan) -> placeholders::Held {
+        let held = placeholders::acquire(&plan.absent);
+        let paths = held.paths();
+        for path in &plan.absent {
+            if !paths.contains(path) && std::fs::symlink_metadata(path).is_ok() {
+                plan.read_only.push(path.clone());
+            }
         }
+        held
+    }
+
+    /// The fail-closed message: what refused the namespaces and how to fix it.
+    fn unavailable_message(err: &io::Error) -> String {
+        let read = |path: &str| std::fs::read_to_string(path).map(|s| s.trim().to_string());
+        let mut causes = Vec::new();
+        if read("/proc/sys/user/max_user_namespaces").is_ok_and(|v| v == "0") {
+            causes.push("user.max_user_namespaces is 0 (sysctl -w user.max_user_namespaces=15000)");
+        }
+        if read("/proc/sys/kernel/unprivileged_userns_clone").is_ok_and(|v| v == "0") {
+            causes.push(
+                "unprivileged user namespaces are disabled (sysctl -w \
+                 kernel.unprivileged_userns_clone=1)",
+            );
+        }
+        if read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").is_ok_and(|v| v == "1") {
+            causes.push(
+                "AppArmor restricts unprivileged user namespaces (sysctl -w \
+                 kernel.apparmor_restrict_unprivileged_userns=0, or an AppArmor profile allowing \
+                 userns for this binary)",
+            );
+        }
+        if causes.is_empty() {
+            causes.push(
+                "a container runtime or seccomp policy forbids them (e.g. Docker's default \
+                 profile: run the container with --cap-add SYS_ADMIN or a seccomp profile that \
+                 allows clone with namespace flags)",
+            );
+        }
+        format!(
+            "cannot create the sandbox's user, mount, PID and network namespaces ({err}): {}. \
+             Fix that, or accept a weaker sandbox (Landlock and seccomp only) with \
+             `-c sandbox_linux.allow_without_namespaces=true`; refusing to run the command \
+             unsandboxed",
+            causes.join("; ")
+        )
+    }
+
+    /// The degraded mode: Landlock, seccomp and best-effort carve-out mounts, loudly.
+    fn degraded(args: &HelperArgs, argv: &[CString], why: &io::Error) -> i32 {
+        eprintln!(
+            "{HELPER_ARG0}: warning: no namespaces ({why}); running with Landlock and seccomp only \
+             because sandbox_linux.allow_without_namespaces is set. NOT protected: metadata \
+             (chmod, chown, utimes, xattrs) of files outside the writable roots, other processes \
+             of this user (prlimit, renice, /proc), processes that outlive the command, \
+             pathname unix sockets the network filter misses, and root capabilities beyond the \
+             few dropped"
+        );
+        if let Err(reason) = confine_degraded(args) {
+            eprintln!("{HELPER_ARG0}: {reason}");
+            return EXIT_SETUP_FAILED;
+        }
+        exec_failed(argv, super::execvp(argv))
+    }
+
+    fn confine_degraded(args: &HelperArgs) -> Result<(), String> {
         // SAFETY: prctl(PR_SET_NO_NEW_PRIVS) takes plain integers and only affects this process.
         if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
             return Err(format!(
@@ -180,15 +330,10 @@ mod imp {
                 io::Error::last_os_error()
             ));
         }
-        let roots = policy.writable_roots(cwd);
-        let mut carve_outs: Vec<PathBuf> = Vec::new();
-        for path in roots.iter().flat_map(|r| &r.read_only_subpaths) {
-            if !carve_outs.contains(path) {
-                carve_outs.push(path.clone());
-            }
-        }
-        if !carve_outs.is_empty()
-            && let Err(unprotected) = mounts::protect(&carve_outs)
+        let codex_home = args.codex_home.clone().or_else(codex_home_from_env);
+        let plan = Plan::new(&args.policy, &args.cwd, codex_home.as_deref());
+        if !plan.read_only.is_empty()
+            && let Err(unprotected) = mounts::protect(&plan.read_only)
         {
             let paths: Vec<String> = unprotected
                 .paths
@@ -202,24 +347,11 @@ mod imp {
             );
         }
         caps::drop_bypass_capabilities().map_err(|e| format!("cannot drop capabilities: {e}"))?;
-        let network = policy.has_network();
-        if !network {
-            seccomp::install(&seccomp::network_filter())
-                .map_err(|e| format!("cannot install the seccomp network filter: {e}"))?;
-        }
-        let writable: Vec<PathBuf> = roots.into_iter().map(|r| r.root).collect();
-        landlock::restrict(&writable, network).map_err(|e| match e {
+        seccomp::install(&seccomp::filter(plan.network))
+            .map_err(|e| format!("cannot install the seccomp filter: {e}"))?;
+        landlock::restrict(&plan.writable, &[], plan.network).map_err(|e| match e {
             LandlockError::Unavailable(message) | LandlockError::Failed(message) => message,
         })
-    }
-
-    fn execvp(argv: &[CString]) -> io::Error {
-        let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
-        ptrs.push(std::ptr::null());
-        // SAFETY: `ptrs` is a NULL-terminated array of valid C strings that outlive the call;
-        // execvp only returns on failure.
-        unsafe { libc::execvp(ptrs[0], ptrs.as_ptr()) };
-        io::Error::last_os_error()
     }
 }
 

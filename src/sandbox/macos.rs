@@ -108,12 +108,36 @@ pub fn seatbelt_args(
     tmpdir: Option<&Path>,
     command: &[String],
 ) -> Vec<OsString> {
+    let codex_home = super::protected_codex_home();
+    seatbelt_args_with_home(policy, policy_cwd, tmpdir, codex_home, command)
+}
+
+/// [`seatbelt_args`] with the CODEX_HOME to keep read-only given explicitly.
+fn seatbelt_args_with_home(
+    policy: &SandboxPolicy,
+    policy_cwd: &Path,
+    tmpdir: Option<&Path>,
+    codex_home: Option<&Path>,
+    command: &[String],
+) -> Vec<OsString> {
+    let codex_home = codex_home.map(canonical);
     let roots: Vec<WritableRoot> = policy
         .writable_roots_with_tmpdir(policy_cwd, tmpdir)
         .into_iter()
-        .map(|r| WritableRoot {
-            root: canonical(&r.root),
-            read_only_subpaths: r.read_only_subpaths.iter().map(|p| canonical(p)).collect(),
+        .map(|r| {
+            let root = canonical(&r.root);
+            let mut read_only_subpaths: Vec<PathBuf> =
+                r.read_only_subpaths.iter().map(|p| canonical(p)).collect();
+            // CODEX_HOME stays read-only whatever the policy (hardening.md §2).
+            if let Some(home) = &codex_home
+                && (home.starts_with(&root) || root.starts_with(home))
+            {
+                read_only_subpaths.push(home.clone());
+            }
+            WritableRoot {
+                root,
+                read_only_subpaths,
+            }
         })
         .collect();
     let mut args: Vec<OsString> = vec!["-p".into(), profile(policy, &roots).into()];
@@ -165,9 +189,16 @@ fn parameters(roots: &[WritableRoot]) -> Vec<(String, PathBuf)> {
     params
 }
 
-/// The real path Seatbelt will see; a path that does not resolve is kept as written.
+/// The real path Seatbelt will see. A path that does not exist (a carve-out that must not be
+/// created) keeps its name under its canonical parent; one whose parent does not resolve either
+/// is kept as written.
 fn canonical(path: &Path) -> PathBuf {
-    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+    std::fs::canonicalize(path).unwrap_or_else(|_| {
+        match (path.parent().map(std::fs::canonicalize), path.file_name()) {
+            (Some(Ok(parent)), Some(name)) => parent.join(name),
+            _ => path.to_path_buf(),
+        }
+    })
 }
 
 #[cfg(test)]
@@ -226,27 +257,34 @@ mod tests {
             Some(&tmpdir),
             &["true".to_string()],
         ));
+        let rule = |i: usize| {
+            format!(
+                "(allow file-write* (require-all (subpath (param \"WRITABLE_ROOT_{i}\")) \
+                 (require-not (subpath (param \"WRITABLE_ROOT_{i}_RO_0\"))) \
+                 (require-not (subpath (param \"WRITABLE_ROOT_{i}_RO_1\"))) \
+                 (require-not (subpath (param \"WRITABLE_ROOT_{i}_RO_2\")))))\n"
+            )
+        };
         let expected_rules = format!(
-            "{BASE_PROFILE}\n; writable roots minus their read-only carve-outs\n\
-             (allow file-write* (subpath (param \"WRITABLE_ROOT_0\")))\n\
-             (allow file-write* (require-all (subpath (param \"WRITABLE_ROOT_1\")) \
-             (require-not (subpath (param \"WRITABLE_ROOT_1_RO_0\"))) \
-             (require-not (subpath (param \"WRITABLE_ROOT_1_RO_1\")))))\n\
-             (allow file-write* (subpath (param \"WRITABLE_ROOT_2\")))\n"
+            "{BASE_PROFILE}\n; writable roots minus their read-only carve-outs\n{}{}{}",
+            rule(0),
+            rule(1),
+            rule(2)
         );
         assert_eq!(args[1], expected_rules);
-        assert_eq!(
-            args[2..],
-            [
-                format!("-DWRITABLE_ROOT_0={}", extra.display()),
-                format!("-DWRITABLE_ROOT_1={}", repo.display()),
-                format!("-DWRITABLE_ROOT_1_RO_0={}", repo.join(".git").display()),
-                format!("-DWRITABLE_ROOT_1_RO_1={}", repo.join(".codex").display()),
-                format!("-DWRITABLE_ROOT_2={}", tmpdir.display()),
-                "--".to_string(),
-                "true".to_string(),
-            ]
-        );
+        // `.git`, `.codex` and `.agents` of every root, present or not: none may be created.
+        let mut expected = Vec::new();
+        for (i, root) in [&extra, &repo, &tmpdir].iter().enumerate() {
+            expected.push(format!("-DWRITABLE_ROOT_{i}={}", root.display()));
+            for (j, name) in [".git", ".codex", ".agents"].iter().enumerate() {
+                expected.push(format!(
+                    "-DWRITABLE_ROOT_{i}_RO_{j}={}",
+                    root.join(name).display()
+                ));
+            }
+        }
+        expected.extend(["--".to_string(), "true".to_string()]);
+        assert_eq!(args[2..], expected);
         for dir in [repo, extra, tmpdir] {
             std::fs::remove_dir_all(dir).unwrap();
         }
@@ -306,13 +344,16 @@ mod tests {
             root_param.push(root.as_os_str());
             let mut git_param = OsString::from("-DWRITABLE_ROOT_0_RO_0=");
             git_param.push(root.join(".git").as_os_str());
-            assert_eq!(argv.len(), 7, "{name}: {argv:?}");
+            let mut agents_param = OsString::from("-DWRITABLE_ROOT_0_RO_2=");
+            agents_param.push(root.join(".agents").as_os_str());
+            assert_eq!(argv.len(), 9, "{name}: {argv:?}");
             assert_eq!(argv[0], OsString::from(SANDBOX_EXEC));
             assert_eq!(argv[1], OsString::from("-p"));
             assert_eq!(argv[3], root_param, "{name}");
             assert_eq!(argv[4], git_param, "{name}");
-            assert_eq!(argv[5], OsString::from("--"));
-            assert_eq!(argv[6], OsString::from(&command[0]), "{name}");
+            assert_eq!(argv[6], agents_param, "{name}");
+            assert_eq!(argv[7], OsString::from("--"));
+            assert_eq!(argv[8], OsString::from(&command[0]), "{name}");
             let profile = argv[2].to_str().unwrap();
             assert!(!profile.contains(name), "{name} leaked into the profile");
             assert!(!profile.contains(base.to_str().unwrap()), "{name}");
@@ -323,12 +364,52 @@ mod tests {
                     &policy,
                     &[WritableRoot {
                         root: PathBuf::from("/x"),
-                        read_only_subpaths: vec![PathBuf::from("/x/.git")],
+                        read_only_subpaths: vec![
+                            PathBuf::from("/x/.git"),
+                            PathBuf::from("/x/.codex"),
+                            PathBuf::from("/x/.agents"),
+                        ],
                     }]
                 )
             );
         }
         std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn codex_home_is_a_carve_out_of_the_roots_it_overlaps() {
+        let repo = scratch("home-repo");
+        let home = repo.join("home");
+        std::fs::create_dir(&home).unwrap();
+        let policy = SandboxPolicy::WorkspaceWrite {
+            writable_roots: vec![home.join("inside")],
+            network_access: false,
+            exclude_tmpdir_env_var: true,
+            exclude_slash_tmp: true,
+        };
+        let args = strings(&seatbelt_args_with_home(
+            &policy,
+            &repo,
+            None,
+            Some(&home),
+            &["true".to_string()],
+        ));
+        // A root inside CODEX_HOME gets it as a carve-out too (so nothing there is writable).
+        let home_param = format!("={}", home.display());
+        let carve_outs: Vec<&String> = args
+            .iter()
+            .filter(|a| a.contains("_RO_") && a.ends_with(&home_param))
+            .collect();
+        assert_eq!(carve_outs.len(), 2, "{args:?}");
+        assert!(
+            carve_outs[0].starts_with("-DWRITABLE_ROOT_0_RO_3="),
+            "{args:?}"
+        );
+        assert!(
+            carve_outs[1].starts_with("-DWRITABLE_ROOT_1_RO_3="),
+            "{args:?}"
+        );
+        std::fs::remove_dir_all(&repo).unwrap();
     }
 
     #[test]

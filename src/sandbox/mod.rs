@@ -4,8 +4,10 @@
 //! denial (§5).
 //!
 //! This module decides *what* is allowed; it does not enforce anything. Enforcement lives in the
-//! Linux helper (`linux.rs` with `mounts.rs`, `caps.rs`, `seccomp.rs` and `landlock.rs`) and the Seatbelt profile
-//! (`macos.rs`); spawning and supervising the confined child is `crate::exec`.
+//! Linux helper (`linux.rs`: `plan.rs` computes the paths, `namespaces.rs` runs the processes,
+//! `view.rs` with `mounts.rs` and `placeholders.rs` builds the filesystem, `caps.rs`,
+//! `seccomp.rs` and `landlock.rs` confine) and the Seatbelt profile (`macos.rs`); spawning and
+//! supervising the confined child is `crate::exec`.
 
 pub mod cli;
 // The helper's command line is portable (and unit-tested everywhere); only Linux runs it.
@@ -23,14 +25,56 @@ mod landlock;
 #[cfg(target_os = "linux")]
 mod mounts;
 #[cfg(target_os = "linux")]
+mod namespaces;
+#[cfg(target_os = "linux")]
+mod placeholders;
+#[cfg(target_os = "linux")]
+mod plan;
+#[cfg(target_os = "linux")]
 pub(crate) mod seccomp;
+#[cfg(target_os = "linux")]
+mod view;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::config::{SandboxMode, SandboxWorkspaceWrite};
+
+/// Process-wide settings of every sandbox this process starts, from [`configure`].
+#[derive(Debug, Clone, Default)]
+struct Settings {
+    codex_home: Option<PathBuf>,
+    allow_without_namespaces: bool,
+}
+
+static SETTINGS: OnceLock<Settings> = OnceLock::new();
+
+/// Records, once per process, what every sandbox it starts must honour beyond the policy:
+/// CODEX_HOME (auth.json, config, rollouts, the alias directory first on commands' `PATH`) stays
+/// read-only to sandboxed commands whatever the policy, and whether the Linux helper may run
+/// without namespaces (`[sandbox_linux] allow_without_namespaces`, default false). Call it right
+/// after loading the configuration (the server, the `sandbox` CLI); later calls change nothing.
+pub fn configure(config: &crate::config::Config) {
+    let codex_home =
+        std::fs::canonicalize(&config.codex_home).unwrap_or_else(|_| config.codex_home.clone());
+    let _ = SETTINGS.set(Settings {
+        codex_home: Some(codex_home),
+        allow_without_namespaces: config.sandbox_linux.allow_without_namespaces,
+    });
+}
+
+/// The CODEX_HOME given to [`configure`], which sandboxed commands may not write.
+pub fn protected_codex_home() -> Option<&'static Path> {
+    SETTINGS.get().and_then(|s| s.codex_home.as_deref())
+}
+
+/// Whether [`configure`] allowed the Linux helper's degraded mode (no namespaces).
+pub fn allows_without_namespaces() -> bool {
+    SETTINGS.get().is_some_and(|s| s.allow_without_namespaces)
+}
 
 /// What a sandboxed command may do. Reads are allowed everywhere under every policy; the policies
 /// differ in where writes go and whether the network is reachable.
@@ -46,8 +90,8 @@ pub enum SandboxPolicy {
     #[default]
     ReadOnly,
     /// Writes beneath the writable roots (configured roots, the cwd, `/tmp`, `$TMPDIR`) minus the
-    /// read-only carve-outs (`.git`, its `gitdir:` target, `.codex`); network only if
-    /// `network_access`.
+    /// read-only carve-outs (`.git` with its git and common directories, `.codex`, `.agents`);
+    /// network only if `network_access`.
     WorkspaceWrite {
         /// Extra absolute directories that are writable (a relative path fails to parse).
         #[serde(default, deserialize_with = "absolute_paths")]
@@ -71,8 +115,10 @@ pub enum SandboxPolicy {
 pub struct WritableRoot {
     /// The directory beneath which writes are allowed, as configured (not canonicalized).
     pub root: PathBuf,
-    /// Carve-outs inside `root` that stay read-only, in the order `.git`, its `gitdir:` target,
-    /// `.codex`; only those that exist.
+    /// Paths that stay read-only although they lie in (or, for a `gitdir:` target or a worktree's
+    /// common directory, are reached from) `root`: `.git`, its git directory and common directory,
+    /// `.codex` and `.agents`, plus the targets of those that are symlinks. The three names are
+    /// listed even when they do not exist (they must not be created); targets only when they do.
     pub read_only_subpaths: Vec<PathBuf>,
 }
 
@@ -223,29 +269,69 @@ impl SandboxPolicy {
     }
 }
 
-/// The carve-outs at the top level of `root`: `.git` (directory or file), the resolved target of a
-/// `gitdir:` pointer file if it exists, and `.codex` when it is a directory.
+/// The names that stay read-only at the top level of every writable root, whether or not they
+/// exist yet: tools outside the sandbox read them (git hooks and config, Codex's project config,
+/// agent skills), so a command must neither change them nor create them.
+pub const PROTECTED_NAMES: [&str; 3] = [".git", ".codex", ".agents"];
+
+/// The carve-outs of `root`: for each of [`PROTECTED_NAMES`], the entry itself (present or not);
+/// when it is a symlink, its resolved target too; for `.git`, the git directory it stands for
+/// when that lies elsewhere (the `gitdir:` target of a pointer file) and the repository's common
+/// directory named by that git directory's `commondir` file (the main repository of a linked
+/// worktree, with its hooks and config). Targets are listed only when they exist.
 fn read_only_subpaths(root: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    let git = root.join(".git");
-    match std::fs::metadata(&git) {
-        Ok(meta) if meta.is_dir() => out.push(git),
-        Ok(meta) if meta.is_file() => {
-            let target = std::fs::read_to_string(&git)
+    let push = |out: &mut Vec<PathBuf>, path: PathBuf| {
+        if !out.contains(&path) {
+            out.push(path);
+        }
+    };
+    for name in PROTECTED_NAMES {
+        let entry = root.join(name);
+        let Ok(meta) = std::fs::symlink_metadata(&entry) else {
+            push(&mut out, entry);
+            continue;
+        };
+        push(&mut out, entry.clone());
+        if meta.file_type().is_symlink()
+            && let Ok(target) = std::fs::canonicalize(&entry)
+        {
+            push(&mut out, target);
+        }
+        if name != ".git" {
+            continue;
+        }
+        let git_dir = if entry.is_file() {
+            let target = std::fs::read_to_string(&entry)
                 .ok()
                 .and_then(|text| gitdir_target(&text).map(|t| root.join(t)));
-            out.push(git);
-            if let Some(target) = target.filter(|t| t.exists()) {
-                out.push(target);
+            match target.filter(|t| t.is_dir()) {
+                Some(target) => {
+                    push(&mut out, target.clone());
+                    target
+                }
+                None => continue,
             }
+        } else {
+            entry
+        };
+        if let Some(common) = common_dir(&git_dir) {
+            push(&mut out, common);
         }
-        _ => {}
-    }
-    let codex = root.join(".codex");
-    if codex.is_dir() {
-        out.push(codex);
     }
     out
+}
+
+/// The common directory of a linked worktree's git directory (its `commondir` file, relative to
+/// the git directory or absolute), when it exists.
+fn common_dir(git_dir: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(git_dir.join("commondir")).ok()?;
+    let line = text.lines().next()?.trim();
+    if line.is_empty() {
+        return None;
+    }
+    let common = git_dir.join(line);
+    common.is_dir().then_some(common)
 }
 
 /// The path of a `.git` pointer file (`gitdir: <path>` on its first line), as written.

@@ -1,10 +1,29 @@
-//! The seccomp network filter of the Linux helper (sandbox.md §2 step 3), as a classic BPF program
-//! written with `libc` types, and its installation on the calling thread.
+//! The seccomp filter of the Linux helper, as a classic BPF program written with `libc` types, and
+//! its installation on the calling thread.
 //!
 //! The program checks the architecture first and kills any syscall made through a foreign ABI
-//! (i386 `int 0x80`, x32), so numbers cannot be smuggled past the table; then it answers `EPERM`
-//! for the network syscalls and lets `socket`/`socketpair` through only for `AF_UNIX`. Everything
-//! else is allowed. Whether the filter applies at all (network off) is the helper's decision.
+//! (i386 `int 0x80`, x32), so numbers cannot be smuggled past the table. Then, under every
+//! confining policy (hardening.md §1):
+//! - io_uring (`io_uring_setup/enter/register`) and `clone3` answer `ENOSYS`: io_uring runs
+//!   socket, connect and send operations that seccomp never sees, and `clone3` takes its flags
+//!   through a pointer the filter cannot read (libc falls back to `clone` on `ENOSYS`);
+//! - `EPERM` for the calls that reach other processes or the kernel's global state: `ptrace`,
+//!   `process_vm_readv/writev`, `pidfd_getfd`, `process_madvise`, `bpf`, `perf_event_open`,
+//!   `userfaultfd`, `fanotify_init`, the keyring calls, the whole mount API old and new (`mount`,
+//!   `umount2`, `pivot_root`, `fsopen`, `fsconfig`, `fsmount`, `fspick`, `open_tree`,
+//!   `open_tree_attr`, `move_mount`, `mount_setattr`), `setns`, module and kexec loading,
+//!   `reboot`, swap, `acct`, setting the clock, `vhangup`, `open_by_handle_at`;
+//! - `unshare` and `clone` asking for a new namespace get `EPERM` (no nested user namespace: it
+//!   would hand the command a fresh set of capabilities and the kernel surface behind them);
+//! - `ioctl` `TIOCSTI`, `TIOCLINUX`, `TIOCCONS` and `TIOCSETD` get `EPERM` (no keystrokes pushed
+//!   into a terminal, no console redirection, no line-discipline loading).
+//!
+//! When the network is off, also (sandbox.md §2 step 3): `EPERM` for `connect, accept, accept4,
+//! bind, listen, getpeername, getsockname, shutdown, sendmmsg, recvmmsg, getsockopt, setsockopt`;
+//! `sendto` only without a destination address (a `send()` on a connected socket pair);
+//! `socket`/`socketpair` only for `AF_UNIX`, and never `SOCK_DGRAM` (an unbound datagram socket
+//! reaches any host service's datagram socket by path through `sendmsg`, whose address the filter
+//! cannot see). Everything else is allowed.
 
 use std::io;
 
@@ -16,20 +35,159 @@ const NATIVE_AUDIT_ARCH: u32 = 0xC000_003E;
 #[cfg(target_arch = "aarch64")]
 const NATIVE_AUDIT_ARCH: u32 = 0xC000_00B7;
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-compile_error!("the seccomp network filter knows x86_64 and aarch64 only");
+compile_error!("the seccomp filter knows x86_64 and aarch64 only");
 
 /// x32 syscalls carry this bit in their number on x86_64 (`__X32_SYSCALL_BIT`).
 #[cfg(target_arch = "x86_64")]
 const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 
-/// Offsets into `struct seccomp_data` (nr, arch, then args[0] whose low word comes first on these
-/// little-endian targets; the kernel reads an `int` argument from that low word only).
+/// `open_tree_attr` (Linux 6.15), the same number on every architecture; not in `libc` yet.
+const SYS_OPEN_TREE_ATTR: c_long = 467;
+
+/// Offsets into `struct seccomp_data`: nr, arch, then args[i] at 16 + 8·i, whose low word comes
+/// first on these little-endian targets.
 const OFFSET_NR: u32 = 0;
 const OFFSET_ARCH: u32 = 4;
-const OFFSET_ARG0_LOW: u32 = 16;
+const OFFSET_ARGS: u32 = 16;
 
-/// The syscalls answered with `EPERM` when the network is off (sandbox.md §2).
-pub(crate) const DENIED_SYSCALLS: [c_long; 14] = [
+/// Namespace flags refused to `unshare` (`CLONE_NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER |
+/// NEWPID | NEWNET | NEWTIME`).
+const UNSHARE_NAMESPACE_FLAGS: u32 = 0x7E02_0080;
+/// The same for `clone`, without `CLONE_NEWTIME` (0x80), which `clone` cannot take: that bit
+/// belongs to the exit signal there.
+const CLONE_NAMESPACE_FLAGS: u32 = 0x7E02_0000;
+/// The socket type bits of `socket`'s second argument (`SOCK_TYPE_MASK`), below the flags.
+const SOCK_TYPE_MASK: u32 = 0xF;
+
+const RET_ALLOW: u32 = libc::SECCOMP_RET_ALLOW;
+const RET_KILL: u32 = libc::SECCOMP_RET_KILL_PROCESS;
+
+/// What the filter answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    Allow,
+    Errno(i32),
+}
+
+impl Action {
+    fn ret(self) -> u32 {
+        match self {
+            Action::Allow => RET_ALLOW,
+            // errno values are small positive numbers: they fit the 16-bit data field.
+            Action::Errno(e) => libc::SECCOMP_RET_ERRNO | (e as u32 & libc::SECCOMP_RET_DATA),
+        }
+    }
+}
+
+const EPERM: Action = Action::Errno(libc::EPERM);
+const ENOSYS: Action = Action::Errno(libc::ENOSYS);
+
+/// A test on one 32-bit half of one argument.
+#[derive(Debug, Clone, Copy)]
+enum Test {
+    /// The word equals the value.
+    Eq(u32),
+    /// The word differs from the value.
+    Ne(u32),
+    /// The word has any of these bits.
+    AnySet(u32),
+    /// The word, masked, equals the value.
+    MaskedEq(u32, u32),
+}
+
+/// "If argument `arg` (its high word when `high`) passes `test`, answer `action`."
+#[derive(Debug, Clone, Copy)]
+struct Check {
+    arg: u32,
+    high: bool,
+    test: Test,
+    action: Action,
+}
+
+/// One syscall's checks, in order, and the answer when none applies.
+#[derive(Debug, Clone)]
+struct Rule {
+    nr: c_long,
+    checks: Vec<Check>,
+    otherwise: Action,
+}
+
+fn deny(nr: c_long, action: Action) -> Rule {
+    Rule {
+        nr,
+        checks: Vec::new(),
+        otherwise: action,
+    }
+}
+
+fn low(arg: u32, test: Test, action: Action) -> Check {
+    Check {
+        arg,
+        high: false,
+        test,
+        action,
+    }
+}
+
+/// Syscalls denied whatever the network setting, with their answer.
+fn always_denied() -> Vec<(c_long, Action)> {
+    let mut denied = vec![
+        (libc::SYS_io_uring_setup, ENOSYS),
+        (libc::SYS_io_uring_enter, ENOSYS),
+        (libc::SYS_io_uring_register, ENOSYS),
+        (libc::SYS_clone3, ENOSYS),
+    ];
+    let eperm = [
+        libc::SYS_ptrace,
+        libc::SYS_process_vm_readv,
+        libc::SYS_process_vm_writev,
+        libc::SYS_pidfd_getfd,
+        libc::SYS_process_madvise,
+        libc::SYS_bpf,
+        libc::SYS_perf_event_open,
+        libc::SYS_userfaultfd,
+        libc::SYS_fanotify_init,
+        libc::SYS_keyctl,
+        libc::SYS_add_key,
+        libc::SYS_request_key,
+        libc::SYS_mount,
+        libc::SYS_umount2,
+        libc::SYS_pivot_root,
+        libc::SYS_fsopen,
+        libc::SYS_fsconfig,
+        libc::SYS_fsmount,
+        libc::SYS_fspick,
+        libc::SYS_open_tree,
+        SYS_OPEN_TREE_ATTR,
+        libc::SYS_move_mount,
+        libc::SYS_mount_setattr,
+        libc::SYS_setns,
+        libc::SYS_init_module,
+        libc::SYS_finit_module,
+        libc::SYS_delete_module,
+        libc::SYS_kexec_load,
+        libc::SYS_kexec_file_load,
+        libc::SYS_reboot,
+        libc::SYS_swapon,
+        libc::SYS_swapoff,
+        libc::SYS_acct,
+        libc::SYS_settimeofday,
+        libc::SYS_clock_settime,
+        libc::SYS_clock_adjtime,
+        libc::SYS_vhangup,
+        libc::SYS_open_by_handle_at,
+        #[cfg(target_arch = "x86_64")]
+        libc::SYS_iopl,
+        #[cfg(target_arch = "x86_64")]
+        libc::SYS_ioperm,
+    ];
+    denied.extend(eperm.into_iter().map(|nr| (nr, EPERM)));
+    denied
+}
+
+/// The syscalls answered with `EPERM` when the network is off (sandbox.md §2; `sendto`,
+/// `socket` and `socketpair` have argument rules instead).
+pub(crate) const NETWORK_DENIED_SYSCALLS: [c_long; 12] = [
     libc::SYS_connect,
     libc::SYS_accept,
     libc::SYS_accept4,
@@ -38,27 +196,76 @@ pub(crate) const DENIED_SYSCALLS: [c_long; 14] = [
     libc::SYS_getpeername,
     libc::SYS_getsockname,
     libc::SYS_shutdown,
-    libc::SYS_sendto,
     libc::SYS_sendmmsg,
     libc::SYS_recvmmsg,
     libc::SYS_getsockopt,
     libc::SYS_setsockopt,
-    libc::SYS_ptrace,
 ];
 
-/// The syscalls allowed only when their first argument (the address family) is `AF_UNIX`.
-pub(crate) const UNIX_ONLY_SYSCALLS: [c_long; 2] = [libc::SYS_socket, libc::SYS_socketpair];
-
-const RET_ALLOW: u32 = libc::SECCOMP_RET_ALLOW;
-const RET_EPERM: u32 = libc::SECCOMP_RET_ERRNO | (libc::EPERM as u32 & libc::SECCOMP_RET_DATA);
-const RET_KILL: u32 = libc::SECCOMP_RET_KILL_PROCESS;
-
-fn load_word(offset: u32) -> sock_filter {
-    stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, offset)
-}
-
-fn ret(action: u32) -> sock_filter {
-    stmt(libc::BPF_RET | libc::BPF_K, action)
+/// Every rule of the filter for a command whose network is `network` (allowed or not).
+fn rules(network: bool) -> Vec<Rule> {
+    let mut rules: Vec<Rule> = always_denied()
+        .into_iter()
+        .map(|(nr, action)| deny(nr, action))
+        .collect();
+    rules.push(Rule {
+        nr: libc::SYS_unshare,
+        checks: vec![low(0, Test::AnySet(UNSHARE_NAMESPACE_FLAGS), EPERM)],
+        otherwise: Action::Allow,
+    });
+    rules.push(Rule {
+        nr: libc::SYS_clone,
+        checks: vec![low(0, Test::AnySet(CLONE_NAMESPACE_FLAGS), EPERM)],
+        otherwise: Action::Allow,
+    });
+    // The request is an `unsigned int` for the kernel: only the low word counts.
+    let ioctls = [
+        libc::TIOCSTI,
+        libc::TIOCLINUX,
+        libc::TIOCCONS,
+        libc::TIOCSETD,
+    ];
+    rules.push(Rule {
+        nr: libc::SYS_ioctl,
+        checks: ioctls
+            .iter()
+            .map(|request| low(1, Test::Eq(*request as u32), EPERM))
+            .collect(),
+        otherwise: Action::Allow,
+    });
+    if network {
+        return rules;
+    }
+    rules.extend(NETWORK_DENIED_SYSCALLS.iter().map(|nr| deny(*nr, EPERM)));
+    rules.push(Rule {
+        nr: libc::SYS_sendto,
+        checks: vec![
+            low(4, Test::Ne(0), EPERM),
+            Check {
+                arg: 4,
+                high: true,
+                test: Test::Ne(0),
+                action: EPERM,
+            },
+        ],
+        otherwise: Action::Allow,
+    });
+    for nr in [libc::SYS_socket, libc::SYS_socketpair] {
+        rules.push(Rule {
+            nr,
+            checks: vec![
+                // The family is an `int`: the low word only, whatever the high word holds.
+                low(0, Test::Ne(libc::AF_UNIX as u32), EPERM),
+                low(
+                    1,
+                    Test::MaskedEq(SOCK_TYPE_MASK, libc::SOCK_DGRAM as u32),
+                    EPERM,
+                ),
+            ],
+            otherwise: Action::Allow,
+        });
+    }
+    rules
 }
 
 fn stmt(code: u32, k: u32) -> sock_filter {
@@ -75,17 +282,44 @@ fn jump(code: u32, k: u32, jt: u8, jf: u8) -> sock_filter {
     }
 }
 
-/// Distance from the instruction after `from` to `to`, as a BPF jump offset.
-fn offset(from: usize, to: usize) -> u8 {
-    u8::try_from(to - from - 1).unwrap_or(u8::MAX)
+fn load_word(offset: u32) -> sock_filter {
+    stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, offset)
 }
 
-/// The filter program (sandbox.md §2 step 3).
-pub(crate) fn network_filter() -> Vec<sock_filter> {
-    let jeq = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
+fn ret(action: u32) -> sock_filter {
+    stmt(libc::BPF_RET | libc::BPF_K, action)
+}
+
+const JEQ: u32 = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
+const JSET: u32 = libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K;
+const AND: u32 = libc::BPF_ALU | libc::BPF_AND | libc::BPF_K;
+
+/// The instructions of one check; each ends by returning its action or falling through.
+fn compile_check(check: &Check, out: &mut Vec<sock_filter>) {
+    let offset = OFFSET_ARGS + 8 * check.arg + if check.high { 4 } else { 0 };
+    out.push(load_word(offset));
+    match check.test {
+        Test::Eq(v) => out.push(jump(JEQ, v, 0, 1)),
+        Test::Ne(v) => out.push(jump(JEQ, v, 1, 0)),
+        Test::AnySet(mask) => out.push(jump(JSET, mask, 0, 1)),
+        Test::MaskedEq(mask, v) => {
+            out.push(stmt(AND, mask));
+            out.push(jump(JEQ, v, 0, 1));
+        }
+    }
+    out.push(ret(check.action.ret()));
+}
+
+/// The filter program for a command whose network is `network` (allowed or not).
+///
+/// Layout: the architecture check; the syscall number (and, on x86_64, the x32 check); then one
+/// block per rule, entered when the number matches and returning on every path, so the number
+/// stays loaded for the next rule's comparison; finally allow. Syscalls without argument rules
+/// get the same answer whatever their arguments, which lets the kernel cache the allowed ones.
+pub(crate) fn filter(network: bool) -> Vec<sock_filter> {
     let mut prog = vec![
         load_word(OFFSET_ARCH),
-        jump(jeq, NATIVE_AUDIT_ARCH, 1, 0),
+        jump(JEQ, NATIVE_AUDIT_ARCH, 1, 0),
         ret(RET_KILL),
         load_word(OFFSET_NR),
     ];
@@ -95,29 +329,23 @@ pub(crate) fn network_filter() -> Vec<sock_filter> {
         prog.push(jump(jge, X32_SYSCALL_BIT, 0, 1));
         prog.push(ret(RET_KILL));
     }
-    // Layout after the comparisons: allow; check-AF_UNIX (load, compare, allow); deny.
-    let first = prog.len();
-    let compares = DENIED_SYSCALLS.len() + UNIX_ONLY_SYSCALLS.len();
-    let allow = first + compares;
-    let check_unix = allow + 1;
-    let deny = check_unix + 3;
-    for (i, nr) in DENIED_SYSCALLS.iter().enumerate() {
-        prog.push(jump(jeq, *nr as u32, offset(first + i, deny), 0));
-    }
-    for (i, nr) in UNIX_ONLY_SYSCALLS.iter().enumerate() {
-        let at = first + DENIED_SYSCALLS.len() + i;
-        prog.push(jump(jeq, *nr as u32, offset(at, check_unix), 0));
+    for rule in rules(network) {
+        let mut body = Vec::new();
+        for check in &rule.checks {
+            compile_check(check, &mut body);
+        }
+        body.push(ret(rule.otherwise.ret()));
+        // Rule bodies are a handful of instructions: the skip always fits.
+        let skip = u8::try_from(body.len()).unwrap_or(u8::MAX);
+        prog.push(jump(JEQ, rule.nr as u32, 0, skip));
+        prog.extend(body);
     }
     prog.push(ret(RET_ALLOW));
-    prog.push(load_word(OFFSET_ARG0_LOW));
-    prog.push(jump(jeq, libc::AF_UNIX as u32, 0, 1));
-    prog.push(ret(RET_ALLOW));
-    prog.push(ret(RET_EPERM));
     prog
 }
 
-/// Installs `prog` on the calling thread (inherited across `execve`). `PR_SET_NO_NEW_PRIVS` must
-/// already be set unless the caller has `CAP_SYS_ADMIN`.
+/// Installs `prog` on the calling thread (inherited across `fork` and `execve`).
+/// `PR_SET_NO_NEW_PRIVS` must already be set unless the caller has `CAP_SYS_ADMIN`.
 pub(crate) fn install(prog: &[sock_filter]) -> io::Result<()> {
     let len = u16::try_from(prog.len())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "seccomp program too long"))?;
@@ -145,56 +373,197 @@ pub(crate) fn install(prog: &[sock_filter]) -> io::Result<()> {
 mod tests {
     use super::*;
 
+    const RET_EPERM: u32 = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
+    const RET_ENOSYS: u32 = libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
+
     /// Runs the program the way the kernel would for one syscall (only the instructions the
     /// filter uses are understood; anything else fails the test).
-    fn run(prog: &[sock_filter], arch: u32, nr: u32, arg0: u64) -> u32 {
+    fn run(prog: &[sock_filter], arch: u32, nr: u32, args: &[u64]) -> u32 {
         let mut data = [0u8; 64];
         data[0..4].copy_from_slice(&nr.to_le_bytes());
         data[4..8].copy_from_slice(&arch.to_le_bytes());
-        data[16..24].copy_from_slice(&arg0.to_le_bytes());
+        for (i, arg) in args.iter().enumerate() {
+            data[16 + 8 * i..24 + 8 * i].copy_from_slice(&arg.to_le_bytes());
+        }
         let (mut pc, mut acc) = (0usize, 0u32);
-        for _ in 0..prog.len() {
+        for _ in 0..=prog.len() {
             let ins = prog[pc];
             let code = u32::from(ins.code);
-            if code == libc::BPF_LD | libc::BPF_W | libc::BPF_ABS {
+            let jump_if = |taken: bool| 1 + usize::from(if taken { ins.jt } else { ins.jf });
+            pc += if code == libc::BPF_LD | libc::BPF_W | libc::BPF_ABS {
                 let k = ins.k as usize;
                 acc = u32::from_le_bytes(data[k..k + 4].try_into().unwrap());
-                pc += 1;
+                1
             } else if code == libc::BPF_RET | libc::BPF_K {
                 return ins.k;
-            } else if code == libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K {
-                pc += 1 + usize::from(if acc == ins.k { ins.jt } else { ins.jf });
+            } else if code == JEQ {
+                jump_if(acc == ins.k)
+            } else if code == JSET {
+                jump_if(acc & ins.k != 0)
             } else if code == libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K {
-                pc += 1 + usize::from(if acc >= ins.k { ins.jt } else { ins.jf });
+                jump_if(acc >= ins.k)
+            } else if code == AND {
+                acc &= ins.k;
+                1
             } else {
                 panic!("unexpected instruction {code:#x}");
-            }
+            };
         }
         panic!("program did not return");
     }
 
-    fn native(nr: c_long, arg0: u64) -> u32 {
-        run(&network_filter(), NATIVE_AUDIT_ARCH, nr as u32, arg0)
+    fn call(network: bool, nr: c_long, args: &[u64]) -> u32 {
+        run(&filter(network), NATIVE_AUDIT_ARCH, nr as u32, args)
     }
 
     #[test]
-    fn network_syscalls_get_eperm() {
-        for nr in DENIED_SYSCALLS {
-            assert_eq!(native(nr, 0), RET_EPERM, "syscall {nr}");
+    fn network_syscalls_get_eperm_only_when_the_network_is_off() {
+        for nr in NETWORK_DENIED_SYSCALLS {
+            assert_eq!(call(false, nr, &[]), RET_EPERM, "syscall {nr}");
+            assert_eq!(call(true, nr, &[]), RET_ALLOW, "syscall {nr}");
         }
-        assert_eq!(RET_EPERM & libc::SECCOMP_RET_DATA, libc::EPERM as u32);
     }
 
     #[test]
-    fn sockets_only_for_af_unix() {
-        for nr in UNIX_ONLY_SYSCALLS {
-            assert_eq!(native(nr, libc::AF_UNIX as u64), RET_ALLOW);
-            assert_eq!(native(nr, libc::AF_INET as u64), RET_EPERM);
-            assert_eq!(native(nr, libc::AF_INET6 as u64), RET_EPERM);
-            assert_eq!(native(nr, libc::AF_NETLINK as u64), RET_EPERM);
-            // The kernel reads the family as an int: garbage in the high word changes nothing.
-            assert_eq!(native(nr, (1 << 32) | libc::AF_UNIX as u64), RET_ALLOW);
-            assert_eq!(native(nr, (1 << 32) | libc::AF_INET as u64), RET_EPERM);
+    fn sockets_only_for_af_unix_and_never_datagrams() {
+        let unix = libc::AF_UNIX as u64;
+        let stream = libc::SOCK_STREAM as u64;
+        let dgram = libc::SOCK_DGRAM as u64;
+        let cloexec = libc::SOCK_CLOEXEC as u64;
+        for nr in [libc::SYS_socket, libc::SYS_socketpair] {
+            let cases: [(&[u64], u32); 9] = [
+                (&[unix, stream], RET_ALLOW),
+                (&[unix, stream | cloexec], RET_ALLOW),
+                (&[unix, libc::SOCK_SEQPACKET as u64], RET_ALLOW),
+                (&[unix, dgram], RET_EPERM),
+                (
+                    &[unix, dgram | cloexec | libc::SOCK_NONBLOCK as u64],
+                    RET_EPERM,
+                ),
+                (&[libc::AF_INET as u64, stream], RET_EPERM),
+                (&[libc::AF_INET6 as u64, dgram], RET_EPERM),
+                (&[libc::AF_NETLINK as u64, dgram], RET_EPERM),
+                // The kernel reads the family as an int: the high word changes nothing.
+                (&[(1 << 32) | libc::AF_INET as u64, stream], RET_EPERM),
+            ];
+            for (args, expected) in cases {
+                assert_eq!(call(false, nr, args), expected, "{nr} {args:?}");
+                assert_eq!(call(true, nr, args), RET_ALLOW, "{nr} {args:?}");
+            }
+            assert_eq!(call(false, nr, &[(1 << 32) | unix, stream]), RET_ALLOW);
+        }
+    }
+
+    #[test]
+    fn sendto_only_without_a_destination() {
+        let nr = libc::SYS_sendto;
+        assert_eq!(call(false, nr, &[3, 0x1000, 4, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(
+            call(false, nr, &[3, 0x1000, 4, 0, 0x7ff0_0000, 16]),
+            RET_EPERM
+        );
+        assert_eq!(
+            call(false, nr, &[3, 0x1000, 4, 0, 0x7fff << 32, 16]),
+            RET_EPERM
+        );
+        assert_eq!(
+            call(true, nr, &[3, 0x1000, 4, 0, 0x7ff0_0000, 16]),
+            RET_ALLOW
+        );
+    }
+
+    #[test]
+    fn io_uring_and_clone3_are_missing_whatever_the_network() {
+        for network in [false, true] {
+            for nr in [
+                libc::SYS_io_uring_setup,
+                libc::SYS_io_uring_enter,
+                libc::SYS_io_uring_register,
+                libc::SYS_clone3,
+            ] {
+                assert_eq!(call(network, nr, &[]), RET_ENOSYS, "syscall {nr}");
+            }
+        }
+    }
+
+    #[test]
+    fn process_kernel_and_mount_calls_are_denied_whatever_the_network() {
+        for network in [false, true] {
+            for (nr, action) in always_denied() {
+                assert_eq!(call(network, nr, &[]), action.ret(), "syscall {nr}");
+            }
+            for nr in [
+                libc::SYS_ptrace,
+                libc::SYS_bpf,
+                libc::SYS_mount_setattr,
+                libc::SYS_open_tree,
+                libc::SYS_move_mount,
+                libc::SYS_keyctl,
+                libc::SYS_perf_event_open,
+                SYS_OPEN_TREE_ATTR,
+            ] {
+                assert_eq!(call(network, nr, &[]), RET_EPERM, "syscall {nr}");
+            }
+        }
+    }
+
+    #[test]
+    fn namespaces_cannot_be_created() {
+        let fork_flags =
+            (libc::CLONE_CHILD_SETTID | libc::CLONE_CHILD_CLEARTID | libc::SIGCHLD) as u64;
+        let thread_flags = (libc::CLONE_VM
+            | libc::CLONE_FS
+            | libc::CLONE_FILES
+            | libc::CLONE_SIGHAND
+            | libc::CLONE_THREAD
+            | libc::CLONE_SYSVSEM
+            | libc::CLONE_SETTLS
+            | libc::CLONE_PARENT_SETTID
+            | libc::CLONE_CHILD_CLEARTID) as u64;
+        assert_eq!(call(false, libc::SYS_clone, &[fork_flags]), RET_ALLOW);
+        assert_eq!(call(false, libc::SYS_clone, &[thread_flags]), RET_ALLOW);
+        for flag in [
+            libc::CLONE_NEWUSER,
+            libc::CLONE_NEWNS,
+            libc::CLONE_NEWPID,
+            libc::CLONE_NEWNET,
+            libc::CLONE_NEWIPC,
+            libc::CLONE_NEWUTS,
+            libc::CLONE_NEWCGROUP,
+        ] {
+            let flags = fork_flags | flag as u64;
+            assert_eq!(
+                call(true, libc::SYS_clone, &[flags]),
+                RET_EPERM,
+                "{flag:#x}"
+            );
+            assert_eq!(call(true, libc::SYS_unshare, &[flag as u64]), RET_EPERM);
+        }
+        // CLONE_NEWTIME for unshare; CLONE_FILES/CLONE_FS unsharing stays allowed.
+        assert_eq!(call(true, libc::SYS_unshare, &[0x80]), RET_EPERM);
+        let harmless = (libc::CLONE_FILES | libc::CLONE_FS) as u64;
+        assert_eq!(call(true, libc::SYS_unshare, &[harmless]), RET_ALLOW);
+    }
+
+    #[test]
+    fn terminal_injection_ioctls_are_denied() {
+        for request in [
+            libc::TIOCSTI,
+            libc::TIOCLINUX,
+            libc::TIOCCONS,
+            libc::TIOCSETD,
+        ] {
+            let request = u64::from(request as u32);
+            assert_eq!(call(true, libc::SYS_ioctl, &[0, request]), RET_EPERM);
+            // The kernel reads the request as an unsigned int.
+            assert_eq!(
+                call(true, libc::SYS_ioctl, &[0, (1 << 32) | request]),
+                RET_EPERM
+            );
+        }
+        for request in [libc::TIOCGWINSZ, libc::TCGETS, libc::FIONREAD] {
+            let request = u64::from(request as u32);
+            assert_eq!(call(false, libc::SYS_ioctl, &[0, request]), RET_ALLOW);
         }
     }
 
@@ -209,8 +578,10 @@ mod tests {
             libc::SYS_sendmsg,
             libc::SYS_recvmsg,
             libc::SYS_kill,
+            libc::SYS_setsid,
+            libc::SYS_landlock_restrict_self,
         ] {
-            assert_eq!(native(nr, 0), RET_ALLOW, "syscall {nr}");
+            assert_eq!(call(false, nr, &[]), RET_ALLOW, "syscall {nr}");
         }
     }
 
@@ -218,26 +589,30 @@ mod tests {
     fn foreign_abis_are_killed() {
         const AUDIT_ARCH_I386: u32 = 0x4000_0003;
         const AUDIT_ARCH_ARM: u32 = 0x4000_0028;
-        let prog = network_filter();
+        let prog = filter(true);
         // getpid through int 0x80 is number 20 on i386.
-        assert_eq!(run(&prog, AUDIT_ARCH_I386, 20, 0), RET_KILL);
-        assert_eq!(run(&prog, AUDIT_ARCH_ARM, 20, 0), RET_KILL);
+        assert_eq!(run(&prog, AUDIT_ARCH_I386, 20, &[]), RET_KILL);
+        assert_eq!(run(&prog, AUDIT_ARCH_ARM, 20, &[]), RET_KILL);
         #[cfg(target_arch = "x86_64")]
         {
             let x32_connect = X32_SYSCALL_BIT | libc::SYS_connect as u32;
-            assert_eq!(run(&prog, NATIVE_AUDIT_ARCH, x32_connect, 0), RET_KILL);
+            assert_eq!(run(&prog, NATIVE_AUDIT_ARCH, x32_connect, &[]), RET_KILL);
             assert_eq!(
-                run(&prog, NATIVE_AUDIT_ARCH, X32_SYSCALL_BIT | 39, 0),
+                run(&prog, NATIVE_AUDIT_ARCH, X32_SYSCALL_BIT | 39, &[]),
                 RET_KILL
             );
         }
     }
 
     #[test]
-    fn program_starts_with_the_architecture_check() {
-        let prog = network_filter();
-        assert_eq!(prog[0].k, OFFSET_ARCH);
-        assert_eq!(prog[1].k, NATIVE_AUDIT_ARCH);
-        assert_eq!(prog[2].k, RET_KILL);
+    fn program_starts_with_the_architecture_check_and_fits_the_kernel_limit() {
+        for network in [false, true] {
+            let prog = filter(network);
+            assert_eq!(prog[0].k, OFFSET_ARCH);
+            assert_eq!(prog[1].k, NATIVE_AUDIT_ARCH);
+            assert_eq!(prog[2].k, RET_KILL);
+            // BPF_MAXINSNS
+            assert!(prog.len() < 4096, "{}", prog.len());
+        }
     }
 }

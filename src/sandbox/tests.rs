@@ -227,53 +227,73 @@ fn carve_outs_for_git_dir_and_codex_dir() {
     std::fs::create_dir_all(root.join(".codex")).unwrap();
     let policy = workspace(&[], false, true, true);
     let roots = policy.writable_roots(&root);
+    // `.agents` does not exist: listed all the same, it must not be created.
     assert_eq!(
         roots,
         vec![WritableRoot {
             root: root.clone(),
-            read_only_subpaths: vec![root.join(".git"), root.join(".codex")],
+            read_only_subpaths: vec![root.join(".git"), root.join(".codex"), root.join(".agents")],
         }]
     );
 }
 
 #[test]
-fn carve_outs_for_git_pointer_file() {
+fn carve_outs_for_git_pointer_file_and_commondir() {
     let dir = Scratch::new("pointer");
-    let main_git = dir.0.join("main/.git/worktrees/wt");
-    std::fs::create_dir_all(&main_git).unwrap();
+    let main_git = dir.0.join("main/.git");
+    let worktree_git = main_git.join("worktrees/wt");
+    std::fs::create_dir_all(&worktree_git).unwrap();
+    std::fs::write(worktree_git.join("commondir"), "../..\n").unwrap();
     let cases = [
-        // absolute target, as `git worktree add` writes it
+        // absolute target, as `git worktree add` writes it: the target and its commondir
         (
-            format!("gitdir: {}\n", main_git.display()),
-            Some(main_git.clone()),
+            format!("gitdir: {}\n", worktree_git.display()),
+            vec![worktree_git.clone(), worktree_git.join("../..")],
         ),
         // relative target, resolved against the root
         (
             "gitdir: ../main/.git/worktrees/wt\n".to_string(),
-            Some(dir.0.join("wt/../main/.git/worktrees/wt")),
+            vec![
+                dir.0.join("wt/../main/.git/worktrees/wt"),
+                dir.0.join("wt/../main/.git/worktrees/wt/../.."),
+            ],
         ),
         // a target that does not exist is not a carve-out (the file still is)
-        ("gitdir: /nonexistent/target\n".to_string(), None),
+        ("gitdir: /nonexistent/target\n".to_string(), vec![]),
         // not a pointer file at all
-        ("hello\n".to_string(), None),
+        ("hello\n".to_string(), vec![]),
     ];
-    for (text, target) in cases {
+    for (text, targets) in cases {
         let wt = dir.0.join("wt");
         std::fs::create_dir_all(&wt).unwrap();
         std::fs::write(wt.join(".git"), &text).unwrap();
         let mut expected = vec![wt.join(".git")];
-        expected.extend(target);
+        expected.extend(targets);
+        expected.extend([wt.join(".codex"), wt.join(".agents")]);
         let roots = workspace(&[], false, true, true).writable_roots(&wt);
         assert_eq!(roots[0].read_only_subpaths, expected, "{text}");
     }
 }
 
 #[test]
-fn codex_file_is_not_a_carve_out_and_missing_git_is_fine() {
-    let dir = Scratch::new("plain");
-    std::fs::write(dir.0.join(".codex"), "not a directory").unwrap();
-    let roots = workspace(&[], false, true, true).writable_roots(&dir.0);
-    assert!(roots[0].read_only_subpaths.is_empty());
+fn symlinked_carve_outs_list_the_link_and_its_target() {
+    let dir = Scratch::new("links");
+    let root = dir.0.join("root");
+    let real_git = dir.0.join("real.git");
+    std::fs::create_dir_all(&real_git).unwrap();
+    std::fs::create_dir_all(&root).unwrap();
+    std::os::unix::fs::symlink(&real_git, root.join(".git")).unwrap();
+    std::fs::write(root.join(".codex"), "a file, protected all the same").unwrap();
+    let roots = workspace(&[], false, true, true).writable_roots(&root);
+    assert_eq!(
+        roots[0].read_only_subpaths,
+        vec![
+            root.join(".git"),
+            std::fs::canonicalize(&real_git).unwrap(),
+            root.join(".codex"),
+            root.join(".agents"),
+        ]
+    );
 }
 
 #[test]

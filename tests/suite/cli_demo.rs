@@ -48,7 +48,7 @@ fn the_demo_shows_a_complete_turn_offline() {
         "command: ",
         "-lc 'cat greeting.txt",
         "Hello, world",
-        "Permission denied",
+        "Read-only file system",
         "patch completed: update ",
         "← item/commandExecution/requestApproval",
         "→ (answer)                              accept",

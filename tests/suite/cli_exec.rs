@@ -606,3 +606,66 @@ fn add_dir_makes_another_directory_writable() {
         assert_eq!(target.exists(), add_dir, "--add-dir given: {add_dir}");
     }
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn ctrl_c_stops_the_turn_and_its_command() {
+    use std::os::unix::process::CommandExt;
+    let s = Setup::new();
+    let pid_file = s.work.path().join("command.pid");
+    let script = format!("echo $$ > {}; exec sleep 60", pid_file.display());
+    s.mock.push(reply_with_command("call_1", &script));
+    // As a terminal runs it: exec leads the foreground process group that Ctrl-C signals.
+    let mut command = Command::new(env!("CARGO_BIN_EXE_codex-lite"));
+    command.arg("exec");
+    for kv in s.mock.provider_overrides() {
+        command.args(["-c", &kv]);
+    }
+    let mut child = command
+        .args([
+            "--skip-git-repo-check",
+            "--sandbox",
+            "workspace-write",
+            "sleep",
+        ])
+        .current_dir(s.work.path())
+        .env("CODEX_HOME", s.home.path())
+        .env("MOCK_KEY", "test-key")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let command_pid = loop {
+        if let Ok(text) = std::fs::read_to_string(&pid_file)
+            && let Ok(pid) = text.trim().parse::<i32>()
+        {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "the command never started");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let pgid = i32::try_from(child.id()).unwrap();
+    assert_eq!(unsafe { libc::kill(-pgid, libc::SIGINT) }, 0);
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    // The app-server saw its stdin close, interrupted the turn and killed the command.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let is_running = |pid: i32| {
+        // A zombie has ended; only its parent's reaping is left.
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            stat.rsplit(')')
+                .next()
+                .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
+        })
+    };
+    while is_running(command_pid) {
+        assert!(
+            Instant::now() < deadline,
+            "the command {command_pid} outlived exec"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -5,6 +5,7 @@ mod auth;
 mod catalog_requests;
 mod cli;
 mod cli_demo;
+mod cli_embedding_doc;
 mod cli_exec;
 mod commands;
 mod context;

@@ -1,6 +1,8 @@
 //! The sandbox on this machine's kernel: the real helper (argv[0] `codex-linux-sandbox`) and the
 //! `sandbox` CLI run real commands, and the outcomes are checked on disk, by errno and by exit
-//! status. Network, signal and syscall checks run this very test binary inside the sandbox as a
+//! status. Writes outside the writable roots fail with `EROFS` (the helper's read-only view of the
+//! filesystem stops them before Landlock would answer `EACCES`). The red-team suite
+//! (`redteam*.rs`) goes after the same sandbox as an attacker would. Network, signal and syscall checks run this very test binary inside the sandbox as a
 //! probe (`probe` below, driven by an environment variable). Where the kernel lacks a feature a
 //! test writes `skipped: …` to stderr (uncaptured) and returns: a visible skip, never a pass.
 #![cfg(target_os = "linux")]
@@ -70,18 +72,33 @@ fn workspace_write() -> Value {
            "exclude_tmpdir_env_var": false, "exclude_slash_tmp": false})
 }
 
+/// The CODEX_HOME the helper is given in these tests (where its placeholder registry lives),
+/// shared by all of them as concurrent commands share one in real use.
+pub(crate) fn codex_home() -> PathBuf {
+    let home = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sandbox-codex-home");
+    std::fs::create_dir_all(&home).unwrap();
+    home
+}
+
 /// The helper running `argv` under `policy` in `cwd`, with `TMPDIR` unset unless a test sets it.
 fn helper(policy: &Value, cwd: &Path, argv: &[&str]) -> Command {
+    helper_with(policy, cwd, &[], argv)
+}
+
+/// [`helper`] with extra helper flags before the `--`.
+fn helper_with(policy: &Value, cwd: &Path, flags: &[&str], argv: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.arg0("codex-linux-sandbox")
         .arg("--sandbox-policy-cwd")
         .arg(cwd)
         .arg("--sandbox-policy")
         .arg(policy.to_string())
+        .args(flags)
         .arg("--")
         .args(argv)
         .current_dir(cwd)
         .env_remove("TMPDIR")
+        .env("CODEX_HOME", codex_home())
         .env("GIT_AUTHOR_NAME", "t")
         .env("GIT_AUTHOR_EMAIL", "t@example.com")
         .env("GIT_COMMITTER_NAME", "t")
@@ -251,7 +268,7 @@ fn read_only_denies_every_write_except_dev_null() {
         ],
     );
     for label in ["cwd", "mkdir", "tmp", "tmpdir", "git", "codex", "elsewhere"] {
-        assert_denied(&outcomes, label, "Permission denied");
+        assert_denied(&outcomes, label, "Read-only file system");
     }
     assert_ok(&outcomes, "devnull");
     assert_ok(&outcomes, "read");
@@ -300,8 +317,8 @@ fn workspace_write_allows_cwd_tmp_tmpdir_and_configured_roots_only() {
     for label in ["cwd", "nested", "tmp", "tmpdir", "extra"] {
         assert_ok(&outcomes, label);
     }
-    assert_denied(&outcomes, "elsewhere", "Permission denied");
-    assert_denied(&outcomes, "etc", "Permission denied");
+    assert_denied(&outcomes, "elsewhere", "Read-only file system");
+    assert_denied(&outcomes, "etc", "Read-only file system");
     assert!(r.main.join("new.txt").exists());
     assert!(r.main.join("a/b/c").exists());
     assert!(tmpdir.join("f").exists());
@@ -333,8 +350,8 @@ fn workspace_write_can_exclude_slash_tmp_and_tmpdir() {
     );
     let _ = std::fs::remove_file(&in_tmp);
     assert_ok(&outcomes, "cwd");
-    assert_denied(&outcomes, "tmp", "Permission denied");
-    assert_denied(&outcomes, "tmpdir", "Permission denied");
+    assert_denied(&outcomes, "tmp", "Read-only file system");
+    assert_denied(&outcomes, "tmpdir", "Read-only file system");
 }
 
 #[test]
@@ -607,6 +624,12 @@ struct ProbeRun {
     /// What the probe printed after `probe: `, empty when it died first.
     result: String,
     signal: Option<i32>,
+    /// For failure messages (read through `Debug`): the exit code and what the helper or probe
+    /// said.
+    #[allow(dead_code)]
+    code: Option<i32>,
+    #[allow(dead_code)]
+    stderr: String,
 }
 
 fn probe_command(policy: &Value, cwd: &Path, action: &str) -> Command {
@@ -639,6 +662,8 @@ fn run_probe(policy: &Value, cwd: &Path, action: &str) -> ProbeRun {
     ProbeRun {
         result,
         signal: output.status.signal(),
+        code: output.status.code(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
 }
 
@@ -689,14 +714,15 @@ fn network_on_allows_connect() {
 
 #[test]
 fn signals_cannot_leave_the_sandbox() {
-    require_landlock!(6);
+    require_landlock!(1);
     let r = repo();
     let mut outside = Command::new("sleep").arg("30").spawn().unwrap();
     let run = run_probe(&read_only(), &r.main, &format!("kill:{}", outside.id()));
     let still_running = outside.try_wait().unwrap().is_none();
     let _ = outside.kill();
     let _ = outside.wait();
-    assert_eq!(run.result, format!("errno={}", libc::EPERM), "{run:?}");
+    // The host's pids do not exist in the sandbox's PID namespace.
+    assert_eq!(run.result, format!("errno={}", libc::ESRCH), "{run:?}");
     assert!(still_running);
     // Inside the sandbox, signals between its own processes still work.
     let outcomes = run_ops(
@@ -733,36 +759,26 @@ fn foreign_syscall_abis_are_killed() {
     }
 }
 
-/// Makes `unshare(2)` fail with EPERM in the spawned process, as on a host without the rights.
-fn deny_unshare(cmd: &mut Command) {
+/// Makes every namespace creation (`unshare`, `clone` with a namespace flag) fail with EPERM in
+/// the spawned process, as on a host that refuses them (user namespaces disabled, a container's
+/// seccomp profile).
+pub(crate) fn deny_namespaces(cmd: &mut Command) {
     let ld = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
     let jeq = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+    let jset = (libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K) as u16;
     let ret = (libc::BPF_RET | libc::BPF_K) as u16;
+    let ins = |code: u16, jt: u8, jf: u8, k: u32| libc::sock_filter { code, jt, jf, k };
+    let eperm = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
     let filter = [
-        libc::sock_filter {
-            code: ld,
-            jt: 0,
-            jf: 0,
-            k: 0,
-        },
-        libc::sock_filter {
-            code: jeq,
-            jt: 0,
-            jf: 1,
-            k: libc::SYS_unshare as u32,
-        },
-        libc::sock_filter {
-            code: ret,
-            jt: 0,
-            jf: 0,
-            k: libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
-        },
-        libc::sock_filter {
-            code: ret,
-            jt: 0,
-            jf: 0,
-            k: libc::SECCOMP_RET_ALLOW,
-        },
+        ins(ld, 0, 0, 0),
+        ins(jeq, 4, 0, libc::SYS_unshare as u32),
+        ins(jeq, 0, 4, libc::SYS_clone as u32),
+        ins(ld, 0, 0, 16),
+        // CLONE_NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET
+        ins(jset, 0, 2, 0x7E02_0000),
+        ins(ret, 0, 0, eperm),
+        ins(ret, 0, 0, eperm),
+        ins(ret, 0, 0, libc::SECCOMP_RET_ALLOW),
     ];
     // SAFETY: the closure only makes two prctl calls (async-signal-safe) on its own copy of the
     // filter, which lives as long as the closure.
@@ -783,38 +799,73 @@ fn deny_unshare(cmd: &mut Command) {
 }
 
 #[test]
-fn without_a_mount_namespace_it_warns_once_and_still_confines() {
+fn without_namespaces_it_fails_closed_and_names_the_fix() {
+    let r = repo();
+    for policy in [read_only(), workspace_write()] {
+        let marker = r.dir.path().join("ran");
+        let mut cmd = helper(&policy, &r.main, &["touch", marker.to_str().unwrap()]);
+        deny_namespaces(&mut cmd);
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(125), "{stderr}");
+        assert!(
+            stderr.starts_with("codex-linux-sandbox: cannot create the sandbox's"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("namespaces"), "{stderr}");
+        assert!(
+            stderr.contains("sandbox_linux.allow_without_namespaces=true"),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("refusing to run the command unsandboxed"),
+            "{stderr}"
+        );
+        assert!(!marker.exists(), "the command ran");
+    }
+}
+
+#[test]
+fn the_degraded_mode_is_explicit_and_says_what_it_lacks_every_time() {
     require_landlock!(1);
     let r = repo();
-    let mut cmd = helper(
-        &workspace_write(),
-        &r.main,
-        &[
-            "sh",
-            "-c",
-            &format!(
-                "echo x > ok.txt && ! echo x > {}/other/f 2>/dev/null",
-                r.dir.path().display()
-            ),
-        ],
-    );
-    deny_unshare(&mut cmd);
-    let out = cmd.output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("warning")).collect();
-    assert_eq!(warnings.len(), 1, "{stderr}");
-    let warning = warnings[0];
-    assert!(
-        warning.starts_with("codex-linux-sandbox: warning:"),
-        "{warning}"
-    );
-    assert!(warning.contains("mount namespace"), "{warning}");
-    for path in [r.main.join(".git"), r.main.join(".codex")] {
-        assert!(warning.contains(path.to_str().unwrap()), "{warning}");
+    for _ in 0..2 {
+        // The flag the server adds for `[sandbox_linux] allow_without_namespaces = true`.
+        let mut cmd = helper_with(
+            &workspace_write(),
+            &r.main,
+            &["--allow-without-namespaces"],
+            &[
+                "sh",
+                "-c",
+                &format!(
+                    "echo x > ok.txt && ! (echo x > {}/other/f) 2>/dev/null",
+                    r.dir.path().display()
+                ),
+            ],
+        );
+        deny_namespaces(&mut cmd);
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("warning")).collect();
+        assert!(
+            warnings[0].starts_with("codex-linux-sandbox: warning: no namespaces"),
+            "{stderr}"
+        );
+        assert!(warnings[0].contains("NOT protected"), "{stderr}");
+        // Its carve-out mounts need a namespace too: the paths left open are named.
+        let unprotected = warnings
+            .iter()
+            .find(|w| w.contains("NOT write-protected"))
+            .unwrap_or_else(|| panic!("{stderr}"));
+        assert!(
+            unprotected.contains(r.main.join(".git").to_str().unwrap()),
+            "{unprotected}"
+        );
+        assert!(r.main.join("ok.txt").exists());
+        assert!(!r.dir.path().join("other/f").exists());
     }
-    assert!(r.main.join("ok.txt").exists());
-    assert!(!r.dir.path().join("other/f").exists());
 }
 
 #[test]
@@ -957,7 +1008,7 @@ fn sandbox_cli_runs_commands_under_the_policy() {
     // Read-only by default.
     let out = cli(h, cwd, &["sandbox", "linux", "touch", "ro.txt"]);
     assert_ne!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("Permission denied"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Read-only file system"));
     assert!(!cwd.join("ro.txt").exists());
     // --full-auto: workspace-write in the current directory, carve-outs kept.
     for (args, file) in [

@@ -692,6 +692,16 @@ fn interrupt_during_a_stalled_stream_closes_the_open_item() {
 }
 
 fn processes_with_arg(needle: &str) -> usize {
+    processes_with_arg_where(needle, |_| true)
+}
+
+/// The processes of the command itself, without the sandbox helper's own two (which carry the
+/// command line after `--`).
+fn command_processes_with_arg(needle: &str) -> usize {
+    processes_with_arg_where(needle, |cmd| !cmd.starts_with(b"codex-linux-sandbox\0"))
+}
+
+fn processes_with_arg_where(needle: &str, keep: impl Fn(&[u8]) -> bool) -> usize {
     std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
@@ -702,6 +712,7 @@ fn processes_with_arg(needle: &str) -> usize {
                 .all(|c| c.is_ascii_digit())
         })
         .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .filter(|cmd| keep(cmd))
         .filter(|cmd| cmd.split(|b| *b == 0).any(|arg| arg == needle.as_bytes()))
         .count()
 }
@@ -716,10 +727,10 @@ fn interrupt_during_a_long_command_kills_it_at_once() {
     server.read_until("item/started");
     server.read_until("item/started");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while processes_with_arg("31.77") == 0 && std::time::Instant::now() < deadline {
+    while command_processes_with_arg("31.77") == 0 && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(processes_with_arg("31.77"), 1, "the command runs");
+    assert_eq!(command_processes_with_arg("31.77"), 1, "the command runs");
     let asked = std::time::Instant::now();
     let messages = interrupt_turn(&mut server, &thread_id, &turn_id);
     let took = asked.elapsed();

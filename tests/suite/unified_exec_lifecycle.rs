@@ -23,7 +23,8 @@ fn is_alive(pid: u32) -> bool {
     }
 }
 
-/// The pid a command wrote to `file` (waits for it to appear).
+/// The pid of the command that wrote its `$$` to `file` (waits for it to appear), translated
+/// out of the sandbox's PID namespace; a pid that never runs when the command is gone already.
 fn read_pid(file: &Path) -> u32 {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -31,7 +32,7 @@ fn read_pid(file: &Path) -> u32 {
             .ok()
             .and_then(|t| t.trim().parse().ok())
         {
-            return pid;
+            return crate::support::host_pid(file, pid).unwrap_or(u32::MAX);
         }
         assert!(Instant::now() < deadline, "no pid in {}", file.display());
         std::thread::sleep(Duration::from_millis(20));

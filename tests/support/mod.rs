@@ -66,3 +66,43 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.path);
     }
 }
+
+/// The pid, as this process sees it, of the process that has pid `inner` inside the sandbox whose
+/// helper command line names `marker` (a path only that command mentions): the Linux sandbox
+/// runs each command in its own PID namespace, where `$$` means nothing outside. `None` when no
+/// such sandbox runs any more (the process is gone).
+#[cfg(target_os = "linux")]
+pub fn host_pid(marker: &Path, inner: u32) -> Option<u32> {
+    use std::os::unix::ffi::OsStrExt;
+    let marker = marker.as_os_str().as_bytes();
+    let procs: Vec<u32> = std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    // The last NSpid entry is the pid in the process's own namespace, the first ours.
+    let ns_pids = |pid: u32| -> Vec<u32> {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("NSpid:"))
+            .map(|l| {
+                l.split_whitespace()
+                    .filter_map(|n| n.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let pid_ns = |pid: u32| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+    let init = procs.iter().copied().find(|pid| {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        cmdline.starts_with(b"codex-linux-sandbox\0")
+            && cmdline.windows(marker.len()).any(|w| w == marker)
+            && ns_pids(*pid).last() == Some(&1)
+    })?;
+    let ns = pid_ns(init)?;
+    procs.into_iter().find(|pid| {
+        let ids = ns_pids(*pid);
+        ids.len() > 1 && ids.last() == Some(&inner) && pid_ns(*pid).as_ref() == Some(&ns)
+    })
+}
