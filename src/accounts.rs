@@ -1,7 +1,8 @@
-//! The account methods (auth.md §2–3): `account/read`, `getAuthStatus`, `account/login/start`
-//! in its four modes, `account/login/cancel`, `account/logout`, and the notifications
-//! `account/login/completed` and `account/updated`. Credentials live in `auth/`; the browser and
-//! device-code flows in `login/`.
+//! The account methods (auth.md §2–3, models.md §5): `account/read`, `getAuthStatus`,
+//! `account/login/start` in its four modes, `account/login/cancel`, `account/logout`,
+//! `account/rateLimits/read`, and the notifications `account/login/completed` and
+//! `account/updated`. Credentials live in `auth/`; the browser and device-code flows in
+//! `login/`; reading usage windows in `client/rate_limits.rs`.
 
 use std::sync::{Arc, Mutex};
 
@@ -142,6 +143,7 @@ impl Server {
             "account/login/start" => decode(params).and_then(|p| self.login_start(id, p)),
             "account/login/cancel" => decode(params).map(|p| self.login_cancel(id, p)),
             "account/logout" => self.logout(id),
+            "account/rateLimits/read" => self.rate_limits_read(id),
             _ => return None,
         })
     }
@@ -362,6 +364,64 @@ impl Server {
         }
     }
 
+    /// `account/rateLimits/read`: a ChatGPT login's usage windows, fresh from `GET <chatgpt
+    /// base>/wham/usage` on its own thread (the last reported snapshot when that fails); an
+    /// error for API keys and logged-out users.
+    fn rate_limits_read(&mut self, id: &RequestId) -> Result<(), RpcError> {
+        let chatgpt = matches!(
+            self.auth.view().mode,
+            Some(AuthMode::Chatgpt | AuthMode::ChatgptAuthTokens)
+        );
+        if !chatgpt {
+            return Err(RpcError::invalid_request(
+                "chatgpt authentication required to read rate limits",
+            ));
+        }
+        let (originator, user_agent) = self.client_identity();
+        let identity = crate::client::ClientIdentity {
+            originator,
+            user_agent,
+        };
+        let (rpc, auth, store, id) = (
+            self.rpc.clone(),
+            self.auth.clone(),
+            self.rate_limits.clone(),
+            id.clone(),
+        );
+        let configured = self.config.chatgpt_base_url.clone();
+        std::thread::Builder::new()
+            .name("rate-limits-read".into())
+            .spawn(move || {
+                let answer = |snapshot: &crate::client::rate_limits::RateLimitSnapshot| {
+                    json!({
+                        "rateLimits": snapshot,
+                        "rateLimitsByLimitId": {"codex": snapshot},
+                        "ordinaryUsageAllowed": null,
+                        "rateLimitResetCredits": null,
+                        "accountId": null,
+                        "rateLimitUpsell": null,
+                    })
+                };
+                match fetch_usage(auth.as_ref(), &configured, &identity) {
+                    Ok(snapshot) => rpc.respond(&id, answer(&snapshot)),
+                    Err(why) => match store.latest() {
+                        Some(snapshot) => {
+                            crate::log::warn(&format!(
+                                "{why}; answering with the last reported rate limits"
+                            ));
+                            rpc.respond(&id, answer(&snapshot));
+                        }
+                        None => rpc.respond_error(
+                            &id,
+                            &RpcError::internal(format!("failed to read rate limits: {why}")),
+                        ),
+                    },
+                }
+            })
+            .map_err(|e| RpcError::internal(format!("cannot read rate limits: {e}")))?;
+        Ok(())
+    }
+
     fn check_managed_login_allowed(&self) -> Result<(), RpcError> {
         if self.auth.is_external() {
             return Err(RpcError::invalid_request(EXTERNAL_ACTIVE));
@@ -414,6 +474,43 @@ impl Server {
         }
         Ok(())
     }
+}
+
+/// `GET <chatgpt base>/wham/usage` (`/api/codex/usage` for bases without `/backend-api`),
+/// through the workspace's route, read into a snapshot.
+fn fetch_usage(
+    auth: &AuthManager,
+    configured: &str,
+    identity: &crate::client::ClientIdentity,
+) -> Result<crate::client::rate_limits::RateLimitSnapshot, String> {
+    use crate::client::AuthProvider;
+    let route = auth.chatgpt_route(configured, identity);
+    let base = route.base_url.trim_end_matches('/');
+    let url = if base.contains("/backend-api") {
+        format!("{base}/wham/usage")
+    } else {
+        format!("{base}/api/codex/usage")
+    };
+    let extra: Vec<(&str, &str)> = route
+        .routing_override
+        .as_deref()
+        .map(|v| ("x-openai-account-routing-override", v))
+        .into_iter()
+        .collect();
+    let response = crate::client::get(auth, &url, identity, &extra)?;
+    if response.status != 200 {
+        return Err(format!(
+            "GET {url} answered {}: {}",
+            response.status,
+            response.snippet()
+        ));
+    }
+    let body: Value = serde_json::from_slice(&response.body)
+        .map_err(|e| format!("GET {url} answered something that is not JSON: {e}"))?;
+    Ok(crate::client::rate_limits::from_usage(
+        &body,
+        crate::time::unix_seconds() as i64,
+    ))
 }
 
 /// The completion of a browser/device login (persist, clear the pending slot, notify) and the

@@ -19,6 +19,7 @@ pub mod models;
 pub mod platform;
 pub mod prompt;
 pub mod protocol;
+pub mod review;
 pub mod rollout;
 pub mod rpc;
 pub mod sandbox;

@@ -56,6 +56,8 @@ pub struct Server {
     pub catalog: Arc<crate::models::Catalog>,
     /// Requests parked once until the catalog settled (never parked twice).
     pub parked: HashSet<RequestId>,
+    /// The latest usage windows model responses reported.
+    pub rate_limits: Arc<crate::client::RateLimitStore>,
     /// Params of the thread/turn request being handled that we do not honour (each with its
     /// warning text); its handler reports them once it knows the thread.
     pub unhonoured: Vec<(String, String)>,
@@ -124,6 +126,7 @@ impl Server {
         Self {
             catalog,
             parked: HashSet::new(),
+            rate_limits: Arc::default(),
             rpc,
             config,
             session: None,
@@ -160,6 +163,7 @@ impl Server {
     pub fn model_client(&self, config: &Config) -> crate::client::ModelClient {
         let (originator, user_agent) = self.client_identity();
         crate::client::ModelClient::new(config, self.auth.clone(), originator, user_agent)
+            .with_rate_limit_store(self.rate_limits.clone())
     }
 
     /// Handles one client message (also a request parked until the catalog settled).
@@ -209,7 +213,7 @@ impl Server {
                 let snapshot = self.catalog_access(&self.config).snapshot();
                 self.rpc.respond(id, crate::models::list(&snapshot, p))
             })),
-            m if m.starts_with("thread/") || m.starts_with("turn/") => {
+            m if m.starts_with("thread/") || m.starts_with("turn/") || m == "review/start" => {
                 self.handle_thread_request(id, m, params)
             }
             m if m.starts_with("command/exec") => self.handle_command_request(id, m, params),

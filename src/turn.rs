@@ -15,6 +15,7 @@ use crate::protocol::{
     ActiveFlag, ThreadItem, ThreadStatus, ThreadTokenUsage, TokenUsage, Turn, TurnError,
     TurnStatus, UserInput,
 };
+use crate::review::ReviewRun;
 use crate::rollout::Entry;
 use crate::rpc::Rpc;
 use crate::thread::{Control, SharedThread, TurnHandle, lock};
@@ -46,6 +47,9 @@ pub struct TurnStart {
     pub catalog: crate::models::CatalogAccess,
     /// `turn/start.outputSchema`: the final answer's JSON schema (this turn only).
     pub output_schema: Option<Value>,
+    /// Set for a review (`review/start`): the turn runs the review in its own conversation
+    /// and `input` is ignored.
+    pub review: Option<crate::review::ReviewTarget>,
 }
 
 /// Longest a turn waits for the model catalog before running with what is known.
@@ -100,6 +104,8 @@ pub struct TurnRunner {
     items: Vec<ThreadItem>,
     /// The tool runner.
     tools: Tools,
+    /// The review this turn runs, if it is one.
+    review: Option<ReviewRun>,
 }
 
 /// Starts the turn thread. The main loop has already answered `turn/start`.
@@ -166,6 +172,12 @@ fn run(start: TurnStart) {
         (state.id.clone(), state.settings.clone())
     };
     let turn_id = start.handle.turn_id.clone();
+    let review = start.review.as_ref().map(|target| {
+        (
+            target.prompt(&settings.cwd),
+            ReviewRun::new(target.display(), &settings),
+        )
+    });
     let tools = Tools::new(start.tool_env.clone(), settings);
     let mut runner = TurnRunner {
         rpc: start.rpc,
@@ -179,9 +191,21 @@ fn run(start: TurnStart) {
         pending_input: Vec::new(),
         items: Vec::new(),
         tools,
+        review: None,
     };
-    runner.begin(start.input);
+    let mut input = start.input;
+    if let Some((prompt, review)) = review {
+        input = vec![UserInput::Text {
+            text: prompt,
+            text_elements: Vec::new(),
+        }];
+        runner.review = Some(review);
+    }
+    runner.begin(input);
     let outcome = runner.agent_loop();
+    if runner.review.is_some() {
+        runner.finish_review(matches!(outcome, Outcome::Completed));
+    }
     let items = std::mem::take(&mut runner.items);
     finish_turn(
         &runner.rpc,
@@ -347,9 +371,49 @@ impl TurnRunner {
         );
     }
 
-    /// Adds a model-facing history item.
+    /// Adds a model-facing history item (to the review's own conversation during a review).
     pub fn push_history(&self, item: Value) {
-        lock(&self.thread).push_history(&self.turn_id, item);
+        match &self.review {
+            Some(review) => review.history.borrow_mut().push(item),
+            None => lock(&self.thread).push_history(&self.turn_id, item),
+        }
+    }
+
+    /// Ends a review: the `exitedReviewMode` item with the review text, the text as an agent
+    /// message, and (when it finished) the result in the thread's own history.
+    fn finish_review(&mut self, finished: bool) {
+        let Some(review) = self.review.take() else {
+            return;
+        };
+        let answer = self.items.iter().rev().find_map(|item| match item {
+            ThreadItem::AgentMessage { text, .. } => Some(text.clone()),
+            _ => None,
+        });
+        let text = match (finished, answer) {
+            (true, Some(answer)) => crate::review::review_text(&answer),
+            (true, None) => "The review ended without an answer.".to_string(),
+            (false, _) => "The review did not finish.".to_string(),
+        };
+        let exited = ThreadItem::ExitedReviewMode {
+            id: crate::ids::uuid_v7(),
+            review: text.clone(),
+        };
+        self.item_started(&exited);
+        self.item_completed(exited);
+        if !finished {
+            return;
+        }
+        let message = ThreadItem::AgentMessage {
+            id: crate::ids::uuid_v7(),
+            text: text.clone(),
+        };
+        self.item_started(&message);
+        self.item_delta("item/agentMessage/delta", message.id(), &text);
+        self.item_completed(message);
+        let mut state = lock(&self.thread);
+        for item in review.history_items(&text) {
+            state.push_history(&self.turn_id, item);
+        }
     }
 
     fn begin(&mut self, input: Vec<UserInput>) {
@@ -367,17 +431,22 @@ impl TurnRunner {
             });
             let context = state.settings.context();
             state.record(&Entry::TurnContext(context.clone()));
-            if state.told_context.as_ref() != Some(&context) {
+            if let Some(review) = &self.review {
+                // A review starts its own conversation: permissions, then instructions and
+                // environment, then the request.
+                let mut history = review.history.borrow_mut();
+                history.push(crate::prompt::developer_message(&review.settings));
+                let update = crate::context::ContextState::default().update(&review.settings);
+                history.extend(update.message);
+                warnings = Vec::new();
+            } else if state.told_context.as_ref() != Some(&context) {
                 let developer = crate::prompt::developer_message(&state.settings);
                 state.push_history(&self.turn_id, developer);
                 state.told_context = Some(context);
+                warnings = self.update_context(&mut state);
+            } else {
+                warnings = self.update_context(&mut state);
             }
-            let settings = state.settings.clone();
-            let update = state.context.update(&settings);
-            if let Some(message) = update.message {
-                state.push_history(&self.turn_id, message);
-            }
-            warnings = update.warnings;
         }
         for message in &warnings {
             self.warn(message);
@@ -396,7 +465,26 @@ impl TurnRunner {
                 turn: &turn,
             },
         );
+        if let Some(review) = &self.review {
+            let entered = ThreadItem::EnteredReviewMode {
+                id: crate::ids::uuid_v7(),
+                review: review.display.clone(),
+            };
+            self.item_started(&entered);
+            self.item_completed(entered);
+        }
         self.add_user_input(input);
+    }
+
+    /// Adds the project instructions and environment context when they changed; returns the
+    /// warnings reading the instructions produced.
+    fn update_context(&self, state: &mut crate::thread::ThreadState) -> Vec<String> {
+        let settings = state.settings.clone();
+        let update = state.context.update(&settings);
+        if let Some(message) = update.message {
+            state.push_history(&self.turn_id, message);
+        }
+        update.warnings
     }
 
     fn add_user_input(&mut self, input: Vec<UserInput>) {
@@ -430,16 +518,30 @@ impl TurnRunner {
             if self.handle.is_interrupted() {
                 return Outcome::Interrupted;
             }
-            let mcp_tools = crate::tools::mcp::definitions(self);
-            let request = {
-                let state = lock(&self.thread);
-                crate::prompt::build_request(
-                    &state.settings,
-                    &self.thread_id,
-                    state.history.iter().map(|(_, item)| item),
-                    self.output_schema.as_ref(),
-                    mcp_tools,
-                )
+            let request = match &self.review {
+                Some(review) => {
+                    let history = review.history.borrow();
+                    let mut request = crate::prompt::build_request(
+                        &review.settings,
+                        &self.thread_id,
+                        history.iter(),
+                        None,
+                        Vec::new(),
+                    );
+                    ReviewRun::restrict_tools(&mut request.body);
+                    request
+                }
+                None => {
+                    let mcp_tools = crate::tools::mcp::definitions(self);
+                    let state = lock(&self.thread);
+                    crate::prompt::build_request(
+                        &state.settings,
+                        &self.thread_id,
+                        state.history.iter().map(|(_, item)| item),
+                        self.output_schema.as_ref(),
+                        mcp_tools,
+                    )
+                }
             };
             let (outputs, calls) = match self.sample(&request) {
                 Round::Done { outputs, calls } => (outputs, calls),
@@ -535,6 +637,8 @@ impl TurnRunner {
         let mut outputs = Vec::new();
         let mut calls = Vec::new();
         let mut received = 0usize;
+        // Usage windows this response reported (its headers, then any stream event).
+        let mut rate_limits = None;
         loop {
             if received > MAX_RESPONSE_BYTES {
                 stream.abort();
@@ -608,11 +712,19 @@ impl TurnRunner {
                                 outputs.push(item);
                             }
                         }
+                        StreamEvent::RateLimits(snapshot) => rate_limits = Some(snapshot),
                         StreamEvent::Completed { usage, response_id } => {
                             crate::log::debug(&format!("turn {}: response {response_id} completed", self.turn_id));
                             self.close_all(&mut open);
                             if let Some(usage) = usage {
                                 self.record_usage(usage);
+                            }
+                            if let Some(snapshot) = rate_limits.take() {
+                                self.client.record_rate_limits(&snapshot);
+                                self.rpc.notify(
+                                    "account/rateLimits/updated",
+                                    serde_json::json!({ "rateLimits": snapshot }),
+                                );
                             }
                             return Round::Done { outputs, calls };
                         }

@@ -5,6 +5,7 @@
 //! account/* methods are `accounts.rs`'s; OAuth flows and HTTP calls are `login/`'s.
 
 pub mod jwt;
+mod routing;
 pub mod storage;
 
 use std::path::PathBuf;
@@ -14,7 +15,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::client::{AuthProvider, ClientError, CredentialKind, Credentials};
+use crate::client::{
+    AuthProvider, ChatGptRoute, ClientError, ClientIdentity, CredentialKind, Credentials,
+};
 use crate::config::Config;
 use crate::protocol::CodexErrorInfo;
 use crate::rpc::Rpc;
@@ -104,6 +107,10 @@ pub struct AuthManager {
     /// Held during a managed refresh grant: refresh tokens rotate, so two grants with the same
     /// token would fail the second as reused. Waiters find the token already replaced.
     managed_refresh: Mutex<()>,
+    /// The last workspace-routing discovery; held while one runs (one at a time).
+    routing: Mutex<Option<routing::Discovered>>,
+    /// Accounts whose failed discovery was already reported.
+    routing_warned: Mutex<Vec<String>>,
 }
 
 fn auth_error(message: impl Into<String>) -> ClientError {
@@ -149,6 +156,8 @@ impl AuthManager {
             state: Mutex::new(state),
             flight: Mutex::new(None),
             managed_refresh: Mutex::new(()),
+            routing: Mutex::new(None),
+            routing_warned: Mutex::new(Vec::new()),
         }
     }
 
@@ -547,6 +556,40 @@ impl AuthProvider for AuthManager {
                 account_id: Some(tokens.account_id.clone()),
             }),
         })
+    }
+
+    fn chatgpt_route(&self, configured: &str, identity: &ClientIdentity) -> ChatGptRoute {
+        let direct = ChatGptRoute {
+            base_url: configured.to_string(),
+            routing_override: None,
+        };
+        let Some(account) = self.account_id().filter(|a| !a.is_empty()) else {
+            return direct;
+        };
+        let key = (account.clone(), configured.to_string());
+        // Held across the discovery: concurrent requests wait for its answer.
+        let mut slot = lock(&self.routing);
+        if let Some(route) = slot.as_ref().and_then(|d| d.route_for(&key)) {
+            return route;
+        }
+        let outcome = routing::discover(self, &account, configured, identity);
+        *slot = Some(routing::remember(&account, configured, &outcome));
+        drop(slot);
+        match outcome {
+            Ok(route) => route,
+            Err(why) => {
+                crate::log::warn(&format!("workspace routing of {account}: {why}"));
+                let mut warned = lock(&self.routing_warned);
+                if !warned.contains(&account) {
+                    warned.push(account.clone());
+                    self.rpc.notify(
+                        "warning",
+                        routing::failure_warning(&account, configured, &why),
+                    );
+                }
+                direct
+            }
+        }
     }
 
     fn recover_unauthorized(&self, failed: &Credentials) -> Result<bool, ClientError> {

@@ -86,6 +86,13 @@ pub(super) fn map_event(name: &str, data: &str) -> Mapped {
                 usage: response.and_then(|r| r.get("usage")).and_then(map_usage),
             })
         }
+        "codex.rate_limits" => match serde_json::from_str::<Value>(data)
+            .ok()
+            .and_then(|event| super::rate_limits::from_event(&event))
+        {
+            Some(snapshot) => Mapped::Event(StreamEvent::RateLimits(snapshot)),
+            None => Mapped::Ignored,
+        },
         "response.failed" => Mapped::Failed(response_failed(wire.response.as_ref())),
         "response.incomplete" => Mapped::Failed(response_incomplete(wire.response.as_ref())),
         _ => Mapped::Ignored,

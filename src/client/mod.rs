@@ -20,6 +20,7 @@ mod error;
 mod events;
 mod get;
 pub(crate) mod net;
+pub mod rate_limits;
 mod request;
 mod retry;
 mod round_trip;
@@ -72,12 +73,24 @@ pub trait AuthProvider: Send + Sync {
     /// with [`AuthProvider::credentials`]; `Ok(false)`: nothing to recover, the round trip
     /// fails with the 401; `Err`: fails with that error as is.
     fn recover_unauthorized(&self, failed: &Credentials) -> Result<bool, ClientError>;
-    /// The ChatGPT backend base for model and catalog requests: `configured`
-    /// (`chatgpt_base_url`) unless workspace routing names another origin. May block (the
-    /// first call per account asks the backend); the default does no routing.
-    fn chatgpt_base_url(&self, configured: &str, _identity: &ClientIdentity) -> String {
-        configured.to_string()
+    /// Where ChatGPT model and catalog requests go: `configured` (`chatgpt_base_url`) unless
+    /// workspace routing names another origin. May block (the first call per account asks the
+    /// backend); the default does no routing.
+    fn chatgpt_route(&self, configured: &str, _identity: &ClientIdentity) -> ChatGptRoute {
+        ChatGptRoute {
+            base_url: configured.to_string(),
+            routing_override: None,
+        }
     }
+}
+
+/// Where a ChatGPT login's requests go (workspace routing, models.md §5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatGptRoute {
+    /// The ChatGPT backend base (`…/backend-api`).
+    pub base_url: String,
+    /// `x-openai-account-routing-override` for a constrained workspace (`us`, `us_cr`).
+    pub routing_override: Option<String>,
 }
 
 /// Which kind of OpenAI credential a token is; decides the endpoint of the built-in provider.
@@ -137,6 +150,9 @@ pub enum StreamEvent {
     },
     /// `response.output_item.done`: its `item`.
     ItemDone(Value),
+    /// Usage windows the backend reported (the response's `x-codex-*` headers, before any
+    /// other event, or a `codex.rate_limits` event).
+    RateLimits(rate_limits::RateLimitSnapshot),
     /// `response.completed`: the round trip succeeded.
     Completed {
         /// `response.id` (empty if the server sent none).
@@ -167,12 +183,36 @@ struct Settings {
     user_agent: String,
 }
 
+/// The latest usage windows any model response reported, shared by a server's clients (for
+/// `account/rateLimits/read` when the backend cannot be asked).
+#[derive(Debug, Default)]
+pub struct RateLimitStore {
+    latest: Mutex<Option<rate_limits::RateLimitSnapshot>>,
+}
+
+impl RateLimitStore {
+    /// Keeps `snapshot` as the latest.
+    pub fn record(&self, snapshot: &rate_limits::RateLimitSnapshot) {
+        *self.latest.lock().unwrap_or_else(PoisonError::into_inner) = Some(snapshot.clone());
+    }
+
+    /// The latest snapshot, if any response reported one.
+    pub fn latest(&self) -> Option<rate_limits::RateLimitSnapshot> {
+        self.latest
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
 /// Starts model round trips for one provider configuration. Cheap to clone and to build per
 /// turn; `Send + Sync`.
 #[derive(Clone)]
 pub struct ModelClient {
     settings: Arc<Settings>,
     auth: Arc<dyn AuthProvider>,
+    /// Where reported usage windows are kept.
+    rate_limits: Arc<RateLimitStore>,
     /// First backoff delay (200 ms; tests shorten it).
     retry_base_delay: Duration,
     /// Reads a provider's `env_key` variable (the process environment; tests substitute it).
@@ -204,6 +244,7 @@ impl ModelClient {
         Self {
             settings: Arc::new(settings),
             auth,
+            rate_limits: Arc::default(),
             retry_base_delay: retry::BASE_DELAY,
             env_lookup: |name| std::env::var(name).ok(),
         }
@@ -249,6 +290,18 @@ impl ModelClient {
             )));
         }
         ResponseStream { events: rx, abort }
+    }
+
+    /// Keeps reported usage windows in `store` (shared with the server) rather than in a
+    /// store of its own.
+    pub fn with_rate_limit_store(mut self, store: Arc<RateLimitStore>) -> Self {
+        self.rate_limits = store;
+        self
+    }
+
+    /// Records usage windows a response reported (the turn calls it once per response).
+    pub fn record_rate_limits(&self, snapshot: &rate_limits::RateLimitSnapshot) {
+        self.rate_limits.record(snapshot);
     }
 
     /// Announced stream-level retries: the provider's `stream_max_retries`, default 5 (at

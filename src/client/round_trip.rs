@@ -114,21 +114,31 @@ impl RoundTrip {
                 return Err(Stop::Aborted);
             }
             let bearer = resolve_bearer(&self.settings, self.auth.as_ref(), self.env_lookup)?;
-            let chatgpt_base = if is_chatgpt(&self.settings, &bearer) {
+            let route = if is_chatgpt(&self.settings, &bearer) {
                 self.auth
-                    .chatgpt_base_url(&self.settings.chatgpt_base_url, &self.identity())
+                    .chatgpt_route(&self.settings.chatgpt_base_url, &self.identity())
             } else {
-                self.settings.chatgpt_base_url.clone()
+                super::ChatGptRoute {
+                    base_url: self.settings.chatgpt_base_url.clone(),
+                    routing_override: None,
+                }
             };
             if out.abort.is_set() {
                 return Err(Stop::Aborted);
             }
-            let url = endpoint(&self.settings, &bearer, &chatgpt_base);
+            let url = endpoint(&self.settings, &bearer, &route.base_url);
             let agent = net::agent(&url, out.abort.aborted.clone());
             if !out.abort.install(&agent) {
                 return Err(Stop::Aborted);
             }
-            let response = self.send(&agent, &url, &bearer, &body, retries);
+            let response = self.send(
+                &agent,
+                &url,
+                &bearer,
+                route.routing_override.as_deref(),
+                &body,
+                retries,
+            );
             if out.abort.is_set() {
                 return Err(Stop::Aborted);
             }
@@ -148,6 +158,16 @@ impl RoundTrip {
             };
             let status = response.status().as_u16();
             if (200..300).contains(&status) {
+                let headers = response.headers();
+                let header = |name: &str| {
+                    headers
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string)
+                };
+                if let Some(snapshot) = super::rate_limits::from_headers(&header) {
+                    out.send(StreamEvent::RateLimits(snapshot))?;
+                }
                 return stream_events(response, out);
             }
             let header = |name: &str| {
@@ -211,13 +231,14 @@ impl RoundTrip {
         agent: &ureq::Agent,
         url: &str,
         bearer: &Bearer,
+        routing_override: Option<&str>,
         body: &[u8],
         retries: u64,
     ) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
         let meta = RequestMeta {
             thread_id: &self.thread_id,
             lite: self.lite,
-            routing_override: None,
+            routing_override,
         };
         let headers = headers(&self.settings, bearer, &meta);
         debug(|| {

@@ -57,15 +57,20 @@ pub fn parse_catalog(body: &[u8]) -> Result<(Vec<Value>, Vec<ModelInfo>), String
     Ok((parsed.models, models))
 }
 
-/// `GET <url>?client_version=<V>` (with `If-None-Match: <etag>` when given).
+/// `GET <url>?client_version=<V>` (with `If-None-Match: <etag>` when given, and the
+/// workspace's routing override).
 pub fn fetch(
     auth: &dyn AuthProvider,
     url: &str,
     identity: &ClientIdentity,
     etag: Option<&str>,
+    routing_override: Option<&str>,
 ) -> FetchOutcome {
     let full = format!("{url}?client_version={}", crate::client::CODEX_VERSION);
-    let extra: Vec<(&str, &str)> = etag.map(|e| ("if-none-match", e)).into_iter().collect();
+    let mut extra: Vec<(&str, &str)> = etag.map(|e| ("if-none-match", e)).into_iter().collect();
+    if let Some(value) = routing_override {
+        extra.push(("x-openai-account-routing-override", value));
+    }
     let response = match get(auth, &full, identity, &extra) {
         Ok(response) => response,
         Err(message) => return FetchOutcome::Failed(message),

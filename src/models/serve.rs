@@ -85,9 +85,15 @@ impl CatalogAccess {
             self.chatgpt_base_url.clone(),
         );
         let fetcher: super::Fetcher = Box::new(move |etag| {
-            let base = auth.chatgpt_base_url(&configured, &identity);
-            let url = format!("{}/codex/models", base.trim_end_matches('/'));
-            fetch::fetch(auth.as_ref(), &url, &identity, etag)
+            let route = auth.chatgpt_route(&configured, &identity);
+            let url = format!("{}/codex/models", route.base_url.trim_end_matches('/'));
+            fetch::fetch(
+                auth.as_ref(),
+                &url,
+                &identity,
+                etag,
+                route.routing_override.as_deref(),
+            )
         });
         self.catalog.refresh(source, fetcher, then);
     }

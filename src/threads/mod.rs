@@ -18,6 +18,7 @@ use crate::server::{Server, decode};
 
 mod list;
 mod param_audit;
+mod review;
 mod settings;
 mod turns;
 
@@ -267,6 +268,7 @@ impl Server {
             "turn/start" => decode(params).and_then(|p| self.turn_start(id, p)),
             "turn/interrupt" => decode(params).and_then(|p| self.turn_interrupt(id, p)),
             "turn/steer" => decode(params).and_then(|p| self.turn_steer(id, p)),
+            "review/start" => decode(params).and_then(|p| self.review_start(id, p)),
             _ => return None,
         })
     }

@@ -116,6 +116,7 @@ impl Server {
             tool_env: self.tool_env.clone(),
             catalog,
             output_schema: params.output_schema.filter(|s| !s.is_null()),
+            review: None,
         };
         self.report_unhonoured(&shared);
         if let Err(e) = crate::turn::spawn(start) {

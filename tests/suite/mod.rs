@@ -2,6 +2,7 @@
 
 mod apply_patch;
 mod auth;
+mod catalog_fetch;
 mod catalog_requests;
 mod cli;
 mod cli_demo;
@@ -9,6 +10,7 @@ mod cli_embedding_doc;
 mod cli_exec;
 mod commands;
 mod context;
+mod context_review;
 mod mcp;
 mod mcp_faults;
 mod mock_selftest;

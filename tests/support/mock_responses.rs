@@ -1,6 +1,8 @@
 //! A scripted HTTP server on 127.0.0.1 standing in for the Responses API (and, for auth tests,
 //! the OAuth issuer): FIFOs of replies per path, every request recorded with headers and body.
-//! Only the model is mocked; the server under test talks real HTTP to it.
+//! Only the model is mocked; the server under test talks real HTTP to it — or real HTTPS
+//! ([`MockServer::start_tls`]), with the test CA of `tests/fixtures/tls/` that the server under
+//! test is told to trust through `CODEX_CA_CERTIFICATE` ([`test_ca_path`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -43,6 +45,8 @@ pub enum Reply {
     Hang,
     /// Decide per request.
     Dynamic(ReplyFn),
+    /// The inner reply with these extra response headers (e.g. `x-codex-*` on an SSE reply).
+    WithHeaders(Vec<(String, String)>, Box<Reply>),
 }
 
 /// How an SSE reply ends.
@@ -116,12 +120,66 @@ struct Shared {
 pub struct MockServer {
     shared: Arc<Shared>,
     port: u16,
+    tls: bool,
     acceptor: Option<JoinHandle<()>>,
 }
 
+/// One accepted connection, plain or TLS.
+trait Conn: Read + Write + Send {
+    /// The TCP socket underneath (timeouts, shutdown).
+    fn tcp(&self) -> &TcpStream;
+}
+
+impl Conn for TcpStream {
+    fn tcp(&self) -> &TcpStream {
+        self
+    }
+}
+
+impl Conn for rustls::StreamOwned<rustls::ServerConnection, TcpStream> {
+    fn tcp(&self) -> &TcpStream {
+        &self.sock
+    }
+}
+
+/// The test CA certificate (PEM) the HTTPS mock's certificate chains to.
+pub fn test_ca_path() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls/ca.pem")
+}
+
+fn tls_config() -> Arc<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls");
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(dir.join("server.pem"))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    Arc::new(config)
+}
+
 impl MockServer {
-    /// Binds 127.0.0.1 on a free port and starts serving.
+    /// Binds 127.0.0.1 on a free port and starts serving plain HTTP.
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// Like [`MockServer::start`], serving HTTPS with the certificate of
+    /// `tests/fixtures/tls/` (for `localhost` and `127.0.0.1`).
+    pub fn start_tls() -> Self {
+        Self::start_with(Some(tls_config()))
+    }
+
+    fn start_with(tls: Option<Arc<rustls::ServerConfig>>) -> Self {
+        let is_tls = tls.is_some();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let shared = Arc::new(Shared {
@@ -137,19 +195,38 @@ impl MockServer {
                 }
                 let Ok(stream) = stream else { continue };
                 let conn_shared = accept_shared.clone();
-                std::thread::spawn(move || serve_connection(stream, conn_shared));
+                let tls = tls.clone();
+                std::thread::spawn(move || {
+                    let conn: Box<dyn Conn> = match tls {
+                        Some(config) => match rustls::ServerConnection::new(config) {
+                            Ok(server) => Box::new(rustls::StreamOwned::new(server, stream)),
+                            Err(_) => return,
+                        },
+                        None => Box::new(stream),
+                    };
+                    serve_connection(conn, conn_shared)
+                });
             }
         });
         Self {
             shared,
             port,
+            tls: is_tls,
             acceptor: Some(acceptor),
         }
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>` (`https://` for a TLS mock).
     pub fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// The same server under the name `localhost` (`https://localhost:<port>` for a TLS mock):
+    /// another origin that reaches this mock.
+    pub fn base_as_localhost(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://localhost:{}", self.port)
     }
 
     /// The Responses base URL, `http://127.0.0.1:<port>/v1`.
@@ -242,7 +319,7 @@ fn strip_query(path: &str) -> &str {
     path.split('?').next().unwrap_or(path)
 }
 
-fn read_request(reader: &mut BufReader<TcpStream>) -> Option<RecordedRequest> {
+fn read_request(reader: &mut impl BufRead) -> Option<RecordedRequest> {
     let mut line = String::new();
     if reader.read_line(&mut line).ok()? == 0 {
         return None;
@@ -294,12 +371,9 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<RecordedRequest> {
     })
 }
 
-fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
-    let Ok(read_half) = stream.try_clone() else {
-        return;
-    };
-    let mut reader = BufReader::new(read_half);
-    let Some(request) = read_request(&mut reader) else {
+fn serve_connection(mut stream: Box<dyn Conn>, shared: Arc<Shared>) {
+    // One request per connection (`connection: close`): nothing read ahead is lost.
+    let Some(request) = read_request(&mut BufReader::new(&mut stream)) else {
         return;
     };
     let reply = {
@@ -322,12 +396,24 @@ fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
             request.method, request.path
         ),
     });
-    send_reply(stream, reply, &request, &shared);
+    send_reply(stream, reply, &request, &shared, &[]);
 }
 
-fn send_reply(mut stream: TcpStream, reply: Reply, request: &RecordedRequest, shared: &Shared) {
+fn send_reply(
+    mut stream: Box<dyn Conn>,
+    reply: Reply,
+    request: &RecordedRequest,
+    shared: &Shared,
+    extra: &[(String, String)],
+) {
+    let extra_head: String = extra.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
     match reply {
-        Reply::Dynamic(f) => return send_reply(stream, f(request), request, shared),
+        Reply::Dynamic(f) => return send_reply(stream, f(request), request, shared, extra),
+        Reply::WithHeaders(headers, inner) => {
+            let mut all = extra.to_vec();
+            all.extend(headers);
+            return send_reply(stream, *inner, request, shared, &all);
+        }
         Reply::Status {
             code,
             headers,
@@ -347,14 +433,17 @@ fn send_reply(mut stream: TcpStream, reply: Reply, request: &RecordedRequest, sh
             for (k, v) in headers {
                 head.push_str(&format!("{k}: {v}\r\n"));
             }
+            head.push_str(&extra_head);
             head.push_str("\r\n");
             let _ = stream.write_all(head.as_bytes());
             let _ = stream.write_all(body.as_bytes());
             let _ = stream.flush();
         }
-        Reply::Hang => hold_open(&stream, shared),
+        Reply::Hang => hold_open(&mut stream, shared),
         Reply::Sse { events, delay, end } => {
-            let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n";
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\nconnection: close\r\n{extra_head}\r\n"
+            );
             if stream.write_all(head.as_bytes()).is_err() {
                 return;
             }
@@ -376,22 +465,25 @@ fn send_reply(mut stream: TcpStream, reply: Reply, request: &RecordedRequest, sh
                     let _ = stream.write_all(b"0\r\n\r\n");
                     let _ = stream.flush();
                 }
-                End::Stall => hold_open(&stream, shared),
+                End::Stall => hold_open(&mut stream, shared),
                 End::Drop => {}
             }
         }
     }
-    let _ = stream.shutdown(Shutdown::Both);
+    let _ = stream.flush();
+    let _ = stream.tcp().shutdown(Shutdown::Both);
 }
 
 /// Keeps a connection open and silent until the peer closes it, the mock stops, or
 /// [`MAX_STALL`] passes.
-fn hold_open(stream: &TcpStream, shared: &Shared) {
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(20)));
+fn hold_open(stream: &mut Box<dyn Conn>, shared: &Shared) {
+    let _ = stream
+        .tcp()
+        .set_read_timeout(Some(Duration::from_millis(20)));
     let deadline = Instant::now() + MAX_STALL;
     let mut probe = [0u8; 256];
     while Instant::now() < deadline && !shared.stop.load(Ordering::SeqCst) {
-        match (&*stream).read(&mut probe) {
+        match stream.read(&mut probe) {
             Ok(0) => return,
             Ok(_) => {}
             Err(e)
@@ -408,6 +500,7 @@ fn reason(code: u16) -> &'static str {
     match code {
         200 => "OK",
         302 => "Found",
+        304 => "Not Modified",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",
@@ -447,6 +540,17 @@ pub fn sse_then_drop(events: Vec<String>) -> Reply {
         delay: Duration::ZERO,
         end: End::Drop,
     }
+}
+
+/// `reply` with extra response headers.
+pub fn with_headers(headers: &[(&str, &str)], reply: Reply) -> Reply {
+    Reply::WithHeaders(
+        headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        Box::new(reply),
+    )
 }
 
 /// A plain status reply with a JSON (or any) body.
