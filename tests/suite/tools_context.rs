@@ -596,3 +596,53 @@ fn invalid_dynamic_tools_are_refused() {
     }
     server.assert_silent(Duration::from_millis(200));
 }
+
+#[test]
+fn view_image_is_offered_only_to_models_that_take_images() {
+    let mock = MockServer::start();
+    // The ChatGPT catalog: one text-only model.
+    let catalog = json!({"models": [{"slug": "text-only", "display_name": "Text only",
+        "visibility": "list", "priority": 1, "shell_type": "shell_command",
+        "input_modalities": ["text"]}]});
+    mock.set_route(
+        "/backend-api/codex/models",
+        status(200, catalog.to_string()),
+    );
+    let mut server = AppServer::builder()
+        .config(format!("chatgpt_base_url={}/backend-api", mock.base()))
+        .config("model_providers.openai.request_max_retries=0")
+        .spawn();
+    server.initialize();
+    let token = super::auth::fake_jwt(json!({"exp": 4_102_444_800i64,
+        "https://api.openai.com/auth": {"chatgpt_account_id": "org-1", "chatgpt_plan_type": "pro"}}));
+    server
+        .call(
+            "account/login/start",
+            json!({"type": "chatgptAuthTokens", "accessToken": token, "chatgptAccountId": "org-1"}),
+        )
+        .unwrap();
+    let thread_id = start_thread(&mut server, json!({"model": "text-only"}));
+    mock.push(reply_with(&[call(
+        "c1",
+        "view_image",
+        json!({"path": "/x.png"}),
+    )]));
+    mock.push(text_reply("r2", "m2", &["ok"]));
+    start_turn(&mut server, &thread_id, "look");
+    let messages = finish_turn(&mut server);
+    assert!(completed(&messages, "imageView").is_empty());
+    let bodies: Vec<Value> = mock
+        .requests_to("/codex/responses")
+        .iter()
+        .map(|r| r.json())
+        .collect();
+    assert_eq!(bodies[0]["model"], "text-only");
+    let names = tool_names(&bodies[0]);
+    assert!(
+        names.iter().any(|n| n == "shell_command"),
+        "the catalog entry applies: {names:?}"
+    );
+    assert!(!names.iter().any(|n| n == "view_image"), "{names:?}");
+    let output = input_item(&bodies[1], "function_call_output", "c1")["output"].clone();
+    assert_eq!(output, "unsupported call: view_image");
+}
