@@ -65,6 +65,8 @@ pub struct Server {
     pub mcp: Arc<crate::mcp::Registry>,
     /// Hands work back to the main loop ([`Job`]).
     pub jobs: crossbeam_channel::Sender<Job>,
+    /// What `thread/list` knows of the rollout files (checked against them on every page).
+    pub listing: crate::rollout::Listing,
     _alias_dir: Option<crate::exec::AliasDir>,
 }
 
@@ -142,6 +144,7 @@ impl Server {
             commands: crate::commands::Registry::default(),
             logins: Default::default(),
             unhonoured: Vec::new(),
+            listing: Default::default(),
             _alias_dir: alias_dir,
         }
     }

@@ -1,6 +1,6 @@
 //! Thread state in memory: settings, the conversation history sent to the model, the turns and
 //! items shown to clients, status, token usage, session approvals, and the handle of the running
-//! turn. The rollout file format is `rollout.rs`'s; running a turn is `turn.rs`'s; the thread/*
+//! turn. The rollout file format is `rollout/`'s; running a turn is `turn.rs`'s; the thread/*
 //! request handlers are `threads/`'s.
 
 use std::collections::HashSet;
@@ -187,6 +187,8 @@ pub struct ThreadState {
     pub forked_from_id: Option<String>,
     /// The creating client.
     pub originator: Option<String>,
+    /// Where the thread comes from, as rollouts record it (`vscode` for app-server threads).
+    pub source: String,
     /// Current defaults.
     pub settings: Settings,
     /// The conversation as sent to the model, each item with its turn id.
@@ -251,7 +253,7 @@ impl ThreadState {
             },
             cli_version: env!("CARGO_PKG_VERSION").to_string(),
             originator: self.originator.clone(),
-            source: "appServer",
+            source: crate::rollout::source_kind(&self.source),
             forked_from_id: self.forked_from_id.clone(),
             project_id: None,
             reasoning_effort: self.settings.reasoning_effort(),

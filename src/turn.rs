@@ -842,7 +842,7 @@ impl TurnRunner {
             let mut state = lock(&self.thread);
             state.total_usage.add(&last);
             let total = state.total_usage;
-            state.record(&Entry::TokenUsage { total });
+            state.record(&Entry::TokenUsage { total, last });
             (total, state.settings.model_info.effective_context_window())
         };
         self.rpc.notify(

@@ -609,25 +609,33 @@ fn add_dir_makes_another_directory_writable() {
 
 #[cfg(target_os = "linux")]
 #[test]
-fn ctrl_c_stops_the_turn_and_its_command() {
+fn terminal_signals_stop_the_turn_and_its_command() {
+    // Ctrl-C, and the hangup of a closed terminal, reach the foreground process group.
+    // Unsandboxed commands matter most: nothing but the server's shutdown stops them.
+    for signal in [libc::SIGINT, libc::SIGHUP] {
+        for sandbox in ["danger-full-access", "workspace-write"] {
+            terminal_signal_stops_a_command(signal, sandbox);
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn terminal_signal_stops_a_command(signal: i32, sandbox: &str) {
     use std::os::unix::process::CommandExt;
     let s = Setup::new();
-    let pid_file = s.work.path().join("command.pid");
-    let script = format!("echo $$ > {}; exec sleep 60", pid_file.display());
+    let started = s.work.path().join("started");
+    // A duration no other process uses, to find the command whatever pid namespace it is in.
+    let duration = format!("60.{}{signal}{}", std::process::id(), sandbox.len());
+    let script = format!("touch {}; exec sleep {duration}", started.display());
     s.mock.push(reply_with_command("call_1", &script));
-    // As a terminal runs it: exec leads the foreground process group that Ctrl-C signals.
+    // As a terminal runs it: exec leads the foreground process group the terminal signals.
     let mut command = Command::new(env!("CARGO_BIN_EXE_codex-lite"));
     command.arg("exec");
     for kv in s.mock.provider_overrides() {
         command.args(["-c", &kv]);
     }
     let mut child = command
-        .args([
-            "--skip-git-repo-check",
-            "--sandbox",
-            "workspace-write",
-            "sleep",
-        ])
+        .args(["--skip-git-repo-check", "--sandbox", sandbox, "sleep"])
         .current_dir(s.work.path())
         .env("CODEX_HOME", s.home.path())
         .env("MOCK_KEY", "test-key")
@@ -637,35 +645,63 @@ fn ctrl_c_stops_the_turn_and_its_command() {
         .process_group(0)
         .spawn()
         .unwrap();
+    let is_running = || {
+        std::fs::read_dir("/proc").unwrap().flatten().any(|entry| {
+            let dir = entry.path();
+            let cmdline = std::fs::read(dir.join("cmdline")).unwrap_or_default();
+            // A zombie has ended; only its parent's reaping is left.
+            let zombie = std::fs::read_to_string(dir.join("stat")).is_ok_and(|stat| {
+                stat.rsplit(')')
+                    .next()
+                    .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+            });
+            cmdline == format!("sleep\0{duration}\0").as_bytes() && !zombie
+        })
+    };
     let deadline = Instant::now() + Duration::from_secs(20);
-    let command_pid = loop {
-        if let Ok(text) = std::fs::read_to_string(&pid_file)
-            && let Ok(pid) = text.trim().parse::<i32>()
-        {
-            break pid;
-        }
+    while !(started.exists() && is_running()) {
         assert!(Instant::now() < deadline, "the command never started");
         std::thread::sleep(Duration::from_millis(20));
-    };
+    }
     let pgid = i32::try_from(child.id()).unwrap();
-    assert_eq!(unsafe { libc::kill(-pgid, libc::SIGINT) }, 0);
+    assert_eq!(unsafe { libc::kill(-pgid, signal) }, 0);
     let status = child.wait().unwrap();
     assert!(!status.success());
     // The app-server saw its stdin close, interrupted the turn and killed the command.
     let deadline = Instant::now() + Duration::from_secs(15);
-    let is_running = |pid: i32| {
-        // A zombie has ended; only its parent's reaping is left.
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-            stat.rsplit(')')
-                .next()
-                .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
-        })
-    };
-    while is_running(command_pid) {
+    while is_running() {
         assert!(
             Instant::now() < deadline,
-            "the command {command_pid} outlived exec"
+            "the command `sleep {duration}` ({sandbox}) outlived exec (signal {signal})"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    // In order, not killed by the signal too: the rollout records the turn as interrupted.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !rollout_text(s.home.path()).contains("interrupted") {
+        assert!(
+            Instant::now() < deadline,
+            "no interrupted turn in the rollout ({sandbox}, signal {signal}):\n{}",
+            rollout_text(s.home.path())
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Every rollout file under `home`, concatenated.
+#[cfg(target_os = "linux")]
+fn rollout_text(home: &Path) -> String {
+    fn walk(dir: &Path, out: &mut String) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "jsonl") {
+                out.push_str(&std::fs::read_to_string(&path).unwrap_or_default());
+            }
+        }
+    }
+    let mut out = String::new();
+    walk(&home.join("sessions"), &mut out);
+    out
 }

@@ -14,6 +14,7 @@ mod context_review;
 mod mcp;
 mod mcp_faults;
 mod mock_selftest;
+mod rollout_interop;
 mod rpc;
 mod sandbox;
 mod threads;
