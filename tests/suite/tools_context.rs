@@ -667,8 +667,8 @@ fn view_image_is_offered_only_to_models_that_take_images() {
     assert_eq!(bodies[0]["model"], "text-only");
     let names = tool_names(&bodies[0]);
     assert!(
-        names.iter().any(|n| n == "shell_command"),
-        "the catalog entry applies: {names:?}"
+        !names.iter().any(|n| n == "shell"),
+        "the catalog entry applies (its shell type): {names:?}"
     );
     assert!(!names.iter().any(|n| n == "view_image"), "{names:?}");
     let output = input_item(&bodies[1], "function_call_output", "c1")["output"].clone();
