@@ -306,7 +306,9 @@ fn a_required_server_that_starts_lets_thread_start_through() {
     let id = server.request("thread/start", json!({"approvalPolicy": "never"}));
     // The main loop keeps answering while thread/start waits for the server.
     assert!(server.call("model/list", json!({})).is_ok());
-    let answer = server.read_response(&json!(id));
+    let answer = server.take_matching_within("thread/start", Duration::from_secs(150), |m| {
+        m["id"] == json!(id) && m.get("method").is_none()
+    });
     assert!(answer["result"]["thread"]["id"].is_string(), "{answer}");
     let status = wait_startup(&mut server, "demo");
     assert_eq!(status["status"], "ready");
