@@ -347,6 +347,23 @@ fn stdio_servers_get_only_their_configured_environment() {
 }
 
 #[test]
+fn server_requests_other_than_elicitation_and_roots_are_answered() {
+    let mock = MockServer::start();
+    mock.push(call_reply("r1", "c1", "mcp__asker__work", json!({})));
+    mock.push(text_reply("r2", "m1", &["ok"]));
+    let mut server = server_with(&mock, &[misbehaving("asker", "asks", None, "")]);
+    let thread = ready_thread(&mut server, "asker", "never");
+    start_turn(&mut server, &thread, "go");
+    let messages = finish_turn(&mut server);
+    assert_eq!(completed_item(&messages, "c1")["status"], "completed");
+    // ping gets {}, sampling gets "method not found".
+    assert_eq!(
+        output_sent(&mock, 1, "c1"),
+        json!("ping={} sampling=-32601")
+    );
+}
+
+#[test]
 fn config_errors_name_the_server() {
     let mut server = AppServer::builder()
         .config("mcp_servers.broken={args=[\"x\"]}")
