@@ -174,6 +174,8 @@ fn json_mode_streams_the_sdk_events_of_a_turn() {
         kinds,
         [
             "thread.started",
+            // `mock-model` is not in the catalog: a warning, as the reference gives one.
+            "item.completed error",
             "turn.started",
             "item.completed reasoning",
             "item.completed agent_message",
@@ -187,28 +189,28 @@ fn json_mode_streams_the_sdk_events_of_a_turn() {
     );
     let thread_id = events[0]["thread_id"].as_str().unwrap();
     assert_eq!(
-        events[2]["item"],
-        json!({"id": "item_0", "type": "reasoning", "text": "Look first"})
-    );
-    assert_eq!(
-        events[4]["item"],
-        json!({"id": "item_2", "type": "command_execution", "command": "sh -c 'echo hi; exit 3'",
-            "aggregated_output": "", "exit_code": null, "status": "in_progress"})
+        events[3]["item"],
+        json!({"id": "item_1", "type": "reasoning", "text": "Look first"})
     );
     assert_eq!(
         events[5]["item"],
-        json!({"id": "item_2", "type": "command_execution", "command": "sh -c 'echo hi; exit 3'",
+        json!({"id": "item_3", "type": "command_execution", "command": "sh -c 'echo hi; exit 3'",
+            "aggregated_output": "", "exit_code": null, "status": "in_progress"})
+    );
+    assert_eq!(
+        events[6]["item"],
+        json!({"id": "item_3", "type": "command_execution", "command": "sh -c 'echo hi; exit 3'",
             "aggregated_output": "hi\n", "exit_code": 3, "status": "failed"})
     );
     let added = s.work.path().join("hello.txt").display().to_string();
     assert_eq!(
-        events[7]["item"],
-        json!({"id": "item_3", "type": "file_change", "status": "completed",
+        events[8]["item"],
+        json!({"id": "item_4", "type": "file_change", "status": "completed",
             "changes": [{"path": added, "kind": "add"}]})
     );
-    assert_eq!(events[8]["item"]["text"], "All done");
+    assert_eq!(events[9]["item"]["text"], "All done");
     assert_eq!(
-        events[9]["usage"],
+        events[10]["usage"],
         json!({"input_tokens": 30, "cached_input_tokens": 12, "cache_write_input_tokens": 0,
             "output_tokens": 15, "reasoning_output_tokens": 6})
     );
@@ -704,4 +706,25 @@ fn rollout_text(home: &Path) -> String {
     let mut out = String::new();
     walk(&home.join("sessions"), &mut out);
     out
+}
+
+#[test]
+fn warnings_are_error_items_in_json_mode() {
+    let s = Setup::new();
+    // A binary AGENTS.md is skipped with a warning (README: project instructions).
+    std::fs::write(s.work.path().join("AGENTS.md"), b"rules\0\x01\x02").unwrap();
+    s.mock.push(final_reply("ok"));
+    let out = s.exec(&["--json", "--skip-git-repo-check"], "hi");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let events = events(&out);
+    let warnings: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["item"]["type"] == "error")
+        .collect();
+    assert!(
+        warnings.iter().any(|w| w["type"] == "item.completed"
+            && w["item"]["message"].as_str().unwrap().contains("AGENTS.md")),
+        "no warning about AGENTS.md: {events:?}"
+    );
+    assert_eq!(events.last().unwrap()["type"], "turn.completed");
 }
