@@ -1,6 +1,8 @@
 //! Prints the numbers codex-lite holds itself to (README "Numbers"): binary size, time to
-//! answer `initialize` after spawn, idle RSS and threads, and the CPU time of a turn that
-//! streams 20 000 text deltas from a local SSE server. Run after a release build:
+//! answer `initialize` after spawn, idle RSS and threads, the CPU time of a turn that
+//! streams 20 000 text deltas from a local SSE server, paging `thread/list` through 10 000
+//! stored threads, and what configured, idle MCP stdio servers cost in our process (`python3`
+//! runs `tests/mcp/misbehaving.py`, a small server). Run after a release build:
 //!
 //! ```sh
 //! cargo build --release && cargo run --release --example bench
@@ -20,6 +22,10 @@ use serde_json::{Value, json};
 
 const DELTAS: usize = 20_000;
 const INIT_RUNS: usize = 10;
+/// Idle MCP servers configured for the per-server cost (averaged over them).
+const MCP_SERVERS: usize = 4;
+const STORED_THREADS: usize = 10_000;
+const LIST_PAGE: usize = 100;
 
 fn binary() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -30,7 +36,7 @@ struct Server {
     child: Child,
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
-    _home: TempHome,
+    _home: Option<TempHome>,
 }
 
 struct TempHome(PathBuf);
@@ -41,17 +47,28 @@ impl Drop for TempHome {
     }
 }
 
-fn spawn(args: &[String]) -> Server {
+fn temp_home() -> PathBuf {
     let home = std::env::temp_dir().join(format!(
         "codex-lite-bench-{}-{}",
         std::process::id(),
         Instant::now().elapsed().as_nanos()
     ));
     std::fs::create_dir_all(&home).expect("temp CODEX_HOME");
+    home
+}
+
+fn spawn(args: &[String]) -> Server {
+    let home = TempHome(temp_home());
+    let mut server = spawn_in(&home.0, args);
+    server._home = Some(home);
+    server
+}
+
+fn spawn_in(home: &Path, args: &[String]) -> Server {
     let mut child = Command::new(binary())
         .args(args)
         .arg("app-server")
-        .env("CODEX_HOME", &home)
+        .env("CODEX_HOME", home)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -63,7 +80,7 @@ fn spawn(args: &[String]) -> Server {
         child,
         stdin,
         stdout,
-        _home: TempHome(home),
+        _home: None,
     }
 }
 
@@ -123,6 +140,54 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Memory (KiB) and threads of a server.
+struct Usage {
+    rss: u64,
+    anon: u64,
+    threads: u64,
+}
+
+/// The usage of a server with a started thread and `count` idle MCP stdio servers, all ready,
+/// after a pause.
+fn idle_with_mcp_servers(count: usize) -> Usage {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/misbehaving.py");
+    let mut args = Vec::new();
+    for i in 0..count {
+        args.push("-c".to_string());
+        args.push(format!(
+            "mcp_servers.idle{i}={{command=\"python3\",args=[{:?},\"env\"]}}",
+            script.display().to_string()
+        ));
+    }
+    let mut server = spawn(&args);
+    server.initialize();
+    server.send(json!({"id": 1, "method": "thread/start", "params": {"ephemeral": true}}));
+    server.until(|m| m["id"] == 1);
+    let mut ready = 0;
+    while ready < count {
+        let m = server.until(|m| m["method"] == "mcpServer/startupStatus/updated");
+        match m["params"]["status"].as_str() {
+            Some("ready") => ready += 1,
+            Some("failed") => panic!("an MCP server failed: {m}"),
+            _ => {}
+        }
+    }
+    std::thread::sleep(Duration::from_millis(1000));
+    let number = |key: &str| {
+        server
+            .proc_field("status", key)
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Usage {
+        rss: number("VmRSS:"),
+        anon: number("RssAnon:"),
+        threads: number("Threads:"),
     }
 }
 
@@ -188,6 +253,90 @@ fn serve_deltas() -> String {
     url
 }
 
+/// Writes `count` rollouts of one short turn each, in the shape codex-lite writes them (context
+/// messages of a few KB before the user's message), spread over 30 day directories.
+fn store_threads(home: &Path, count: usize) {
+    let filler = "x".repeat(2_000);
+    for n in 0..count {
+        let day = 1 + n % 30;
+        let secs = n / 30;
+        let id = format!("01a22e00-0000-7000-8000-{n:012}");
+        let dir = home.join(format!("sessions/2026/10/{day:02}"));
+        std::fs::create_dir_all(&dir).expect("day directory");
+        let stamp = format!(
+            "2026-10-{day:02}T{:02}-{:02}-{:02}",
+            secs / 3600,
+            secs / 60 % 60,
+            secs % 60
+        );
+        let ts = "2026-10-01T00:00:00.000Z";
+        let line = |kind: &str, payload: Value| {
+            json!({"timestamp": ts, "type": kind, "payload": payload}).to_string()
+        };
+        let message = |role: &str, text: &str| json!({"type": "message", "role": role, "content": [{"type": "input_text", "text": text}]});
+        let lines = [
+            line(
+                "session_meta",
+                json!({"id": id, "timestamp": ts, "cwd": "/work", "originator": "bench", "cli_version": "0.1.0", "source": "vscode", "model_provider": "openai", "base_instructions": null, "model": "gpt-5"}),
+            ),
+            line(
+                "event_msg",
+                json!({"type": "task_started", "turn_id": "t1"}),
+            ),
+            line(
+                "turn_context",
+                json!({"turn_id": "t1", "cwd": "/work", "approval_policy": "on-request", "sandbox_policy": {"type": "read-only"}, "model": "gpt-5", "summary": "auto"}),
+            ),
+            line("response_item", message("developer", &filler)),
+            line("response_item", message("user", &filler)),
+            line(
+                "response_item",
+                message("user", &format!("question number {n}")),
+            ),
+            line(
+                "event_msg",
+                json!({"type": "item_completed", "thread_id": id, "turn_id": "t1", "item": {"type": "UserMessage", "id": "u", "content": [{"type": "text", "text": format!("question number {n}"), "text_elements": []}]}}),
+            ),
+            line(
+                "event_msg",
+                json!({"type": "user_message", "message": format!("question number {n}"), "images": [], "local_images": [], "text_elements": []}),
+            ),
+            line("response_item", message("assistant", "an answer")),
+            line(
+                "event_msg",
+                json!({"type": "task_complete", "turn_id": "t1", "last_agent_message": "an answer"}),
+            ),
+        ];
+        std::fs::write(
+            dir.join(format!("rollout-{stamp}-{id}.jsonl")),
+            lines.join("\n") + "\n",
+        )
+        .expect("write rollout");
+    }
+}
+
+/// Pages through every stored thread; returns (first page, whole run) times and the count.
+fn page_through(server: &mut Server, first_id: u64) -> (Duration, Duration, usize) {
+    let started = Instant::now();
+    let mut first = Duration::ZERO;
+    let mut cursor = Value::Null;
+    let mut seen = 0;
+    for n in 0.. {
+        let id = first_id + n;
+        server.send(json!({"id": id, "method": "thread/list", "params": {"limit": LIST_PAGE, "cursor": cursor}}));
+        let page = server.until(|m| m["id"] == id);
+        if n == 0 {
+            first = started.elapsed();
+        }
+        seen += page["result"]["data"].as_array().map_or(0, Vec::len);
+        cursor = page["result"]["nextCursor"].clone();
+        if cursor.is_null() {
+            break;
+        }
+    }
+    (first, started.elapsed(), seen)
+}
+
 fn main() {
     let size = std::fs::metadata(binary()).map(|m| m.len()).unwrap_or(0);
     println!(
@@ -220,6 +369,20 @@ fn main() {
     );
     drop(idle);
 
+    // Marginal cost: one server vs 1 + MCP_SERVERS (the code pages the first server touches
+    // are a one-off, file-backed cost; anonymous memory is what each server adds).
+    let none = idle_with_mcp_servers(0);
+    let one = idle_with_mcp_servers(1);
+    let many = idle_with_mcp_servers(1 + MCP_SERVERS);
+    println!(
+        "idle MCP stdio server:  +{:.1} KiB anonymous RSS, +{:.1} threads each (marginal over {MCP_SERVERS}; the first also touches {} KiB of code: RSS {} → {} KiB)",
+        (many.anon as f64 - one.anon as f64) / MCP_SERVERS as f64,
+        (many.threads as f64 - one.threads as f64) / MCP_SERVERS as f64,
+        (one.rss - one.anon).saturating_sub(none.rss - none.anon),
+        none.rss,
+        one.rss,
+    );
+
     let url = serve_deltas();
     let mut server = spawn(&[
         "-c".into(),
@@ -251,5 +414,38 @@ fn main() {
         cpu.as_millis(),
         wall.as_millis(),
         server.proc_field("status", "VmHWM:")
+    );
+    drop(server);
+
+    let home = TempHome(temp_home());
+    store_threads(&home.0, STORED_THREADS);
+    let mut lister = spawn_in(&home.0, &[]);
+    lister.initialize();
+    let cpu_before = lister.cpu();
+    let (first, whole, seen) = page_through(&mut lister, 100);
+    let cpu_cold = lister.cpu().saturating_sub(cpu_before);
+    let cpu_before = lister.cpu();
+    let (_, again, _) = page_through(&mut lister, 100_000);
+    let cpu_warm = lister.cpu().saturating_sub(cpu_before);
+    println!(
+        "thread/list paging:     {seen} threads in pages of {LIST_PAGE}: first page {:.1} ms, all pages {} ms wall / {} ms server CPU; again {} ms / {} ms; RSS {}",
+        first.as_secs_f64() * 1000.0,
+        whole.as_millis(),
+        cpu_cold.as_millis(),
+        again.as_millis(),
+        cpu_warm.as_millis(),
+        lister.proc_field("status", "VmRSS:")
+    );
+    // A new server over the same CODEX_HOME starts from the saved list index.
+    drop(lister);
+    let mut restarted = spawn_in(&home.0, &[]);
+    restarted.initialize();
+    let cpu_before = restarted.cpu();
+    let (first, whole, _) = page_through(&mut restarted, 100);
+    println!(
+        "  after a restart:      first page {:.1} ms, all pages {} ms wall / {} ms server CPU",
+        first.as_secs_f64() * 1000.0,
+        whole.as_millis(),
+        restarted.cpu().saturating_sub(cpu_before).as_millis()
     );
 }

@@ -357,6 +357,10 @@ pub enum ThreadItem {
         /// The tool's `readOnlyHint` annotation, when it has one.
         read_only_hint: Option<bool>,
     },
+    /// An item of a kind this server does not produce, kept in its wire shape: what a rollout
+    /// written by Codex holds (`mcpToolCall`, `contextCompaction`, …) shown as it was recorded.
+    #[serde(untagged)]
+    Other(serde_json::Value),
 }
 
 /// `McpToolCallError`.
@@ -381,6 +385,7 @@ impl ThreadItem {
             | ThreadItem::EnteredReviewMode { id, .. }
             | ThreadItem::ExitedReviewMode { id, .. }
             | ThreadItem::McpToolCall { id, .. } => id,
+            ThreadItem::Other(item) => item["id"].as_str().unwrap_or_default(),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The thread/* and turn/* requests (protocol.md §5–6): creating, resuming, forking, listing,
 //! reading, archiving and naming threads; starting, interrupting and steering turns. State
-//! lives in `thread.rs`, files in `rollout.rs`, the running turn in `turn.rs`.
+//! lives in `thread.rs`, files in `rollout/`, the running turn in `turn.rs`.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -156,6 +156,7 @@ fn new_state(
         ephemeral,
         forked_from_id: None,
         originator,
+        source: rollout::APP_SERVER_SOURCE.to_string(),
         settings,
         history: Vec::new(),
         told_context: None,
@@ -179,6 +180,7 @@ fn meta_of(state: &ThreadState) -> SessionMeta {
         cwd: state.settings.cwd.display().to_string(),
         originator: state.originator.clone(),
         cli_version: env!("CARGO_PKG_VERSION").to_string(),
+        source: state.source.clone(),
         model_provider: state.settings.config.model_provider.clone(),
         model: state.settings.model.clone(),
         forked_from_id: state.forked_from_id.clone(),
@@ -212,7 +214,7 @@ fn unloaded_thread(
         session_id: meta.id.clone(),
         preview,
         ephemeral: false,
-        model: Some(meta.model.clone()),
+        model: Some(meta.model.clone()).filter(|m| !m.is_empty()),
         model_provider: meta.model_provider.clone(),
         cwd: meta.cwd.clone(),
         path: Some(path.display().to_string()),
@@ -223,7 +225,7 @@ fn unloaded_thread(
         turns,
         cli_version: meta.cli_version.clone(),
         originator: meta.originator.clone(),
-        source: "appServer",
+        source: rollout::source_kind(&meta.source),
         forked_from_id: meta.forked_from_id.clone(),
         project_id: None,
         reasoning_effort: None,
@@ -271,6 +273,25 @@ impl Server {
             "review/start" => decode(params).and_then(|p| self.review_start(id, p)),
             _ => return None,
         })
+    }
+
+    /// Reads a rollout; lines it had to skip are told to the client (`warning`), once.
+    fn load_rollout(&self, path: &Path) -> Result<Loaded, RpcError> {
+        let loaded = rollout::load(path).map_err(|e| RpcError::internal(format!("{e:#}")))?;
+        if let Some(first) = loaded.warnings.first() {
+            let more = match loaded.warnings.len() {
+                1 => String::new(),
+                n => format!(" (and {} more)", n - 1),
+            };
+            self.rpc.notify(
+                "warning",
+                notify::Warning {
+                    thread_id: Some(&loaded.meta.id),
+                    message: &format!("thread {}: {first}{more}", loaded.meta.id),
+                },
+            );
+        }
+        Ok(loaded)
     }
 
     /// Reports the params of the current request that we do not honour, once per thread and
@@ -357,12 +378,31 @@ impl Server {
         overrides: &ThreadOverrides,
     ) -> Result<ThreadState, RpcError> {
         let meta = &loaded.meta;
+        let recorded_cwd = loaded
+            .last_context
+            .as_ref()
+            .map(|c| c.cwd.clone())
+            .unwrap_or_else(|| meta.cwd.clone());
+        // A thread recorded elsewhere (another machine, a deleted checkout) continues in the
+        // server's directory rather than not at all.
+        let recorded_cwd = if overrides.cwd.is_none() && !Path::new(&recorded_cwd).is_dir() {
+            self.rpc.notify(
+                "warning",
+                notify::Warning {
+                    thread_id: Some(&meta.id),
+                    message: &format!(
+                        "thread {}: its working directory {recorded_cwd} does not exist; \
+                         continuing in the server's",
+                        meta.id
+                    ),
+                },
+            );
+            None
+        } else {
+            Some(recorded_cwd)
+        };
         let mut merged = ThreadOverrides {
-            cwd: overrides
-                .cwd
-                .clone()
-                .or_else(|| loaded.last_context.as_ref().map(|c| c.cwd.clone()))
-                .or_else(|| Some(meta.cwd.clone())),
+            cwd: overrides.cwd.clone().or(recorded_cwd),
             approval_policy: overrides.approval_policy.clone().or_else(|| {
                 loaded
                     .last_context
@@ -419,6 +459,7 @@ impl Server {
         state.preview = loaded.preview;
         state.name = names.get(&meta.id).cloned();
         state.forked_from_id = meta.forked_from_id.clone();
+        state.source = meta.source.clone();
         state.context =
             crate::context::ContextState::from_history(loaded.history.iter().map(|(_, item)| item));
         state.history = loaded.history;
@@ -468,7 +509,7 @@ impl Server {
                 params.thread_id
             )));
         }
-        let loaded = rollout::load(&path).map_err(|e| RpcError::internal(format!("{e:#}")))?;
+        let loaded = self.load_rollout(&path)?;
         let mut state = self.load_state(loaded, &path, &params.overrides)?;
         state.rollout =
             Some(Rollout::open(&path).map_err(|e| RpcError::internal(format!("{e:#}")))?);
@@ -499,8 +540,7 @@ impl Server {
             None => {
                 let (path, _) = rollout::find(&self.config.codex_home, &params.thread_id)
                     .ok_or_else(|| not_found(&params.thread_id))?;
-                let loaded =
-                    rollout::load(&path).map_err(|e| RpcError::internal(format!("{e:#}")))?;
+                let loaded = self.load_rollout(&path)?;
                 let state = self.load_state(loaded, &path, &ThreadOverrides::default())?;
                 ForkSource {
                     history: state.history,
@@ -585,8 +625,7 @@ impl Server {
             None => {
                 let (path, _) = rollout::find(&self.config.codex_home, &params.thread_id)
                     .ok_or_else(|| not_found(&params.thread_id))?;
-                let loaded =
-                    rollout::load(&path).map_err(|e| RpcError::internal(format!("{e:#}")))?;
+                let loaded = self.load_rollout(&path)?;
                 let name = rollout::read_names(&self.config.codex_home).remove(&loaded.meta.id);
                 let turns = if params.include_turns {
                     loaded.turns
@@ -756,7 +795,10 @@ fn write_copy(
         })?;
     }
     if usage != TokenUsage::default() {
-        rollout.append(&Entry::TokenUsage { total: usage })?;
+        rollout.append(&Entry::TokenUsage {
+            total: usage,
+            last: TokenUsage::default(),
+        })?;
     }
     Ok(())
 }

@@ -280,7 +280,9 @@ pub fn run_call(turn: &mut TurnRunner, call: &ToolCall) -> CallResult {
             Err(e) => plain(format!("failed to parse function arguments: {e}")),
         },
         (plan::NAME, false) if turn.tools().settings.config.update_plan => plan::run(turn, call),
-        (view_image::NAME, false) => view_image::run(turn, call),
+        (view_image::NAME, false) if ModelCaps::of(&turn.tools().settings.model_info).images => {
+            view_image::run(turn, call)
+        }
         (name, false)
             if dynamic::defines(
                 &turn.tools().settings.dynamic_tools,

@@ -11,14 +11,22 @@ mod cli_exec;
 mod commands;
 mod context;
 mod context_review;
+mod lifecycle;
 mod mcp;
 mod mcp_faults;
 mod mock_selftest;
+mod redteam;
+mod redteam_fs;
+mod redteam_proc;
+mod rollout_interop;
 mod rpc;
 mod sandbox;
+mod sandbox_work;
 mod threads;
 mod tools_context;
 mod turns;
 mod unified_exec;
+// Checks processes through /proc and the Linux sandbox's PID namespaces.
+#[cfg(target_os = "linux")]
 mod unified_exec_lifecycle;
 mod unified_exec_tty;

@@ -230,7 +230,8 @@ fn start_returns_the_thread_then_announces_it() {
     assert_eq!(thread["modelProvider"], "mock");
     assert_eq!(thread["cwd"], cwd.path().to_str().unwrap());
     assert_eq!(thread["originator"], "codex_lite_tests");
-    assert_eq!(thread["source"], "appServer");
+    // What the reference reports (and records) for threads started through its app-server.
+    assert_eq!(thread["source"], "vscode");
 
     assert_eq!(result["model"], "mock-model");
     assert_eq!(result["modelProvider"], "mock");

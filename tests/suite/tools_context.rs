@@ -235,6 +235,34 @@ fn web_search_calls_become_items_and_are_replayed() {
 }
 
 #[test]
+fn output_items_of_other_kinds_go_back_only_with_an_id() {
+    let mock = MockServer::start();
+    let mut server = spawn(&mock, &[]);
+    let thread_id = start_thread(&mut server, json!({}));
+    let with_id = json!({"type": "image_generation_call", "id": "ig_1", "status": "completed", "result": "AAAA"});
+    let without_id = json!({"type": "mystery_call", "payload": 1});
+    mock.push(reply_with(&[with_id.clone(), without_id, message("made")]));
+    start_turn(&mut server, &thread_id, "draw");
+    let messages = finish_turn(&mut server);
+    assert_eq!(last_turn(&messages)["status"], "completed");
+    mock.push(text_reply("r2", "m2", &["again"]));
+    start_turn(&mut server, &thread_id, "more");
+    finish_turn(&mut server);
+    let input = requests(&mock)[1]["input"].clone();
+    let kinds: Vec<&str> = input
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["type"].as_str())
+        .collect();
+    assert!(
+        input.as_array().unwrap().contains(&with_id),
+        "sent back whole: {input}"
+    );
+    assert!(!kinds.contains(&"mystery_call"), "{kinds:?}");
+}
+
+#[test]
 fn update_plan_emits_turn_plan_updated() {
     let mock = MockServer::start();
     let mut server = spawn(&mock, &["tools.update_plan={enabled=true}"]);
@@ -595,4 +623,54 @@ fn invalid_dynamic_tools_are_refused() {
         );
     }
     server.assert_silent(Duration::from_millis(200));
+}
+
+#[test]
+fn view_image_is_offered_only_to_models_that_take_images() {
+    let mock = MockServer::start();
+    // The ChatGPT catalog: one text-only model.
+    let catalog = json!({"models": [{"slug": "text-only", "display_name": "Text only",
+        "visibility": "list", "priority": 1, "shell_type": "shell_command",
+        "input_modalities": ["text"]}]});
+    mock.set_route(
+        "/backend-api/codex/models",
+        status(200, catalog.to_string()),
+    );
+    let mut server = AppServer::builder()
+        .config(format!("chatgpt_base_url={}/backend-api", mock.base()))
+        .config("model_providers.openai.request_max_retries=0")
+        .spawn();
+    server.initialize();
+    let token = super::auth::fake_jwt(json!({"exp": 4_102_444_800i64,
+        "https://api.openai.com/auth": {"chatgpt_account_id": "org-1", "chatgpt_plan_type": "pro"}}));
+    server
+        .call(
+            "account/login/start",
+            json!({"type": "chatgptAuthTokens", "accessToken": token, "chatgptAccountId": "org-1"}),
+        )
+        .unwrap();
+    let thread_id = start_thread(&mut server, json!({"model": "text-only"}));
+    mock.push(reply_with(&[call(
+        "c1",
+        "view_image",
+        json!({"path": "/x.png"}),
+    )]));
+    mock.push(text_reply("r2", "m2", &["ok"]));
+    start_turn(&mut server, &thread_id, "look");
+    let messages = finish_turn(&mut server);
+    assert!(completed(&messages, "imageView").is_empty());
+    let bodies: Vec<Value> = mock
+        .requests_to("/codex/responses")
+        .iter()
+        .map(|r| r.json())
+        .collect();
+    assert_eq!(bodies[0]["model"], "text-only");
+    let names = tool_names(&bodies[0]);
+    assert!(
+        !names.iter().any(|n| n == "shell"),
+        "the catalog entry applies (its shell type): {names:?}"
+    );
+    assert!(!names.iter().any(|n| n == "view_image"), "{names:?}");
+    let output = input_item(&bodies[1], "function_call_output", "c1")["output"].clone();
+    assert_eq!(output, "unsupported call: view_image");
 }

@@ -1,0 +1,275 @@
+//! [`Rollout`]: an open rollout file, appended to entry by entry in Codex's line format (see
+//! `mod.rs` for the shape of a file). Each entry is serialized whole and written with one
+//! `write`, so a reader never sees half an entry unless the process died inside that call.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde_json::{Value, json};
+
+use super::files::new_rollout_path;
+use super::{Entry, SessionMeta, items};
+use crate::protocol::{ThreadItem, TokenUsage, TurnStatus};
+
+/// Our `session_meta.source` for threads created through the app-server: what Codex records
+/// for its own app-server threads, so its `thread/list` shows ours by default.
+pub const APP_SERVER_SOURCE: &str = "vscode";
+
+/// An open rollout file, appended to and flushed line by line.
+#[derive(Debug)]
+pub struct Rollout {
+    file: File,
+    path: PathBuf,
+    thread_id: String,
+    /// The turn whose entries are being written: its id and last agent message.
+    turn: Option<(String, Option<String>)>,
+}
+
+impl Rollout {
+    /// Creates `sessions/YYYY/MM/DD/rollout-…-<id>.jsonl` for a new thread and writes its
+    /// `session_meta` line.
+    pub fn create(codex_home: &Path, meta: &SessionMeta) -> Result<Self> {
+        let path = new_rollout_path(codex_home, meta.created_at, &meta.id)?;
+        let file = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        let mut rollout = Self {
+            file,
+            path,
+            thread_id: meta.id.clone(),
+            turn: None,
+        };
+        let line = line("session_meta", session_meta(meta));
+        rollout.write(&line)?;
+        Ok(rollout)
+    }
+
+    /// Opens an existing rollout for appending (resume). A torn last line (the process died
+    /// inside a write) is ended with a newline first: otherwise the next entry would be glued to
+    /// it, and the pair skipped as one unreadable line on the next read.
+    pub fn open(path: &Path) -> Result<Self> {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        if !ends_with_newline(&mut file).with_context(|| format!("reading {}", path.display()))? {
+            file.write_all(b"\n")
+                .with_context(|| format!("appending to {}", path.display()))?;
+        }
+        let thread_id = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(super::id_from_file_name)
+            .unwrap_or_default()
+            .to_string();
+        Ok(Self {
+            file,
+            path: path.to_path_buf(),
+            thread_id,
+            turn: None,
+        })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one entry: all the lines that say it, in a single `write`.
+    pub fn append(&mut self, entry: &Entry) -> Result<()> {
+        let mut text = String::new();
+        for (kind, payload) in self.lines_of(entry) {
+            text.push_str(&line(kind, payload));
+        }
+        self.write(&text)
+    }
+
+    fn write(&mut self, text: &str) -> Result<()> {
+        self.file
+            .write_all(text.as_bytes())
+            .with_context(|| format!("appending to {}", self.path.display()))
+    }
+
+    /// The `(type, payload)` lines of an entry.
+    fn lines_of(&mut self, entry: &Entry) -> Vec<(&'static str, Value)> {
+        let now_secs = crate::time::unix_seconds();
+        match entry {
+            Entry::TurnStarted { turn_id } => {
+                self.turn = Some((turn_id.clone(), None));
+                vec![event(json!({
+                    "type": "task_started",
+                    "turn_id": turn_id,
+                    "started_at": now_secs,
+                    "model_context_window": null,
+                    "collaboration_mode_kind": "default",
+                }))]
+            }
+            Entry::TurnContext(context) => {
+                let mut payload = json!({
+                    "cwd": context.cwd,
+                    "approval_policy": context.approval_policy,
+                    "sandbox_policy": context.sandbox_policy,
+                    "model": context.model,
+                    "effort": context.effort,
+                    "summary": context.summary.as_deref().unwrap_or("auto"),
+                });
+                if let Some((turn_id, _)) = &self.turn {
+                    payload["turn_id"] = json!(turn_id);
+                }
+                vec![("turn_context", payload)]
+            }
+            Entry::ResponseItem(item) => vec![("response_item", item.clone())],
+            Entry::ThreadItem { turn_id, item } => {
+                if let (ThreadItem::AgentMessage { text, .. }, Some((current, last))) =
+                    (item, self.turn.as_mut())
+                    && current == turn_id
+                {
+                    *last = Some(text.clone());
+                }
+                let item = serde_json::to_value(item).unwrap_or(Value::Null);
+                let core = items::to_core(&item).unwrap_or_else(|| item.clone());
+                let mut lines = vec![event(json!({
+                    "type": "item_completed",
+                    "thread_id": self.thread_id,
+                    "turn_id": turn_id,
+                    "item": core,
+                }))];
+                lines.extend(
+                    items::to_legacy_events(&item, turn_id)
+                        .into_iter()
+                        .map(event),
+                );
+                lines
+            }
+            Entry::TurnCompleted {
+                turn_id,
+                status,
+                error,
+            } => {
+                let last_message = match self.turn.take() {
+                    Some((current, last)) if &current == turn_id => last,
+                    _ => None,
+                };
+                let payload = match status {
+                    TurnStatus::Interrupted | TurnStatus::InProgress => json!({
+                        "type": "turn_aborted",
+                        "turn_id": turn_id,
+                        "reason": "interrupted",
+                    }),
+                    TurnStatus::Completed => json!({
+                        "type": "task_complete",
+                        "turn_id": turn_id,
+                        "last_agent_message": last_message,
+                        "completed_at": now_secs,
+                    }),
+                    TurnStatus::Failed => {
+                        let (message, info) =
+                            error.as_ref().map_or((String::new(), Value::Null), |e| {
+                                let info = serde_json::to_value(&e.codex_error_info)
+                                    .map(|v| items::rename_variant(&v, items::snake_case))
+                                    .unwrap_or(Value::Null);
+                                (e.message.clone(), info)
+                            });
+                        json!({
+                            "type": "task_complete",
+                            "turn_id": turn_id,
+                            "last_agent_message": null,
+                            "completed_at": now_secs,
+                            "error": {"message": message, "codex_error_info": info},
+                        })
+                    }
+                };
+                vec![event(payload)]
+            }
+            Entry::TokenUsage { total, last } => vec![event(json!({
+                "type": "token_count",
+                "info": {
+                    "total_token_usage": usage(total),
+                    "last_token_usage": usage(last),
+                    "model_context_window": null,
+                },
+                "rate_limits": null,
+            }))],
+            Entry::Compacted {
+                message,
+                replacement_history,
+            } => vec![(
+                "compacted",
+                json!({"message": message, "replacement_history": replacement_history}),
+            )],
+        }
+    }
+}
+
+fn event(payload: Value) -> (&'static str, Value) {
+    ("event_msg", payload)
+}
+
+/// One line, newline included.
+fn line(kind: &str, payload: Value) -> String {
+    let mut text = json!({
+        "timestamp": crate::time::rfc3339_millis(crate::time::unix_millis()),
+        "type": kind,
+        "payload": payload,
+    })
+    .to_string();
+    text.push('\n');
+    text
+}
+
+/// Token counts in Codex's spelling.
+pub(super) fn usage(u: &TokenUsage) -> Value {
+    json!({
+        "input_tokens": u.input_tokens,
+        "cached_input_tokens": u.cached_input_tokens,
+        "output_tokens": u.output_tokens,
+        "reasoning_output_tokens": u.reasoning_output_tokens,
+        "total_tokens": u.total_tokens,
+    })
+}
+
+/// The `session_meta` payload: Codex's fields (its readers need `id`, `timestamp`, `cwd`,
+/// `originator`, `cli_version`, `source`, `model_provider`, `base_instructions`), plus the
+/// creation model and developer instructions, which Codex keeps elsewhere and ignores here.
+fn session_meta(meta: &SessionMeta) -> Value {
+    let millis = u64::try_from(meta.created_at)
+        .unwrap_or(0)
+        .saturating_mul(1000);
+    let mut payload = json!({
+        "id": meta.id,
+        "timestamp": crate::time::rfc3339_millis(millis),
+        "cwd": meta.cwd,
+        "originator": meta.originator.as_deref().unwrap_or_default(),
+        "cli_version": meta.cli_version,
+        "source": meta.source,
+        "model_provider": meta.model_provider,
+        "base_instructions": meta.base_instructions.as_ref().map(|text| json!({"text": text})),
+        "model": meta.model,
+    });
+    if let Some(parent) = &meta.forked_from_id {
+        payload["forked_from_id"] = json!(parent);
+    }
+    if let Some(text) = &meta.developer_instructions {
+        payload["developer_instructions"] = json!(text);
+    }
+    if let Some(tools) = &meta.dynamic_tools {
+        payload["dynamic_tools"] = json!(tools);
+    }
+    payload
+}
+
+/// Whether `file` is empty or its last byte is `\n`.
+fn ends_with_newline(file: &mut File) -> std::io::Result<bool> {
+    if file.metadata()?.len() == 0 {
+        return Ok(true);
+    }
+    file.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8; 1];
+    file.read_exact(&mut last)?;
+    Ok(last[0] == b'\n')
+}
