@@ -46,6 +46,17 @@ const KNOWN_KEYS: &[(&str, Option<&[&str]>)] = &[
     ("project_doc_fallback_filenames", None),
     ("web_search", None),
     ("tools", Some(&["update_plan"])),
+    // The command environment (`exec::env`); `experimental_use_profile` is not honoured.
+    (
+        "shell_environment_policy",
+        Some(&[
+            "inherit",
+            "ignore_default_excludes",
+            "exclude",
+            "set",
+            "include_only",
+        ]),
+    ),
     // MCP servers: their tables are checked by `mcp::config`.
     ("mcp_servers", None),
 ];
@@ -285,6 +296,8 @@ struct ConfigToml {
     web_search: Option<WebSearchMode>,
     #[serde(default)]
     tools: ToolsToml,
+    #[serde(default)]
+    shell_environment_policy: crate::exec::ShellEnvironmentPolicy,
 }
 
 #[derive(Debug, Deserialize)]
@@ -342,6 +355,9 @@ pub struct Config {
     pub web_search: WebSearchMode,
     /// Whether the `update_plan` tool is offered (`tools.update_plan`; default off).
     pub update_plan: bool,
+    /// How commands' environment is built from ours (`[shell_environment_policy]`; default:
+    /// everything but names containing KEY, SECRET or TOKEN).
+    pub shell_environment_policy: crate::exec::ShellEnvironmentPolicy,
     /// Keys of config.toml and `-c` that nothing honours, each with where it came from, for
     /// the one `configWarning` after `initialize`.
     pub unknown_keys: Vec<String>,
@@ -612,6 +628,7 @@ impl Config {
                 .unwrap_or_default(),
             web_search: typed.web_search.unwrap_or_default(),
             update_plan: typed.tools.update_plan.is_some_and(ToolSwitch::is_enabled),
+            shell_environment_policy: typed.shell_environment_policy,
             unknown_keys: Vec::new(),
             mcp_servers,
             raw,

@@ -12,6 +12,7 @@ pub mod config;
 pub mod context;
 pub mod exec;
 pub mod ids;
+pub mod lifecycle;
 pub mod log;
 pub mod login;
 pub mod mcp;

@@ -25,6 +25,8 @@ pub const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
 const INGRESS_CAPACITY: usize = 4096;
 /// Most bytes of client messages queued for the main loop before new ones get -32001.
 const INGRESS_MAX_BYTES: usize = 64 * 1024 * 1024;
+/// Reasons to stop queued for the main loop (the first one decides; the rest are extra).
+const STOP_QUEUE: usize = 4;
 /// Most lines queued for stdout; writers block beyond it (back-pressure from a slow client).
 const EGRESS_CAPACITY: usize = 1024;
 /// Most bytes queued for stdout; writers block beyond it (one larger line still goes through
@@ -319,6 +321,7 @@ impl Rpc {
 pub struct Inbox {
     rx: Receiver<(Incoming, usize)>,
     queued_bytes: Arc<AtomicUsize>,
+    stop: Receiver<StopReason>,
 }
 
 impl Inbox {
@@ -332,7 +335,12 @@ impl Inbox {
     /// Waits for the next client message or the next job another thread handed the main loop
     /// (work that had to wait off the main loop, e.g. for MCP servers); `None` once stdin is
     /// closed and the queue drained.
+    /// Also returns [`Next::Stop`] as soon as a reason to stop arrives (the client stopped
+    /// reading our output, a termination signal), ahead of queued messages.
     pub fn recv_or_job<T>(&self, jobs: &Receiver<T>) -> Option<Next<T>> {
+        if let Ok(reason) = self.stop.try_recv() {
+            return Some(Next::Stop(reason));
+        }
         crossbeam_channel::select! {
             recv(self.rx) -> message => {
                 let (message, size) = message.ok()?;
@@ -341,6 +349,11 @@ impl Inbox {
             }
             recv(jobs) -> job => match job {
                 Ok(job) => Some(Next::Job(job)),
+                Err(_) => self.recv().map(Next::Message),
+            },
+            recv(self.stop) -> reason => match reason {
+                Ok(reason) => Some(Next::Stop(reason)),
+                // Never: the transport keeps a sender.
                 Err(_) => self.recv().map(Next::Message),
             },
         }
@@ -353,6 +366,18 @@ pub enum Next<T> {
     Message(Incoming),
     /// A job for the main loop.
     Job(T),
+    /// The connection must end now, before stdin's end.
+    Stop(StopReason),
+}
+
+/// Why the server stops before the client closed stdin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// The client closed its end of our stdout (a write failed, or the pipe reports no
+    /// reader): nobody hears us any more.
+    ClientGone,
+    /// A termination signal (SIGTERM, SIGHUP, SIGINT, or Ctrl-C/close on Windows).
+    Signal(i32),
 }
 
 /// The running transport: the writer handle, the inbox and the two I/O threads.
@@ -362,6 +387,7 @@ pub struct Transport {
     /// Client requests and notifications.
     pub inbox: Inbox,
     writer: JoinHandle<()>,
+    stop: Sender<StopReason>,
 }
 
 impl Transport {
@@ -381,9 +407,11 @@ impl Transport {
                 opt_out: OnceLock::new(),
             }),
         };
+        let (stop_tx, stop_rx) = bounded(STOP_QUEUE);
+        let writer_stop = stop_tx.clone();
         let writer = std::thread::Builder::new()
             .name("app-server-stdout".into())
-            .spawn(move || write_loop(out_rx, output, &egress))?;
+            .spawn(move || write_loop(out_rx, output, &egress, &writer_stop))?;
         let (in_tx, in_rx) = bounded(INGRESS_CAPACITY);
         let queued_bytes = Arc::new(AtomicUsize::new(0));
         let reader = Reader {
@@ -399,9 +427,17 @@ impl Transport {
             inbox: Inbox {
                 rx: in_rx,
                 queued_bytes,
+                stop: stop_rx,
             },
             writer,
+            stop: stop_tx,
         })
+    }
+
+    /// A sender of reasons to stop the main loop ([`Next::Stop`]), for watchers of signals
+    /// and of the client.
+    pub fn stop_sender(&self) -> Sender<StopReason> {
+        self.stop.clone()
     }
 
     /// Flushes everything queued so far and stops the writer, waiting at most `timeout` (a
@@ -422,7 +458,12 @@ impl Transport {
     }
 }
 
-fn write_loop(rx: Receiver<Outgoing>, output: impl Write, egress: &ByteBudget) {
+fn write_loop(
+    rx: Receiver<Outgoing>,
+    output: impl Write,
+    egress: &ByteBudget,
+    stop: &Sender<StopReason>,
+) {
     let mut out = BufWriter::with_capacity(64 * 1024, output);
     let mut broken = false;
     while let Ok(message) = rx.recv() {
@@ -440,8 +481,11 @@ fn write_loop(rx: Receiver<Outgoing>, output: impl Write, egress: &ByteBudget) {
         // waiting, without a syscall per line during a burst of deltas.
         let flushed = written.and_then(|()| if rx.is_empty() { out.flush() } else { Ok(()) });
         if let Err(e) = flushed {
-            crate::log::error(&format!("writing to stdout failed: {e}"));
+            crate::log::error(&format!(
+                "writing to stdout failed: {e}; the client is gone, stopping"
+            ));
             broken = true;
+            let _ = stop.try_send(StopReason::ClientGone);
         }
     }
     let _ = out.flush();

@@ -708,7 +708,7 @@ impl TurnRunner {
                             if let Some(call) = ToolCall::from_item(&item) {
                                 calls.push(call);
                             }
-                            if is_history_item(&item) {
+                            if is_history_item(&item) || self.keeps_other_output(&item) {
                                 outputs.push(item);
                             }
                         }
@@ -879,6 +879,29 @@ fn is_history_item(item: &Value) -> bool {
             "message" | "reasoning" | "function_call" | "custom_tool_call" | web_search::CALL_TYPE
         )
     )
+}
+
+impl TurnRunner {
+    /// Whether an output item of a kind we do not handle is sent back anyway: never silently
+    /// dropped, it is logged, and kept (as received) when it has the id the backend needs to
+    /// recognise it.
+    fn keeps_other_output(&self, item: &Value) -> bool {
+        let kind = item.get("type").and_then(Value::as_str).unwrap_or("?");
+        let has_id = item
+            .get("id")
+            .and_then(Value::as_str)
+            .is_some_and(|id| !id.is_empty());
+        crate::log::debug(&format!(
+            "turn {}: output item of unhandled kind {kind}: {}",
+            self.turn_id,
+            if has_id {
+                "sent back as received"
+            } else {
+                "not sent back (no id)"
+            }
+        ));
+        has_id
+    }
 }
 
 /// Roughly how many bytes an output item holds (its texts, call payloads, encrypted reasoning).

@@ -16,7 +16,10 @@
 //! - `unshare` and `clone` asking for a new namespace get `EPERM` (no nested user namespace: it
 //!   would hand the command a fresh set of capabilities and the kernel surface behind them);
 //! - `ioctl` `TIOCSTI`, `TIOCLINUX`, `TIOCCONS` and `TIOCSETD` get `EPERM` (no keystrokes pushed
-//!   into a terminal, no console redirection, no line-discipline loading).
+//!   into a terminal, no console redirection, no line-discipline loading);
+//! - no setuid or setgid bit on any file (`chmod` family, and `open`/`openat`/`creat`/`mknod`
+//!   creating with such a mode): a root command cannot leave a setuid-root binary behind for
+//!   someone to run outside; `openat2` answers `ENOSYS` (its mode is out of the filter's reach).
 //!
 //! When the network is off, also (sandbox.md §2 step 3): `EPERM` for `connect, accept, accept4,
 //! bind, listen, getpeername, getsockname, shutdown, sendmmsg, recvmmsg, getsockopt, setsockopt`;
@@ -43,6 +46,9 @@ const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 
 /// `open_tree_attr` (Linux 6.15), the same number on every architecture; not in `libc` yet.
 const SYS_OPEN_TREE_ATTR: c_long = 467;
+/// `openat2` and `fchmodat2` (Linux 5.6 and 6.6), the same on every architecture.
+const SYS_OPENAT2: c_long = 437;
+const SYS_FCHMODAT2: c_long = 452;
 
 /// Offsets into `struct seccomp_data`: nr, arch, then args[i] at 16 + 8·i, whose low word comes
 /// first on these little-endian targets.
@@ -233,6 +239,7 @@ fn rules(network: bool) -> Vec<Rule> {
             .collect(),
         otherwise: Action::Allow,
     });
+    rules.extend(setuid_rules());
     if network {
         return rules;
     }
@@ -265,6 +272,45 @@ fn rules(network: bool) -> Vec<Rule> {
             otherwise: Action::Allow,
         });
     }
+    rules
+}
+
+/// No setuid or setgid file: a root command would leave a setuid-root binary in the workspace
+/// for anyone on the host to run later. `EPERM` for the mode-changing and file-creating calls
+/// whose mode has `S_ISUID` or `S_ISGID` (for `open`/`openat`, only when they create).
+fn setuid_rules() -> Vec<Rule> {
+    const SETID_BITS: u32 = 0o6000;
+    /// `O_CREAT | __O_TMPFILE`, the same on x86_64 and aarch64.
+    const CREATING: u32 = 0o100 | 0o2000_0000;
+    let mode_at = |nr: c_long, arg: u32| Rule {
+        nr,
+        checks: vec![low(arg, Test::AnySet(SETID_BITS), EPERM)],
+        otherwise: Action::Allow,
+    };
+    let creating = |nr: c_long, flags: u32, mode: u32| Rule {
+        nr,
+        checks: vec![
+            low(flags, Test::MaskedEq(CREATING, 0), Action::Allow),
+            low(mode, Test::AnySet(SETID_BITS), EPERM),
+        ],
+        otherwise: Action::Allow,
+    };
+    let mut rules = vec![
+        mode_at(libc::SYS_fchmod, 1),
+        mode_at(libc::SYS_fchmodat, 2),
+        mode_at(SYS_FCHMODAT2, 2),
+        mode_at(libc::SYS_mknodat, 2),
+        creating(libc::SYS_openat, 2, 3),
+    ];
+    #[cfg(target_arch = "x86_64")]
+    rules.extend([
+        mode_at(libc::SYS_chmod, 1),
+        mode_at(libc::SYS_creat, 1),
+        mode_at(libc::SYS_mknod, 1),
+        creating(libc::SYS_open, 1, 2),
+    ]);
+    // openat2 takes its mode in a struct the filter cannot read; libc falls back to openat.
+    rules.push(deny(SYS_OPENAT2, ENOSYS));
     rules
 }
 
@@ -564,6 +610,36 @@ mod tests {
         for request in [libc::TIOCGWINSZ, libc::TCGETS, libc::FIONREAD] {
             let request = u64::from(request as u32);
             assert_eq!(call(false, libc::SYS_ioctl, &[0, request]), RET_ALLOW);
+        }
+    }
+
+    #[test]
+    fn no_setuid_or_setgid_bits() {
+        for network in [false, true] {
+            let fchmodat = |mode: u64| call(network, libc::SYS_fchmodat, &[0, 0x1000, mode]);
+            assert_eq!(fchmodat(0o755), RET_ALLOW);
+            assert_eq!(fchmodat(0o1777), RET_ALLOW);
+            assert_eq!(fchmodat(0o4755), RET_EPERM);
+            assert_eq!(fchmodat(0o2755), RET_EPERM);
+            assert_eq!(call(network, libc::SYS_fchmod, &[3, 0o4755]), RET_EPERM);
+            assert_eq!(
+                call(network, SYS_FCHMODAT2, &[0, 0x1000, 0o6755, 0]),
+                RET_EPERM
+            );
+            let creat = (libc::O_CREAT | libc::O_WRONLY) as u64;
+            let openat =
+                |flags: u64, mode: u64| call(network, libc::SYS_openat, &[0, 0x1000, flags, mode]);
+            assert_eq!(openat(creat, 0o644), RET_ALLOW);
+            assert_eq!(openat(creat, 0o4755), RET_EPERM);
+            // Without O_CREAT the mode register holds anything: never looked at.
+            assert_eq!(openat(libc::O_RDONLY as u64, 0o4755), RET_ALLOW);
+            assert_eq!(openat(libc::O_TMPFILE as u64 | 2, 0o2755), RET_EPERM);
+            let node = (libc::S_IFREG | 0o4755) as u64;
+            assert_eq!(
+                call(network, libc::SYS_mknodat, &[0, 0x1000, node]),
+                RET_EPERM
+            );
+            assert_eq!(call(network, SYS_OPENAT2, &[]), RET_ENOSYS);
         }
     }
 

@@ -12,7 +12,11 @@ use crate::protocol::{Turn, TurnStatus, UserInput};
 use crate::rpc::{RequestId, RpcError};
 use crate::sandbox::ProtocolSandboxPolicy;
 use crate::server::Server;
-use crate::thread::{TurnHandle, lock};
+use crate::thread::{SteerRefused, TurnHandle, lock};
+
+/// Messages queued to a running turn: steering input up to one less (then -32001), the last
+/// slot kept for an interrupt.
+const TURN_CONTROL_QUEUE: usize = 64;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -64,7 +68,7 @@ impl Server {
             .ok_or_else(|| not_found(&params.thread_id))?;
         crate::prompt::validate_input(&params.input).map_err(RpcError::invalid_params)?;
         let turn_id = crate::ids::uuid_v7();
-        let (control_tx, control_rx) = crossbeam_channel::bounded(64);
+        let (control_tx, control_rx) = crossbeam_channel::bounded(TURN_CONTROL_QUEUE);
         let handle = Arc::new(TurnHandle::new(turn_id.clone(), control_tx));
         let config = {
             let mut state = lock(&shared);
@@ -167,8 +171,17 @@ impl Server {
                 handle.turn_id
             )));
         }
-        if !handle.steer(params.input) {
-            return Err(RpcError::invalid_request("no active turn to steer"));
+        match handle.steer(params.input) {
+            Ok(()) => {}
+            Err(SteerRefused::Finished) => {
+                return Err(RpcError::invalid_request("no active turn to steer"));
+            }
+            Err(SteerRefused::Full) => {
+                return Err(RpcError::new(
+                    crate::rpc::SERVER_OVERLOADED,
+                    "Server overloaded; retry later.",
+                ));
+            }
         }
         self.rpc.respond(id, json!({ "turnId": handle.turn_id }));
         Ok(())

@@ -169,29 +169,6 @@ fn complete_command(
     model_text
 }
 
-/// The `shell_command` function tool: one command string run by the user's shell.
-pub fn shell_command_spec() -> Value {
-    json!({
-        "type": "function",
-        "name": "shell_command",
-        "description": "Runs a shell command and returns its exit code, wall time and output. The command is a script for the user's shell, run in the working directory unless `workdir` says otherwise, inside the session's sandbox. To run a command outside the sandbox, set `sandbox_permissions` to \"require_escalated\" with a one-sentence `justification`; the user decides. Long output is truncated in the middle.",
-        "strict": false,
-        "parameters": {
-            "type": "object",
-            "properties": {
-                "command": {"type": "string", "description": "The shell script to run."},
-                "workdir": {"type": "string", "description": "Working directory; defaults to the session's."},
-                "timeout_ms": {"type": "number", "description": "Stop the command after this many milliseconds (default 120000)."},
-                "login": {"type": "boolean", "description": "Run the shell as a login shell (default true)."},
-                "sandbox_permissions": {"type": "string", "enum": ["use_default", "require_escalated"], "description": "`require_escalated` asks the user to run this command outside the sandbox; default `use_default`."},
-                "justification": {"type": "string", "description": "Why the command needs to run outside the sandbox; shown to the user."}
-            },
-            "required": ["command"],
-            "additionalProperties": false
-        }
-    })
-}
-
 /// The argv `shell` function tool (models the catalog does not tune to `shell_command`).
 pub fn shell_spec() -> Value {
     json!({

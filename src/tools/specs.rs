@@ -17,12 +17,14 @@ use crate::thread::Settings;
 pub fn tool_specs(settings: &Settings) -> Vec<Value> {
     let info = &settings.model_info;
     let mut specs = Vec::new();
-    specs.push(match info.shell_type() {
-        // Unified exec (exec_command/write_stdin) is offered by its own module; until it is,
-        // `shell_command` serves models tuned to it.
-        ShellType::ShellCommand | ShellType::UnifiedExec => super::shell::shell_command_spec(),
-        ShellType::Argv => super::shell::shell_spec(),
-    });
+    match info.shell_type() {
+        // Unified exec (exec_command/write_stdin): the reference offers it in place of
+        // `shell_command` too (a `shell_command` call is still answered).
+        ShellType::ShellCommand | ShellType::UnifiedExec => {
+            specs.extend(super::unified_exec::specs());
+        }
+        ShellType::Argv => specs.push(super::shell::shell_spec()),
+    }
     specs.push(if info.uses_freeform_apply_patch() {
         crate::apply_patch::freeform_tool()
     } else {

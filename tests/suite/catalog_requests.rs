@@ -91,7 +91,7 @@ fn responses_lite_shape_for_lite_models() {
         .iter()
         .map(|t| t["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names[..2], ["shell_command", "apply_patch"]);
+    assert_eq!(names[..3], ["exec_command", "write_stdin", "apply_patch"]);
     assert!(
         names.contains(&"view_image"),
         "the model takes images: {names:?}"
@@ -100,7 +100,7 @@ fn responses_lite_shape_for_lite_models() {
         !names.contains(&"web_search"),
         "no hosted tools in the Lite shape"
     );
-    assert_eq!(namespace["tools"][1]["type"], "custom");
+    assert_eq!(namespace["tools"][2]["type"], "custom");
     assert_eq!(input[1]["type"], "message");
     assert_eq!(input[1]["role"], "developer");
     assert!(
@@ -167,7 +167,7 @@ fn classic_shape_reasoning_verbosity_and_output_schema() {
         .iter()
         .map(|t| t["name"].as_str().or(t["type"].as_str()).unwrap())
         .collect();
-    assert_eq!(tools[..2], ["shell_command", "apply_patch"]);
+    assert_eq!(tools[..3], ["exec_command", "write_stdin", "apply_patch"]);
     assert!(
         tools.contains(&"web_search"),
         "hosted tools in the classic shape: {tools:?}"

@@ -174,6 +174,8 @@ fn json_mode_streams_the_sdk_events_of_a_turn() {
         kinds,
         [
             "thread.started",
+            // `mock-model` is not in the catalog: a warning, as the reference gives one.
+            "item.completed error",
             "turn.started",
             "item.completed reasoning",
             "item.completed agent_message",
@@ -187,28 +189,28 @@ fn json_mode_streams_the_sdk_events_of_a_turn() {
     );
     let thread_id = events[0]["thread_id"].as_str().unwrap();
     assert_eq!(
-        events[2]["item"],
-        json!({"id": "item_0", "type": "reasoning", "text": "Look first"})
-    );
-    assert_eq!(
-        events[4]["item"],
-        json!({"id": "item_2", "type": "command_execution", "command": "sh -c 'echo hi; exit 3'",
-            "aggregated_output": "", "exit_code": null, "status": "in_progress"})
+        events[3]["item"],
+        json!({"id": "item_1", "type": "reasoning", "text": "Look first"})
     );
     assert_eq!(
         events[5]["item"],
-        json!({"id": "item_2", "type": "command_execution", "command": "sh -c 'echo hi; exit 3'",
+        json!({"id": "item_3", "type": "command_execution", "command": "sh -c 'echo hi; exit 3'",
+            "aggregated_output": "", "exit_code": null, "status": "in_progress"})
+    );
+    assert_eq!(
+        events[6]["item"],
+        json!({"id": "item_3", "type": "command_execution", "command": "sh -c 'echo hi; exit 3'",
             "aggregated_output": "hi\n", "exit_code": 3, "status": "failed"})
     );
     let added = s.work.path().join("hello.txt").display().to_string();
     assert_eq!(
-        events[7]["item"],
-        json!({"id": "item_3", "type": "file_change", "status": "completed",
+        events[8]["item"],
+        json!({"id": "item_4", "type": "file_change", "status": "completed",
             "changes": [{"path": added, "kind": "add"}]})
     );
-    assert_eq!(events[8]["item"]["text"], "All done");
+    assert_eq!(events[9]["item"]["text"], "All done");
     assert_eq!(
-        events[9]["usage"],
+        events[10]["usage"],
         json!({"input_tokens": 30, "cached_input_tokens": 12, "cache_write_input_tokens": 0,
             "output_tokens": 15, "reasoning_output_tokens": 6})
     );
@@ -609,25 +611,33 @@ fn add_dir_makes_another_directory_writable() {
 
 #[cfg(target_os = "linux")]
 #[test]
-fn ctrl_c_stops_the_turn_and_its_command() {
+fn terminal_signals_stop_the_turn_and_its_command() {
+    // Ctrl-C, and the hangup of a closed terminal, reach the foreground process group.
+    // Unsandboxed commands matter most: nothing but the server's shutdown stops them.
+    for signal in [libc::SIGINT, libc::SIGHUP] {
+        for sandbox in ["danger-full-access", "workspace-write"] {
+            terminal_signal_stops_a_command(signal, sandbox);
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn terminal_signal_stops_a_command(signal: i32, sandbox: &str) {
     use std::os::unix::process::CommandExt;
     let s = Setup::new();
-    let pid_file = s.work.path().join("command.pid");
-    let script = format!("echo $$ > {}; exec sleep 60", pid_file.display());
+    let started = s.work.path().join("started");
+    // A duration no other process uses, to find the command whatever pid namespace it is in.
+    let duration = format!("60.{}{signal}{}", std::process::id(), sandbox.len());
+    let script = format!("touch {}; exec sleep {duration}", started.display());
     s.mock.push(reply_with_command("call_1", &script));
-    // As a terminal runs it: exec leads the foreground process group that Ctrl-C signals.
+    // As a terminal runs it: exec leads the foreground process group the terminal signals.
     let mut command = Command::new(env!("CARGO_BIN_EXE_codex-lite"));
     command.arg("exec");
     for kv in s.mock.provider_overrides() {
         command.args(["-c", &kv]);
     }
     let mut child = command
-        .args([
-            "--skip-git-repo-check",
-            "--sandbox",
-            "workspace-write",
-            "sleep",
-        ])
+        .args(["--skip-git-repo-check", "--sandbox", sandbox, "sleep"])
         .current_dir(s.work.path())
         .env("CODEX_HOME", s.home.path())
         .env("MOCK_KEY", "test-key")
@@ -637,35 +647,84 @@ fn ctrl_c_stops_the_turn_and_its_command() {
         .process_group(0)
         .spawn()
         .unwrap();
+    let is_running = || {
+        std::fs::read_dir("/proc").unwrap().flatten().any(|entry| {
+            let dir = entry.path();
+            let cmdline = std::fs::read(dir.join("cmdline")).unwrap_or_default();
+            // A zombie has ended; only its parent's reaping is left.
+            let zombie = std::fs::read_to_string(dir.join("stat")).is_ok_and(|stat| {
+                stat.rsplit(')')
+                    .next()
+                    .is_some_and(|rest| rest.trim_start().starts_with('Z'))
+            });
+            cmdline == format!("sleep\0{duration}\0").as_bytes() && !zombie
+        })
+    };
     let deadline = Instant::now() + Duration::from_secs(20);
-    let command_pid = loop {
-        if let Ok(text) = std::fs::read_to_string(&pid_file)
-            && let Ok(pid) = text.trim().parse::<i32>()
-        {
-            break pid;
-        }
+    while !(started.exists() && is_running()) {
         assert!(Instant::now() < deadline, "the command never started");
         std::thread::sleep(Duration::from_millis(20));
-    };
+    }
     let pgid = i32::try_from(child.id()).unwrap();
-    assert_eq!(unsafe { libc::kill(-pgid, libc::SIGINT) }, 0);
+    assert_eq!(unsafe { libc::kill(-pgid, signal) }, 0);
     let status = child.wait().unwrap();
     assert!(!status.success());
     // The app-server saw its stdin close, interrupted the turn and killed the command.
     let deadline = Instant::now() + Duration::from_secs(15);
-    let is_running = |pid: i32| {
-        // A zombie has ended; only its parent's reaping is left.
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-            stat.rsplit(')')
-                .next()
-                .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
-        })
-    };
-    while is_running(command_pid) {
+    while is_running() {
         assert!(
             Instant::now() < deadline,
-            "the command {command_pid} outlived exec"
+            "the command `sleep {duration}` ({sandbox}) outlived exec (signal {signal})"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    // In order, not killed by the signal too: the rollout records the turn as interrupted.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !rollout_text(s.home.path()).contains("interrupted") {
+        assert!(
+            Instant::now() < deadline,
+            "no interrupted turn in the rollout ({sandbox}, signal {signal}):\n{}",
+            rollout_text(s.home.path())
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Every rollout file under `home`, concatenated.
+#[cfg(target_os = "linux")]
+fn rollout_text(home: &Path) -> String {
+    fn walk(dir: &Path, out: &mut String) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "jsonl") {
+                out.push_str(&std::fs::read_to_string(&path).unwrap_or_default());
+            }
+        }
+    }
+    let mut out = String::new();
+    walk(&home.join("sessions"), &mut out);
+    out
+}
+
+#[test]
+fn warnings_are_error_items_in_json_mode() {
+    let s = Setup::new();
+    // A binary AGENTS.md is skipped with a warning (README: project instructions).
+    std::fs::write(s.work.path().join("AGENTS.md"), b"rules\0\x01\x02").unwrap();
+    s.mock.push(final_reply("ok"));
+    let out = s.exec(&["--json", "--skip-git-repo-check"], "hi");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let events = events(&out);
+    let warnings: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["item"]["type"] == "error")
+        .collect();
+    assert!(
+        warnings.iter().any(|w| w["type"] == "item.completed"
+            && w["item"]["message"].as_str().unwrap().contains("AGENTS.md")),
+        "no warning about AGENTS.md: {events:?}"
+    );
+    assert_eq!(events.last().unwrap()["type"], "turn.completed");
 }

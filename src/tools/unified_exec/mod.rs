@@ -159,12 +159,7 @@ pub fn run_exec_command(turn: &mut TurnRunner, call: &ToolCall) -> CallResult {
     let cwd = turn.tools().settings.cwd.clone();
     let workdir = resolve_dir(&cwd, args.workdir.as_deref());
     let shell = args.shell.clone().unwrap_or_else(login_shell);
-    let flag = if args.login.unwrap_or(true) {
-        "-lc"
-    } else {
-        "-c"
-    };
-    let argv = vec![shell, flag.to_string(), args.cmd.clone()];
+    let argv = sys::shell_argv(shell, args.login.unwrap_or(true), &args.cmd);
     if let Some(found) = crate::apply_patch::parse_shell_invocation(&argv) {
         let dir = resolve_dir(&workdir, found.cd.as_deref());
         return super::patch::run_patch(turn, call, &found.patch, &dir);
@@ -196,7 +191,7 @@ pub fn run_exec_command(turn: &mut TurnRunner, call: &ToolCall) -> CallResult {
         Ok(approved) => approved,
         Err(result) => return result,
     };
-    let max_tokens = output_budget(args.max_output_tokens);
+    let max_tokens = output_budget(args.max_output_tokens, policy_tokens(turn));
     let wait = clamp_yield(args.yield_time_ms, DEFAULT_EXEC_YIELD, MIN_YIELD, MAX_YIELD);
     let tty = args.tty.unwrap_or(false);
     let launch = Launch {
@@ -282,7 +277,9 @@ pub fn run_write_stdin(turn: &mut TurnRunner, call: &ToolCall) -> CallResult {
                 WriteError::Full => {
                     "earlier input is still waiting for the process to read it; poll with empty chars first"
                 }
-                WriteError::Closed => "the process no longer reads input (it has ended)",
+                WriteError::Closed => {
+                    "the process no longer reads input (it has ended); poll with empty chars for its last output"
+                }
             };
             return plain(call, format!("write_stdin failed: {why}"));
         }
@@ -297,14 +294,9 @@ pub fn run_write_stdin(turn: &mut TurnRunner, call: &ToolCall) -> CallResult {
     wait_on(turn, &session, wait);
     let detached = session.detach();
     let typed = (!chars.is_empty()).then_some(chars.as_str());
+    let max_tokens = output_budget(args.max_output_tokens, policy_tokens(turn));
     answer(
-        turn,
-        call,
-        &session,
-        detached,
-        started_at,
-        output_budget(args.max_output_tokens),
-        typed,
+        turn, call, &session, detached, started_at, max_tokens, typed,
     )
 }
 
@@ -513,12 +505,19 @@ fn clamp_yield(ms: Option<f64>, default: Duration, min: Duration, max: Duration)
     wanted.clamp(min, max)
 }
 
-/// The model's output budget in tokens, or the default, at most [`MAX_OUTPUT_TOKENS`].
-fn output_budget(tokens: Option<f64>) -> usize {
+/// The model's output budget in tokens, or the default, capped by the model's truncation policy
+/// (`policy_tokens`) and [`MAX_OUTPUT_TOKENS`].
+fn output_budget(tokens: Option<f64>, policy_tokens: usize) -> usize {
+    let cap = policy_tokens.clamp(1, MAX_OUTPUT_TOKENS);
     match tokens {
-        Some(t) if t.is_finite() && t >= 1.0 => (t.min(MAX_OUTPUT_TOKENS as f64)) as usize,
-        _ => DEFAULT_MAX_OUTPUT_TOKENS,
+        Some(t) if t.is_finite() && t >= 1.0 => (t.min(cap as f64)) as usize,
+        _ => DEFAULT_MAX_OUTPUT_TOKENS.min(cap),
     }
+}
+
+/// The truncation policy of the thread's model, in tokens per tool output.
+fn policy_tokens(turn: &mut TurnRunner) -> usize {
+    turn.tools().settings.model_info.tool_output_budget_bytes() / buffer::BYTES_PER_TOKEN
 }
 
 /// Six hex digits naming one call's chunk of output.
@@ -528,47 +527,49 @@ fn chunk_id() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The user's login shell (from the passwd entry of the real user, not `$SHELL`); `/bin/sh`
-/// when it has none.
+/// The shell `exec_command` runs by default: the user's login shell (the shell tool's choice,
+/// from the password database) on Unix, PowerShell on Windows.
 fn login_shell() -> String {
-    sys::login_shell().unwrap_or_else(|| sys::DEFAULT_SHELL.to_string())
+    sys::default_shell()
 }
 
 #[cfg(unix)]
 mod sys {
-    pub const DEFAULT_SHELL: &str = "/bin/sh";
+    pub fn default_shell() -> String {
+        crate::tools::shell::user_shell()
+    }
 
-    pub fn login_shell() -> Option<String> {
-        let mut buffer = vec![0 as libc::c_char; 16 * 1024];
-        // SAFETY: an all-zero passwd is valid; getpwuid_r fills it.
-        let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
-        let mut result: *mut libc::passwd = std::ptr::null_mut();
-        // SAFETY: `entry` and `buffer` outlive the call; getpwuid_r writes at most
-        // `buffer.len()` bytes into `buffer` and sets `result` to null or `&entry`.
-        let status = unsafe {
-            libc::getpwuid_r(
-                libc::getuid(),
-                &mut entry,
-                buffer.as_mut_ptr(),
-                buffer.len(),
-                &mut result,
-            )
-        };
-        if status != 0 || result.is_null() || entry.pw_shell.is_null() {
-            return None;
-        }
-        // SAFETY: on success pw_shell points to a NUL-terminated string inside `buffer`.
-        let shell = unsafe { std::ffi::CStr::from_ptr(entry.pw_shell) };
-        Some(shell.to_string_lossy().into_owned()).filter(|s| !s.is_empty())
+    /// `<shell> -lc <cmd>` (a login shell, reading the user's profile) or `<shell> -c <cmd>`.
+    pub fn shell_argv(shell: String, login: bool, cmd: &str) -> Vec<String> {
+        let flag = if login { "-lc" } else { "-c" };
+        vec![shell, flag.to_string(), cmd.to_string()]
     }
 }
 
 #[cfg(not(unix))]
 mod sys {
-    pub const DEFAULT_SHELL: &str = "powershell.exe";
+    pub fn default_shell() -> String {
+        "powershell.exe".to_string()
+    }
 
-    pub fn login_shell() -> Option<String> {
-        None
+    /// `cmd.exe /c <cmd>`, else PowerShell's `-Command` (without the profile unless `login`).
+    pub fn shell_argv(shell: String, login: bool, cmd: &str) -> Vec<String> {
+        let name = shell
+            .rsplit(['\\', '/'])
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let mut argv = vec![shell];
+        if name == "cmd" || name == "cmd.exe" {
+            argv.push("/c".to_string());
+        } else {
+            if !login {
+                argv.push("-NoProfile".to_string());
+            }
+            argv.push("-Command".to_string());
+        }
+        argv.push(cmd.to_string());
+        argv
     }
 }
 
@@ -599,10 +600,21 @@ mod tests {
 
     #[test]
     fn output_budgets() {
-        assert_eq!(output_budget(None), 10_000);
-        assert_eq!(output_budget(Some(50.0)), 50);
-        assert_eq!(output_budget(Some(0.0)), 10_000);
-        assert_eq!(output_budget(Some(1e9)), MAX_OUTPUT_TOKENS);
+        // (asked, policy tokens, budget)
+        let cases: &[(Option<f64>, usize, usize)] = &[
+            (None, 10_000, 10_000),
+            (Some(50.0), 10_000, 50),
+            (Some(0.0), 10_000, 10_000),
+            (Some(1e9), 10_000, 10_000),
+            (Some(1e9), 1_000_000, MAX_OUTPUT_TOKENS),
+            // A 10 000-byte policy (the fallback) caps every call at 2 500 tokens.
+            (None, 2_500, 2_500),
+            (Some(20_000.0), 2_500, 2_500),
+            (Some(f64::NAN), 0, 1),
+        ];
+        for (asked, policy, want) in cases {
+            assert_eq!(output_budget(*asked, *policy), *want, "{asked:?} {policy}");
+        }
     }
 
     #[test]
