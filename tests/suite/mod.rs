@@ -26,5 +26,7 @@ mod threads;
 mod tools_context;
 mod turns;
 mod unified_exec;
+// Checks processes through /proc and the Linux sandbox's PID namespaces.
+#[cfg(target_os = "linux")]
 mod unified_exec_lifecycle;
 mod unified_exec_tty;
