@@ -15,6 +15,7 @@ mod lifecycle;
 mod mcp;
 mod mcp_faults;
 mod mock_selftest;
+mod patch_scope;
 mod redteam;
 mod redteam_fs;
 mod redteam_proc;
