@@ -11,6 +11,7 @@ mod cli_exec;
 mod commands;
 mod context;
 mod context_review;
+mod fuzz_rpc;
 mod lifecycle;
 mod mcp;
 mod mcp_faults;
