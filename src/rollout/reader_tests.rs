@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::*;
 use crate::protocol::UserInput;
+use crate::rollout::lines::{ORPHAN_CALL_OUTPUT, head_kind};
 use crate::rollout::{Entry, Rollout, reader_test_home};
 
 const ID: &str = "01a22e00-0000-7000-8000-000000000001";
