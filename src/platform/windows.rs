@@ -301,3 +301,41 @@ pub(super) fn drain(socket: &WakeSocket) {
     let mut buf = [0u8; 64];
     while matches!((&*socket).read(&mut buf), Ok(n) if n > 0) {}
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn structure_layouts_match_the_windows_headers() {
+        // OSVERSIONINFOW: five DWORDs and WCHAR[128].
+        assert_eq!(std::mem::size_of::<OsVersionInfo>(), 276);
+        // WSAPOLLFD: a SOCKET and two SHORTs, padded.
+        #[cfg(target_pointer_width = "64")]
+        assert_eq!(std::mem::size_of::<WsaPollFd>(), 16);
+    }
+
+    #[test]
+    fn the_version_is_reported() {
+        let (name, release) = os_name_and_release().unwrap();
+        assert_eq!(name, "Windows");
+        assert!(release.split('.').count() == 3, "{release}");
+    }
+
+    #[test]
+    fn a_slow_connect_is_abandoned_when_aborted() {
+        // TEST-NET-1 never answers: only the abort flag can end the wait early.
+        let addr: SocketAddr = "192.0.2.1:9".parse().unwrap();
+        let aborted = AtomicBool::new(true);
+        let started = Instant::now();
+        let result = connect_abortable(
+            &addr,
+            Some(Instant::now() + Duration::from_secs(20)),
+            &aborted,
+            Duration::from_millis(10),
+        );
+        assert!(result.is_err());
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+}

@@ -15,16 +15,21 @@
 //! - `reader.rs`: [`load`] (whole thread, one pass) and [`read_summary`] (the head, for
 //!   listing), for Codex's line kinds (0.169 and older) and our own earlier ones
 //!   (`turn_started`, `thread_item`, `turn_completed`, `token_usage`).
-//! - `items.rs`: thread items between our wire shape and Codex's item and event shapes.
+//! - `lines.rs`: single lines: every spelling of `session_meta`, `turn_context`, token counts,
+//!   errors; the repairs a history read back needs.
+//! - `items.rs`, `events.rs`: thread items between our wire shape and Codex's core items and
+//!   its older per-kind events.
 //! - `files.rs`: the directory layout (`sessions/YYYY/MM/DD/rollout-<stamp>-<id>.jsonl`,
 //!   `archived_sessions/`), archiving, and the names index (`session_index.jsonl`).
 //! - `index.rs`: [`Listing`], the in-memory listing cache that keeps `thread/list` paging linear.
 //!
 //! In-memory thread state is `thread.rs`'s.
 
+mod events;
 mod files;
 mod index;
 pub mod items;
+mod lines;
 mod reader;
 mod writer;
 

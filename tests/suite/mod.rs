@@ -12,10 +12,12 @@ mod cli_exec_policy;
 mod commands;
 mod context;
 mod context_review;
+mod fuzz_rpc;
 mod lifecycle;
 mod mcp;
 mod mcp_faults;
 mod mock_selftest;
+mod patch_scope;
 mod redteam;
 mod redteam_fs;
 mod redteam_proc;
@@ -27,5 +29,7 @@ mod threads;
 mod tools_context;
 mod turns;
 mod unified_exec;
+// Checks processes through /proc and the Linux sandbox's PID namespaces.
+#[cfg(target_os = "linux")]
 mod unified_exec_lifecycle;
 mod unified_exec_tty;
