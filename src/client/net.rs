@@ -54,18 +54,27 @@ pub(crate) fn agent_with_timeout(
     aborted: Arc<AtomicBool>,
     timeout: Option<Duration>,
 ) -> Agent {
-    let config = Agent::config_builder()
+    let proxy = proxy_for(url);
+    // The CA bundles are read (once) only when TLS can happen: plain-HTTP providers never pay
+    // for them.
+    let needs_tls = url.starts_with("https://")
+        || proxy
+            .as_ref()
+            .is_some_and(|p| p.protocol() == ureq::ProxyProtocol::Https);
+    let mut builder = Agent::config_builder()
         .timeout_global(timeout)
         .http_status_as_error(false)
-        .proxy(proxy_for(url))
+        .proxy(proxy)
         // A POST is never silently re-sent elsewhere.
         .max_redirects(0)
         // One attempt, one connection: nothing is reused, so nothing stale is.
         .max_idle_connections(0)
         .timeout_connect(Some(CONNECT_TIMEOUT))
-        .timeout_resolve(Some(RESOLVE_TIMEOUT))
-        .tls_config(super::tls::config())
-        .build();
+        .timeout_resolve(Some(RESOLVE_TIMEOUT));
+    if needs_tls {
+        builder = builder.tls_config(super::tls::config());
+    }
+    let config = builder.build();
     let connector = ()
         .chain(ConnectProxyConnector::default())
         .chain(AbortableTcpConnector {
