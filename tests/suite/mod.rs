@@ -8,6 +8,7 @@ mod cli;
 mod cli_demo;
 mod cli_embedding_doc;
 mod cli_exec;
+mod cli_exec_policy;
 mod commands;
 mod compaction;
 mod compaction_remote;
