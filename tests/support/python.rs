@@ -104,7 +104,13 @@ fn build(venv: &Path, requirements: &Path) -> Result<(), String> {
         ));
     }
     let installed = run(Command::new(venv.join(PYTHON_IN_VENV))
-        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
         .args(["--retries", "2", "-r"])
         .arg(requirements));
     if let Err(out) = installed {
