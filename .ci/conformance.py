@@ -27,6 +27,7 @@ RESULT_REFS = {
     "initialize": "#/definitions/InitializeResponse",
     "account/logout": "#/definitions/v2/LogoutAccountResponse",
     "config/mcpServer/reload": "#/definitions/v2/McpServerRefreshResponse",
+    "account/rateLimits/read": "#/definitions/v2/GetAccountRateLimitsResponse",
 }
 # Legacy methods in scope that the generated schema omits: checked against auth.md's shape.
 LOCAL_RESULT_SCHEMAS = {

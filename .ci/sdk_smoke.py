@@ -94,8 +94,11 @@ def main():
     try:
         with Codex(config=config) as codex:
             check(codex.metadata.serverInfo.name == "codex-lite", "serverInfo")
+            check(codex.metadata.serverInfo.version == "0.169.0", "serverInfo.version")
+            # The catalog (bundled facts here: a custom provider fetches none); the configured
+            # model it does not know is not listed, as with the reference.
             models = [m.id for m in codex.models().data]
-            check("mock-model" in models, f"model/list: {models}")
+            check("gpt-6.1-sol" in models, f"model/list: {models}")
             codex.login_api_key("sk-sdk-smoke")
             check(codex.account().account is not None, "account after API-key login")
             thread = codex.thread_start(sandbox=Sandbox.read_only)
@@ -117,7 +120,10 @@ def main():
             codex.thread_unarchive(fork.id)
             resumed = codex.thread_resume(thread.id)
             check(resumed.id == thread.id, "thread/resume")
-            checks = 12
+            # excludeTurns is gated on the runtime version (>= 0.151.0): ours reports 0.169.0.
+            gated = codex.thread_resume(thread.id, include_turns=False)
+            check(gated.id == thread.id, "thread/resume with the version-gated excludeTurns")
+            checks = 14
     finally:
         shutil.rmtree(home, ignore_errors=True)
         shutil.rmtree(workdir, ignore_errors=True)

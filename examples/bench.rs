@@ -1,7 +1,8 @@
 //! Prints the numbers codex-lite holds itself to (README "Numbers"): binary size, time to
 //! answer `initialize` after spawn, idle RSS and threads, the CPU time of a turn that
-//! streams 20 000 text deltas from a local SSE server, and paging `thread/list` through
-//! 10 000 stored threads. Run after a release build:
+//! streams 20 000 text deltas from a local SSE server, paging `thread/list` through 10 000
+//! stored threads, and what configured, idle MCP stdio servers cost in our process (`python3`
+//! runs `tests/mcp/misbehaving.py`, a small server). Run after a release build:
 //!
 //! ```sh
 //! cargo build --release && cargo run --release --example bench
@@ -21,6 +22,8 @@ use serde_json::{Value, json};
 
 const DELTAS: usize = 20_000;
 const INIT_RUNS: usize = 10;
+/// Idle MCP servers configured for the per-server cost (averaged over them).
+const MCP_SERVERS: usize = 4;
 const STORED_THREADS: usize = 10_000;
 const LIST_PAGE: usize = 100;
 
@@ -137,6 +140,54 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Memory (KiB) and threads of a server.
+struct Usage {
+    rss: u64,
+    anon: u64,
+    threads: u64,
+}
+
+/// The usage of a server with a started thread and `count` idle MCP stdio servers, all ready,
+/// after a pause.
+fn idle_with_mcp_servers(count: usize) -> Usage {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/misbehaving.py");
+    let mut args = Vec::new();
+    for i in 0..count {
+        args.push("-c".to_string());
+        args.push(format!(
+            "mcp_servers.idle{i}={{command=\"python3\",args=[{:?},\"env\"]}}",
+            script.display().to_string()
+        ));
+    }
+    let mut server = spawn(&args);
+    server.initialize();
+    server.send(json!({"id": 1, "method": "thread/start", "params": {"ephemeral": true}}));
+    server.until(|m| m["id"] == 1);
+    let mut ready = 0;
+    while ready < count {
+        let m = server.until(|m| m["method"] == "mcpServer/startupStatus/updated");
+        match m["params"]["status"].as_str() {
+            Some("ready") => ready += 1,
+            Some("failed") => panic!("an MCP server failed: {m}"),
+            _ => {}
+        }
+    }
+    std::thread::sleep(Duration::from_millis(1000));
+    let number = |key: &str| {
+        server
+            .proc_field("status", key)
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Usage {
+        rss: number("VmRSS:"),
+        anon: number("RssAnon:"),
+        threads: number("Threads:"),
     }
 }
 
@@ -317,6 +368,20 @@ fn main() {
         idle.proc_field("status", "Threads:")
     );
     drop(idle);
+
+    // Marginal cost: one server vs 1 + MCP_SERVERS (the code pages the first server touches
+    // are a one-off, file-backed cost; anonymous memory is what each server adds).
+    let none = idle_with_mcp_servers(0);
+    let one = idle_with_mcp_servers(1);
+    let many = idle_with_mcp_servers(1 + MCP_SERVERS);
+    println!(
+        "idle MCP stdio server:  +{:.1} KiB anonymous RSS, +{:.1} threads each (marginal over {MCP_SERVERS}; the first also touches {} KiB of code: RSS {} → {} KiB)",
+        (many.anon as f64 - one.anon as f64) / MCP_SERVERS as f64,
+        (many.threads as f64 - one.threads as f64) / MCP_SERVERS as f64,
+        (one.rss - one.anon).saturating_sub(none.rss - none.anon),
+        none.rss,
+        one.rss,
+    );
 
     let url = serve_deltas();
     let mut server = spawn(&[

@@ -13,6 +13,7 @@ pub mod context;
 pub mod exec;
 pub mod fuzzing;
 pub mod ids;
+pub mod lifecycle;
 pub mod log;
 pub mod login;
 pub mod mcp;

@@ -76,6 +76,8 @@ fn main() {
         }
         _ => {}
     }
+    // A parent that ignored SIGCHLD or blocked signals must not break our commands.
+    codex_lite::platform::reset_inherited_signals();
     if args
         .get(1)
         .is_some_and(|a| a == apply_patch::RUN_AS_APPLY_PATCH_ARG)

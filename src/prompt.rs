@@ -243,15 +243,21 @@ pub fn build_request<'a>(
 /// The namespace the Responses Lite shape wraps client tools in (as the reference does).
 pub const LITE_TOOL_NAMESPACE: &str = "functions";
 
-/// A model output item prepared for sending back as input: the server-side `id` and `status`
-/// are dropped (nothing is stored with `store:false`; reasoning travels as `encrypted_content`),
-/// everything else is kept as received.
+/// A model output item prepared for sending back as input: for messages, reasoning and tool
+/// calls the server-side `id` and `status` are dropped (nothing is stored with `store:false`;
+/// reasoning travels as `encrypted_content`); hosted-tool items keep them (web searches lose
+/// only their `sources`); everything else is kept as received.
 pub fn output_as_input(item: &Value) -> Value {
     if crate::tools::web_search::is_call(item) {
         return crate::tools::web_search::as_input(item);
     }
     let mut item = item.clone();
-    if let Some(map) = item.as_object_mut() {
+    let is_ours = matches!(
+        item.get("type").and_then(Value::as_str),
+        Some("message" | "reasoning" | "function_call" | "custom_tool_call")
+    );
+    // Other kinds (hosted tools we do not know) go back whole: their id is what identifies them.
+    if is_ours && let Some(map) = item.as_object_mut() {
         map.remove("id");
         map.remove("status");
     }

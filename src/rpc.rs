@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -25,6 +25,8 @@ pub const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
 const INGRESS_CAPACITY: usize = 4096;
 /// Most bytes of client messages queued for the main loop before new ones get -32001.
 const INGRESS_MAX_BYTES: usize = 64 * 1024 * 1024;
+/// Reasons to stop queued for the main loop (the first one decides; the rest are extra).
+const STOP_QUEUE: usize = 4;
 /// Most lines queued for stdout; writers block beyond it (back-pressure from a slow client).
 const EGRESS_CAPACITY: usize = 1024;
 /// Most bytes queued for stdout; writers block beyond it (one larger line still goes through
@@ -169,6 +171,10 @@ struct Shared {
     pending: Mutex<HashMap<i64, Sender<ClientAnswer>>>,
     next_id: AtomicI64,
     opt_out: OnceLock<HashSet<String>>,
+    /// Threads whose turn and item notifications this connection no longer wants
+    /// (`thread/unsubscribe`), and whether there are any (checked first, without a lock).
+    muted: Mutex<HashSet<String>>,
+    any_muted: AtomicBool,
 }
 
 /// A cheap, cloneable handle for writing to the client: responses, notifications and our own
@@ -241,7 +247,7 @@ impl Rpc {
     /// Sends a notification stamped with `emittedAtMs`, unless the client opted out of
     /// `method` at `initialize`.
     pub fn notify(&self, method: &str, params: impl Serialize) {
-        if self.is_opted_out(method) {
+        if self.is_opted_out(method) || self.is_muted(method, &params) {
             return;
         }
         self.send_serialized(
@@ -252,6 +258,56 @@ impl Rpc {
                 emitted_at_ms: crate::time::unix_millis(),
             },
         );
+    }
+
+    /// Stops turn and item notifications about `thread_id` (`thread/unsubscribe`); false when
+    /// they were stopped already.
+    pub fn mute_thread(&self, thread_id: &str) -> bool {
+        let mut muted = self.shared.muted.lock().unwrap_or_else(|e| e.into_inner());
+        let added = muted.insert(thread_id.to_string());
+        self.shared.any_muted.store(true, Ordering::SeqCst);
+        added
+    }
+
+    /// Sends `thread_id`'s notifications again (the thread was resumed or is gone).
+    pub fn unmute_thread(&self, thread_id: &str) {
+        if !self.shared.any_muted.load(Ordering::SeqCst) {
+            return;
+        }
+        let mut muted = self.shared.muted.lock().unwrap_or_else(|e| e.into_inner());
+        muted.remove(thread_id);
+        self.shared
+            .any_muted
+            .store(!muted.is_empty(), Ordering::SeqCst);
+    }
+
+    /// Whether notification `method` with `params` concerns a muted thread: turn and item
+    /// notifications, usage and errors carry its `threadId` (status changes and thread-level
+    /// events still go out). Free while no thread is muted.
+    fn is_muted(&self, method: &str, params: &impl Serialize) -> bool {
+        if !self.shared.any_muted.load(Ordering::Relaxed) {
+            return false;
+        }
+        let scoped = method.starts_with("turn/")
+            || method.starts_with("item/")
+            || matches!(
+                method,
+                "thread/tokenUsage/updated" | "error" | "serverRequest/resolved"
+            );
+        if !scoped {
+            return false;
+        }
+        let Ok(value) = serde_json::to_value(params) else {
+            return false;
+        };
+        let Some(thread_id) = value.get("threadId").and_then(Value::as_str) else {
+            return false;
+        };
+        self.shared
+            .muted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(thread_id)
     }
 
     /// Whether the client asked never to receive `method`.
@@ -319,6 +375,7 @@ impl Rpc {
 pub struct Inbox {
     rx: Receiver<(Incoming, usize)>,
     queued_bytes: Arc<AtomicUsize>,
+    stop: Receiver<StopReason>,
 }
 
 impl Inbox {
@@ -332,7 +389,12 @@ impl Inbox {
     /// Waits for the next client message or the next job another thread handed the main loop
     /// (work that had to wait off the main loop, e.g. for MCP servers); `None` once stdin is
     /// closed and the queue drained.
+    /// Also returns [`Next::Stop`] as soon as a reason to stop arrives (the client stopped
+    /// reading our output, a termination signal), ahead of queued messages.
     pub fn recv_or_job<T>(&self, jobs: &Receiver<T>) -> Option<Next<T>> {
+        if let Ok(reason) = self.stop.try_recv() {
+            return Some(Next::Stop(reason));
+        }
         crossbeam_channel::select! {
             recv(self.rx) -> message => {
                 let (message, size) = message.ok()?;
@@ -341,6 +403,11 @@ impl Inbox {
             }
             recv(jobs) -> job => match job {
                 Ok(job) => Some(Next::Job(job)),
+                Err(_) => self.recv().map(Next::Message),
+            },
+            recv(self.stop) -> reason => match reason {
+                Ok(reason) => Some(Next::Stop(reason)),
+                // Never: the transport keeps a sender.
                 Err(_) => self.recv().map(Next::Message),
             },
         }
@@ -353,6 +420,18 @@ pub enum Next<T> {
     Message(Incoming),
     /// A job for the main loop.
     Job(T),
+    /// The connection must end now, before stdin's end.
+    Stop(StopReason),
+}
+
+/// Why the server stops before the client closed stdin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// The client closed its end of our stdout (a write failed, or the pipe reports no
+    /// reader): nobody hears us any more.
+    ClientGone,
+    /// A termination signal (SIGTERM, SIGHUP, SIGINT, or Ctrl-C/close on Windows).
+    Signal(i32),
 }
 
 /// The running transport: the writer handle, the inbox and the two I/O threads.
@@ -362,6 +441,7 @@ pub struct Transport {
     /// Client requests and notifications.
     pub inbox: Inbox,
     writer: JoinHandle<()>,
+    stop: Sender<StopReason>,
 }
 
 impl Transport {
@@ -379,11 +459,15 @@ impl Transport {
                 pending: Mutex::new(HashMap::new()),
                 next_id: AtomicI64::new(0),
                 opt_out: OnceLock::new(),
+                muted: Mutex::new(HashSet::new()),
+                any_muted: AtomicBool::new(false),
             }),
         };
+        let (stop_tx, stop_rx) = bounded(STOP_QUEUE);
+        let writer_stop = stop_tx.clone();
         let writer = std::thread::Builder::new()
             .name("app-server-stdout".into())
-            .spawn(move || write_loop(out_rx, output, &egress))?;
+            .spawn(move || write_loop(out_rx, output, &egress, &writer_stop))?;
         let (in_tx, in_rx) = bounded(INGRESS_CAPACITY);
         let queued_bytes = Arc::new(AtomicUsize::new(0));
         let reader = Reader {
@@ -399,9 +483,17 @@ impl Transport {
             inbox: Inbox {
                 rx: in_rx,
                 queued_bytes,
+                stop: stop_rx,
             },
             writer,
+            stop: stop_tx,
         })
+    }
+
+    /// A sender of reasons to stop the main loop ([`Next::Stop`]), for watchers of signals
+    /// and of the client.
+    pub fn stop_sender(&self) -> Sender<StopReason> {
+        self.stop.clone()
     }
 
     /// Flushes everything queued so far and stops the writer, waiting at most `timeout` (a
@@ -422,7 +514,12 @@ impl Transport {
     }
 }
 
-fn write_loop(rx: Receiver<Outgoing>, output: impl Write, egress: &ByteBudget) {
+fn write_loop(
+    rx: Receiver<Outgoing>,
+    output: impl Write,
+    egress: &ByteBudget,
+    stop: &Sender<StopReason>,
+) {
     let mut out = BufWriter::with_capacity(64 * 1024, output);
     let mut broken = false;
     while let Ok(message) = rx.recv() {
@@ -440,8 +537,11 @@ fn write_loop(rx: Receiver<Outgoing>, output: impl Write, egress: &ByteBudget) {
         // waiting, without a syscall per line during a burst of deltas.
         let flushed = written.and_then(|()| if rx.is_empty() { out.flush() } else { Ok(()) });
         if let Err(e) = flushed {
-            crate::log::error(&format!("writing to stdout failed: {e}"));
+            crate::log::error(&format!(
+                "writing to stdout failed: {e}; the client is gone, stopping"
+            ));
             broken = true;
+            let _ = stop.try_send(StopReason::ClientGone);
         }
     }
     let _ = out.flush();

@@ -56,6 +56,9 @@ pub struct Server {
     pub catalog: Arc<crate::models::Catalog>,
     /// Requests parked once until the catalog settled (never parked twice).
     pub parked: HashSet<RequestId>,
+    /// Requests run again once a running turn they interrupted had ended (`thread/revert`,
+    /// `thread/delete`); never made to wait twice.
+    pub waited: HashSet<RequestId>,
     /// The latest usage windows model responses reported.
     pub rate_limits: Arc<crate::client::RateLimitStore>,
     /// Params of the thread/turn request being handled that we do not honour (each with its
@@ -70,8 +73,12 @@ pub struct Server {
     _alias_dir: Option<crate::exec::AliasDir>,
 }
 
-/// Runs the app-server on stdin/stdout until stdin closes; returns the process exit code.
+/// Runs the app-server on stdin/stdout until stdin closes, the client stops reading our stdout,
+/// or a termination signal arrives; then stops the turns, kills every command, flushes and
+/// returns the process exit code (0).
 pub fn run(config: Config) -> i32 {
+    // Before any thread exists, so every thread inherits the blocked termination signals.
+    crate::lifecycle::catch_signals();
     crate::sandbox::configure(&config);
     let transport = match Transport::start(std::io::stdin(), std::io::stdout()) {
         Ok(t) => t,
@@ -80,21 +87,32 @@ pub fn run(config: Config) -> i32 {
             return 1;
         }
     };
+    crate::lifecycle::watch(transport.stop_sender());
     let (jobs_tx, jobs) = crossbeam_channel::bounded(JOBS_CAPACITY);
     let mut server = Server::new(transport.rpc.clone(), config, jobs_tx);
-    while let Some(next) = transport.inbox.recv_or_job(&jobs) {
-        match next {
-            Next::Message(message) => server.handle(message),
-            Next::Job(job) => job(&mut server),
+    loop {
+        match transport.inbox.recv_or_job(&jobs) {
+            Some(Next::Message(message)) => server.handle(message),
+            Some(Next::Job(job)) => job(&mut server),
+            Some(Next::Stop(reason)) => {
+                crate::log::info(&crate::lifecycle::describe(reason));
+                break;
+            }
+            None => {
+                crate::log::info("stdin closed; shutting down");
+                break;
+            }
         }
     }
-    crate::log::info("stdin closed; shutting down");
     server.interrupt_all_turns(SHUTDOWN_TURN_GRACE);
     server.commands.terminate_all();
     crate::tools::unified_exec::shutdown(server.threads.values());
     server.mcp.shutdown();
+    // Whatever is still running (any caller's command, however it was started) dies now.
+    crate::exec::kill_all();
     drop(server);
     transport.finish(SHUTDOWN_FLUSH_TIMEOUT);
+    crate::exec::kill_all();
     0
 }
 
@@ -114,7 +132,7 @@ impl Server {
                 None
             }
         };
-        let mut env: crate::exec::Env = std::env::vars_os().collect();
+        let mut env = config.shell_environment_policy.build(std::env::vars_os());
         if let Some(dir) = &alias_dir {
             dir.prepend_to_path(&mut env);
         }
@@ -128,6 +146,7 @@ impl Server {
         Self {
             catalog,
             parked: HashSet::new(),
+            waited: HashSet::new(),
             rate_limits: Arc::default(),
             rpc,
             config,

@@ -95,6 +95,15 @@ pub enum Control {
     Steer(Vec<UserInput>),
 }
 
+/// Why [`TurnHandle::steer`] did not queue the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SteerRefused {
+    /// The turn is over.
+    Finished,
+    /// Steering input is queued up to the limit and the turn has not taken it yet.
+    Full,
+}
+
 /// The handle the main loop keeps to a running turn.
 pub struct TurnHandle {
     /// The turn's id.
@@ -103,6 +112,7 @@ pub struct TurnHandle {
     interrupted: AtomicBool,
     running_command: Mutex<Option<KillHandle>>,
     finished: AtomicBool,
+    compaction: bool,
 }
 
 impl TurnHandle {
@@ -114,7 +124,21 @@ impl TurnHandle {
             interrupted: AtomicBool::new(false),
             running_command: Mutex::new(None),
             finished: AtomicBool::new(false),
+            compaction: false,
         }
+    }
+
+    /// A handle to a compaction turn (`thread/compact/start`), which cannot be steered.
+    pub fn compaction(turn_id: String, control: Sender<Control>) -> Self {
+        Self {
+            compaction: true,
+            ..Self::new(turn_id, control)
+        }
+    }
+
+    /// Whether the turn only compacts the history (steering it is refused).
+    pub fn is_compaction(&self) -> bool {
+        self.compaction
     }
 
     /// Stops the turn: flags it, kills its running command's process group at once, and wakes
@@ -132,9 +156,22 @@ impl TurnHandle {
         self.interrupted.load(Ordering::SeqCst)
     }
 
-    /// Queues steering input; false when the turn already finished.
-    pub fn steer(&self, input: Vec<UserInput>) -> bool {
-        !self.is_finished() && self.control.send(Control::Steer(input)).is_ok()
+    /// Queues steering input without ever blocking (the turn may be busy with a command for
+    /// minutes). The last slot of the control channel is kept for an interrupt.
+    pub fn steer(&self, input: Vec<UserInput>) -> Result<(), SteerRefused> {
+        if self.is_finished() {
+            return Err(SteerRefused::Finished);
+        }
+        let capacity = self.control.capacity().unwrap_or(usize::MAX);
+        if self.control.len().saturating_add(1) >= capacity {
+            return Err(SteerRefused::Full);
+        }
+        self.control
+            .try_send(Control::Steer(input))
+            .map_err(|e| match e {
+                crossbeam_channel::TrySendError::Full(_) => SteerRefused::Full,
+                crossbeam_channel::TrySendError::Disconnected(_) => SteerRefused::Finished,
+            })
     }
 
     /// Registers (or clears) the command the turn is waiting on, so an interrupt kills it.
@@ -206,6 +243,9 @@ pub struct ThreadState {
     pub status: ThreadStatus,
     /// Tokens used by the whole thread.
     pub total_usage: TokenUsage,
+    /// The last model response's usage (after a compaction or revert: an estimate of the new
+    /// history): what the compaction trigger reads (`context/compact`).
+    pub last_usage: TokenUsage,
     /// The rollout, unless ephemeral.
     pub rollout: Option<Rollout>,
     /// Session-wide approvals.

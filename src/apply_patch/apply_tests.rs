@@ -319,24 +319,23 @@ fn preview_errors_match_the_failing_hunk() {
     let cases = [
         (
             "*** Delete File: missing.txt",
-            format!(
-                "Failed to read {}: No such file or directory (os error 2)",
-                abs("missing.txt")
-            ),
+            format!("Failed to read {}: {}", abs("missing.txt"), not_found()),
         ),
         (
             "*** Update File: missing.txt\n@@\n-a\n+b",
             format!(
-                "Failed to read file to update {}: No such file or directory (os error 2)",
-                abs("missing.txt")
+                "Failed to read file to update {}: {}",
+                abs("missing.txt"),
+                not_found()
             ),
         ),
         // A file deleted by an earlier hunk is gone for the later ones.
         (
             "*** Add File: t.txt\n+a\n*** Delete File: t.txt\n*** Update File: t.txt\n@@\n-a\n+b",
             format!(
-                "Failed to read file to update {}: No such file or directory (os error 2)",
-                abs("t.txt")
+                "Failed to read file to update {}: {}",
+                abs("t.txt"),
+                not_found()
             ),
         ),
         (
@@ -368,8 +367,9 @@ fn applies_in_order_and_keeps_earlier_hunks_on_failure() {
     assert_eq!(
         err.to_string(),
         format!(
-            "Failed to read file to update {}: No such file or directory (os error 2)",
-            dir.0.join("nope.txt").display()
+            "Failed to read file to update {}: {}",
+            dir.0.join("nope.txt").display(),
+            not_found()
         )
     );
     assert_eq!(dir.read("made.txt"), "hi\n");
@@ -422,4 +422,64 @@ fn edits_the_middle_of_a_10k_line_file() {
         changes[0].unified_diff,
         "@@ -5001,3 +5001,3 @@\n line 5000\n-line 5001\n+changed 5001\n line 5002\n@@ -9999,2 +9999,2 @@\n line 9998\n-line 9999\n+last\n"
     );
+}
+
+/// The OS's text for a missing file, as `io::Error` shows it ("No such file or directory (os
+/// error 2)" on Linux; Windows words it its own way).
+fn not_found() -> String {
+    std::io::Error::from_raw_os_error(2).to_string()
+}
+
+/// Windows spellings: `\` separators, drive letters, UNC shares, `..` that stops at a drive or
+/// share root.
+#[cfg(windows)]
+#[test]
+fn resolves_windows_paths() {
+    let cases = [
+        (r"C:\w", r"a\b.txt", r"C:\w\a\b.txt"),
+        (r"C:\w", "a/b.txt", r"C:\w\a\b.txt"),
+        (r"C:\w\x", r"..\b.txt", r"C:\w\b.txt"),
+        (r"C:\w", r"D:\abs\c.txt", r"D:\abs\c.txt"),
+        (r"C:\w", r"\rooted.txt", r"C:\rooted.txt"),
+        (r"C:\", r"..\..\c", r"C:\c"),
+        (r"C:\w", r"\\server\share\f.txt", r"\\server\share\f.txt"),
+        (
+            r"\\server\share\dir",
+            r"..\..\x.txt",
+            r"\\server\share\x.txt",
+        ),
+        (
+            r"\\server\share\dir",
+            r"sub\y.txt",
+            r"\\server\share\dir\sub\y.txt",
+        ),
+    ];
+    for (cwd, path, expected) in cases {
+        assert_eq!(
+            resolve(Path::new(cwd), Path::new(path)),
+            PathBuf::from(expected),
+            "{cwd} + {path}"
+        );
+    }
+}
+
+/// A patch naming files with `\`, or by their absolute drive path, writes where Windows
+/// users mean.
+#[cfg(windows)]
+#[test]
+fn applies_patches_with_windows_paths() {
+    let dir = TempDir::new();
+    dir.write(r"src\old.txt", "a\r\n");
+    let absolute = dir.0.join("abs.txt");
+    let patch = parse_patch(&format!(
+        "*** Begin Patch\n*** Add File: sub\\new.txt\n+hi\n*** Update File: src\\old.txt\n@@\n-a\n+b\n*** Add File: {}\n+x\n*** End Patch",
+        absolute.display()
+    ))
+    .unwrap();
+    apply_patch(&patch, &dir.0).unwrap();
+    assert_eq!(dir.read(r"sub\new.txt"), "hi\n");
+    assert_eq!(dir.read("sub/new.txt"), "hi\n");
+    // CRLF files keep their line endings.
+    assert_eq!(dir.read(r"src\old.txt"), "b\r\n");
+    assert_eq!(std::fs::read_to_string(&absolute).unwrap(), "x\n");
 }

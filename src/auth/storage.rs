@@ -105,7 +105,7 @@ pub fn save(codex_home: &Path, auth: &AuthDotJson) -> Result<()> {
     let mut write = || -> std::io::Result<()> {
         file.write_all(&json)?;
         file.sync_all()?;
-        std::fs::rename(&tmp, &path)?;
+        crate::platform::replace_file(&tmp, &path)?;
         // The rename is durable once the directory is synced.
         crate::platform::sync_dir(codex_home)
     };

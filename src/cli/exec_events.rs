@@ -7,7 +7,7 @@
 //! `item_0`, `item_1`… in order of first appearance; agent messages and reasoning appear only
 //! when completed; commands and file changes are started then completed (a command's
 //! `exit_code` is `null` until it ends; a non-zero exit makes it `failed`); usage sums the
-//! turn's model responses.
+//! turn's model responses; warnings become `error` items.
 
 use std::collections::HashMap;
 
@@ -81,6 +81,14 @@ impl EventMapper {
                 vec![json!({"type": "error", "message": message})]
             }
             "turn/completed" => self.turn_completed(&params["turn"]),
+            // A non-fatal problem (an ignored param, an unreadable AGENTS.md…): the SDK's
+            // `error` item, as the reference reports its warnings.
+            "warning" => {
+                let message = params["message"].as_str().unwrap_or_default();
+                let id = self.fresh_id();
+                vec![json!({"type": "item.completed",
+                    "item": {"id": id, "type": "error", "message": message}})]
+            }
             _ => Vec::new(),
         }
     }
@@ -343,6 +351,23 @@ mod tests {
         assert_eq!(events, want);
         assert_eq!(m.last_message.as_deref(), Some("Done"));
         assert_eq!(m.outcome, Some(true));
+    }
+
+    #[test]
+    fn warnings_become_error_items() {
+        let mut m = EventMapper::default();
+        let events = feed(
+            &mut m,
+            "warning",
+            json!({"threadId": "th", "message": "thread/start: `personality` is not supported"}),
+        );
+        assert_eq!(
+            events,
+            [
+                json!({"type": "item.completed", "item": {"id": "item_0", "type": "error",
+                "message": "thread/start: `personality` is not supported"}})
+            ]
+        );
     }
 
     #[test]

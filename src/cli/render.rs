@@ -65,6 +65,8 @@ pub fn event_lines(event: &Value) -> Vec<String> {
             }
             vec![line]
         }
+        // Warnings: the app-server's log on stderr already shows them.
+        ("item.completed", Some("error")) => Vec::new(),
         ("item.started", Some("web_search")) => {
             vec![format!("web search: {}", text(&item["query"]))]
         }

@@ -31,6 +31,9 @@ use ureq::unversioned::transport::{
 
 /// How often a blocked connect or name lookup looks at the abort flag.
 const ABORT_POLL: Duration = Duration::from_millis(10);
+/// Where a socket shutdown does not wake a blocked read, reads wait at most this long before
+/// looking at the abort flag.
+const ABORT_POLL_READ: Duration = Duration::from_millis(100);
 /// Longest TCP connect (per attempt, over all addresses of the host) before it counts as a
 /// transport error and is retried.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -51,18 +54,27 @@ pub(crate) fn agent_with_timeout(
     aborted: Arc<AtomicBool>,
     timeout: Option<Duration>,
 ) -> Agent {
-    let config = Agent::config_builder()
+    let proxy = proxy_for(url);
+    // The CA bundles are read (once) only when TLS can happen: plain-HTTP providers never pay
+    // for them.
+    let needs_tls = url.starts_with("https://")
+        || proxy
+            .as_ref()
+            .is_some_and(|p| p.protocol() == ureq::ProxyProtocol::Https);
+    let mut builder = Agent::config_builder()
         .timeout_global(timeout)
         .http_status_as_error(false)
-        .proxy(proxy_for(url))
+        .proxy(proxy)
         // A POST is never silently re-sent elsewhere.
         .max_redirects(0)
         // One attempt, one connection: nothing is reused, so nothing stale is.
         .max_idle_connections(0)
         .timeout_connect(Some(CONNECT_TIMEOUT))
-        .timeout_resolve(Some(RESOLVE_TIMEOUT))
-        .tls_config(super::tls::config())
-        .build();
+        .timeout_resolve(Some(RESOLVE_TIMEOUT));
+    if needs_tls {
+        builder = builder.tls_config(super::tls::config());
+    }
+    let config = builder.build();
     let connector = ()
         .chain(ConnectProxyConnector::default())
         .chain(AbortableTcpConnector {
@@ -226,6 +238,7 @@ impl<In: Transport> Connector<In> for AbortableTcpConnector {
             ),
             read_timeout: None,
             write_timeout: None,
+            aborted: self.aborted.clone(),
         };
         let handle: Weak<dyn ShutdownHandle> = Arc::downgrade(&transport.stream) as _;
         (details.register_shutdown)(handle)?;
@@ -241,6 +254,9 @@ struct SocketTransport {
     buffers: LazyBuffers,
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
+    /// The round trip's abort flag, for systems where shutting the socket down does not wake a
+    /// blocked read ([`crate::platform::SHUTDOWN_WAKES_BLOCKED_READS`]).
+    aborted: Arc<AtomicBool>,
 }
 
 impl fmt::Debug for SocketTransport {
@@ -287,16 +303,40 @@ impl Transport for SocketTransport {
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
         let timeout = timeout.for_read();
         let wanted = io_timeout(&timeout)?;
-        if wanted != self.read_timeout {
-            self.stream.set_read_timeout(wanted)?;
-            self.read_timeout = wanted;
-        }
-        let input = self.buffers.input_append_buf();
+        let deadline = wanted.map(|w| Instant::now() + w);
+        // Where a shutdown does not wake a blocked read (Windows), read in short slices and
+        // look at the abort flag between them.
+        let sliced = !crate::platform::SHUTDOWN_WAKES_BLOCKED_READS;
         let amount = loop {
+            let slice = if sliced {
+                let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+                Some(left.map_or(ABORT_POLL_READ, |l| l.clamp(ABORT_POLL, ABORT_POLL_READ)))
+            } else {
+                wanted
+            };
+            if slice != self.read_timeout {
+                self.stream.set_read_timeout(slice)?;
+                self.read_timeout = slice;
+            }
+            let input = self.buffers.input_append_buf();
             match (&*self.stream).read(input) {
                 // Without a timeout a signal must not end the read; with one, the kernel
                 // restarts nothing either, and the budget is at most slightly extended.
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e)
+                    if sliced
+                        && matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                        ) =>
+                {
+                    if self.aborted.load(Ordering::SeqCst) {
+                        return Err(aborted_error());
+                    }
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return Err(map_io(e, &timeout));
+                    }
+                }
                 result => break result.map_err(|e| map_io(e, &timeout))?,
             }
         };

@@ -29,7 +29,7 @@ use windows as sys;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -38,7 +38,7 @@ use crate::sandbox::SandboxPolicy;
 
 pub use alias::AliasDir;
 use capture::Capture;
-pub use env::Env;
+pub use env::{Env, Inherit, ShellEnvironmentPolicy};
 pub use sys::Terminal;
 
 /// Keeps a long-lived helper child (the `app-server` that `exec` and `demo` spawn) out of the
@@ -239,16 +239,45 @@ pub fn spawn(req: ExecRequest) -> Result<Running> {
             return Err(e);
         }
     };
+    let tree = Arc::new(tree);
+    register(&tree);
     Ok(Running {
         stdin,
         child: Some(child),
         watch: Some(watch),
-        tree: Arc::new(tree),
+        tree,
         started: Instant::now(),
         timeout: req.timeout,
         cap: req.output_cap_bytes,
         terminal,
     })
+}
+
+/// Every process tree [`spawn`] started that may still run, whoever waits for it: the
+/// server's last word at shutdown ([`kill_all`]) reaches them all, including commands nobody
+/// else tracks.
+static LIVE: Mutex<Vec<Weak<sys::Tree>>> = Mutex::new(Vec::new());
+
+fn register(tree: &Arc<sys::Tree>) {
+    let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+    // A dropped `Running` and every handle gone: nothing left to kill there.
+    live.retain(|t| t.strong_count() > 0);
+    live.push(Arc::downgrade(tree));
+}
+
+/// Kills every command still running in this process (the server is shutting down: its
+/// turns, `command/exec` with or without a `processId`, unified exec sessions, patches).
+/// Reaped commands are skipped; safe to call more than once.
+pub fn kill_all() {
+    let live: Vec<Arc<sys::Tree>> = LIVE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .filter_map(Weak::upgrade)
+        .collect();
+    for tree in live {
+        tree.kill();
+    }
 }
 
 /// The command that runs `argv` confined by `policy` (roots computed against `policy_cwd`), with
@@ -308,7 +337,8 @@ impl Running {
         let Some(mut watch) = self.watch.take() else {
             bail!("command already waited for");
         };
-        let deadline = self.timeout.map(|t| self.started + t);
+        // A timeout too far away to represent (a caller's u64::MAX) is no deadline at all.
+        let deadline = self.timeout.and_then(|t| self.started.checked_add(t));
         let mut capture = Capture::new(self.cap);
         let mut timed_out = false;
         let mut leader_exit: Option<Instant> = None;

@@ -247,10 +247,10 @@ pub(super) fn create_private_dir(path: &Path) -> std::io::Result<()> {
     std::fs::create_dir(path)
 }
 
-/// Makes `link` run `exe`: a hard link (no privilege needed, unlike symlinks), or a copy when
-/// the two are on different volumes.
+/// Makes `link` run `exe`: a copy. Symlinks need a privilege, and a hard link to the running
+/// image could not be deleted while we run (Windows keeps every name of a mapped image).
 pub(super) fn link_executable(exe: &Path, link: &Path) -> std::io::Result<()> {
-    std::fs::hard_link(exe, link).or_else(|_| std::fs::copy(exe, link).map(|_| ()))
+    std::fs::copy(exe, link).map(|_| ())
 }
 
 /// Whether a process with this id is running (ours or not).

@@ -28,6 +28,10 @@ pub const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
 const STDERR_TAIL_BYTES: usize = 2048;
 /// Longest stderr line logged as one line.
 const MAX_STDERR_LINE_BYTES: usize = 4096;
+/// Read size of the reader thread: small, since an idle server keeps this buffer.
+const READ_CHUNK_BYTES: usize = 4096;
+/// A line buffer that grew past this (a large answer) is given back once the line is done.
+const KEEP_LINE_CAPACITY_BYTES: usize = 16 * 1024;
 /// Stack of the reader thread: it only shuffles bytes, so a small stack keeps an idle server
 /// cheap.
 const READER_STACK_BYTES: usize = 256 * 1024;
@@ -312,6 +316,9 @@ impl LineSplitter {
                     let line = self.buf.strip_suffix(b"\r").unwrap_or(&self.buf);
                     on_line(line);
                     self.buf.clear();
+                    if self.buf.capacity() > KEEP_LINE_CAPACITY_BYTES {
+                        self.buf = Vec::new();
+                    }
                 }
             }
         }
@@ -490,7 +497,7 @@ mod platform {
     ) -> std::io::Result<()> {
         let mut stdout = Some(stdout);
         let mut stderr = Some(stderr);
-        let mut buf = vec![0u8; 16 * 1024];
+        let mut buf = vec![0u8; super::READ_CHUNK_BYTES];
         while stdout.is_some() || stderr.is_some() {
             let fd = |open: bool, raw: i32| libc::pollfd {
                 fd: if open { raw } else { -1 },
@@ -592,7 +599,7 @@ mod platform {
                     }
                 }
             })?;
-        let mut buf = vec![0u8; 16 * 1024];
+        let mut buf = vec![0u8; super::READ_CHUNK_BYTES];
         loop {
             while let Ok(chunk) = rx.try_recv() {
                 if !on_bytes(true, &chunk) {

@@ -21,6 +21,10 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
+/// Whether shutting a socket down wakes another thread blocked reading it (Unix). Where it
+/// does not (Windows), abortable readers must read in slices and look at their abort flag.
+pub const SHUTDOWN_WAKES_BLOCKED_READS: bool = sys::SHUTDOWN_WAKES_BLOCKED_READS;
+
 /// The operating system's name and release for user agents (`Linux` `6.8.0`, `Darwin` `24.1.0`,
 /// `Windows` `10.0.22631`); `std::env::consts::OS` and `unknown` when the system will not say.
 pub fn os_name_and_release() -> (String, String) {
@@ -56,6 +60,13 @@ pub fn create_private_file(path: &Path) -> io::Result<File> {
     sys::create_private_file(path)
 }
 
+/// Renames `from` over `to` atomically (readers see the old file or the new one, whole). On
+/// Windows a replace that races another process's replace or read of `to` is refused for a
+/// moment (sharing violation), so it is retried briefly there.
+pub fn replace_file(from: &Path, to: &Path) -> io::Result<()> {
+    sys::replace_file(from, to)
+}
+
 /// Makes renames and creations inside `dir` durable (an fsync of the directory on Unix; NTFS
 /// journals them already, so nothing on Windows).
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
@@ -72,6 +83,35 @@ pub fn connect_abortable(
     slice: Duration,
 ) -> io::Result<TcpStream> {
     sys::connect_abortable(addr, deadline, aborted, slice)
+}
+
+/// Undoes signal state a parent may have left us (Unix): an ignored `SIGCHLD` (with which the
+/// kernel reaps children itself, so no command's exit status could ever be read) goes back to
+/// the default, and every blocked signal is unblocked. Call first thing in `main`, before any
+/// thread exists. Nothing to do on Windows.
+pub fn reset_inherited_signals() {
+    sys::reset_inherited_signals();
+}
+
+/// Routes the termination signals (SIGTERM, SIGHUP, SIGINT; Ctrl-C, Ctrl-Break and console
+/// close on Windows) to [`wait_termination_signal`] instead of their default action. On Unix
+/// they are blocked in the calling thread, so call it before starting other threads (they
+/// inherit the mask; children get a clean one from `std::process`).
+pub fn catch_termination_signals() -> io::Result<()> {
+    sys::catch_termination_signals()
+}
+
+/// Waits up to `timeout` for a termination signal caught by [`catch_termination_signals`];
+/// its number (Windows: the console event + 100, e.g. 100 for Ctrl-C).
+pub fn wait_termination_signal(timeout: Duration) -> Option<i32> {
+    sys::wait_termination_signal(timeout)
+}
+
+/// Whether our stdout has lost its reader (a pipe whose read end was closed, a socket shut
+/// down), found without writing. Always false where the OS cannot tell (Windows): there a
+/// failed write is the sign.
+pub fn is_stdout_closed() -> bool {
+    sys::is_stdout_closed()
 }
 
 /// The sending end of a wake-up channel: [`Waker::wake`] makes [`wait_readable`] return.

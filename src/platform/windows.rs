@@ -10,7 +10,7 @@ use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::windows::io::AsRawSocket;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{RecvTimeoutError, bounded};
@@ -41,6 +41,14 @@ struct WsaPollFd {
     fd: usize,
     events: i16,
     revents: i16,
+}
+
+#[link(name = "kernel32")]
+unsafe extern "system" {
+    fn SetConsoleCtrlHandler(
+        handler: Option<unsafe extern "system" fn(u32) -> i32>,
+        add: i32,
+    ) -> i32;
 }
 
 #[link(name = "ntdll")]
@@ -82,6 +90,53 @@ pub(super) fn fill_random(buf: &mut [u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// The console event caught by [`catch_termination_signals`] + 1 (0: none yet).
+static CAUGHT_CONSOLE_EVENT: AtomicU32 = AtomicU32::new(0);
+
+/// Nothing is inherited that could break us.
+pub(super) fn reset_inherited_signals() {}
+
+/// Runs on the console's own thread for Ctrl-C, Ctrl-Break and console close: records the
+/// event and says it was handled (no default termination).
+unsafe extern "system" fn on_console_event(event: u32) -> i32 {
+    CAUGHT_CONSOLE_EVENT.store(event.saturating_add(1), Ordering::SeqCst);
+    1
+}
+
+/// Installs [`on_console_event`].
+pub(super) fn catch_termination_signals() -> io::Result<()> {
+    // SAFETY: registers a handler with the right signature; it only stores an atomic.
+    if unsafe { SetConsoleCtrlHandler(Some(on_console_event), 1) } == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Looks for a caught console event every few milliseconds until `timeout`.
+pub(super) fn wait_termination_signal(timeout: Duration) -> Option<i32> {
+    const POLL: Duration = Duration::from_millis(100);
+    let deadline = Instant::now() + timeout;
+    loop {
+        let event = CAUGHT_CONSOLE_EVENT.swap(0, Ordering::SeqCst);
+        if event > 0 {
+            return i32::try_from(event - 1).ok().map(|e| e + 100);
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return None;
+        }
+        std::thread::sleep(POLL.min(deadline - now));
+    }
+}
+
+/// Windows cannot tell without writing.
+pub(super) fn is_stdout_closed() -> bool {
+    false
+}
+
+/// Winsock's `shutdown` does not wake a thread blocked in `recv` on the socket.
+pub(super) const SHUTDOWN_WAKES_BLOCKED_READS: bool = false;
+
 /// `Windows` and `major.minor.build`.
 pub(super) fn os_name_and_release() -> Option<(String, String)> {
     let mut info = OsVersionInfo {
@@ -110,6 +165,22 @@ pub(super) fn create_private_file(path: &Path) -> io::Result<File> {
         .create_new(true)
         .custom_flags(FILE_FLAG_OPEN_REPARSE_POINT)
         .open(path)
+}
+
+/// `MoveFileExW(REPLACE_EXISTING)` (what `std::fs::rename` does), retried for up to about a
+/// second while it is denied: another replace or an open reader of `to` holds it briefly.
+pub(super) fn replace_file(from: &Path, to: &Path) -> io::Result<()> {
+    const ATTEMPTS: u32 = 50;
+    let mut attempt = 0;
+    loop {
+        match std::fs::rename(from, to) {
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied && attempt < ATTEMPTS => {
+                attempt += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Nothing to do: NTFS journals renames.
@@ -229,4 +300,42 @@ pub(super) fn wake(socket: &WakeSocket) {
 pub(super) fn drain(socket: &WakeSocket) {
     let mut buf = [0u8; 64];
     while matches!((&*socket).read(&mut buf), Ok(n) if n > 0) {}
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn structure_layouts_match_the_windows_headers() {
+        // OSVERSIONINFOW: five DWORDs and WCHAR[128].
+        assert_eq!(std::mem::size_of::<OsVersionInfo>(), 276);
+        // WSAPOLLFD: a SOCKET and two SHORTs, padded.
+        #[cfg(target_pointer_width = "64")]
+        assert_eq!(std::mem::size_of::<WsaPollFd>(), 16);
+    }
+
+    #[test]
+    fn the_version_is_reported() {
+        let (name, release) = os_name_and_release().unwrap();
+        assert_eq!(name, "Windows");
+        assert!(release.split('.').count() == 3, "{release}");
+    }
+
+    #[test]
+    fn a_slow_connect_is_abandoned_when_aborted() {
+        // TEST-NET-1 never answers: only the abort flag can end the wait early.
+        let addr: SocketAddr = "192.0.2.1:9".parse().unwrap();
+        let aborted = AtomicBool::new(true);
+        let started = Instant::now();
+        let result = connect_abortable(
+            &addr,
+            Some(Instant::now() + Duration::from_secs(20)),
+            &aborted,
+            Duration::from_millis(10),
+        );
+        assert!(result.is_err());
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
 }

@@ -13,164 +13,17 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::writer::APP_SERVER_SOURCE;
-use super::{Loaded, SessionMeta, TurnContext, items};
+use super::lines::{
+    HistoryBase, Line, MetaLine, answer_orphan_calls, codex_usage, contains, head_kind, model_item,
+    turn_context, turn_error,
+};
+use super::{Loaded, SessionMeta, TurnContext, events, items};
 use crate::protocol::{ThreadItem, TokenUsage, Turn, TurnError, TurnStatus};
 
 /// How deep 0.169 fork chains (`history_base`) are followed.
 const MAX_FORK_DEPTH: usize = 16;
-/// Codex-internal metadata on history items; never sent to a model.
-const INTERNAL_ITEM_KEYS: [&str; 1] = ["internal_chat_message_metadata_passthrough"];
-
-/// One line: its kind and payload (timestamp and ordinal are not needed to rebuild a thread).
-#[derive(Deserialize)]
-struct Line {
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    payload: Value,
-    #[serde(default)]
-    ordinal: Option<u64>,
-}
-
-/// `session_meta` in any of its spellings (ours before, Codex's old and new).
-#[derive(Deserialize)]
-struct MetaLine {
-    id: String,
-    #[serde(default)]
-    timestamp: Option<String>,
-    #[serde(default)]
-    created_at: Option<i64>,
-    #[serde(default)]
-    cwd: String,
-    #[serde(default)]
-    originator: Option<String>,
-    #[serde(default)]
-    cli_version: Option<String>,
-    #[serde(default)]
-    source: Option<Value>,
-    #[serde(default)]
-    model_provider: Option<String>,
-    #[serde(default)]
-    model: Option<String>,
-    #[serde(default)]
-    forked_from_id: Option<String>,
-    #[serde(default)]
-    base_instructions: Option<Value>,
-    #[serde(default)]
-    developer_instructions: Option<String>,
-    #[serde(default)]
-    dynamic_tools: Option<Vec<Value>>,
-}
-
-/// Where a 0.169 fork's inherited history ends in its parent's file.
-#[derive(Deserialize, Clone)]
-struct HistoryBase {
-    thread_id: String,
-    #[serde(default)]
-    end_ordinal_exclusive: Option<u64>,
-    #[serde(default)]
-    end_byte_offset: Option<u64>,
-}
-
-impl MetaLine {
-    fn into_meta(self) -> SessionMeta {
-        let created_at = self
-            .created_at
-            .or_else(|| {
-                self.timestamp
-                    .as_deref()
-                    .and_then(crate::time::parse_rfc3339)
-                    .map(|ms| ms.div_euclid(1000))
-            })
-            .unwrap_or(0);
-        let base_instructions = match self.base_instructions {
-            Some(Value::String(text)) => Some(text),
-            Some(Value::Object(map)) => map.get("text").and_then(Value::as_str).map(str::to_string),
-            _ => None,
-        };
-        SessionMeta {
-            id: self.id,
-            created_at,
-            cwd: self.cwd,
-            originator: self.originator.filter(|o| !o.is_empty()),
-            cli_version: self.cli_version.unwrap_or_default(),
-            source: source_name(self.source.as_ref()),
-            model_provider: self.model_provider.unwrap_or_else(|| "openai".to_string()),
-            model: self.model.unwrap_or_default(),
-            forked_from_id: self.forked_from_id,
-            base_instructions,
-            developer_instructions: self.developer_instructions,
-            dynamic_tools: self.dynamic_tools,
-        }
-    }
-}
-
-/// A recorded source as a plain name (sub-agent sources are objects: `subagent`).
-fn source_name(source: Option<&Value>) -> String {
-    match source {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Object(map)) => map.keys().next().cloned().unwrap_or_default(),
-        // Our rollouts before the Codex format carried no source: app-server threads.
-        _ => APP_SERVER_SOURCE.to_string(),
-    }
-}
-
-fn turn_context(payload: &Value) -> Option<TurnContext> {
-    let approval = match &payload["approval_policy"] {
-        Value::String(s) => s.clone(),
-        Value::Null => return None,
-        // Newer structured policies: the closest plain one.
-        _ => "on-request".to_string(),
-    };
-    Some(TurnContext {
-        cwd: payload.get("cwd")?.as_str()?.to_string(),
-        model: payload["model"].as_str().unwrap_or_default().to_string(),
-        effort: payload["effort"].as_str().map(str::to_string),
-        summary: payload["summary"].as_str().map(str::to_string),
-        approval_policy: approval,
-        sandbox_policy: payload["sandbox_policy"].clone(),
-    })
-}
-
-fn codex_usage(v: &Value) -> Option<TokenUsage> {
-    let n = |k: &str| v.get(k).and_then(Value::as_i64).unwrap_or(0);
-    v.is_object().then(|| TokenUsage {
-        input_tokens: n("input_tokens"),
-        cached_input_tokens: n("cached_input_tokens"),
-        output_tokens: n("output_tokens"),
-        reasoning_output_tokens: n("reasoning_output_tokens"),
-        total_tokens: n("total_tokens"),
-    })
-}
-
-/// A Codex error object (`{message, codex_error_info}`) as ours; an unknown class reads as
-/// `other`.
-fn turn_error(v: &Value) -> TurnError {
-    let info = v.get("codex_error_info").filter(|i| !i.is_null()).map(|i| {
-        serde_json::from_value(items::rename_variant(i, items::camel_case))
-            .unwrap_or(crate::protocol::CodexErrorInfo::Other)
-    });
-    TurnError {
-        message: v["message"].as_str().unwrap_or_default().to_string(),
-        codex_error_info: info,
-        additional_details: v["additional_details"].as_str().map(str::to_string),
-    }
-}
-
-/// A history item as it may be sent again: Codex's internal metadata removed.
-fn model_item(mut item: Value) -> Value {
-    if let Some(map) = item.as_object_mut() {
-        for key in INTERNAL_ITEM_KEYS {
-            map.remove(key);
-        }
-    }
-    item
-}
-
 struct PendingTurn {
     id: String,
     status: TurnStatus,
@@ -246,8 +99,11 @@ struct Builder {
     last_context: Option<TurnContext>,
     turn_contexts: Vec<(String, TurnContext)>,
     total_usage: TokenUsage,
+    last_usage: TokenUsage,
     warnings: Vec<String>,
     next_item: u64,
+    /// Stop before the turn with this id begins (the history as it stood then).
+    stop_at_turn: Option<String>,
     /// Whether only the head is wanted: stop at the first user message, skip history items.
     summary_only: bool,
     done: bool,
@@ -271,8 +127,10 @@ impl Builder {
             last_context: None,
             turn_contexts: Vec::new(),
             total_usage: TokenUsage::default(),
+            last_usage: TokenUsage::default(),
             warnings: Vec::new(),
             next_item: 1,
+            stop_at_turn: None,
             summary_only,
             done: false,
             codex_home: super::files::codex_home_of(path),
@@ -425,6 +283,14 @@ impl Builder {
         result
     }
 
+    /// Whether the turn `id` is where reading stops (then nothing more is read).
+    fn is_stop(&mut self, id: &str) -> bool {
+        if self.stop_at_turn.as_deref() == Some(id) {
+            self.done = true;
+        }
+        self.done
+    }
+
     fn warn(&mut self, message: String) {
         crate::log::warn(&message);
         self.warnings.push(message);
@@ -462,6 +328,9 @@ impl Builder {
             // Our format before the Codex one.
             "turn_started" => {
                 let id = payload["turn_id"].as_str().ok_or("no turn_id")?;
+                if self.is_stop(id) {
+                    return Ok(());
+                }
                 self.open_turn(id.to_string(), true);
             }
             "thread_item" => {
@@ -481,6 +350,9 @@ impl Builder {
             "token_usage" => {
                 if let Ok(total) = serde_json::from_value(payload["total"].clone()) {
                     self.total_usage = total;
+                }
+                if let Ok(last) = serde_json::from_value(payload["last"].clone()) {
+                    self.last_usage = last;
                 }
             }
             _ => {}
@@ -555,6 +427,9 @@ impl Builder {
                     Some(id) if !id.is_empty() => id.to_string(),
                     _ => format!("turn-{}", self.turns.len() + 1),
                 };
+                if self.is_stop(&id) {
+                    return Ok(());
+                }
                 self.open_turn(id, true);
             }
             "task_complete" | "turn_complete" => {
@@ -587,6 +462,9 @@ impl Builder {
             "token_count" => {
                 if let Some(total) = codex_usage(&payload["info"]["total_token_usage"]) {
                     self.total_usage = total;
+                }
+                if let Some(last) = codex_usage(&payload["info"]["last_token_usage"]) {
+                    self.last_usage = last;
                 }
             }
             "thread_rolled_back" => {
@@ -623,7 +501,7 @@ impl Builder {
                     }
                 }
                 let fallback = format!("item-{}", self.next_item);
-                if let Some(item) = items::from_legacy_event(payload, &fallback) {
+                if let Some(item) = events::from_legacy_event(payload, &fallback) {
                     if item["id"] == fallback.as_str() {
                         self.next_item += 1;
                     }
@@ -665,33 +543,26 @@ impl Builder {
             last_context: self.last_context,
             turn_contexts: self.turn_contexts,
             total_usage: self.total_usage,
+            last_usage: self.last_usage,
             preview,
             warnings: self.warnings,
         })
     }
 }
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
-}
-
-/// A raw line's top-level `type`, judged from its first bytes without parsing it (writers put
-/// `timestamp` and `type` before the payload); `None` when it cannot be seen there.
-fn head_kind(line: &[u8]) -> Option<&str> {
-    let head = &line[..line.len().min(160)];
-    let find = |needle: &[u8]| head.windows(needle.len()).position(|w| w == needle);
-    let start = find(b"\"type\":\"")? + 8;
-    if find(b"\"payload\"").is_some_and(|payload| payload < start) {
-        return None;
-    }
-    let len = head[start..].iter().position(|&b| b == b'"')?;
-    std::str::from_utf8(&head[start..start + len]).ok()
-}
-
 /// Reads a whole rollout in one pass. Unreadable lines are skipped, each with a warning (in
 /// [`Loaded::warnings`] and the log); a file without a metadata line is an error.
 pub fn load(path: &Path) -> Result<Loaded> {
     let mut builder = Builder::new(path, false);
+    builder.feed_file(path, Until::default(), 0)?;
+    builder.finish(path)
+}
+
+/// The thread as it stood right before turn `turn_id` began (everything when no such turn is
+/// recorded): what `thread/revert` keeps. One pass, stopping at that turn's start.
+pub fn load_before_turn(path: &Path, turn_id: &str) -> Result<Loaded> {
+    let mut builder = Builder::new(path, false);
+    builder.stop_at_turn = Some(turn_id.to_string());
     builder.feed_file(path, Until::default(), 0)?;
     builder.finish(path)
 }
@@ -703,46 +574,6 @@ pub fn read_summary(path: &Path) -> Result<(SessionMeta, String)> {
     builder.feed_file(path, Until::default(), 0)?;
     let loaded = builder.finish(path)?;
     Ok((loaded.meta, loaded.preview))
-}
-
-/// The output given to a tool call that never got one.
-pub(super) const ORPHAN_CALL_OUTPUT: &str = "aborted: the session ended before this call finished";
-
-/// Gives every tool call without an output (the process died while it ran or waited for
-/// approval) an output right after it. The Responses API rejects an input holding a call without
-/// its output, so without this a thread cut mid-call could never continue.
-pub(super) fn answer_orphan_calls(history: &mut Vec<(String, Value)>) {
-    let kind = |item: &Value| item.get("type").and_then(Value::as_str).map(str::to_string);
-    let call_id = |item: &Value| {
-        item.get("call_id")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    };
-    let answered: HashSet<String> = history
-        .iter()
-        .filter(|(_, item)| kind(item).is_some_and(|k| k.ends_with("_call_output")))
-        .filter_map(|(_, item)| call_id(item))
-        .collect();
-    let mut repaired = Vec::with_capacity(history.len());
-    for (turn, item) in history.drain(..) {
-        let orphan = match (kind(&item).as_deref(), call_id(&item)) {
-            (Some(k @ ("function_call" | "custom_tool_call")), Some(id))
-                if !answered.contains(&id) =>
-            {
-                Some(json!({
-                    "type": format!("{k}_output"),
-                    "call_id": id,
-                    "output": ORPHAN_CALL_OUTPUT,
-                }))
-            }
-            _ => None,
-        };
-        repaired.push((turn.clone(), item));
-        if let Some(output) = orphan {
-            repaired.push((turn, output));
-        }
-    }
-    *history = repaired;
 }
 
 #[cfg(test)]

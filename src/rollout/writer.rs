@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use serde_json::{Value, json};
 
 use super::files::new_rollout_path;
-use super::{Entry, SessionMeta, items};
+use super::{Entry, SessionMeta, events, items};
 use crate::protocol::{ThreadItem, TokenUsage, TurnStatus};
 
 /// Our `session_meta.source` for threads created through the app-server: what Codex records
@@ -25,6 +25,9 @@ pub struct Rollout {
     thread_id: String,
     /// The turn whose entries are being written: its id and last agent message.
     turn: Option<(String, Option<String>)>,
+    /// The `ordinal` of the next line, in a file whose lines are numbered (Codex 0.169's
+    /// "paginated" threads, which it refuses to resume when a line lacks one).
+    next_ordinal: Option<u64>,
 }
 
 impl Rollout {
@@ -42,8 +45,9 @@ impl Rollout {
             path,
             thread_id: meta.id.clone(),
             turn: None,
+            next_ordinal: None,
         };
-        let line = line("session_meta", session_meta(meta));
+        let line = line("session_meta", session_meta(meta), None);
         rollout.write(&line)?;
         Ok(rollout)
     }
@@ -61,6 +65,9 @@ impl Rollout {
             file.write_all(b"\n")
                 .with_context(|| format!("appending to {}", path.display()))?;
         }
+        let next_ordinal = last_ordinal(&mut file)
+            .with_context(|| format!("reading {}", path.display()))?
+            .map(|n| n + 1);
         let thread_id = path
             .file_name()
             .and_then(|n| n.to_str())
@@ -72,6 +79,7 @@ impl Rollout {
             path: path.to_path_buf(),
             thread_id,
             turn: None,
+            next_ordinal,
         })
     }
 
@@ -84,7 +92,9 @@ impl Rollout {
     pub fn append(&mut self, entry: &Entry) -> Result<()> {
         let mut text = String::new();
         for (kind, payload) in self.lines_of(entry) {
-            text.push_str(&line(kind, payload));
+            let ordinal = self.next_ordinal;
+            self.next_ordinal = ordinal.map(|n| n + 1);
+            text.push_str(&line(kind, payload, ordinal));
         }
         self.write(&text)
     }
@@ -140,7 +150,7 @@ impl Rollout {
                     "item": core,
                 }))];
                 lines.extend(
-                    items::to_legacy_events(&item, turn_id)
+                    events::to_legacy_events(&item, turn_id)
                         .into_iter()
                         .map(event),
                 );
@@ -202,6 +212,19 @@ impl Rollout {
                 "compacted",
                 json!({"message": message, "replacement_history": replacement_history}),
             )],
+            Entry::Reverted {
+                num_turns,
+                replacement_history,
+            } => {
+                self.turn = None;
+                vec![
+                    event(json!({"type": "thread_rolled_back", "num_turns": num_turns})),
+                    (
+                        "compacted",
+                        json!({"message": "", "replacement_history": replacement_history}),
+                    ),
+                ]
+            }
         }
     }
 }
@@ -210,14 +233,15 @@ fn event(payload: Value) -> (&'static str, Value) {
     ("event_msg", payload)
 }
 
-/// One line, newline included.
-fn line(kind: &str, payload: Value) -> String {
-    let mut text = json!({
-        "timestamp": crate::time::rfc3339_millis(crate::time::unix_millis()),
-        "type": kind,
-        "payload": payload,
-    })
-    .to_string();
+/// One line, newline included (keys in Codex's order: `timestamp`, `ordinal`, `type`,
+/// `payload`).
+fn line(kind: &str, payload: Value, ordinal: Option<u64>) -> String {
+    let timestamp = crate::time::rfc3339_millis(crate::time::unix_millis());
+    let mut text = match ordinal {
+        Some(n) => format!("{{\"timestamp\":\"{timestamp}\",\"ordinal\":{n},"),
+        None => format!("{{\"timestamp\":\"{timestamp}\","),
+    };
+    text.push_str(&format!("\"type\":{},\"payload\":{payload}}}", json!(kind)));
     text.push('\n');
     text
 }
@@ -263,6 +287,63 @@ fn session_meta(meta: &SessionMeta) -> Value {
     payload
 }
 
+/// The `ordinal` of the file's last numbered line, looking back over at most
+/// [`ORDINAL_LOOKBACK_LINES`] lines (a torn last line has none): only the head of each line is
+/// read, found by reading back from the end in chunks.
+fn last_ordinal(file: &mut File) -> std::io::Result<Option<u64>> {
+    const CHUNK: usize = 8 * 1024;
+    let len = file.metadata()?.len();
+    // Line ends, newest first: each line is [previous end + 1, this end).
+    let mut end = len.saturating_sub(1);
+    let mut pos = end;
+    let mut lines = 0;
+    while lines < ORDINAL_LOOKBACK_LINES && end > 0 {
+        let from = pos.saturating_sub(CHUNK as u64);
+        let mut buf = vec![0u8; (pos - from) as usize];
+        file.seek(SeekFrom::Start(from))?;
+        file.read_exact(&mut buf)?;
+        let newline = buf.iter().rposition(|&b| b == b'\n');
+        let start = match newline {
+            Some(i) => from + i as u64 + 1,
+            None if from == 0 => 0,
+            None => {
+                pos = from;
+                continue;
+            }
+        };
+        if let Some(n) = ordinal_in_head(file, start, end)? {
+            return Ok(Some(n));
+        }
+        lines += 1;
+        end = start.saturating_sub(1);
+        pos = end;
+    }
+    Ok(None)
+}
+
+/// Lines looked at for the last `ordinal`.
+const ORDINAL_LOOKBACK_LINES: usize = 4;
+
+/// The top-level `"ordinal":N` of the line spanning `[start, end)`, from its first bytes.
+fn ordinal_in_head(file: &mut File, start: u64, end: u64) -> std::io::Result<Option<u64>> {
+    let mut head = vec![0u8; (end.saturating_sub(start)).min(256) as usize];
+    file.seek(SeekFrom::Start(start))?;
+    file.read_exact(&mut head)?;
+    let find = |needle: &[u8]| head.windows(needle.len()).position(|w| w == needle);
+    let Some(at) = find(b"\"ordinal\":") else {
+        return Ok(None);
+    };
+    if find(b"\"type\":").is_some_and(|kind| kind < at) {
+        return Ok(None);
+    }
+    let digits: String = head[at + 10..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .map(|&b| b as char)
+        .collect();
+    Ok(digits.parse().ok())
+}
+
 /// Whether `file` is empty or its last byte is `\n`.
 fn ends_with_newline(file: &mut File) -> std::io::Result<bool> {
     if file.metadata()?.len() == 0 {
@@ -272,4 +353,69 @@ fn ends_with_newline(file: &mut File) -> std::io::Result<bool> {
     let mut last = [0u8; 1];
     file.read_exact(&mut last)?;
     Ok(last[0] == b'\n')
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    /// Appending to a file with numbered lines continues the numbering (past a torn line);
+    /// a file without numbers stays without.
+    #[test]
+    fn ordinals_continue_where_the_file_has_them() {
+        let home = crate::rollout::reader_test_home("ordinals");
+        let path = home.join("rollout.jsonl");
+        let long = "x".repeat(20_000);
+        let cases: [(String, Option<u64>); 5] = [
+            (String::new(), None),
+            (
+                "{\"timestamp\":\"t\",\"type\":\"session_meta\",\"payload\":{\"ordinal\":5}}\n"
+                    .into(),
+                None,
+            ),
+            (
+                format!(
+                    "{{\"timestamp\":\"t\",\"ordinal\":7,\"type\":\"x\",\"payload\":\"{long}\"}}\n"
+                ),
+                Some(8),
+            ),
+            (
+                format!(
+                    "{{\"timestamp\":\"t\",\"ordinal\":3,\"type\":\"x\"}}\n{{\"timestamp\":\"t\",\"ordinal\":4,\"type\":\"x\",\"payload\":\"{long}\"}}\n{{\"timestamp\":\"t\",\"ord"
+                ),
+                Some(5),
+            ),
+            (
+                "{\"timestamp\":\"t\",\"ordinal\":41,\"type\":\"x\"}".into(),
+                Some(42),
+            ),
+        ];
+        for (text, next) in cases {
+            std::fs::write(&path, &text).unwrap();
+            let mut rollout = Rollout::open(&path).unwrap();
+            assert_eq!(
+                rollout.next_ordinal,
+                next,
+                "{}",
+                &text[..text.len().min(60)]
+            );
+            rollout
+                .append(&Entry::TurnStarted {
+                    turn_id: "t".into(),
+                })
+                .unwrap();
+            let written = std::fs::read_to_string(&path).unwrap();
+            let last: Value = serde_json::from_str(written.lines().last().unwrap()).unwrap();
+            assert_eq!(last["ordinal"].as_u64(), next);
+            assert!(
+                written
+                    .lines()
+                    .last()
+                    .unwrap()
+                    .starts_with("{\"timestamp\":")
+            );
+        }
+        std::fs::remove_dir_all(home).unwrap();
+    }
 }

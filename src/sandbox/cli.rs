@@ -129,7 +129,7 @@ fn run(args: &CliArgs) -> anyhow::Result<i32> {
     };
     let policy = SandboxPolicy::from_config(mode, &config.sandbox_workspace_write)?;
     let cwd = std::env::current_dir().context("reading the current directory")?;
-    let env: crate::exec::Env = std::env::vars_os().collect();
+    let env = config.shell_environment_policy.build(std::env::vars_os());
     let mut cmd = crate::exec::sandboxed_command(&policy, &cwd, &args.command, &env)?;
     let mut child = cmd
         .spawn()

@@ -313,7 +313,9 @@ mod tests {
     }
 
     /// Paths reach sandbox-exec as whole argv elements (`-DNAME=<bytes>`), never quoted into the
-    /// profile: whatever a directory is called, it cannot change the profile's meaning.
+    /// profile: whatever a directory is called, it cannot change the profile's meaning. (Unix
+    /// only: Windows forbids several of these names.)
+    #[cfg(unix)]
     #[test]
     fn awkward_paths_travel_verbatim_as_parameters() {
         let base = scratch("awkward");

@@ -275,6 +275,7 @@ fn carve_outs_for_git_pointer_file_and_commondir() {
     }
 }
 
+#[cfg(unix)]
 #[test]
 fn symlinked_carve_outs_list_the_link_and_its_target() {
     let dir = Scratch::new("links");

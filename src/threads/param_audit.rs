@@ -42,6 +42,10 @@ fn honoured(method: &str) -> Option<(&'static [&'static str], bool)> {
             ],
             false,
         ),
+        "thread/items/list" => (
+            &["threadId", "cursor", "limit", "sortDirection", "turnId"],
+            false,
+        ),
         _ => return None,
     })
 }
@@ -83,6 +87,14 @@ pub fn unhonoured(method: &str, params: Option<&Value>) -> Vec<(String, String)>
                 .ok()
                 .flatten()
                 .map(|(path, _)| path);
+            if path.as_ref().and_then(|p| p.first()).map(String::as_str) == Some("mcp_servers") {
+                // MCP servers are shared by every thread of the process (mcp.md §2).
+                notes.push((
+                    format!("config.{key}"),
+                    format!("{method}: config key `{key}` is ignored: MCP servers are shared by all threads; configure them in config.toml and use config/mcpServer/reload"),
+                ));
+                continue;
+            }
             if let Some(unknown) = path.and_then(|p| crate::config::unknown_override_key(&p)) {
                 notes.push((
                     format!("config.{unknown}"),
@@ -130,6 +142,11 @@ mod tests {
                 "thread/start",
                 json!({"config": {"model": "x", "web_search": "live", "nope": 1, "tools.other": true}}),
                 &["config.nope", "config.tools.other"],
+            ),
+            (
+                "thread/start",
+                json!({"config": {"mcp_servers.x": {"command": "y"}, "mcp_servers": {}}}),
+                &["config.mcp_servers", "config.mcp_servers.x"],
             ),
             (
                 "thread/resume",

@@ -12,7 +12,11 @@ use crate::protocol::{Turn, TurnStatus, UserInput};
 use crate::rpc::{RequestId, RpcError};
 use crate::sandbox::ProtocolSandboxPolicy;
 use crate::server::Server;
-use crate::thread::{TurnHandle, lock};
+use crate::thread::{SteerRefused, TurnHandle, lock};
+
+/// Messages queued to a running turn: steering input up to one less (then -32001), the last
+/// slot kept for an interrupt.
+const TURN_CONTROL_QUEUE: usize = 64;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -64,7 +68,7 @@ impl Server {
             .ok_or_else(|| not_found(&params.thread_id))?;
         crate::prompt::validate_input(&params.input).map_err(RpcError::invalid_params)?;
         let turn_id = crate::ids::uuid_v7();
-        let (control_tx, control_rx) = crossbeam_channel::bounded(64);
+        let (control_tx, control_rx) = crossbeam_channel::bounded(TURN_CONTROL_QUEUE);
         let handle = Arc::new(TurnHandle::new(turn_id.clone(), control_tx));
         let config = {
             let mut state = lock(&shared);
@@ -117,6 +121,7 @@ impl Server {
             catalog,
             output_schema: params.output_schema.filter(|s| !s.is_null()),
             review: None,
+            compact: false,
         };
         self.report_unhonoured(&shared);
         if let Err(e) = crate::turn::spawn(start) {
@@ -159,6 +164,14 @@ impl Server {
         let handle = self
             .active_turn(&params.thread_id)?
             .ok_or_else(|| RpcError::invalid_request("no active turn to steer"))?;
+        if handle.is_compaction() {
+            let mut error = RpcError::invalid_request("cannot steer a compact turn");
+            error.data = Some(json!({
+                "message": "cannot steer a compact turn",
+                "codexErrorInfo": {"activeTurnNotSteerable": {"turnKind": "compact"}},
+            }));
+            return Err(error);
+        }
         if let Some(expected) = &params.expected_turn_id
             && *expected != handle.turn_id
         {
@@ -167,8 +180,17 @@ impl Server {
                 handle.turn_id
             )));
         }
-        if !handle.steer(params.input) {
-            return Err(RpcError::invalid_request("no active turn to steer"));
+        match handle.steer(params.input) {
+            Ok(()) => {}
+            Err(SteerRefused::Finished) => {
+                return Err(RpcError::invalid_request("no active turn to steer"));
+            }
+            Err(SteerRefused::Full) => {
+                return Err(RpcError::new(
+                    crate::rpc::SERVER_OVERLOADED,
+                    "Server overloaded; retry later.",
+                ));
+            }
         }
         self.rpc.respond(id, json!({ "turnId": handle.turn_id }));
         Ok(())

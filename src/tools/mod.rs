@@ -11,6 +11,7 @@ pub mod dynamic;
 pub mod mcp;
 pub mod output;
 mod patch;
+mod patch_scope;
 mod plan;
 mod shell;
 pub mod specs;

@@ -1,11 +1,13 @@
 //! The `apply_patch` tool: a `fileChange` item complete before anything is written, the
-//! approval rules for patches (writable roots, session roots), applying through
-//! `--codex-run-as-apply-patch` in the sandbox, and the turn's cumulative diff.
+//! approval rules for patches (writable roots, session roots, judged on real paths by
+//! `patch_scope.rs`), applying through `--codex-run-as-apply-patch` in the sandbox (an approved
+//! patch too, with the approved roots added), and the turn's cumulative diff.
 
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
+use super::patch_scope;
 use super::{
     CallResult, DEFAULT_COMMAND_TIMEOUT, Decision, ToolCall, Tools, ask, declined, execute,
 };
@@ -14,7 +16,6 @@ use crate::config::ApprovalPolicy;
 use crate::protocol::{
     FileUpdateChange, ItemStatus, PatchChangeKind, ThreadItem, notify::DiffUpdated,
 };
-use crate::sandbox::SandboxPolicy;
 use crate::thread::lock;
 use crate::turn::TurnRunner;
 
@@ -55,13 +56,15 @@ pub(super) fn run_patch(
             paths
         })
         .collect();
-    let writable = touched
+    // Judged on real paths: a symlink in the workspace that leads outside is outside.
+    let real: Vec<PathBuf> = touched.iter().map(|p| patch_scope::resolved(p)).collect();
+    let writable = real
         .iter()
-        .all(|p| is_writable(&settings.sandbox, &settings.cwd, p));
-    let root = common_parent(&touched);
+        .all(|p| patch_scope::is_writable(&settings.sandbox, &settings.cwd, p));
+    let root = common_parent(&real);
     let session_approved = {
         let state = lock(&turn.thread);
-        touched.iter().all(|p| state.is_patch_root_approved(p))
+        real.iter().all(|p| state.is_patch_root_approved(p))
     };
     let must_ask = !session_approved
         && match settings.approval {
@@ -91,10 +94,10 @@ pub(super) fn run_patch(
         if let Some(result) = declined(turn, call, item.clone(), decision, &[]) {
             return result;
         }
-        // The user approved these writes: do not let the sandbox refuse what they allowed.
-        policy = SandboxPolicy::DangerFullAccess;
+        // The user approved these writes: the sandbox lets them through, and nothing else.
+        policy = patch_scope::approved_policy(&policy, &patch_scope::approval_roots(&real));
     } else if session_approved {
-        policy = SandboxPolicy::DangerFullAccess;
+        policy = patch_scope::approved_policy(&policy, &patch_scope::approval_roots(&real));
     } else if !writable && settings.approval == ApprovalPolicy::Never {
         turn.item_started(&item);
         if let ThreadItem::FileChange { status, .. } = &mut item {
@@ -160,20 +163,6 @@ fn to_protocol_change(change: &FileChange) -> FileUpdateChange {
         },
         diff: change.unified_diff.clone(),
     }
-}
-
-/// Whether the sandbox lets a command write `path`.
-fn is_writable(policy: &SandboxPolicy, cwd: &Path, path: &Path) -> bool {
-    if policy.has_full_disk_write_access() {
-        return true;
-    }
-    policy.writable_roots(cwd).iter().any(|root| {
-        path.starts_with(&root.root)
-            && !root
-                .read_only_subpaths
-                .iter()
-                .any(|ro| path.starts_with(ro))
-    })
 }
 
 /// The deepest directory containing every path.

@@ -8,6 +8,8 @@ Usage: misbehaving.py MODE [LOG]
   many      500 tools, listed 100 per page
   hang      tools/call never answers (everything else works)
   env       the tool `env` answers with the environment's variable names
+  asks      during tools/call, sends us `ping` and `sampling/createMessage` and answers with
+            what came back
 Every line received is appended to LOG when given. When MCP_TEST_PIDFILE is set, the pid is
 written there.
 """
@@ -65,6 +67,22 @@ for line in sys.stdin:
             sys.stderr.flush()
             sys.exit(3)
         if mode == "hang":
+            continue
+        if mode == "asks":
+            send({"jsonrpc": "2.0", "id": "s1", "method": "ping"})
+            send({"jsonrpc": "2.0", "id": "s2", "method": "sampling/createMessage",
+                  "params": {"messages": [], "maxTokens": 1}})
+            answers = {}
+            while len(answers) < 2:
+                reply = json.loads(sys.stdin.readline())
+                if log:
+                    log.write(json.dumps(reply) + "\n")
+                    log.flush()
+                answers[reply.get("id")] = reply
+            text = "ping=%s sampling=%s" % (
+                json.dumps(answers["s1"].get("result")),
+                answers["s2"].get("error", {}).get("code"))
+            send({"jsonrpc": "2.0", "id": ident, "result": {"content": [{"type": "text", "text": text}]}})
             continue
         name = message["params"]["name"]
         text = " ".join(sorted(os.environ)) if name == "env" else f"ran {name}"

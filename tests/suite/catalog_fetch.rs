@@ -323,12 +323,25 @@ fn client_owned_tokens_a_classic_model_and_the_cache_revalidated_by_etag() {
         assert_eq!(apply_patch["type"], "function", "the catalog says function");
     }
     assert_eq!(catalog_requests(&mock).len(), 1);
-    // A fresh cache (under 5 minutes) is used as is by the next server.
+    // A fresh cache (under 5 minutes) is used as is by the next server, whose default is the
+    // Lite model: client-owned tokens in the Lite shape.
+    mock.push(text_reply("r2", "m2", &["two"]));
     {
         let mut server = server_in(&mock, home.path(), &[]);
         login(&mut server);
         assert_eq!(list_ids(&mut server).1, "test-lite");
+        let thread_id = start_thread(&mut server, json!({}));
+        start_turn(&mut server, &thread_id, "hi");
+        finish_turn(&mut server);
         assert_eq!(catalog_requests(&mock).len(), 1);
+        let request = &mock.requests_to("/backend-api/codex/responses")[1];
+        assert_eq!(request.header("chatgpt-account-id"), Some(ACCOUNT));
+        assert_eq!(
+            request.header("x-openai-internal-codex-responses-lite"),
+            Some("true")
+        );
+        assert_eq!(request.json()["model"], "test-lite");
+        assert_eq!(request.json()["input"][0]["type"], "additional_tools");
     }
     // A stale one is revalidated with its ETag; 304 keeps it and renews its time.
     age_cache(home.path());

@@ -74,9 +74,17 @@ pub fn stdio_server(name: &str, args: &[&str], extra: &str) -> String {
     )
 }
 
-/// FastMCP over stdio as server `demo`.
+/// FastMCP over stdio as server `demo`. Importing the SDK takes seconds of CPU, many times
+/// that when tests run in parallel on a small machine: the startup timeout is generous.
 pub fn fastmcp_stdio(extra: &str) -> String {
-    stdio_server("demo", &[&script("fastmcp_server.py")], extra)
+    let extra = if extra.contains("startup_timeout") {
+        extra.to_string()
+    } else if extra.is_empty() {
+        "startup_timeout_sec=120".to_string()
+    } else {
+        format!("startup_timeout_sec=120,{extra}")
+    };
+    stdio_server("demo", &[&script("fastmcp_server.py")], &extra)
 }
 
 /// A server with `mcp_overrides` pointed at `mock`, handshake done.
@@ -94,9 +102,12 @@ pub fn server_with(mock: &MockServer, mcp_overrides: &[String]) -> AppServer {
 /// returns its params.
 pub fn wait_startup(server: &mut AppServer, name: &str) -> Value {
     loop {
-        let update = server.take_matching(&format!("startup status of {name}"), |m| {
-            m["method"] == "mcpServer/startupStatus/updated" && m["params"]["name"] == name
-        });
+        // Python servers can take long to import under load (see `fastmcp_stdio`).
+        let update = server.take_matching_within(
+            &format!("startup status of {name}"),
+            Duration::from_secs(150),
+            |m| m["method"] == "mcpServer/startupStatus/updated" && m["params"]["name"] == name,
+        );
         if update["params"]["status"] != "starting" {
             return update["params"].clone();
         }
@@ -172,6 +183,7 @@ fn fastmcp_tools_reach_the_model_and_calls_complete_over_stdio() {
     );
     // The turn waits for the server (still starting) before its first request.
     start_turn(&mut server, &thread, "add 2 and 3");
+    assert_eq!(wait_startup(&mut server, "demo")["status"], "ready");
     let messages = finish_turn(&mut server);
     assert_eq!(last_turn(&messages)["status"], "completed");
     let tools = tool_names(&mock, 0);
@@ -542,6 +554,7 @@ fn fastmcp_over_streamable_http() {
 fn status_list_and_reload() {
     let home = TempDir::new("mcp-reload");
     let demo = fastmcp_stdio("").replacen("mcp_servers.demo=", "", 1);
+    let slow_start = "startup_timeout_sec=120";
     std::fs::write(
         home.path().join("config.toml"),
         format!("[mcp_servers]\ndemo = {demo}\noff = {{ command = \"x\", enabled = false }}\n"),
@@ -578,7 +591,7 @@ fn status_list_and_reload() {
     let echo_only = stdio_server(
         "x",
         &[&script("fastmcp_server.py")],
-        "enabled_tools=[\"echo\"]",
+        &format!("enabled_tools=[\"echo\"],{slow_start}"),
     )
     .replacen("mcp_servers.x=", "", 1);
     std::fs::write(

@@ -306,7 +306,9 @@ fn a_required_server_that_starts_lets_thread_start_through() {
     let id = server.request("thread/start", json!({"approvalPolicy": "never"}));
     // The main loop keeps answering while thread/start waits for the server.
     assert!(server.call("model/list", json!({})).is_ok());
-    let answer = server.read_response(&json!(id));
+    let answer = server.take_matching_within("thread/start", Duration::from_secs(150), |m| {
+        m["id"] == json!(id) && m.get("method").is_none()
+    });
     assert!(answer["result"]["thread"]["id"].is_string(), "{answer}");
     let status = wait_startup(&mut server, "demo");
     assert_eq!(status["status"], "ready");
@@ -342,6 +344,23 @@ fn stdio_servers_get_only_their_configured_environment() {
     for hidden in ["NOT_PASSED", "MOCK_KEY", "CODEX_HOME"] {
         assert!(!names.contains(&hidden), "{hidden} leaked: {names:?}");
     }
+}
+
+#[test]
+fn server_requests_other_than_elicitation_and_roots_are_answered() {
+    let mock = MockServer::start();
+    mock.push(call_reply("r1", "c1", "mcp__asker__work", json!({})));
+    mock.push(text_reply("r2", "m1", &["ok"]));
+    let mut server = server_with(&mock, &[misbehaving("asker", "asks", None, "")]);
+    let thread = ready_thread(&mut server, "asker", "never");
+    start_turn(&mut server, &thread, "go");
+    let messages = finish_turn(&mut server);
+    assert_eq!(completed_item(&messages, "c1")["status"], "completed");
+    // ping gets {}, sampling gets "method not found".
+    assert_eq!(
+        output_sent(&mock, 1, "c1"),
+        json!("ping={} sampling=-32601")
+    );
 }
 
 #[test]

@@ -8,12 +8,19 @@ mod cli;
 mod cli_demo;
 mod cli_embedding_doc;
 mod cli_exec;
+mod cli_exec_policy;
 mod commands;
+mod compaction;
+mod compaction_remote;
 mod context;
 mod context_review;
+mod fuzz_rpc;
+mod history;
+mod lifecycle;
 mod mcp;
 mod mcp_faults;
 mod mock_selftest;
+mod patch_scope;
 mod redteam;
 mod redteam_fs;
 mod redteam_proc;
@@ -25,5 +32,7 @@ mod threads;
 mod tools_context;
 mod turns;
 mod unified_exec;
+// Checks processes through /proc and the Linux sandbox's PID namespaces.
+#[cfg(target_os = "linux")]
 mod unified_exec_lifecycle;
 mod unified_exec_tty;

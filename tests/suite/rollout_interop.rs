@@ -367,6 +367,16 @@ fn resume_and_continue_a_codex_thread() {
     assert_eq!(call["call_id"], "call_fixture_shell");
     assert_eq!(call["name"], "exec_command");
     drop(server);
+    // Codex numbers the lines of its 0.169 threads and refuses to resume one whose last line
+    // has no number: what we appended continues the numbering.
+    let ordinals: Vec<Option<u64>> = lines_of(&rollout_path(home.path(), SHELL))
+        .iter()
+        .map(|l| l["ordinal"].as_u64())
+        .collect();
+    assert!(ordinals.len() > 19);
+    for (n, ordinal) in ordinals.iter().enumerate() {
+        assert_eq!(*ordinal, Some(n as u64), "line {n}");
+    }
 
     // What we appended reads back after a restart, after Codex's own turn.
     let mut server = server_in(&mock, home.path());
@@ -562,7 +572,12 @@ fn a_thread_we_write_has_the_shapes_codex_writes() {
         let kind = line_kind(line);
         assert!(line["timestamp"].is_string(), "line {n}: {line}");
         // Older per-kind events the fixtures lack; 0.169.0 reads them (observed).
-        let read_by_codex = ["event_msg:patch_apply_end", "event_msg:agent_reasoning"];
+        let read_by_codex = [
+            "event_msg:patch_apply_end",
+            "event_msg:agent_reasoning",
+            "event_msg:mcp_tool_call_end",
+            "event_msg:web_search_end",
+        ];
         let Some(fixtures) = theirs.get(&kind) else {
             assert!(
                 read_by_codex.contains(&kind.as_str()),

@@ -235,6 +235,34 @@ fn web_search_calls_become_items_and_are_replayed() {
 }
 
 #[test]
+fn output_items_of_other_kinds_go_back_only_with_an_id() {
+    let mock = MockServer::start();
+    let mut server = spawn(&mock, &[]);
+    let thread_id = start_thread(&mut server, json!({}));
+    let with_id = json!({"type": "image_generation_call", "id": "ig_1", "status": "completed", "result": "AAAA"});
+    let without_id = json!({"type": "mystery_call", "payload": 1});
+    mock.push(reply_with(&[with_id.clone(), without_id, message("made")]));
+    start_turn(&mut server, &thread_id, "draw");
+    let messages = finish_turn(&mut server);
+    assert_eq!(last_turn(&messages)["status"], "completed");
+    mock.push(text_reply("r2", "m2", &["again"]));
+    start_turn(&mut server, &thread_id, "more");
+    finish_turn(&mut server);
+    let input = requests(&mock)[1]["input"].clone();
+    let kinds: Vec<&str> = input
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["type"].as_str())
+        .collect();
+    assert!(
+        input.as_array().unwrap().contains(&with_id),
+        "sent back whole: {input}"
+    );
+    assert!(!kinds.contains(&"mystery_call"), "{kinds:?}");
+}
+
+#[test]
 fn update_plan_emits_turn_plan_updated() {
     let mock = MockServer::start();
     let mut server = spawn(&mock, &["tools.update_plan={enabled=true}"]);
@@ -639,8 +667,8 @@ fn view_image_is_offered_only_to_models_that_take_images() {
     assert_eq!(bodies[0]["model"], "text-only");
     let names = tool_names(&bodies[0]);
     assert!(
-        names.iter().any(|n| n == "shell_command"),
-        "the catalog entry applies: {names:?}"
+        !names.iter().any(|n| n == "shell"),
+        "the catalog entry applies (its shell type): {names:?}"
     );
     assert!(!names.iter().any(|n| n == "view_image"), "{names:?}");
     let output = input_item(&bodies[1], "function_call_output", "c1")["output"].clone();

@@ -291,10 +291,20 @@ impl AppServer {
 
     /// Takes the first message matching `pred`, keeping the others in order for later reads.
     pub fn take_matching(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        self.take_matching_within(what, DEFAULT_TIMEOUT, pred)
+    }
+
+    /// [`AppServer::take_matching`] with its own timeout (for slow external processes).
+    pub fn take_matching_within(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
         if let Some(pos) = self.backlog.iter().position(&pred) {
             return self.backlog.remove(pos).unwrap();
         }
-        let deadline = Instant::now() + DEFAULT_TIMEOUT;
+        let deadline = Instant::now() + timeout;
         loop {
             let wait = deadline.saturating_duration_since(Instant::now());
             match self.messages.recv_timeout(wait) {

@@ -37,16 +37,6 @@ impl SessionStore {
         lock(&self.sessions).retain(|s| s.id != id);
     }
 
-    /// How many sessions are kept.
-    pub fn len(&self) -> usize {
-        lock(&self.sessions).len()
-    }
-
-    /// Whether none is kept.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// A fresh id for a new session: a random number of 4–5 digits (the ids the reference
     /// gives), unused in this store.
     pub fn new_id(&self) -> i32 {
