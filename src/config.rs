@@ -59,6 +59,10 @@ const KNOWN_KEYS: &[(&str, Option<&[&str]>)] = &[
     ),
     // MCP servers: their tables are checked by `mcp::config`.
     ("mcp_servers", None),
+    // Long sessions (context.md §4): the window, the compaction trigger, the summary prompt.
+    ("model_context_window", None),
+    ("model_auto_compact_token_limit", None),
+    ("compact_prompt", None),
 ];
 
 /// The dotted names of `table`'s keys that [`KNOWN_KEYS`] does not list.
@@ -298,6 +302,9 @@ struct ConfigToml {
     tools: ToolsToml,
     #[serde(default)]
     shell_environment_policy: crate::exec::ShellEnvironmentPolicy,
+    model_context_window: Option<i64>,
+    model_auto_compact_token_limit: Option<i64>,
+    compact_prompt: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -363,6 +370,16 @@ pub struct Config {
     pub unknown_keys: Vec<String>,
     /// `[mcp_servers.<name>]`: the MCP servers (parsed and validated by `mcp::config`).
     pub mcp_servers: BTreeMap<String, crate::mcp::config::McpServerConfig>,
+    /// The model's context window in tokens, replacing the catalog's (`model_context_window`;
+    /// default: the catalog's).
+    pub model_context_window: Option<i64>,
+    /// Token count of a model response at which the history is compacted
+    /// (`model_auto_compact_token_limit`; default: the catalog's, always capped at 90 % of the
+    /// window).
+    pub model_auto_compact_token_limit: Option<i64>,
+    /// Replaces our prompt asking the model for a handoff summary (`compact_prompt`; default:
+    /// ours).
+    pub compact_prompt: Option<String>,
     /// The merged raw table, kept so per-thread overrides re-merge with the same rules.
     raw: toml::Table,
     /// The `-c` overrides, kept so the file can be re-read with them (`config/mcpServer/reload`).
@@ -631,6 +648,12 @@ impl Config {
             shell_environment_policy: typed.shell_environment_policy,
             unknown_keys: Vec::new(),
             mcp_servers,
+            model_context_window: positive("model_context_window", typed.model_context_window)?,
+            model_auto_compact_token_limit: positive(
+                "model_auto_compact_token_limit",
+                typed.model_auto_compact_token_limit,
+            )?,
+            compact_prompt: typed.compact_prompt.filter(|p| !p.trim().is_empty()),
             raw,
             cli_overrides: Vec::new(),
         })
@@ -666,6 +689,14 @@ impl Config {
         self.model_providers
             .get(&self.model_provider)
             .unwrap_or_else(|| OPENAI.get_or_init(ModelProviderInfo::openai))
+    }
+}
+
+/// A token count that must be above zero when given.
+fn positive(key: &str, value: Option<i64>) -> Result<Option<i64>> {
+    match value {
+        Some(n) if n <= 0 => bail!("{key}: must be a positive number of tokens, not {n}"),
+        other => Ok(other),
     }
 }
 

@@ -357,8 +357,14 @@ pub enum ThreadItem {
         /// The tool's `readOnlyHint` annotation, when it has one.
         read_only_hint: Option<bool>,
     },
+    /// The conversation was compacted here (context.md §4): started when the compaction begins,
+    /// completed when the history was replaced.
+    ContextCompaction {
+        /// Item id.
+        id: String,
+    },
     /// An item of a kind this server does not produce, kept in its wire shape: what a rollout
-    /// written by Codex holds (`mcpToolCall`, `contextCompaction`, …) shown as it was recorded.
+    /// written by Codex holds shown as it was recorded.
     #[serde(untagged)]
     Other(serde_json::Value),
 }
@@ -384,7 +390,8 @@ impl ThreadItem {
             | ThreadItem::DynamicToolCall { id, .. }
             | ThreadItem::EnteredReviewMode { id, .. }
             | ThreadItem::ExitedReviewMode { id, .. }
-            | ThreadItem::McpToolCall { id, .. } => id,
+            | ThreadItem::McpToolCall { id, .. }
+            | ThreadItem::ContextCompaction { id } => id,
             ThreadItem::Other(item) => item["id"].as_str().unwrap_or_default(),
         }
     }

@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -171,6 +171,10 @@ struct Shared {
     pending: Mutex<HashMap<i64, Sender<ClientAnswer>>>,
     next_id: AtomicI64,
     opt_out: OnceLock<HashSet<String>>,
+    /// Threads whose turn and item notifications this connection no longer wants
+    /// (`thread/unsubscribe`), and whether there are any (checked first, without a lock).
+    muted: Mutex<HashSet<String>>,
+    any_muted: AtomicBool,
 }
 
 /// A cheap, cloneable handle for writing to the client: responses, notifications and our own
@@ -243,7 +247,7 @@ impl Rpc {
     /// Sends a notification stamped with `emittedAtMs`, unless the client opted out of
     /// `method` at `initialize`.
     pub fn notify(&self, method: &str, params: impl Serialize) {
-        if self.is_opted_out(method) {
+        if self.is_opted_out(method) || self.is_muted(method, &params) {
             return;
         }
         self.send_serialized(
@@ -254,6 +258,56 @@ impl Rpc {
                 emitted_at_ms: crate::time::unix_millis(),
             },
         );
+    }
+
+    /// Stops turn and item notifications about `thread_id` (`thread/unsubscribe`); false when
+    /// they were stopped already.
+    pub fn mute_thread(&self, thread_id: &str) -> bool {
+        let mut muted = self.shared.muted.lock().unwrap_or_else(|e| e.into_inner());
+        let added = muted.insert(thread_id.to_string());
+        self.shared.any_muted.store(true, Ordering::SeqCst);
+        added
+    }
+
+    /// Sends `thread_id`'s notifications again (the thread was resumed or is gone).
+    pub fn unmute_thread(&self, thread_id: &str) {
+        if !self.shared.any_muted.load(Ordering::SeqCst) {
+            return;
+        }
+        let mut muted = self.shared.muted.lock().unwrap_or_else(|e| e.into_inner());
+        muted.remove(thread_id);
+        self.shared
+            .any_muted
+            .store(!muted.is_empty(), Ordering::SeqCst);
+    }
+
+    /// Whether notification `method` with `params` concerns a muted thread: turn and item
+    /// notifications, usage and errors carry its `threadId` (status changes and thread-level
+    /// events still go out). Free while no thread is muted.
+    fn is_muted(&self, method: &str, params: &impl Serialize) -> bool {
+        if !self.shared.any_muted.load(Ordering::Relaxed) {
+            return false;
+        }
+        let scoped = method.starts_with("turn/")
+            || method.starts_with("item/")
+            || matches!(
+                method,
+                "thread/tokenUsage/updated" | "error" | "serverRequest/resolved"
+            );
+        if !scoped {
+            return false;
+        }
+        let Ok(value) = serde_json::to_value(params) else {
+            return false;
+        };
+        let Some(thread_id) = value.get("threadId").and_then(Value::as_str) else {
+            return false;
+        };
+        self.shared
+            .muted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(thread_id)
     }
 
     /// Whether the client asked never to receive `method`.
@@ -405,6 +459,8 @@ impl Transport {
                 pending: Mutex::new(HashMap::new()),
                 next_id: AtomicI64::new(0),
                 opt_out: OnceLock::new(),
+                muted: Mutex::new(HashSet::new()),
+                any_muted: AtomicBool::new(false),
             }),
         };
         let (stop_tx, stop_rx) = bounded(STOP_QUEUE);

@@ -56,6 +56,9 @@ pub struct Server {
     pub catalog: Arc<crate::models::Catalog>,
     /// Requests parked once until the catalog settled (never parked twice).
     pub parked: HashSet<RequestId>,
+    /// Requests run again once a running turn they interrupted had ended (`thread/revert`,
+    /// `thread/delete`); never made to wait twice.
+    pub waited: HashSet<RequestId>,
     /// The latest usage windows model responses reported.
     pub rate_limits: Arc<crate::client::RateLimitStore>,
     /// Params of the thread/turn request being handled that we do not honour (each with its
@@ -143,6 +146,7 @@ impl Server {
         Self {
             catalog,
             parked: HashSet::new(),
+            waited: HashSet::new(),
             rate_limits: Arc::default(),
             rpc,
             config,

@@ -112,6 +112,7 @@ pub struct TurnHandle {
     interrupted: AtomicBool,
     running_command: Mutex<Option<KillHandle>>,
     finished: AtomicBool,
+    compaction: bool,
 }
 
 impl TurnHandle {
@@ -123,7 +124,21 @@ impl TurnHandle {
             interrupted: AtomicBool::new(false),
             running_command: Mutex::new(None),
             finished: AtomicBool::new(false),
+            compaction: false,
         }
+    }
+
+    /// A handle to a compaction turn (`thread/compact/start`), which cannot be steered.
+    pub fn compaction(turn_id: String, control: Sender<Control>) -> Self {
+        Self {
+            compaction: true,
+            ..Self::new(turn_id, control)
+        }
+    }
+
+    /// Whether the turn only compacts the history (steering it is refused).
+    pub fn is_compaction(&self) -> bool {
+        self.compaction
     }
 
     /// Stops the turn: flags it, kills its running command's process group at once, and wakes
@@ -228,6 +243,9 @@ pub struct ThreadState {
     pub status: ThreadStatus,
     /// Tokens used by the whole thread.
     pub total_usage: TokenUsage,
+    /// The last model response's usage (after a compaction or revert: an estimate of the new
+    /// history): what the compaction trigger reads (`context/compact`).
+    pub last_usage: TokenUsage,
     /// The rollout, unless ephemeral.
     pub rollout: Option<Rollout>,
     /// Session-wide approvals.

@@ -50,6 +50,8 @@ pub struct TurnStart {
     /// Set for a review (`review/start`): the turn runs the review in its own conversation
     /// and `input` is ignored.
     pub review: Option<crate::review::ReviewTarget>,
+    /// Set for `thread/compact/start`: the turn only compacts the history (`input` is empty).
+    pub compact: bool,
 }
 
 /// Longest a turn waits for the model catalog before running with what is known.
@@ -66,7 +68,7 @@ pub enum Outcome {
 }
 
 /// What one round trip produced.
-enum Round {
+pub(crate) enum Round {
     /// `response.completed`: the output items in order and the tool calls among them.
     Done {
         outputs: Vec<Value>,
@@ -95,7 +97,11 @@ pub struct TurnRunner {
     pub handle: Arc<TurnHandle>,
     /// Interrupt and steer messages.
     pub control: Receiver<Control>,
-    client: ModelClient,
+    /// The model client of this turn.
+    pub(crate) client: ModelClient,
+    /// While set, round trips only collect output items (a compaction): no item
+    /// notifications, no tool calls.
+    pub(crate) quiet: bool,
     /// The turn's `outputSchema`.
     output_schema: Option<Value>,
     /// Steering input waiting for the next model request.
@@ -192,6 +198,7 @@ fn run(start: TurnStart) {
         items: Vec::new(),
         tools,
         review: None,
+        quiet: false,
     };
     let mut input = start.input;
     if let Some((prompt, review)) = review {
@@ -201,8 +208,22 @@ fn run(start: TurnStart) {
         }];
         runner.review = Some(review);
     }
-    runner.begin(input);
-    let outcome = runner.agent_loop();
+    runner.begin();
+    let outcome = if start.compact {
+        // `thread/compact/start`: the whole turn is one compaction.
+        match runner.compact(crate::context::compact::Phase::Manual) {
+            Ok(()) => Outcome::Completed,
+            Err(outcome) => outcome,
+        }
+    } else {
+        match runner.compact_if_due(crate::context::compact::Phase::PreTurn) {
+            Ok(()) => {
+                runner.add_user_input(input);
+                runner.agent_loop()
+            }
+            Err(outcome) => outcome,
+        }
+    };
     if runner.review.is_some() {
         runner.finish_review(matches!(outcome, Outcome::Completed));
     }
@@ -416,7 +437,7 @@ impl TurnRunner {
         }
     }
 
-    fn begin(&mut self, input: Vec<UserInput>) {
+    fn begin(&mut self) {
         let warnings;
         {
             let mut state = lock(&self.thread);
@@ -473,7 +494,6 @@ impl TurnRunner {
             self.item_started(&entered);
             self.item_completed(entered);
         }
-        self.add_user_input(input);
     }
 
     /// Adds the project instructions and environment context when they changed; returns the
@@ -487,7 +507,7 @@ impl TurnRunner {
         update.warnings
     }
 
-    fn add_user_input(&mut self, input: Vec<UserInput>) {
+    pub(crate) fn add_user_input(&mut self, input: Vec<UserInput>) {
         let accepts_images = lock(&self.thread).settings.model_info.accepts_images();
         let history_item = crate::prompt::user_message(&input, accepts_images);
         let item = ThreadItem::UserMessage {
@@ -510,7 +530,13 @@ impl TurnRunner {
 
     fn agent_loop(&mut self) -> Outcome {
         crate::tools::mcp::wait_for_servers(self);
+        let mut follow_up = false;
         loop {
+            if std::mem::replace(&mut follow_up, true)
+                && let Err(outcome) = self.compact_if_due(crate::context::compact::Phase::MidTurn)
+            {
+                return outcome;
+            }
             self.collect_control();
             for input in std::mem::take(&mut self.pending_input) {
                 self.add_user_input(input);
@@ -546,7 +572,12 @@ impl TurnRunner {
             let (outputs, calls) = match self.sample(&request) {
                 Round::Done { outputs, calls } => (outputs, calls),
                 Round::Interrupted => return Outcome::Interrupted,
-                Round::Failed(error) => return Outcome::Failed(turn_error(&error)),
+                Round::Failed(error) => {
+                    if error.info == crate::protocol::CodexErrorInfo::ContextWindowExceeded {
+                        self.note_window_full();
+                    }
+                    return Outcome::Failed(turn_error(&error));
+                }
             };
             for output in &outputs {
                 self.push_history(crate::prompt::output_as_input(output));
@@ -575,7 +606,7 @@ impl TurnRunner {
     }
 
     /// One model round trip with stream-level retries.
-    fn sample(&mut self, request: &ModelRequest) -> Round {
+    pub(crate) fn sample(&mut self, request: &ModelRequest) -> Round {
         let max_retries = self.client.stream_max_retries();
         let mut attempt = 0;
         loop {
@@ -669,6 +700,14 @@ impl TurnRunner {
                         }
                         StreamEvent::Created { response_id } => {
                             crate::log::debug(&format!("turn {}: response {response_id:?} started", self.turn_id));
+                        }
+                        StreamEvent::ItemAdded(_) if self.quiet => {}
+                        StreamEvent::TextDelta { delta, .. } | StreamEvent::ReasoningSummaryDelta { delta, .. } if self.quiet => {
+                            received += delta.len();
+                        }
+                        StreamEvent::ItemDone(item) if self.quiet => {
+                            received += payload_len(&item);
+                            outputs.push(item);
                         }
                         StreamEvent::ItemAdded(item) => self.open_item(&mut open, &item),
                         StreamEvent::TextDelta { item_id, delta } => {
@@ -837,13 +876,18 @@ impl TurnRunner {
         }
     }
 
-    fn record_usage(&self, last: TokenUsage) {
+    /// Adds a response's usage to the thread's, records it, and tells the client.
+    pub(crate) fn record_usage(&self, last: TokenUsage) {
         let (total, window) = {
             let mut state = lock(&self.thread);
             state.total_usage.add(&last);
+            state.last_usage = last;
             let total = state.total_usage;
             state.record(&Entry::TokenUsage { total, last });
-            (total, state.settings.model_info.effective_context_window())
+            (
+                total,
+                crate::context::compact::reported_window(&state.settings),
+            )
         };
         self.rpc.notify(
             "thread/tokenUsage/updated",
@@ -857,6 +901,11 @@ impl TurnRunner {
                 },
             },
         );
+    }
+
+    /// Whether this turn runs a review (in its own conversation, never compacted).
+    pub(crate) fn is_review(&self) -> bool {
+        self.review.is_some()
     }
 
     /// Queues steering input for the next model request.
@@ -935,7 +984,8 @@ fn summary_texts(item: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn turn_error(error: &ClientError) -> TurnError {
+/// A client error as the turn's error.
+pub(crate) fn turn_error(error: &ClientError) -> TurnError {
     TurnError {
         message: error.message.clone(),
         codex_error_info: Some(error.info.clone()),

@@ -42,10 +42,7 @@ pub fn main(overrides: &[String], args: &[OsString]) -> i32 {
         [] => false,
         [Some("--json")] => true,
         [Some("-h" | "--help")] => {
-            render::print_line(&format!(
-                "Usage: codex-lite demo [--json]\n\n{}",
-                crate_doc()
-            ));
+            render::print_line(HELP);
             return 0;
         }
         _ => {
@@ -62,11 +59,12 @@ pub fn main(overrides: &[String], args: &[OsString]) -> i32 {
     }
 }
 
-fn crate_doc() -> &'static str {
-    "Runs one agent turn offline: a scripted model on 127.0.0.1, the real app-server spawned as\n\
-     an app would spawn it, a command in the sandbox, an apply_patch edit, an approval and a\n\
-     ChatGPT token refresh. --json shows the raw protocol lines instead."
-}
+/// `demo --help`.
+const HELP: &str = "Usage: codex-lite demo [--json]
+
+Runs one agent turn offline: a scripted model on 127.0.0.1, the real app-server spawned as
+an app would spawn it, a command in the sandbox, an apply_patch edit, an approval and a
+ChatGPT token refresh. --json shows the raw protocol lines instead.";
 
 fn run(overrides: &[String], raw: bool) -> Result<()> {
     let out = Show { raw };
@@ -172,7 +170,8 @@ fn run(overrides: &[String], raw: bool) -> Result<()> {
     );
 
     // 5. The turn. turn/start answers at once; the turn then streams notifications, and the
-    //    server sends us requests that we must answer (it waits, with a timeout, for them).
+    //    server sends us requests that we must answer: a token refresh within 10 s, an approval
+    //    whenever the user decides (it waits; `turn/interrupt` or a decline ends the wait).
     let turn = call(
         &mut server,
         "turn/start",

@@ -1,5 +1,6 @@
 //! The demo's scripted model: a small HTTP server on 127.0.0.1 that plays the ChatGPT
-//! backend's Responses endpoint, of the same kind as the tests' mock. It refuses the first
+//! backend's Responses endpoint (and its workspace-routing check), of the same kind as the
+//! tests' mock. It refuses the first
 //! access token with 401 (so the app must refresh it), then answers four model requests: a
 //! command in the sandbox, an `apply_patch` edit, a command that asks to leave the sandbox,
 //! and the final message. Tool calls are shaped after the tools the request offers, so the
@@ -67,7 +68,14 @@ fn serve(stream: TcpStream, notes: &Sender<String>, answered: &AtomicUsize, expi
     let Some((path, authorization, body)) = read_request(&mut reader) else {
         return;
     };
-    let reply = if !path.ends_with("/responses") {
+    let reply = if path.ends_with("/wham/accounts/check") {
+        // Workspace routing: the demo account has no regional backend.
+        http(
+            200,
+            "application/json",
+            r#"{"accounts":[{"id":"demo-account","workspace_backend_origin":"NO_CONSTRAINT","account_routing_override":"NO_CONSTRAINT"}]}"#,
+        )
+    } else if !path.ends_with("/responses") {
         http(
             404,
             "application/json",

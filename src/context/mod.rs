@@ -2,9 +2,11 @@
 //! (AGENTS.md files) and the environment context, sent together as one user message before a
 //! turn's input whenever their text differs from what the conversation already holds — at the
 //! first turn of a thread, after a resume when something changed, when the cwd or a policy
-//! changes, and when the date rolls over. The permissions developer message is `prompt.rs`'s;
+//! changes, and when the date rolls over. Compaction (`compact/`) rebuilds the history around
+//! them. The permissions developer message is `prompt.rs`'s;
 //! the turn loop is `turn.rs`'s.
 
+pub mod compact;
 pub mod environment;
 pub mod project_docs;
 pub mod tz;
@@ -95,6 +97,14 @@ impl ContextState {
             update.message = Some(json!({"type": "message", "role": "user", "content": content}));
         }
         update
+    }
+
+    /// Forgets what the model was told and returns the whole context message again (a
+    /// compaction replaced the history that held it); `None` when there is nothing to tell.
+    pub fn retell(&mut self, settings: &Settings) -> Option<Value> {
+        self.told_env = None;
+        self.told_docs = None;
+        self.update(settings).message
     }
 
     /// The instructions text to send now, if it differs from what was told.

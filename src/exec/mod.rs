@@ -337,7 +337,8 @@ impl Running {
         let Some(mut watch) = self.watch.take() else {
             bail!("command already waited for");
         };
-        let deadline = self.timeout.map(|t| self.started + t);
+        // A timeout too far away to represent (a caller's u64::MAX) is no deadline at all.
+        let deadline = self.timeout.and_then(|t| self.started.checked_add(t));
         let mut capture = Capture::new(self.cap);
         let mut timed_out = false;
         let mut leader_exit: Option<Instant> = None;

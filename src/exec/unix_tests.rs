@@ -229,3 +229,12 @@ fn alias_dir_is_private_and_symlinks_our_executable() {
     drop(dir);
     std::fs::remove_dir_all(&home).unwrap();
 }
+
+#[test]
+fn a_timeout_too_far_away_is_no_deadline() {
+    let mut req = request("echo done");
+    req.timeout = Some(Duration::MAX);
+    let (output, out, _) = run(req);
+    assert_eq!(output.exit_code, Some(0));
+    assert_eq!(out, b"done\n");
+}

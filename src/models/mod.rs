@@ -16,7 +16,9 @@ mod info;
 mod list;
 mod serve;
 
-pub use info::{BYTES_PER_TOKEN, ModelInfo, ShellType, TruncationMode};
+pub use info::{
+    BYTES_PER_TOKEN, DEFAULT_EFFECTIVE_WINDOW_PERCENT, ModelInfo, ShellType, TruncationMode,
+};
 pub use list::list;
 pub use serve::{CatalogAccess, unknown_model_warning};
 

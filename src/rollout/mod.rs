@@ -40,7 +40,7 @@ use crate::protocol::{ThreadItem, TokenUsage, Turn, TurnError, TurnStatus};
 
 pub use files::{archive, find, id_from_file_name, read_names, unarchive, write_name};
 pub use index::{Listing, PageRequest, SortKey};
-pub use reader::{load, read_summary};
+pub use reader::{load, load_before_turn, read_summary};
 pub use writer::{APP_SERVER_SOURCE, Rollout};
 
 /// What a rollout's `session_meta` line says about its thread.
@@ -140,6 +140,15 @@ pub enum Entry {
         /// The whole new history.
         replacement_history: Vec<Value>,
     },
+    /// The last `num_turns` turns were taken back (`thread/revert`): written as Codex's
+    /// `thread_rolled_back` event (turns and their items go) and a `compacted` line holding the
+    /// history as it stood before them, in one write.
+    Reverted {
+        /// How many turns, counted from the last, are gone.
+        num_turns: usize,
+        /// The model history from here on.
+        replacement_history: Vec<Value>,
+    },
 }
 
 /// Everything a rollout says about its thread.
@@ -160,6 +169,8 @@ pub struct Loaded {
     pub turn_contexts: Vec<(String, TurnContext)>,
     /// Accumulated token usage.
     pub total_usage: TokenUsage,
+    /// The last recorded response's usage (what the compaction trigger reads on resume).
+    pub last_usage: TokenUsage,
     /// First user text.
     pub preview: String,
     /// Lines skipped because they could not be read (torn or corrupt), one message each.

@@ -99,8 +99,11 @@ struct Builder {
     last_context: Option<TurnContext>,
     turn_contexts: Vec<(String, TurnContext)>,
     total_usage: TokenUsage,
+    last_usage: TokenUsage,
     warnings: Vec<String>,
     next_item: u64,
+    /// Stop before the turn with this id begins (the history as it stood then).
+    stop_at_turn: Option<String>,
     /// Whether only the head is wanted: stop at the first user message, skip history items.
     summary_only: bool,
     done: bool,
@@ -124,8 +127,10 @@ impl Builder {
             last_context: None,
             turn_contexts: Vec::new(),
             total_usage: TokenUsage::default(),
+            last_usage: TokenUsage::default(),
             warnings: Vec::new(),
             next_item: 1,
+            stop_at_turn: None,
             summary_only,
             done: false,
             codex_home: super::files::codex_home_of(path),
@@ -278,6 +283,14 @@ impl Builder {
         result
     }
 
+    /// Whether the turn `id` is where reading stops (then nothing more is read).
+    fn is_stop(&mut self, id: &str) -> bool {
+        if self.stop_at_turn.as_deref() == Some(id) {
+            self.done = true;
+        }
+        self.done
+    }
+
     fn warn(&mut self, message: String) {
         crate::log::warn(&message);
         self.warnings.push(message);
@@ -315,6 +328,9 @@ impl Builder {
             // Our format before the Codex one.
             "turn_started" => {
                 let id = payload["turn_id"].as_str().ok_or("no turn_id")?;
+                if self.is_stop(id) {
+                    return Ok(());
+                }
                 self.open_turn(id.to_string(), true);
             }
             "thread_item" => {
@@ -334,6 +350,9 @@ impl Builder {
             "token_usage" => {
                 if let Ok(total) = serde_json::from_value(payload["total"].clone()) {
                     self.total_usage = total;
+                }
+                if let Ok(last) = serde_json::from_value(payload["last"].clone()) {
+                    self.last_usage = last;
                 }
             }
             _ => {}
@@ -408,6 +427,9 @@ impl Builder {
                     Some(id) if !id.is_empty() => id.to_string(),
                     _ => format!("turn-{}", self.turns.len() + 1),
                 };
+                if self.is_stop(&id) {
+                    return Ok(());
+                }
                 self.open_turn(id, true);
             }
             "task_complete" | "turn_complete" => {
@@ -440,6 +462,9 @@ impl Builder {
             "token_count" => {
                 if let Some(total) = codex_usage(&payload["info"]["total_token_usage"]) {
                     self.total_usage = total;
+                }
+                if let Some(last) = codex_usage(&payload["info"]["last_token_usage"]) {
+                    self.last_usage = last;
                 }
             }
             "thread_rolled_back" => {
@@ -518,6 +543,7 @@ impl Builder {
             last_context: self.last_context,
             turn_contexts: self.turn_contexts,
             total_usage: self.total_usage,
+            last_usage: self.last_usage,
             preview,
             warnings: self.warnings,
         })
@@ -528,6 +554,15 @@ impl Builder {
 /// [`Loaded::warnings`] and the log); a file without a metadata line is an error.
 pub fn load(path: &Path) -> Result<Loaded> {
     let mut builder = Builder::new(path, false);
+    builder.feed_file(path, Until::default(), 0)?;
+    builder.finish(path)
+}
+
+/// The thread as it stood right before turn `turn_id` began (everything when no such turn is
+/// recorded): what `thread/revert` keeps. One pass, stopping at that turn's start.
+pub fn load_before_turn(path: &Path, turn_id: &str) -> Result<Loaded> {
+    let mut builder = Builder::new(path, false);
+    builder.stop_at_turn = Some(turn_id.to_string());
     builder.feed_file(path, Until::default(), 0)?;
     builder.finish(path)
 }

@@ -718,3 +718,51 @@ fn a_torn_compaction_leaves_the_state_before_it() {
     );
     std::fs::remove_dir_all(home).unwrap();
 }
+
+/// Rollouts written on Windows keep their paths byte for byte, whatever platform reads them:
+/// drive letters, `\` separators, UNC shares.
+#[test]
+fn windows_paths_read_back_verbatim() {
+    let home = reader_test_home("winpaths");
+    let drive = r"C:\Users\me\proj";
+    let unc = r"\\server\share\repo";
+    let path = file_with(
+        &home,
+        ID,
+        &[
+            codex_meta(ID, json!({"cwd": drive})),
+            l(
+                "turn_context",
+                json!({"cwd": unc, "approval_policy": "never", "sandbox_policy": {"type": "danger-full-access"}, "model": "m", "summary": "auto"}),
+            ),
+            ev(json!({"type": "user_message", "message": "one"})),
+            ev(
+                json!({"type": "exec_command_end", "call_id": "c1", "command": ["dir"], "cwd": r"D:\x y\z", "stdout": "",
+            "stderr": "", "aggregated_output": "", "exit_code": 0, "duration": {"secs": 0, "nanos": 0}, "formatted_output": ""}),
+            ),
+        ],
+    );
+    let loaded = load(&path).unwrap();
+    assert_eq!(loaded.meta.cwd, drive);
+    assert_eq!(loaded.last_context.unwrap().cwd, unc);
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+/// On Windows the session tree is found and moved with `\` separators.
+#[cfg(windows)]
+#[test]
+fn windows_session_tree_is_found_archived_and_restored() {
+    let home = reader_test_home("wintree");
+    let path = file_with(&home, ID, &[codex_meta(ID, json!({"cwd": r"C:\w"}))]);
+    let (found, archived) = crate::rollout::files::find(&home, ID).unwrap();
+    assert!(!archived);
+    assert_eq!(
+        std::fs::canonicalize(&found).unwrap(),
+        std::fs::canonicalize(&path).unwrap()
+    );
+    let moved = crate::rollout::files::archive(&home, &found).unwrap();
+    assert!(moved.exists() && !path.exists());
+    let restored = crate::rollout::files::unarchive(&home, &moved).unwrap();
+    assert!(restored.starts_with(home.join("sessions").join("2026").join("11").join("30")));
+    assert!(restored.exists());
+}

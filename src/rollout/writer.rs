@@ -212,6 +212,19 @@ impl Rollout {
                 "compacted",
                 json!({"message": message, "replacement_history": replacement_history}),
             )],
+            Entry::Reverted {
+                num_turns,
+                replacement_history,
+            } => {
+                self.turn = None;
+                vec![
+                    event(json!({"type": "thread_rolled_back", "num_turns": num_turns})),
+                    (
+                        "compacted",
+                        json!({"message": "", "replacement_history": replacement_history}),
+                    ),
+                ]
+            }
         }
     }
 }

@@ -16,7 +16,9 @@ use crate::rpc::{RequestId, RpcError};
 use crate::sandbox::{ProtocolSandboxPolicy, SandboxPolicy};
 use crate::server::{Server, decode};
 
+mod history;
 mod list;
+mod pages;
 mod param_audit;
 mod review;
 mod settings;
@@ -165,6 +167,7 @@ fn new_state(
         turns: Vec::new(),
         status: ThreadStatus::Idle,
         total_usage: Default::default(),
+        last_usage: Default::default(),
         rollout: None,
         approvals: SessionApprovals::default(),
         active: None,
@@ -271,6 +274,12 @@ impl Server {
             "turn/interrupt" => decode(params).and_then(|p| self.turn_interrupt(id, p)),
             "turn/steer" => decode(params).and_then(|p| self.turn_steer(id, p)),
             "review/start" => decode(params).and_then(|p| self.review_start(id, p)),
+            "thread/compact/start" => decode(params).and_then(|p| self.thread_compact_start(id, p)),
+            "thread/revert" => decode(params).and_then(|p| self.thread_revert(id, p)),
+            "thread/delete" => decode(params).and_then(|p| self.thread_delete(id, p)),
+            "thread/unsubscribe" => decode(params).and_then(|p| self.thread_unsubscribe(id, p)),
+            "thread/turns/list" => decode(params).and_then(|p| self.thread_turns_list(id, p)),
+            "thread/items/list" => decode(params).and_then(|p| self.thread_items_list(id, p)),
             _ => return None,
         })
     }
@@ -467,6 +476,7 @@ impl Server {
         state.turn_contexts = loaded.turn_contexts;
         state.turns = loaded.turns;
         state.total_usage = loaded.total_usage;
+        state.last_usage = loaded.last_usage;
         Ok(state)
     }
 
@@ -475,6 +485,8 @@ impl Server {
         id: &RequestId,
         params: ThreadResumeParams,
     ) -> Result<(), RpcError> {
+        // Resuming subscribes this connection again (`thread/unsubscribe`).
+        self.rpc.unmute_thread(&params.thread_id);
         if let Some(shared) = self.threads.get(&params.thread_id) {
             // Rejoining a loaded thread: its overrides become the thread's defaults, as they
             // would on a fresh load (a running turn keeps the settings it started with).

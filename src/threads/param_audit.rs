@@ -42,6 +42,10 @@ fn honoured(method: &str) -> Option<(&'static [&'static str], bool)> {
             ],
             false,
         ),
+        "thread/items/list" => (
+            &["threadId", "cursor", "limit", "sortDirection", "turnId"],
+            false,
+        ),
         _ => return None,
     })
 }

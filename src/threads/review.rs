@@ -133,6 +133,7 @@ impl Server {
             catalog,
             output_schema: None,
             review: Some(target),
+            compact: false,
         };
         if let Err(e) = crate::turn::spawn(start) {
             crate::log::error(&format!("cannot start review turn {turn_id}: {e}"));

@@ -121,6 +121,7 @@ impl Server {
             catalog,
             output_schema: params.output_schema.filter(|s| !s.is_null()),
             review: None,
+            compact: false,
         };
         self.report_unhonoured(&shared);
         if let Err(e) = crate::turn::spawn(start) {
@@ -163,6 +164,14 @@ impl Server {
         let handle = self
             .active_turn(&params.thread_id)?
             .ok_or_else(|| RpcError::invalid_request("no active turn to steer"))?;
+        if handle.is_compaction() {
+            let mut error = RpcError::invalid_request("cannot steer a compact turn");
+            error.data = Some(json!({
+                "message": "cannot steer a compact turn",
+                "codexErrorInfo": {"activeTurnNotSteerable": {"turnKind": "compact"}},
+            }));
+            return Err(error);
+        }
         if let Some(expected) = &params.expected_turn_id
             && *expected != handle.turn_id
         {

@@ -328,6 +328,17 @@ fn an_inherited_ignored_sigchld_and_blocked_signals_do_not_break_commands() {
     );
     assert_eq!(answer["result"]["exitCode"], 3, "{answer}");
     assert_eq!(answer["result"]["stdout"], "hi\n", "{answer}");
+    // Counts from outside saturate: a timeout past the end of time is no timeout, not a panic.
+    let answer = client.call(
+        2,
+        "command/exec",
+        json!({
+            "command": ["true"],
+            "timeoutMs": i64::MAX,
+            "sandboxPolicy": {"type": "dangerFullAccess"},
+        }),
+    );
+    assert_eq!(answer["result"]["exitCode"], 0, "{answer}");
     // SIGTERM still stops it: the inherited mask was cleared, ours catches it.
     let pid = libc::pid_t::try_from(client.child.id()).unwrap();
     // SAFETY: signalling our own child.
