@@ -69,6 +69,22 @@ fn median(times: &mut [Duration]) -> Duration {
     times[times.len() / 2]
 }
 
+/// The helper as the server runs it: our binary under argv[0] `codex-linux-sandbox`.
+#[cfg(unix)]
+fn helper_command(helper: &Path) -> Command {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(helper);
+    cmd.arg0("codex-linux-sandbox");
+    cmd
+}
+
+/// No Linux helper elsewhere (`main` stops before any build).
+#[cfg(not(unix))]
+fn helper_command(_helper: &Path) -> Command {
+    eprintln!("sandbox_build: the Linux sandbox only");
+    std::process::exit(1);
+}
+
 fn clean(krate: &Path) {
     let _ = std::fs::remove_dir_all(krate.join("target"));
 }
@@ -84,11 +100,9 @@ fn build(krate: &Path, helper: Option<&Path>) -> Duration {
             cmd
         }
         Some(helper) => {
-            use std::os::unix::process::CommandExt;
             let policy = r#"{"type":"workspace-write","writable_roots":[],"network_access":false,"exclude_tmpdir_env_var":true,"exclude_slash_tmp":false}"#;
-            let mut cmd = Command::new(helper);
-            cmd.arg0("codex-linux-sandbox")
-                .arg("--sandbox-policy-cwd")
+            let mut cmd = helper_command(helper);
+            cmd.arg("--sandbox-policy-cwd")
                 .arg(krate)
                 .arg("--sandbox-policy")
                 .arg(policy)
