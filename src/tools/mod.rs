@@ -480,7 +480,7 @@ fn ask_command(
     reason: Option<&str>,
 ) -> Decision {
     let params = json!({
-        "command": shell::shell_join(argv),
+        "command": exec::shell_join(argv),
         "cwd": cwd.display().to_string(),
         "reason": reason,
         "availableDecisions": ["accept", "acceptForSession", "decline", "cancel"],
