@@ -59,12 +59,18 @@ pub(crate) fn resolved(turn: &TurnRunner, request_id: i64) {
     );
 }
 
-/// An approval: the turn is marked as waiting on the user while `method` is asked, and the
-/// request is announced resolved afterwards whatever the outcome. A failed request is logged
-/// (the caller treats it as a decline).
-pub(crate) fn ask_approval(turn: &mut TurnRunner, method: &str, params: &Value) -> Reply {
+/// An approval: the turn is marked as waiting on the user, then `prepare` (which may announce
+/// the item) gives the request's params, `method` is asked, and the request is announced
+/// resolved afterwards whatever the outcome. A failed request is logged (callers treat it as a
+/// decline).
+pub(crate) fn ask_approval(
+    turn: &mut TurnRunner,
+    method: &str,
+    prepare: impl FnOnce(&mut TurnRunner) -> Value,
+) -> Reply {
     turn.set_waiting_on_approval(true);
-    let (request_id, reply) = send_and_wait(turn, method, params);
+    let params = prepare(turn);
+    let (request_id, reply) = send_and_wait(turn, method, &params);
     if let Reply::Error(error) = &reply {
         crate::log::warn(&format!(
             "approval request {request_id} failed: {error}; treating it as decline"

@@ -226,12 +226,15 @@ fn approve(turn: &mut TurnRunner, tool: &OfferedTool, arguments: &Value) -> Answ
         "message": format!("Allow the {} MCP server to run tool \"{}\"?", tool.server, tool.tool),
         "requestedSchema": {"type": "object", "properties": {}},
     });
-    let decision =
-        match super::client_request::ask_approval(turn, "mcpServer/elicitation/request", &params) {
-            Reply::Result(result) => parse_answer(&result),
-            Reply::Error(_) => Answer::Decline,
-            Reply::Cancelled => Answer::Cancel,
-        };
+    let decision = match super::client_request::ask_approval(
+        turn,
+        "mcpServer/elicitation/request",
+        |_| params,
+    ) {
+        Reply::Result(result) => parse_answer(&result),
+        Reply::Error(_) => Answer::Decline,
+        Reply::Cancelled => Answer::Cancel,
+    };
     if decision == Answer::AcceptForSession {
         lock(&turn.thread).approvals.mcp_tools.insert(key);
     }

@@ -360,16 +360,18 @@ fn ask(
     method: &str,
     mut params: Value,
 ) -> Decision {
-    turn.set_waiting_on_approval(true);
-    if !*started {
-        turn.item_started(item);
-        *started = true;
-    }
-    params["threadId"] = json!(turn.thread_id);
-    params["turnId"] = json!(turn.turn_id);
-    params["itemId"] = json!(item.id());
-    params["startedAtMs"] = json!(crate::time::unix_millis());
-    match client_request::ask_approval(turn, method, &params) {
+    let reply = client_request::ask_approval(turn, method, |turn| {
+        if !*started {
+            turn.item_started(item);
+            *started = true;
+        }
+        params["threadId"] = json!(turn.thread_id);
+        params["turnId"] = json!(turn.turn_id);
+        params["itemId"] = json!(item.id());
+        params["startedAtMs"] = json!(crate::time::unix_millis());
+        params
+    });
+    match reply {
         Reply::Result(result) => parse_decision(&result),
         Reply::Error(_) => Decision::Decline,
         Reply::Cancelled => Decision::Cancel,
