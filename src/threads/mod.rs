@@ -158,7 +158,8 @@ fn new_state(
         ephemeral,
         forked_from_id: None,
         originator,
-        source: rollout::APP_SERVER_SOURCE.to_string(),
+        source: rollout::new_thread_source().to_string(),
+        cli_version: rollout::CLI_VERSION.to_string(),
         settings,
         history: Vec::new(),
         told_context: None,
@@ -182,7 +183,7 @@ fn meta_of(state: &ThreadState) -> SessionMeta {
         created_at: state.created_at,
         cwd: state.settings.cwd.display().to_string(),
         originator: state.originator.clone(),
-        cli_version: env!("CARGO_PKG_VERSION").to_string(),
+        cli_version: state.cli_version.clone(),
         source: state.source.clone(),
         model_provider: state.settings.config.model_provider.clone(),
         model: state.settings.model.clone(),
@@ -469,6 +470,7 @@ impl Server {
         state.name = names.get(&meta.id).cloned();
         state.forked_from_id = meta.forked_from_id.clone();
         state.source = meta.source.clone();
+        state.cli_version = meta.cli_version.clone();
         state.context =
             crate::context::ContextState::from_history(loaded.history.iter().map(|(_, item)| item));
         state.history = loaded.history;
