@@ -1,6 +1,6 @@
 //! The thread/* and turn/* requests (protocol.md §5–6): creating, resuming, forking, listing,
 //! reading, archiving and naming threads; starting, interrupting and steering turns. State
-//! lives in `thread.rs`, files in `rollout/`, the running turn in `turn.rs`.
+//! lives in `thread.rs`, files in `rollout/`, the running turn in `turn/`.
 
 use std::collections::HashMap;
 use std::path::Path;
