@@ -257,10 +257,21 @@ impl ModelClient {
     pub fn start(&self, request: &ModelRequest, thread_id: &str) -> ResponseStream {
         let (tx, rx) = crossbeam_channel::bounded(EVENT_CHANNEL_CAPACITY);
         let abort = Arc::new(AbortSignal::new());
+        let body = match serde_json::to_vec(&request.body) {
+            Ok(body) => body,
+            Err(e) => {
+                let _ = tx.try_send(StreamEvent::Failed(ClientError::new(
+                    format!("cannot serialize the model request: {e}"),
+                    crate::protocol::CodexErrorInfo::Other,
+                    None,
+                )));
+                return ResponseStream { events: rx, abort };
+            }
+        };
         let job = round_trip::RoundTrip {
             settings: self.settings.clone(),
             auth: self.auth.clone(),
-            body: request.body.clone(),
+            body,
             lite: request.lite,
             thread_id: thread_id.to_string(),
             request_max_retries: self.request_max_retries(),
