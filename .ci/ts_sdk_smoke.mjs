@@ -59,6 +59,20 @@ function patchCall(tools, callId, patch) {
     : { type: "function_call", id: `fc_${callId}`, call_id: callId, name: "apply_patch", arguments: JSON.stringify({ input: patch }) };
 }
 
+// The tools a request offers: its `tools`, or in the Responses Lite shape those of the
+// `additional_tools` input item (namespaces flattened).
+function offeredTools(request) {
+  const tools = [...(request.tools ?? [])];
+  for (const item of request.input ?? []) {
+    if (item.type !== "additional_tools") continue;
+    for (const tool of item.tools ?? []) {
+      if (Array.isArray(tool.tools)) tools.push(...tool.tools);
+      else tools.push(tool);
+    }
+  }
+  return tools;
+}
+
 const server = http.createServer((req, res) => {
   let body = "";
   req.on("data", (chunk) => (body += chunk));
@@ -75,7 +89,7 @@ const server = http.createServer((req, res) => {
     } else if (reply.status) {
       res.writeHead(reply.status, { "content-type": "application/json" }).end(JSON.stringify(reply.body));
     } else {
-      res.writeHead(200, { "content-type": "text/event-stream" }).end(sse(reply(json.tools ?? [])));
+      res.writeHead(200, { "content-type": "text/event-stream" }).end(sse(reply(offeredTools(json))));
     }
   });
 });

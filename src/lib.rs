@@ -11,6 +11,7 @@ pub mod commands;
 pub mod config;
 pub mod context;
 pub mod exec;
+pub mod fuzzing;
 pub mod ids;
 pub mod lifecycle;
 pub mod log;

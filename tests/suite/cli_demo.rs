@@ -126,3 +126,46 @@ fn the_demo_shows_raw_protocol_lines_on_request() {
         Some("out turn/completed")
     );
 }
+
+/// The README's first command must work for a normal user too: as root, the demo runs again
+/// as `nobody` (from a copy of the binary that user can reach); as a normal user, as is.
+#[cfg(unix)]
+#[test]
+fn the_demo_runs_as_a_normal_user() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    const NOBODY: u32 = 65534;
+    let bin_dir = std::env::temp_dir().join(format!("codex-lite-demo-bin-{}", std::process::id()));
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    let bin = bin_dir.join("codex-lite");
+    std::fs::copy(env!("CARGO_BIN_EXE_codex-lite"), &bin).unwrap();
+    std::fs::set_permissions(&bin_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut command = Command::new(&bin);
+    command
+        .arg("demo")
+        .current_dir("/")
+        .env("HOME", "/nonexistent")
+        .env_remove("CODEX_HOME")
+        .stdin(Stdio::null());
+    if unsafe { libc::geteuid() } == 0 {
+        // std drops the supplementary groups when root sets a uid.
+        command.uid(NOBODY).gid(NOBODY);
+    }
+    let out = command.output().unwrap();
+    let _ = std::fs::remove_dir_all(&bin_dir);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("commands can be sandboxed here"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("demo finished: the turn completed"),
+        "{stdout}"
+    );
+}

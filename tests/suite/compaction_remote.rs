@@ -4,12 +4,11 @@
 //! `kill -9` in the middle of one (the thread resumes from its last complete state).
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::suite::compaction::{
-    SUMMARY_PREFIX, answer, bodies, is_local_compaction, item_events, said, turn, user_words,
+    SUMMARY_PREFIX, answer, bodies, item_events, said, turn, user_words,
 };
 use crate::suite::turns::{finish_turn, last_turn, start_thread, start_turn};
 use crate::support::TempDir;
@@ -252,7 +251,11 @@ fn a_kill_during_a_compaction_loses_nothing() {
         mock.wait_for_requests(2);
         let pid = server.pid() as libc::pid_t;
         assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
-        assert!(server.wait_exit(Duration::from_secs(10)).is_some());
+        assert!(
+            server
+                .wait_exit(std::time::Duration::from_secs(10))
+                .is_some()
+        );
         thread_id
     };
     let path = rollout_of(home.path(), &thread_id);
@@ -276,7 +279,7 @@ fn a_kill_during_a_compaction_loses_nothing() {
     let third = turn(&mut server, &thread_id, "third question");
     assert_eq!(item_events(&third)[0].1, "contextCompaction");
     let requests = bodies(&mock);
-    assert!(is_local_compaction(&requests[2]));
+    assert!(crate::suite::compaction::is_local_compaction(&requests[2]));
     assert!(
         said(&requests[2])
             .iter()

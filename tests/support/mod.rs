@@ -67,13 +67,6 @@ impl Drop for TempDir {
     }
 }
 
-/// [`host_pid`] where sandboxes have no PID namespace of their own (macOS, Windows): the pid
-/// a command reports is already ours.
-#[cfg(not(target_os = "linux"))]
-pub fn host_pid(_marker: &Path, inner: u32) -> Option<u32> {
-    Some(inner)
-}
-
 /// The pid, as this process sees it, of the process that has pid `inner` inside the sandbox whose
 /// helper command line names `marker` (a path only that command mentions): the Linux sandbox
 /// runs each command in its own PID namespace, where `$$` means nothing outside. `None` when no
