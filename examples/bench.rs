@@ -25,6 +25,9 @@ use serde_json::{Value, json};
 #[path = "bench_parts/long_session.rs"]
 mod long_session;
 
+#[global_allocator]
+static ALLOCATOR: long_session::Counting = long_session::Counting;
+
 const DELTAS: usize = 20_000;
 const INIT_RUNS: usize = 10;
 /// Idle MCP servers configured for the per-server cost (averaged over them).

@@ -11,6 +11,39 @@ use codex_lite::protocol::{
 };
 use codex_lite::rollout::{Entry, Rollout, SessionMeta, TurnContext};
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The system allocator, counting live bytes, so the bench can weigh the loaded history itself
+/// (what `rollout::load` keeps) in its own process.
+pub struct Counting;
+
+static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded unchanged to `System`; the counter only observes sizes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
+        // SAFETY: the caller's contract is `System`'s.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE_BYTES.fetch_sub(layout.size(), Ordering::Relaxed);
+        // SAFETY: the caller's contract is `System`'s.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+/// Live heap bytes of the loaded thread (its history, turns and items) in this process.
+fn loaded_bytes(home: &Path, thread: &str) -> usize {
+    let (path, _) = codex_lite::rollout::find(home, thread).expect("stored rollout");
+    let before = LIVE_BYTES.load(Ordering::Relaxed);
+    let loaded = codex_lite::rollout::load(&path).expect("load");
+    let bytes = LIVE_BYTES.load(Ordering::Relaxed).saturating_sub(before);
+    drop(loaded);
+    bytes
+}
+
 /// Turns of the long thread.
 pub const TURNS: usize = 500;
 /// Shell calls per turn (each a `commandExecution` item, a call and an output in the history).
@@ -219,6 +252,7 @@ fn page_all(
 pub fn measure(turns: usize) {
     let home = TempHome(temp_home());
     let (thread, file_bytes) = store_long_thread(&home.0, turns);
+    let history_bytes = loaded_bytes(&home.0, &thread);
     let (url, arrived) = serve_answer();
     let mut server = spawn_in(
         &home.0,
@@ -268,12 +302,13 @@ pub fn measure(turns: usize) {
     let rss_after = kib(&server, "VmRSS:");
     let peak = kib(&server, "VmHWM:");
     println!(
-        "long session, {turns} turns / {} items ({:.1} MB rollout): resume {} ms wall / {} ms CPU, RSS {} → {} KiB (+{} KiB); \
+        "long session, {turns} turns / {} items ({:.1} MB rollout, {:.1} MB loaded): resume {} ms wall / {} ms CPU, RSS {} → {} KiB (+{} KiB); \
          one more turn: request ({:.1} MB) sent after {} ms, turn {} ms wall / {} ms CPU, RSS {} KiB (peak {} KiB); \
          turns/list {turn_count} turns in {turn_pages} pages of 25: {:.1} ms ({:.2} ms a page); \
          items/list {item_count} items in {item_pages} pages of 100: {:.1} ms ({:.2} ms a page); RSS after paging {} KiB",
         turns * (2 + CALLS_PER_TURN),
         file_bytes as f64 / 1e6,
+        history_bytes as f64 / 1e6,
         resume_wall.as_millis(),
         resume_cpu.as_millis(),
         rss_idle,
