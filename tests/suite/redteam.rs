@@ -259,11 +259,11 @@ pub(crate) fn open_to_all(path: &Path) {
 
 // ---- the network class ----
 
-use std::net::UdpSocket;
+use std::net::{TcpListener, UdpSocket};
 use std::os::unix::net::{UnixDatagram, UnixListener};
 
 /// Host services a sandboxed command must not reach: a stream and a datagram unix socket (a
-/// docker/dbus/journald stand-in), an abstract unix socket, UDP on 127.0.0.1 and ::1.
+/// docker/dbus/journald stand-in), an abstract unix socket, TCP and UDP on 127.0.0.1 and ::1.
 struct Services {
     stream: UnixListener,
     stream_path: PathBuf,
@@ -273,6 +273,8 @@ struct Services {
     abstract_name: String,
     udp: UdpSocket,
     udp6: Option<UdpSocket>,
+    tcp: TcpListener,
+    tcp6: Option<TcpListener>,
 }
 
 impl Services {
@@ -292,7 +294,12 @@ impl Services {
         let abstract_listener = UnixListener::bind_addr(&addr).unwrap();
         let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
         let udp6 = UdpSocket::bind("[::1]:0").ok();
+        let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+        let tcp6 = TcpListener::bind("[::1]:0").ok();
         for l in [&stream, &abstract_listener] {
+            l.set_nonblocking(true).unwrap();
+        }
+        for l in std::iter::once(&tcp).chain(&tcp6) {
             l.set_nonblocking(true).unwrap();
         }
         dgram.set_nonblocking(true).unwrap();
@@ -309,6 +316,8 @@ impl Services {
             abstract_name,
             udp,
             udp6,
+            tcp,
+            tcp6,
         }
     }
 
@@ -337,6 +346,12 @@ impl Services {
             }
             if self.udp6.as_ref().is_some_and(|u| u.recv(&mut buf).is_ok()) {
                 reached.push("udp6");
+            }
+            if self.tcp.accept().is_ok() {
+                reached.push("tcp");
+            }
+            if self.tcp6.as_ref().is_some_and(|t| t.accept().is_ok()) {
+                reached.push("tcp6");
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -394,6 +409,11 @@ fn plain_sockets_cannot_reach_host_services_when_the_network_is_off() {
             .udp6
             .as_ref()
             .map(|u| u.local_addr().unwrap().port().to_string());
+        let tcp_port = services.tcp.local_addr().unwrap().port().to_string();
+        let tcp_port6 = services
+            .tcp6
+            .as_ref()
+            .map(|t| t.local_addr().unwrap().port().to_string());
         let mut attacks: Vec<(Vec<&str>, &str)> = vec![
             (vec!["connect-unix", &stream], "unix stream"),
             (
@@ -403,9 +423,11 @@ fn plain_sockets_cannot_reach_host_services_when_the_network_is_off() {
             (vec!["dgram-unix", &dgram], "unix datagram"),
             (vec!["dgram-pair-unix", &dgram], "unix datagram"),
             (vec!["udp", &port], "udp"),
+            (vec!["tcp", &tcp_port], "tcp"),
         ];
-        if let Some(port6) = &port6 {
+        if let (Some(port6), Some(tcp_port6)) = (&port6, &tcp_port6) {
             attacks.push((vec!["udp6", port6], "udp6"));
+            attacks.push((vec!["tcp6", tcp_port6], "tcp6"));
         } else {
             skip("no ::1 on this host: the IPv6 attack is not tried");
         }
