@@ -2,7 +2,7 @@
 //! permissions and environment context messages, user input in Responses form, and the request
 //! of one round trip in the classic or the Responses Lite shape, driven by the thread's
 //! catalog entry. The tool definitions come from `tools/specs.rs`; sending is `client/`'s;
-//! deciding when is `turn.rs`'s.
+//! deciding when is `turn/`'s.
 
 use serde_json::{Value, json};
 

@@ -1,5 +1,5 @@
 //! turn/start, turn/interrupt and turn/steer: overrides onto the thread's settings, the
-//! turn handle, and the `turn-<id>` thread (`turn.rs` runs it).
+//! turn handle, and the `turn-<id>` thread (`turn/` runs it).
 
 use std::sync::Arc;
 

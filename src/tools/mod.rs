@@ -2,7 +2,7 @@
 //! `commandExecution` item, run through `exec` under the thread's sandbox, output streamed) and
 //! `apply_patch` (a `fileChange` item; also when the model runs `apply_patch` through the shell),
 //! with the approval rules of each policy, session approvals, output capping for the model, and
-//! the turn's cumulative diff. The turn loop is `turn.rs`'s; spawning processes is `exec.rs`'s.
+//! the turn's cumulative diff. The turn loop is `turn/`'s; spawning processes is `exec.rs`'s.
 //!
 //! This file holds the dispatch, approvals and running a process; `shell.rs` the shell tool and
 //! its read-only command list; `patch.rs` the apply_patch tool and the turn's diff.
