@@ -11,6 +11,7 @@ mod cli_exec;
 mod cli_exec_policy;
 mod commands;
 mod compaction;
+mod compaction_catalog;
 mod compaction_remote;
 mod context;
 mod context_review;
