@@ -16,6 +16,7 @@ mod context;
 mod context_review;
 mod fuzz_rpc;
 mod history;
+mod history_running;
 mod lifecycle;
 mod mcp;
 mod mcp_faults;

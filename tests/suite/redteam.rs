@@ -6,8 +6,8 @@
 //! that passes proves the sandbox stopped it rather than the probe being broken; when the host
 //! itself forbids an attack (io_uring disabled, say) that part is skipped visibly.
 //!
-//! The probe is `tests/redteam/probe.c`, compiled with gcc at test time (no gcc: every test says
-//! `skipped:` and returns). This file holds the harness and the network class; the filesystem
+//! The probe is `tests/redteam/probe.c`, compiled with gcc at test time (no gcc: every test
+//! fails, saying so). This file holds the harness and the network class; the filesystem
 //! and carve-out classes are in `redteam_fs.rs`, processes, root powers, daemons and terminals in
 //! `redteam_proc.rs`.
 #![cfg(target_os = "linux")]
@@ -31,37 +31,44 @@ pub(crate) fn skip(why: &str) {
     let _ = writeln!(std::io::stderr(), "skipped: {why}");
 }
 
-/// The compiled probe, built once per test run; `None` (and a visible skip) without gcc.
-pub(crate) fn probe_bin() -> Option<&'static Path> {
-    static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("redteam-probe");
-            std::fs::create_dir_all(&dir).unwrap();
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-            let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/redteam/probe.c");
-            let out = dir.join(format!("probe-{}", std::process::id()));
-            let built = Command::new("gcc")
-                .args(["-O1", "-Wall", "-o"])
-                .arg(&out)
-                .arg(&source)
-                .status()
-                .is_ok_and(|s| s.success());
-            built.then_some(out)
-        })
-        .as_deref()
+/// The compiled probe, built once per test run. gcc is a prerequisite of the tests (README, "Tests
+/// and CI"): without it every red-team test fails, saying so, rather than passing untried.
+pub(crate) fn probe_bin() -> &'static Path {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("redteam-probe");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/redteam/probe.c");
+        let out = dir.join(format!("probe-{}", std::process::id()));
+        match Command::new("gcc")
+            .args(["-O1", "-Wall", "-o"])
+            .arg(&out)
+            .arg(&source)
+            .output()
+        {
+            Ok(o) if o.status.success() => Ok(out),
+            Ok(o) => Err(format!(
+                "gcc cannot build tests/redteam/probe.c ({}):\n{}",
+                o.status,
+                String::from_utf8_lossy(&o.stderr)
+            )),
+            Err(e) => Err(format!(
+                "the red-team tests need gcc to build tests/redteam/probe.c (Debian: apt-get \
+                 install gcc libc6-dev): {e}"
+            )),
+        }
+    });
+    match built {
+        Ok(path) => path,
+        Err(why) => panic!("{why}"),
+    }
 }
 
-/// Returns from the test, visibly, when the probe cannot be built.
+/// The probe, for a red-team test (fails the test when it cannot be built).
 macro_rules! require_probe {
     () => {
-        match $crate::suite::redteam::probe_bin() {
-            Some(probe) => probe,
-            None => {
-                $crate::suite::redteam::skip("gcc cannot build tests/redteam/probe.c");
-                return;
-            }
-        }
+        $crate::suite::redteam::probe_bin()
     };
 }
 #[allow(unused_imports)] // used by the other red-team files
@@ -207,7 +214,7 @@ impl Arena {
 
     /// [`Arena::sandboxed`] with `cwd` as the working directory and the policy's cwd.
     pub fn sandboxed_in(&self, cwd: &Path, policy: &Value, args: &[&str]) -> Command {
-        let probe = probe_bin().unwrap();
+        let probe = probe_bin();
         let mut cmd = self.command(Path::new(BIN));
         cmd.current_dir(cwd)
             .arg0("codex-linux-sandbox")
@@ -230,7 +237,7 @@ impl Arena {
 
     /// Runs the probe unconfined as the attacker: the control that shows the attack works.
     pub fn run_unconfined(&self, args: &[&str]) -> Probe {
-        let mut cmd = self.command(probe_bin().unwrap());
+        let mut cmd = self.command(probe_bin());
         cmd.args(args);
         collect(cmd)
     }

@@ -425,7 +425,7 @@ fn a_daemon_dies_with_its_command_and_everything_dies_with_a_killed_server() {
         let beat = arena.ws.join("orphan-beat");
         let script = format!(
             "{} daemon {}; exec sleep 60",
-            probe_bin().unwrap().display(),
+            probe_bin().display(),
             beat.display()
         );
         let mut server = Command::new("sh");
@@ -534,7 +534,7 @@ fn no_keystrokes_reach_the_terminal() {
     for who in users() {
         let arena = Arena::new("tty", who, |_| {});
         let pty = Pty::open(who);
-        let mut control = Command::new(probe_bin().unwrap());
+        let mut control = Command::new(probe_bin());
         control.arg("tiocsti").current_dir(&arena.ws);
         // SAFETY: getuid has no preconditions.
         if unsafe { libc::getuid() } == 0 {
@@ -568,7 +568,7 @@ fn no_keystrokes_reach_the_terminal() {
         // The `sandbox` CLI, which passes the user's terminal through.
         let mut cli = Command::new(env!("CARGO_BIN_EXE_codex-lite"));
         cli.args(["sandbox", "linux", "--full-auto", "--"])
-            .arg(probe_bin().unwrap())
+            .arg(probe_bin())
             .arg("tiocsti")
             .current_dir(&arena.ws)
             .env("CODEX_HOME", &arena.home);
