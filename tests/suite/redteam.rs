@@ -513,7 +513,7 @@ fn descriptors_leaked_by_the_parent_do_not_reach_the_command() {
             std::io::Read::read(&mut &host, &mut buf).map_or(0, |n| n)
         };
         let fd = FD.to_string();
-        let mut control = arena.command(probe_bin().unwrap());
+        let mut control = arena.command(probe_bin());
         control.args(["write-fd", &fd]);
         inherit_as(&mut control, &leaked, FD);
         let run = collect(control);
