@@ -31,6 +31,7 @@ mod rpc;
 mod sandbox;
 mod sandbox_server;
 mod sandbox_work;
+mod thread_provenance;
 mod threads;
 mod tools_context;
 mod turns;
