@@ -19,6 +19,9 @@ mod history;
 mod lifecycle;
 mod mcp;
 mod mcp_faults;
+// Counts the app-server's threads through /proc.
+#[cfg(target_os = "linux")]
+mod mcp_idle;
 mod mock_selftest;
 mod patch_scope;
 mod redteam;
