@@ -1,8 +1,10 @@
 //! Prints the numbers codex-lite holds itself to (README "Numbers"): binary size, time to
 //! answer `initialize` after spawn, idle RSS and threads, the CPU time of a turn that
 //! streams 20 000 text deltas from a local SSE server, paging `thread/list` through 10 000
-//! stored threads, and what configured, idle MCP stdio servers cost in our process (`python3`
-//! runs `tests/mcp/misbehaving.py`, a small server). Run after a release build:
+//! stored threads, what configured, idle MCP stdio servers cost in our process (`python3`
+//! runs `tests/mcp/misbehaving.py`, a small server), and a long session (`bench_parts/
+//! long_session.rs`: resume, one more turn and paging on a thread of 500 turns / 5 000 items).
+//! Run after a release build:
 //!
 //! ```sh
 //! cargo build --release && cargo run --release --example bench
@@ -19,6 +21,12 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+
+#[path = "bench_parts/long_session.rs"]
+mod long_session;
+
+#[global_allocator]
+static ALLOCATOR: long_session::Counting = long_session::Counting;
 
 const DELTAS: usize = 20_000;
 const INIT_RUNS: usize = 10;
@@ -338,6 +346,12 @@ fn page_through(server: &mut Server, first_id: u64) -> (Duration, Duration, usiz
 }
 
 fn main() {
+    // `-- long-session`: only the long-session figure.
+    if std::env::args().any(|a| a == "long-session") {
+        long_session::measure(50);
+        long_session::measure(long_session::TURNS);
+        return;
+    }
     let size = std::fs::metadata(binary()).map(|m| m.len()).unwrap_or(0);
     println!(
         "binary size:            {:.2} MB ({size} bytes)",
@@ -448,4 +462,8 @@ fn main() {
         whole.as_millis(),
         restarted.cpu().saturating_sub(cpu_before).as_millis()
     );
+
+    // Twice: a short thread, then the long one; memory should grow by about the history.
+    long_session::measure(50);
+    long_session::measure(long_session::TURNS);
 }

@@ -27,6 +27,8 @@ pub mod rpc;
 pub mod sandbox;
 pub mod secret;
 pub mod server;
+#[cfg(test)]
+mod test_dir;
 pub mod thread;
 pub mod threads;
 pub mod time;

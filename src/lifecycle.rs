@@ -1,7 +1,7 @@
 //! The server process against the outside world: the `app-server-watch` thread turns a
 //! termination signal (SIGTERM, SIGHUP, SIGINT) or a client that closed its end of our stdout
 //! into a [`StopReason`] for the main loop, which then stops the turns, kills every command,
-//! flushes and exits. Writes that fail are reported by the stdout writer itself (`rpc.rs`); this
+//! flushes and exits. Writes that fail are reported by the stdout writer itself (`rpc/writer.rs`); this
 //! watcher also catches a reader that went away while we had nothing to say.
 //!
 //! What the signals and the stdout probe are on each OS is `crate::platform`'s.

@@ -2,7 +2,7 @@
 //! permissions and environment context messages, user input in Responses form, and the request
 //! of one round trip in the classic or the Responses Lite shape, driven by the thread's
 //! catalog entry. The tool definitions come from `tools/specs.rs`; sending is `client/`'s;
-//! deciding when is `turn.rs`'s.
+//! deciding when is `turn/`'s.
 
 use serde_json::{Value, json};
 
@@ -170,7 +170,19 @@ pub fn build_request<'a>(
     let lite = info.uses_responses_lite();
     let mut tools = crate::tools::specs::tool_specs(settings);
     tools.extend(live_tools);
-    let history: Vec<&Value> = history.filter(|item| is_replayable(item)).collect();
+    // Written once from the thread's own items (no copy of the history as a tree).
+    let mut written = Vec::new();
+    for item in history.filter(|item| is_replayable(item)) {
+        let mark = written.len();
+        if mark > 0 {
+            written.push(b',');
+        }
+        if let Err(e) = serde_json::to_writer(&mut written, item) {
+            // A `Value` always serializes; should it not, the item is left out, loudly.
+            crate::log::warn(&format!("history item left out of the request: {e}"));
+            written.truncate(mark);
+        }
+    }
     let mut body = json!({"model": settings.model});
     if lite {
         let client_tools: Vec<Value> = tools
@@ -186,7 +198,7 @@ pub fn build_request<'a>(
                 !hosted
             })
             .collect();
-        let mut input = vec![
+        let input = vec![
             json!({
                 "type": "additional_tools",
                 "role": "developer",
@@ -194,13 +206,12 @@ pub fn build_request<'a>(
             }),
             message("developer", base_instructions(settings).to_string()),
         ];
-        input.extend(history.into_iter().cloned());
         body["input"] = Value::Array(input);
         body["tool_choice"] = json!("auto");
         body["parallel_tool_calls"] = json!(false);
     } else {
         body["instructions"] = json!(base_instructions(settings));
-        body["input"] = json!(history);
+        body["input"] = json!([]);
         body["tools"] = Value::Array(tools);
         body["tool_choice"] = json!("auto");
         body["parallel_tool_calls"] = json!(info.supports_parallel_tool_calls());
@@ -237,7 +248,11 @@ pub fn build_request<'a>(
     if !text.is_empty() {
         body["text"] = Value::Object(text);
     }
-    ModelRequest { body, lite }
+    ModelRequest {
+        body,
+        history: written,
+        lite,
+    }
 }
 
 /// The namespace the Responses Lite shape wraps client tools in (as the reference does).

@@ -1,7 +1,7 @@
 //! Reviews (context.md §3, `review/start`): what a review target asks the model, the separate
 //! conversation a review runs in (our review instructions, the environment, the request — not
 //! the thread's history), and how its answer becomes the review text the thread and the
-//! client see. The request handler is `threads/review.rs`; the turn that runs it is `turn.rs`'s.
+//! client see. The request handler is `threads/review.rs`; the turn that runs it is `turn/`'s.
 
 use std::cell::RefCell;
 use std::path::Path;

@@ -1,6 +1,6 @@
 //! The main loop of `app-server`: the handshake gate, request dispatch, and shutdown on stdin
 //! EOF. It never blocks on I/O of its own: handlers answer at once or hand work to a thread.
-//! Framing and the pending map are `rpc.rs`'s; what each method does lives in its own module.
+//! Framing and the pending map are `rpc/`'s; what each method does lives in its own module.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

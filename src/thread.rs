@@ -1,6 +1,6 @@
 //! Thread state in memory: settings, the conversation history sent to the model, the turns and
 //! items shown to clients, status, token usage, session approvals, and the handle of the running
-//! turn. The rollout file format is `rollout/`'s; running a turn is `turn.rs`'s; the thread/*
+//! turn. The rollout file format is `rollout/`'s; running a turn is `turn/`'s; the thread/*
 //! request handlers are `threads/`'s.
 
 use std::collections::HashSet;

@@ -167,10 +167,66 @@ pub enum StreamEvent {
 /// One model round trip's request: the body (built by `prompt.rs`) and how it must be sent.
 #[derive(Debug, Clone)]
 pub struct ModelRequest {
-    /// The JSON body.
+    /// The JSON body, except the history: its `input` holds only what precedes the history
+    /// (the Responses Lite preamble).
     pub body: Value,
+    /// The history items of `input`, already serialized and joined by commas (a long history
+    /// is megabytes: it is written once from the thread's own items, never copied as a tree).
+    pub history: Vec<u8>,
     /// Responses Lite: sent with `x-openai-internal-codex-responses-lite: true`.
     pub lite: bool,
+}
+
+impl ModelRequest {
+    /// The body as sent: `body` with [`Self::history`] appended to its `input` array (added
+    /// when missing), keys in `body`'s order.
+    pub fn to_json(&self) -> serde_json::Result<Vec<u8>> {
+        let Value::Object(fields) = &self.body else {
+            return serde_json::to_vec(&self.body);
+        };
+        let mut out = Vec::with_capacity(self.history.len() + 4096);
+        out.push(b'{');
+        let mut has_input = false;
+        for (key, value) in fields {
+            if out.len() > 1 {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut out, key)?;
+            out.push(b':');
+            match value {
+                Value::Array(preamble) if key == "input" => {
+                    has_input = true;
+                    self.write_input(&mut out, preamble)?;
+                }
+                _ => serde_json::to_writer(&mut out, value)?,
+            }
+        }
+        if !has_input {
+            if out.len() > 1 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"\"input\":");
+            self.write_input(&mut out, &[])?;
+        }
+        out.push(b'}');
+        Ok(out)
+    }
+
+    fn write_input(&self, out: &mut Vec<u8>, preamble: &[Value]) -> serde_json::Result<()> {
+        out.push(b'[');
+        for (i, item) in preamble.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut *out, item)?;
+        }
+        if !preamble.is_empty() && !self.history.is_empty() {
+            out.push(b',');
+        }
+        out.extend_from_slice(&self.history);
+        out.push(b']');
+        Ok(())
+    }
 }
 
 /// What a round trip needs from the configuration, shared by the clones of a client.
@@ -257,10 +313,21 @@ impl ModelClient {
     pub fn start(&self, request: &ModelRequest, thread_id: &str) -> ResponseStream {
         let (tx, rx) = crossbeam_channel::bounded(EVENT_CHANNEL_CAPACITY);
         let abort = Arc::new(AbortSignal::new());
+        let body = match request.to_json() {
+            Ok(body) => body,
+            Err(e) => {
+                let _ = tx.try_send(StreamEvent::Failed(ClientError::new(
+                    format!("cannot serialize the model request: {e}"),
+                    crate::protocol::CodexErrorInfo::Other,
+                    None,
+                )));
+                return ResponseStream { events: rx, abort };
+            }
+        };
         let job = round_trip::RoundTrip {
             settings: self.settings.clone(),
             auth: self.auth.clone(),
-            body: request.body.clone(),
+            body,
             lite: request.lite,
             thread_id: thread_id.to_string(),
             request_max_retries: self.request_max_retries(),

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::{Sender, TrySendError};
-use serde_json::Value;
 
 use super::error::{StatusClass, classify_status};
 use super::events::{Mapped, map_event};
@@ -42,7 +41,9 @@ impl From<ClientError> for Stop {
 pub(super) struct RoundTrip {
     pub settings: Arc<Settings>,
     pub auth: Arc<dyn AuthProvider>,
-    pub body: Value,
+    /// The request body, serialized once by [`super::ModelClient::start`] (a long history is
+    /// megabytes: no second copy as a JSON tree).
+    pub body: Vec<u8>,
     pub lite: bool,
     pub thread_id: String,
     pub request_max_retries: u64,
@@ -99,13 +100,7 @@ impl RoundTrip {
     }
 
     fn send_and_stream(&self, out: &Outbox<'_>) -> Result<(), Stop> {
-        let body = serde_json::to_vec(&self.body).map_err(|e| {
-            ClientError::new(
-                format!("cannot serialize the model request: {e}"),
-                crate::protocol::CodexErrorInfo::Other,
-                None,
-            )
-        })?;
+        let body = &self.body;
         let mut jitter = Jitter::seeded();
         let mut retries = 0u64;
         let mut recovered = false;
@@ -136,7 +131,7 @@ impl RoundTrip {
                 &url,
                 &bearer,
                 route.routing_override.as_deref(),
-                &body,
+                body,
                 retries,
             );
             if out.abort.is_set() {

@@ -320,6 +320,7 @@ fn key_client(server: &Server, retries: u64) -> ModelClient {
 fn body() -> ModelRequest {
     ModelRequest {
         body: json!({"model":"mock-model","input":[],"stream":true}),
+        history: Vec::new(),
         lite: false,
     }
 }
@@ -950,10 +951,10 @@ fn a_tls_failure_is_a_connection_failure() {
     );
 }
 
-/// Prints what 20 000 deltas cost (run with `cargo test --release client::tests::bench --
-/// --ignored --nocapture`); numbers, not assertions.
+/// 20 000 deltas all arrive, parsed and over loopback; also prints what they cost (`cargo test
+/// --release client::tests::bench -- --nocapture`: numbers for reading, the goal is checked by
+/// `examples/bench.rs`).
 #[test]
-#[ignore]
 fn bench_twenty_thousand_deltas() {
     const N: usize = 20_000;
     let one = delta("token ");
@@ -996,4 +997,54 @@ fn client_and_stream_can_move_between_threads() {
     send_sync::<ResponseStream>();
     send_sync::<StreamEvent>();
     send_sync::<ClientError>();
+}
+
+#[test]
+fn request_body_splices_the_serialized_history_into_input() {
+    let history = |items: &[Value]| -> Vec<u8> {
+        items
+            .iter()
+            .map(|i| serde_json::to_string(i).unwrap())
+            .collect::<Vec<_>>()
+            .join(",")
+            .into_bytes()
+    };
+    let a = json!({"type": "message", "role": "user", "content": [{"type": "input_text", "text": "a\"b"}]});
+    let b = json!({"type": "function_call_output", "call_id": "c", "output": "x"});
+    let pre = json!({"type": "additional_tools", "role": "developer", "tools": []});
+    // (body, history items, the input array expected)
+    let cases = [
+        (json!({"model": "m", "input": []}), vec![], json!([])),
+        (
+            json!({"model": "m", "input": []}),
+            vec![a.clone(), b.clone()],
+            json!([a, b]),
+        ),
+        (
+            json!({"model": "m", "input": [pre], "stream": true}),
+            vec![a.clone()],
+            json!([pre, a]),
+        ),
+        (json!({"model": "m", "input": [pre]}), vec![], json!([pre])),
+        (json!({"model": "m"}), vec![b.clone()], json!([b])),
+        (json!({}), vec![a.clone()], json!([a])),
+    ];
+    for (body, items, input) in cases {
+        let request = ModelRequest {
+            body: body.clone(),
+            history: history(&items),
+            lite: false,
+        };
+        let sent: Value = serde_json::from_slice(&request.to_json().unwrap()).unwrap();
+        let mut expected = body;
+        expected["input"] = input;
+        assert_eq!(sent, expected);
+        if items.is_empty() {
+            // Nothing to splice: exactly what serde_json writes for the body itself.
+            assert_eq!(
+                request.to_json().unwrap(),
+                serde_json::to_vec(&request.body).unwrap()
+            );
+        }
+    }
 }

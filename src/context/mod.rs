@@ -4,7 +4,7 @@
 //! first turn of a thread, after a resume when something changed, when the cwd or a policy
 //! changes, and when the date rolls over. Compaction (`compact/`) rebuilds the history around
 //! them. The permissions developer message is `prompt.rs`'s;
-//! the turn loop is `turn.rs`'s.
+//! the turn loop is `turn/`'s.
 
 pub mod compact;
 pub mod environment;

@@ -41,6 +41,25 @@ use capture::Capture;
 pub use env::{Env, Inherit, ShellEnvironmentPolicy};
 pub use sys::Terminal;
 
+/// The command as one display string, as a POSIX shell reads it back: words that hold anything
+/// but plain characters are single-quoted.
+pub fn shell_join(argv: &[String]) -> String {
+    argv.iter()
+        .map(|word| {
+            let plain = !word.is_empty()
+                && word
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
+            if plain {
+                word.clone()
+            } else {
+                format!("'{}'", word.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Keeps a long-lived helper child (the `app-server` that `exec` and `demo` spawn) out of the
 /// terminal's Ctrl-C: it runs in its own process group, so the signal reaches only its parent,
 /// whose exit closes the child's stdin; the child then shuts down in order (interrupting turns

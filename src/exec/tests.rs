@@ -110,3 +110,13 @@ fn alias_dir_links_our_executable_and_is_removed_on_drop() {
     assert!(!path.exists());
     std::fs::remove_dir_all(&home).unwrap();
 }
+
+#[test]
+fn commands_are_joined_as_a_shell_reads_them() {
+    let argv = |words: &[&str]| words.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        shell_join(&argv(&["bash", "-lc", "echo 'hi there'"])),
+        "bash -lc 'echo '\\''hi there'\\'''"
+    );
+    assert_eq!(shell_join(&argv(&["ls", "-la", ""])), "ls -la ''");
+}

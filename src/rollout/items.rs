@@ -145,28 +145,11 @@ pub(super) fn command_text(argv: &Value) -> String {
                 .collect();
             match words.as_slice() {
                 [one] => one.clone(),
-                _ => shell_join(&words),
+                _ => crate::exec::shell_join(&words),
             }
         }
         _ => String::new(),
     }
-}
-
-/// Words joined as a POSIX shell reads them back (quoted when they hold anything else than
-/// plain characters).
-fn shell_join(words: &[String]) -> String {
-    let quote = |word: &String| {
-        let plain = !word.is_empty()
-            && word
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
-        if plain {
-            word.clone()
-        } else {
-            format!("'{}'", word.replace('\'', "'\\''"))
-        }
-    };
-    words.iter().map(quote).collect::<Vec<_>>().join(" ")
 }
 
 /// Our `fileChange.changes` list → Codex's map path → `{type: add|delete, content}` or

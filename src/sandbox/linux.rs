@@ -10,7 +10,8 @@
 //! writable roots bound read-write and the carve-outs read-only on top (`view.rs`, from the
 //! `plan.rs` paths), with no capabilities, `no_new_privs`, the seccomp filter (`seccomp.rs`) and
 //! Landlock (`landlock.rs`) as a second, independent layer; it dies with the server and takes
-//! every process it started with it (`namespaces.rs`). CODEX_HOME (`--codex-home`, else
+//! every process it started with it (`namespaces.rs`). It gets stdin, stdout and stderr only: every
+//! other inherited descriptor is closed first. CODEX_HOME (`--codex-home`, else
 //! `$CODEX_HOME` or `~/.codex`) is read-only to it whatever the policy.
 //!
 //! When the kernel refuses the namespaces the helper fails closed, naming the fix; only with
@@ -207,6 +208,7 @@ mod imp {
         if args.policy.has_full_disk_write_access() {
             return exec_failed(&argv, super::execvp(&argv));
         }
+        close_inherited_descriptors();
         let codex_home = args.codex_home.clone().or_else(codex_home_from_env);
         let mut plan = Plan::new(&args.policy, &args.cwd, codex_home.as_deref());
         let cwd = match std::env::current_dir() {
@@ -234,6 +236,33 @@ mod imp {
                 eprintln!("{HELPER_ARG0}: {}", unavailable_message(&e));
                 EXIT_SETUP_FAILED
             }
+        }
+    }
+
+    /// Closes every descriptor the helper inherited beyond stdin, stdout and stderr. A socket or
+    /// file that a parent leaked (an IDE's, passed on through the server's children) would
+    /// otherwise reach the command and, through it, a host service or file whatever the policy:
+    /// the namespaces and filters only govern what the command opens itself.
+    fn close_inherited_descriptors() {
+        // SAFETY: close_range takes plain integers; nothing in this process (single-threaded,
+        // just started) uses a descriptor above 2 yet.
+        let rc = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+        if rc == 0 {
+            return;
+        }
+        // Before Linux 5.9: close what /proc lists (the listing's own descriptor is closed by
+        // then, and closing it again is a harmless EBADF).
+        let listed: Vec<libc::c_int> = std::fs::read_dir("/proc/self/fd")
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                    .filter(|fd| *fd > 2)
+                    .collect()
+            })
+            .unwrap_or_default();
+        for fd in listed {
+            // SAFETY: closing a descriptor this process inherited and never uses.
+            unsafe { libc::close(fd) };
         }
     }
 

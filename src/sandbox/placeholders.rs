@@ -126,30 +126,11 @@ fn is_same(file: &File, path: &Path) -> bool {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-
-    struct Scratch(PathBuf);
-
-    impl Scratch {
-        fn new(name: &str) -> Self {
-            let dir = std::env::temp_dir().join(format!(
-                "codex-lite-placeholders-{name}-{}",
-                std::process::id()
-            ));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            Self(dir)
-        }
-    }
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::test_dir::Scratch;
 
     #[test]
     fn placeholders_are_shared_and_removed_by_the_last_holder() {
-        let s = Scratch::new("share");
+        let s = Scratch::new("placeholders-share");
         let root = s.0.join("root");
         std::fs::create_dir_all(root.join(".git")).unwrap();
         let wanted = vec![root.join(".codex"), root.join(".git"), root.join(".agents")];
@@ -177,7 +158,7 @@ mod tests {
 
     #[test]
     fn a_placeholder_left_by_a_killed_helper_is_reused_then_removed() {
-        let s = Scratch::new("stale");
+        let s = Scratch::new("placeholders-stale");
         let stale = s.0.join(".agents");
         {
             use std::os::unix::fs::DirBuilderExt;
@@ -194,7 +175,7 @@ mod tests {
 
     #[test]
     fn real_directories_and_non_empty_placeholders_stay() {
-        let s = Scratch::new("real");
+        let s = Scratch::new("placeholders-real");
         let real = s.0.join(".codex");
         std::fs::create_dir(&real).unwrap();
         assert!(acquire(std::slice::from_ref(&real)).paths().is_empty());

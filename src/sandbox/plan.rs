@@ -121,24 +121,7 @@ fn sort_shallow_first(paths: &mut [PathBuf]) {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-
-    struct Scratch(PathBuf);
-
-    impl Scratch {
-        fn new(name: &str) -> Self {
-            let dir =
-                std::env::temp_dir().join(format!("codex-lite-plan-{name}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            Self(std::fs::canonicalize(&dir).unwrap())
-        }
-    }
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::test_dir::Scratch;
 
     fn workspace(roots: Vec<PathBuf>) -> SandboxPolicy {
         SandboxPolicy::WorkspaceWrite {
@@ -151,7 +134,7 @@ mod tests {
 
     #[test]
     fn carve_outs_placeholders_and_pins() {
-        let s = Scratch::new("all");
+        let s = Scratch::canonical("plan-all");
         let outer = s.0.join("outer");
         let repo = outer.join("a/b/repo");
         std::fs::create_dir_all(repo.join(".git")).unwrap();
@@ -182,14 +165,14 @@ mod tests {
 
     #[test]
     fn read_only_policy_protects_nothing_extra() {
-        let s = Scratch::new("ro");
+        let s = Scratch::canonical("plan-ro");
         let plan = Plan::new(&SandboxPolicy::ReadOnly, &s.0, Some(&s.0));
         assert_eq!(plan, Plan::default());
     }
 
     #[test]
     fn codex_home_containing_a_root_is_still_read_only() {
-        let s = Scratch::new("home");
+        let s = Scratch::canonical("plan-home");
         let cwd = s.0.join("work");
         std::fs::create_dir(&cwd).unwrap();
         let plan = Plan::new(&workspace(vec![]), &cwd, Some(&s.0));
@@ -198,7 +181,7 @@ mod tests {
 
     #[test]
     fn missing_roots_are_skipped_and_leaves_keep_their_names() {
-        let s = Scratch::new("leaf");
+        let s = Scratch::canonical("plan-leaf");
         let plan = Plan::new(&workspace(vec![s.0.join("missing")]), &s.0, None);
         assert_eq!(plan.writable, vec![s.0.clone()]);
         assert_eq!(canonical_leaf(Path::new("/nonexistent/dir/x")), None);

@@ -1,24 +1,6 @@
 use super::*;
+use crate::test_dir::Scratch;
 use serde_json::json;
-
-/// A fresh directory under the system temp dir, removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(name: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("codex-lite-roots-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn workspace(roots: &[&str], network: bool, no_tmpdir: bool, no_tmp: bool) -> SandboxPolicy {
     SandboxPolicy::WorkspaceWrite {
@@ -221,7 +203,7 @@ fn writable_roots_order_and_exclusions() {
 
 #[test]
 fn carve_outs_for_git_dir_and_codex_dir() {
-    let dir = Scratch::new("gitdir");
+    let dir = Scratch::new("roots-gitdir");
     let root = dir.0.join("repo");
     std::fs::create_dir_all(root.join(".git")).unwrap();
     std::fs::create_dir_all(root.join(".codex")).unwrap();
@@ -239,7 +221,7 @@ fn carve_outs_for_git_dir_and_codex_dir() {
 
 #[test]
 fn carve_outs_for_git_pointer_file_and_commondir() {
-    let dir = Scratch::new("pointer");
+    let dir = Scratch::new("roots-pointer");
     let main_git = dir.0.join("main/.git");
     let worktree_git = main_git.join("worktrees/wt");
     std::fs::create_dir_all(&worktree_git).unwrap();
@@ -278,7 +260,7 @@ fn carve_outs_for_git_pointer_file_and_commondir() {
 #[cfg(unix)]
 #[test]
 fn symlinked_carve_outs_list_the_link_and_its_target() {
-    let dir = Scratch::new("links");
+    let dir = Scratch::new("roots-links");
     let root = dir.0.join("root");
     let real_git = dir.0.join("real.git");
     std::fs::create_dir_all(&real_git).unwrap();

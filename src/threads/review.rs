@@ -1,7 +1,7 @@
 //! `review/start` (context.md §3): checks the target, picks the thread the review runs on —
 //! the given one (`inline`, the default) or a new one (`detached`, announced with
 //! `thread/started`) — and starts a turn in review mode there. What the review asks and how
-//! its result reads is `review.rs`'s; running it is `turn.rs`'s.
+//! its result reads is `review.rs`'s; running it is `turn/`'s.
 
 use std::sync::Arc;
 

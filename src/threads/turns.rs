@@ -1,5 +1,5 @@
 //! turn/start, turn/interrupt and turn/steer: overrides onto the thread's settings, the
-//! turn handle, and the `turn-<id>` thread (`turn.rs` runs it).
+//! turn handle, and the `turn-<id>` thread (`turn/` runs it).
 
 use std::sync::Arc;
 
@@ -51,8 +51,8 @@ pub(super) struct TurnInterruptParams {
 pub(super) struct TurnSteerParams {
     thread_id: String,
     input: Vec<UserInput>,
-    #[serde(default)]
-    expected_turn_id: Option<String>,
+    /// Required, as in the reference: a steer names the turn it means.
+    expected_turn_id: String,
 }
 
 impl Server {
@@ -172,12 +172,10 @@ impl Server {
             }));
             return Err(error);
         }
-        if let Some(expected) = &params.expected_turn_id
-            && *expected != handle.turn_id
-        {
+        if params.expected_turn_id != handle.turn_id {
             return Err(RpcError::invalid_request(format!(
-                "expected active turn id {expected} but found {}",
-                handle.turn_id
+                "expected active turn id {} but found {}",
+                params.expected_turn_id, handle.turn_id
             )));
         }
         match handle.steer(params.input) {

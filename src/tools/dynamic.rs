@@ -8,13 +8,12 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
-use crossbeam_channel::select;
 use serde_json::{Value, json};
 
+use super::client_request::{self, Reply};
 use super::{CallResult, ToolCall};
-use crate::protocol::notify::{DynamicToolCall, RequestResolved};
+use crate::protocol::notify::DynamicToolCall;
 use crate::protocol::{ItemStatus, ThreadItem};
-use crate::thread::Control;
 use crate::turn::TurnRunner;
 
 /// Names of our own tools, which a client tool may not take.
@@ -225,44 +224,23 @@ pub fn run(turn: &mut TurnRunner, call: &ToolCall) -> CallResult {
 }
 
 fn ask_client(turn: &mut TurnRunner, call: &ToolCall, arguments: &Value) -> Answer {
-    let params = DynamicToolCall {
+    let params = json!(DynamicToolCall {
         thread_id: &turn.thread_id,
         turn_id: &turn.turn_id,
         call_id: &call.call_id,
         namespace: call.namespace.as_deref(),
         tool: &call.name,
         arguments,
-    };
-    let (request_id, answer) = turn.rpc.request("item/tool/call", &params);
-    let control = turn.control.clone();
-    let outcome = loop {
-        if turn.handle.is_interrupted() {
-            break None;
+    });
+    match client_request::send_and_wait(turn, "item/tool/call", &params) {
+        (_, Reply::Result(result)) => parse_answer(&result),
+        (_, Reply::Error(error)) => Answer::Failed(error.to_string()),
+        (request_id, Reply::Cancelled) => {
+            // Nobody waits for the answer any more; tell the client the request is moot.
+            client_request::resolved(turn, request_id);
+            Answer::Aborted
         }
-        select! {
-            recv(answer) -> reply => break Some(match reply {
-                Ok(Ok(result)) => parse_answer(&result),
-                Ok(Err(error)) => Answer::Failed(error.to_string()),
-                Err(_) => Answer::Aborted, // the connection closed
-            }),
-            recv(control) -> message => match message {
-                Ok(Control::Steer(input)) => turn.pending_steer(input),
-                Ok(Control::Interrupt) | Err(_) => break None,
-            },
-        }
-    };
-    outcome.unwrap_or_else(|| {
-        // Nobody waits for the answer any more; tell the client the request is moot.
-        turn.rpc.cancel(request_id);
-        turn.rpc.notify(
-            "serverRequest/resolved",
-            RequestResolved {
-                thread_id: &turn.thread_id,
-                request_id,
-            },
-        );
-        Answer::Aborted
-    })
+    }
 }
 
 /// Reads a `DynamicToolCallResponse`; a malformed one is a failure naming what is wrong.

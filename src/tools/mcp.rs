@@ -12,11 +12,11 @@ use crossbeam_channel::{bounded, select};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::client_request::Reply;
 use super::{CallResult, ToolCall};
 use crate::config::ApprovalPolicy;
 use crate::mcp::OfferedTool;
 use crate::mcp::client::{CallContext, McpError, progress_channel, secs};
-use crate::protocol::notify::RequestResolved;
 use crate::protocol::{ItemStatus, McpToolCallError, ThreadItem};
 use crate::thread::{Control, lock};
 use crate::turn::TurnRunner;
@@ -226,40 +226,15 @@ fn approve(turn: &mut TurnRunner, tool: &OfferedTool, arguments: &Value) -> Answ
         "message": format!("Allow the {} MCP server to run tool \"{}\"?", tool.server, tool.tool),
         "requestedSchema": {"type": "object", "properties": {}},
     });
-    turn.set_waiting_on_approval(true);
-    let (request_id, answer) = turn.rpc.request("mcpServer/elicitation/request", &params);
-    let control = turn.control.clone();
-    let decision = loop {
-        select! {
-            recv(answer) -> reply => break match reply {
-                Ok(Ok(result)) => parse_answer(&result),
-                Ok(Err(error)) => {
-                    crate::log::warn(&format!("approval request {request_id} failed: {error}; treating it as decline"));
-                    Answer::Decline
-                }
-                Err(_) => Answer::Cancel,
-            },
-            recv(control) -> message => match message {
-                Ok(Control::Steer(input)) => turn.pending_steer(input),
-                Ok(Control::Interrupt) | Err(_) => {
-                    turn.rpc.cancel(request_id);
-                    break Answer::Cancel;
-                }
-            },
-        }
-        if turn.handle.is_interrupted() {
-            turn.rpc.cancel(request_id);
-            break Answer::Cancel;
-        }
+    let decision = match super::client_request::ask_approval(
+        turn,
+        "mcpServer/elicitation/request",
+        |_| params,
+    ) {
+        Reply::Result(result) => parse_answer(&result),
+        Reply::Error(_) => Answer::Decline,
+        Reply::Cancelled => Answer::Cancel,
     };
-    turn.rpc.notify(
-        "serverRequest/resolved",
-        RequestResolved {
-            thread_id: &turn.thread_id,
-            request_id,
-        },
-    );
-    turn.set_waiting_on_approval(false);
     if decision == Answer::AcceptForSession {
         lock(&turn.thread).approvals.mcp_tools.insert(key);
     }

@@ -2,11 +2,12 @@
 //! `commandExecution` item, run through `exec` under the thread's sandbox, output streamed) and
 //! `apply_patch` (a `fileChange` item; also when the model runs `apply_patch` through the shell),
 //! with the approval rules of each policy, session approvals, output capping for the model, and
-//! the turn's cumulative diff. The turn loop is `turn.rs`'s; spawning processes is `exec.rs`'s.
+//! the turn's cumulative diff. The turn loop is `turn/`'s; spawning processes is `exec.rs`'s.
 //!
 //! This file holds the dispatch, approvals and running a process; `shell.rs` the shell tool and
 //! its read-only command list; `patch.rs` the apply_patch tool and the turn's diff.
 
+mod client_request;
 pub mod dynamic;
 pub mod mcp;
 pub mod output;
@@ -19,6 +20,7 @@ pub mod unified_exec;
 mod view_image;
 pub mod web_search;
 
+use client_request::Reply;
 use patch::run_patch;
 use shell::run_shell;
 
@@ -27,16 +29,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_channel::select;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::apply_patch;
 use crate::config::ApprovalPolicy;
 use crate::exec::{self, ExecOutput, ExecRequest, OutputStream, StdinMode};
-use crate::protocol::{ItemStatus, ThreadItem, notify::RequestResolved};
+use crate::protocol::{ItemStatus, ThreadItem};
 use crate::sandbox::SandboxPolicy;
-use crate::thread::{Control, Settings, lock};
+use crate::thread::{Settings, lock};
 use crate::turn::TurnRunner;
 
 /// Commands run this long at most unless the model asks for another timeout.
@@ -359,49 +360,22 @@ fn ask(
     method: &str,
     mut params: Value,
 ) -> Decision {
-    turn.set_waiting_on_approval(true);
-    if !*started {
-        turn.item_started(item);
-        *started = true;
+    let reply = client_request::ask_approval(turn, method, |turn| {
+        if !*started {
+            turn.item_started(item);
+            *started = true;
+        }
+        params["threadId"] = json!(turn.thread_id);
+        params["turnId"] = json!(turn.turn_id);
+        params["itemId"] = json!(item.id());
+        params["startedAtMs"] = json!(crate::time::unix_millis());
+        params
+    });
+    match reply {
+        Reply::Result(result) => parse_decision(&result),
+        Reply::Error(_) => Decision::Decline,
+        Reply::Cancelled => Decision::Cancel,
     }
-    params["threadId"] = json!(turn.thread_id);
-    params["turnId"] = json!(turn.turn_id);
-    params["itemId"] = json!(item.id());
-    params["startedAtMs"] = json!(crate::time::unix_millis());
-    let (request_id, answer) = turn.rpc.request(method, &params);
-    let control = turn.control.clone();
-    let decision = loop {
-        select! {
-            recv(answer) -> reply => break match reply {
-                Ok(Ok(result)) => parse_decision(&result),
-                Ok(Err(error)) => {
-                    crate::log::warn(&format!("approval request {request_id} failed: {error}; treating it as decline"));
-                    Decision::Decline
-                }
-                Err(_) => Decision::Cancel, // the connection closed
-            },
-            recv(control) -> message => match message {
-                Ok(Control::Steer(input)) => turn.pending_steer(input),
-                Ok(Control::Interrupt) | Err(_) => {
-                    turn.rpc.cancel(request_id);
-                    break Decision::Cancel;
-                }
-            },
-        }
-        if turn.handle.is_interrupted() {
-            turn.rpc.cancel(request_id);
-            break Decision::Cancel;
-        }
-    };
-    turn.rpc.notify(
-        "serverRequest/resolved",
-        RequestResolved {
-            thread_id: &turn.thread_id,
-            request_id,
-        },
-    );
-    turn.set_waiting_on_approval(false);
-    decision
 }
 
 fn parse_decision(result: &Value) -> Decision {
@@ -508,7 +482,7 @@ fn ask_command(
     reason: Option<&str>,
 ) -> Decision {
     let params = json!({
-        "command": shell::shell_join(argv),
+        "command": exec::shell_join(argv),
         "cwd": cwd.display().to_string(),
         "reason": reason,
         "availableDecisions": ["accept", "acceptForSession", "decline", "cancel"],

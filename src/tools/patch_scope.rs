@@ -121,24 +121,7 @@ pub fn approved_policy(current: &SandboxPolicy, roots: &[PathBuf]) -> SandboxPol
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-
-    struct Scratch(PathBuf);
-
-    impl Scratch {
-        fn new(name: &str) -> Self {
-            let dir = std::env::temp_dir()
-                .join(format!("codex-lite-scope-{name}-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
-            Scratch(std::fs::canonicalize(&dir).unwrap())
-        }
-    }
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::test_dir::Scratch;
 
     fn workspace() -> SandboxPolicy {
         SandboxPolicy::WorkspaceWrite {
@@ -151,7 +134,7 @@ mod tests {
 
     #[test]
     fn missing_components_are_kept_below_the_real_ancestor() {
-        let dir = Scratch::new("missing");
+        let dir = Scratch::canonical("scope-missing");
         std::fs::create_dir(dir.0.join("a")).unwrap();
         assert_eq!(
             resolved(&dir.0.join("a").join("new").join("f.txt")),
@@ -162,8 +145,8 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn symlinks_are_judged_by_where_they_lead() {
-        let ws = Scratch::new("ws");
-        let outside = Scratch::new("outside");
+        let ws = Scratch::canonical("scope-ws");
+        let outside = Scratch::canonical("scope-outside");
         std::os::unix::fs::symlink(&outside.0, ws.0.join("escape")).unwrap();
         std::os::unix::fs::symlink(outside.0.join("nothing-yet"), ws.0.join("dangling")).unwrap();
         std::fs::create_dir(ws.0.join("inside")).unwrap();
@@ -198,7 +181,7 @@ mod tests {
 
     #[test]
     fn carve_outs_stay_read_only() {
-        let ws = Scratch::new("carve");
+        let ws = Scratch::canonical("scope-carve");
         std::fs::create_dir(ws.0.join(".git")).unwrap();
         let real = resolved(&ws.0.join(".git").join("config"));
         assert!(!is_writable(&workspace(), &ws.0, &real));

@@ -28,7 +28,7 @@ pub(super) fn run_shell(
 ) -> CallResult {
     let mut item = ThreadItem::CommandExecution {
         id: call.call_id.clone(),
-        command: shell_join(&args.command),
+        command: crate::exec::shell_join(&args.command),
         cwd: workdir.display().to_string(),
         status: ItemStatus::InProgress,
         aggregated_output: None,
@@ -233,24 +233,6 @@ pub fn user_shell() -> String {
     "sh".to_string()
 }
 
-/// The command as one display string, quoting words that need it.
-pub fn shell_join(argv: &[String]) -> String {
-    argv.iter()
-        .map(|word| {
-            let plain = !word.is_empty()
-                && word
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
-            if plain {
-                word.clone()
-            } else {
-                format!("'{}'", word.replace('\'', "'\\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// Whether a command only reads (the `untrusted` policy runs these without asking).
 pub fn is_known_safe(argv: &[String]) -> bool {
     if let [shell, flag, script] = argv {
@@ -365,14 +347,5 @@ mod tests {
         for (words, want) in cases {
             assert_eq!(is_known_safe(&argv(words)), *want, "{words:?}");
         }
-    }
-
-    #[test]
-    fn joins() {
-        assert_eq!(
-            shell_join(&argv(&["bash", "-lc", "echo 'hi there'"])),
-            "bash -lc 'echo '\\''hi there'\\'''"
-        );
-        assert_eq!(shell_join(&argv(&["ls", "-la", ""])), "ls -la ''");
     }
 }

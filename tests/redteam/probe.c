@@ -201,6 +201,18 @@ static int udp(int family, int port) {
     return report(sendto(fd, "escaped", 7, 0, (struct sockaddr *)&to, sizeof to));
 }
 
+static int tcp(int family, int port) {
+    int fd = socket(family, SOCK_STREAM, 0);
+    if (fd < 0) return report(-1);
+    if (family == AF_INET6) {
+        struct sockaddr_in6 to = { .sin6_family = AF_INET6, .sin6_port = htons(port), .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+        return report(connect(fd, (struct sockaddr *)&to, sizeof to));
+    }
+    struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(port) };
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return report(connect(fd, (struct sockaddr *)&to, sizeof to));
+}
+
 /* ---- processes ---- */
 
 static int on_pid(const char *action, pid_t pid) {
@@ -384,6 +396,8 @@ int main(int argc, char **argv) {
     if (!strcmp(action, "dgram-pair-unix")) return dgram_unix(arg1, 1);
     if (!strcmp(action, "udp")) return udp(AF_INET, atoi(arg1));
     if (!strcmp(action, "udp6")) return udp(AF_INET6, atoi(arg1));
+    if (!strcmp(action, "tcp")) return tcp(AF_INET, atoi(arg1));
+    if (!strcmp(action, "tcp6")) return tcp(AF_INET6, atoi(arg1));
     if (!strcmp(action, "netlink")) return report(socket(AF_NETLINK, SOCK_RAW, 0));
     if (!strcmp(action, "raw")) return report(socket(AF_INET, SOCK_RAW, IPPROTO_ICMP));
     if (!strcmp(action, "packet")) return report(socket(AF_PACKET, SOCK_RAW, 0));
@@ -409,6 +423,10 @@ int main(int argc, char **argv) {
         return report(syscall(__NR_add_key, "user", "codex-lite-redteam", "x", 1, -4 /* @u */));
     if (!strcmp(action, "reboot")) /* a bad magic: EINVAL once the capability check passed */
         return report(syscall(__NR_reboot, 0xdead, 0xbeef, 0, NULL));
+    if (!strcmp(action, "clock")) { /* a bad time zone: EINVAL once the capability check passed */
+        struct timezone tz = { 9999, 0 };
+        return report(settimeofday(NULL, &tz));
+    }
     if (!strcmp(action, "swapon")) return report(syscall(__NR_swapon, "/nonexistent-swap", 0));
     if (!strcmp(action, "init-module")) return report(syscall(__NR_init_module, NULL, 0, ""));
     if (!strcmp(action, "fanotify")) return report(syscall(__NR_fanotify_init, 0, 0));

@@ -189,6 +189,7 @@ fn external_tokens_in_both_shapes_stay_in_memory() {
     // The original shape: account id and plan from the id_token's claims.
     let id_token = chatgpt_token("b", "org-9", "team");
     server
+        .crafted()
         .call("account/login/start", json!({"type": "chatgptAuthTokens", "accessToken": chatgpt_token("c", "x", "free"), "idToken": id_token}))
         .unwrap();
     server.read_until("account/login/completed");
@@ -343,7 +344,7 @@ fn the_original_answer_shape_is_accepted_too() {
     let id_token = chatgpt_token("id", "org-3", "team");
     let (_, messages, mock) = refresh_turn(
         move |server, request| {
-            server.answer(
+            server.crafted().answer(
                 &request["id"],
                 json!({"accessToken": new, "idToken": id_token}),
             )
@@ -368,7 +369,10 @@ fn refresh_failures_fail_the_turn_with_their_message() {
             "auth refresh request failed: code=-32000: user is signed out".into(),
         ),
         (
-            Box::new(|s, r| s.answer(&r["id"], json!({"chatgptAccountId": "org-1"}))),
+            Box::new(|s, r| {
+                s.crafted()
+                    .answer(&r["id"], json!({"chatgptAccountId": "org-1"}))
+            }),
             &[],
             "invalid auth refresh response".into(),
         ),

@@ -295,7 +295,8 @@ fn a_detached_review_runs_in_a_new_thread() {
     let mut server = server_for(&mock);
     let thread_id = start_thread(&mut server, json!({"cwd": repo.path()}));
     mock.push(text_reply("r1", "m1", &["Looks right."]));
-    let request = server.request(
+    // `detached` is the earlier protocol's delivery (0.169's schema has only `inline`).
+    let request = server.crafted().request(
         "review/start",
         json!({"threadId": thread_id, "target": {"type": "uncommittedChanges"}, "delivery": "detached"}),
     );

@@ -3,13 +3,12 @@
 //! approvals through `mcpServer/elicitation/request`, the server's own elicitations and roots,
 //! interrupt, status listing and reload. Faulty servers are `mcp_faults.rs`'s.
 //!
-//! The SDK comes from `.ci/run` (a venv under `target/mcp-venv`) or `CODEX_LITE_MCP_PYTHON`;
-//! without it these tests fail, loudly.
+//! The SDK comes from `CODEX_LITE_MCP_PYTHON` or a venv the tests build once under
+//! `target/mcp-venv` (`support/python.rs`); without either these tests fail, loudly.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -21,28 +20,7 @@ use crate::support::mock_responses::*;
 
 /// The Python interpreter that has the `mcp` package.
 pub fn python() -> PathBuf {
-    static FOUND: OnceLock<PathBuf> = OnceLock::new();
-    FOUND
-        .get_or_init(|| {
-            let path = std::env::var_os("CODEX_LITE_MCP_PYTHON")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/mcp-venv/bin/python")
-                });
-            let ok = Command::new(&path)
-                .args(["-c", "import mcp.server.fastmcp"])
-                .status()
-                .is_ok_and(|s| s.success());
-            assert!(
-                ok,
-                "the MCP tests need Python with the official `mcp` SDK at {} (run .ci/run, or \
-                 `python3 -m venv target/mcp-venv && target/mcp-venv/bin/pip install -r \
-                 .ci/mcp-requirements.txt`, or set CODEX_LITE_MCP_PYTHON)",
-                path.display()
-            );
-            path
-        })
-        .clone()
+    crate::support::python::mcp_python()
 }
 
 /// A test script under `tests/mcp/`.

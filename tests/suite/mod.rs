@@ -30,6 +30,7 @@ mod redteam_proc;
 mod rollout_interop;
 mod rpc;
 mod sandbox;
+mod sandbox_server;
 mod sandbox_work;
 mod threads;
 mod tools_context;

@@ -6,8 +6,8 @@
 //! that passes proves the sandbox stopped it rather than the probe being broken; when the host
 //! itself forbids an attack (io_uring disabled, say) that part is skipped visibly.
 //!
-//! The probe is `tests/redteam/probe.c`, compiled with gcc at test time (no gcc: every test says
-//! `skipped:` and returns). This file holds the harness and the network class; the filesystem
+//! The probe is `tests/redteam/probe.c`, compiled with gcc at test time (no gcc: every test
+//! fails, saying so). This file holds the harness and the network class; the filesystem
 //! and carve-out classes are in `redteam_fs.rs`, processes, root powers, daemons and terminals in
 //! `redteam_proc.rs`.
 #![cfg(target_os = "linux")]
@@ -31,37 +31,44 @@ pub(crate) fn skip(why: &str) {
     let _ = writeln!(std::io::stderr(), "skipped: {why}");
 }
 
-/// The compiled probe, built once per test run; `None` (and a visible skip) without gcc.
-pub(crate) fn probe_bin() -> Option<&'static Path> {
-    static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("redteam-probe");
-            std::fs::create_dir_all(&dir).unwrap();
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-            let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/redteam/probe.c");
-            let out = dir.join(format!("probe-{}", std::process::id()));
-            let built = Command::new("gcc")
-                .args(["-O1", "-Wall", "-o"])
-                .arg(&out)
-                .arg(&source)
-                .status()
-                .is_ok_and(|s| s.success());
-            built.then_some(out)
-        })
-        .as_deref()
+/// The compiled probe, built once per test run. gcc is a prerequisite of the tests (README, "Tests
+/// and CI"): without it every red-team test fails, saying so, rather than passing untried.
+pub(crate) fn probe_bin() -> &'static Path {
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("redteam-probe");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/redteam/probe.c");
+        let out = dir.join(format!("probe-{}", std::process::id()));
+        match Command::new("gcc")
+            .args(["-O1", "-Wall", "-o"])
+            .arg(&out)
+            .arg(&source)
+            .output()
+        {
+            Ok(o) if o.status.success() => Ok(out),
+            Ok(o) => Err(format!(
+                "gcc cannot build tests/redteam/probe.c ({}):\n{}",
+                o.status,
+                String::from_utf8_lossy(&o.stderr)
+            )),
+            Err(e) => Err(format!(
+                "the red-team tests need gcc to build tests/redteam/probe.c (Debian: apt-get \
+                 install gcc libc6-dev): {e}"
+            )),
+        }
+    });
+    match built {
+        Ok(path) => path,
+        Err(why) => panic!("{why}"),
+    }
 }
 
-/// Returns from the test, visibly, when the probe cannot be built.
+/// The probe, for a red-team test (fails the test when it cannot be built).
 macro_rules! require_probe {
     () => {
-        match $crate::suite::redteam::probe_bin() {
-            Some(probe) => probe,
-            None => {
-                $crate::suite::redteam::skip("gcc cannot build tests/redteam/probe.c");
-                return;
-            }
-        }
+        $crate::suite::redteam::probe_bin()
     };
 }
 #[allow(unused_imports)] // used by the other red-team files
@@ -207,7 +214,7 @@ impl Arena {
 
     /// [`Arena::sandboxed`] with `cwd` as the working directory and the policy's cwd.
     pub fn sandboxed_in(&self, cwd: &Path, policy: &Value, args: &[&str]) -> Command {
-        let probe = probe_bin().unwrap();
+        let probe = probe_bin();
         let mut cmd = self.command(Path::new(BIN));
         cmd.current_dir(cwd)
             .arg0("codex-linux-sandbox")
@@ -230,7 +237,7 @@ impl Arena {
 
     /// Runs the probe unconfined as the attacker: the control that shows the attack works.
     pub fn run_unconfined(&self, args: &[&str]) -> Probe {
-        let mut cmd = self.command(probe_bin().unwrap());
+        let mut cmd = self.command(probe_bin());
         cmd.args(args);
         collect(cmd)
     }
@@ -259,11 +266,11 @@ pub(crate) fn open_to_all(path: &Path) {
 
 // ---- the network class ----
 
-use std::net::UdpSocket;
+use std::net::{TcpListener, UdpSocket};
 use std::os::unix::net::{UnixDatagram, UnixListener};
 
 /// Host services a sandboxed command must not reach: a stream and a datagram unix socket (a
-/// docker/dbus/journald stand-in), an abstract unix socket, UDP on 127.0.0.1 and ::1.
+/// docker/dbus/journald stand-in), an abstract unix socket, TCP and UDP on 127.0.0.1 and ::1.
 struct Services {
     stream: UnixListener,
     stream_path: PathBuf,
@@ -273,6 +280,8 @@ struct Services {
     abstract_name: String,
     udp: UdpSocket,
     udp6: Option<UdpSocket>,
+    tcp: TcpListener,
+    tcp6: Option<TcpListener>,
 }
 
 impl Services {
@@ -292,7 +301,12 @@ impl Services {
         let abstract_listener = UnixListener::bind_addr(&addr).unwrap();
         let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
         let udp6 = UdpSocket::bind("[::1]:0").ok();
+        let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+        let tcp6 = TcpListener::bind("[::1]:0").ok();
         for l in [&stream, &abstract_listener] {
+            l.set_nonblocking(true).unwrap();
+        }
+        for l in std::iter::once(&tcp).chain(&tcp6) {
             l.set_nonblocking(true).unwrap();
         }
         dgram.set_nonblocking(true).unwrap();
@@ -309,6 +323,8 @@ impl Services {
             abstract_name,
             udp,
             udp6,
+            tcp,
+            tcp6,
         }
     }
 
@@ -337,6 +353,12 @@ impl Services {
             }
             if self.udp6.as_ref().is_some_and(|u| u.recv(&mut buf).is_ok()) {
                 reached.push("udp6");
+            }
+            if self.tcp.accept().is_ok() {
+                reached.push("tcp");
+            }
+            if self.tcp6.as_ref().is_some_and(|t| t.accept().is_ok()) {
+                reached.push("tcp6");
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -394,6 +416,11 @@ fn plain_sockets_cannot_reach_host_services_when_the_network_is_off() {
             .udp6
             .as_ref()
             .map(|u| u.local_addr().unwrap().port().to_string());
+        let tcp_port = services.tcp.local_addr().unwrap().port().to_string();
+        let tcp_port6 = services
+            .tcp6
+            .as_ref()
+            .map(|t| t.local_addr().unwrap().port().to_string());
         let mut attacks: Vec<(Vec<&str>, &str)> = vec![
             (vec!["connect-unix", &stream], "unix stream"),
             (
@@ -403,9 +430,11 @@ fn plain_sockets_cannot_reach_host_services_when_the_network_is_off() {
             (vec!["dgram-unix", &dgram], "unix datagram"),
             (vec!["dgram-pair-unix", &dgram], "unix datagram"),
             (vec!["udp", &port], "udp"),
+            (vec!["tcp", &tcp_port], "tcp"),
         ];
-        if let Some(port6) = &port6 {
+        if let (Some(port6), Some(tcp_port6)) = (&port6, &tcp_port6) {
             attacks.push((vec!["udp6", port6], "udp6"));
+            attacks.push((vec!["tcp6", tcp_port6], "tcp6"));
         } else {
             skip("no ::1 on this host: the IPv6 attack is not tried");
         }

@@ -169,6 +169,7 @@ fn root_powers_are_gone() {
     for who in users() {
         let arena = Arena::new("powers", who, |base| {
             std::fs::write(base.join("ws/suid"), "#!/bin/sh\n").unwrap();
+            std::fs::write(base.join("ws/capfile"), "#!/bin/sh\n").unwrap();
         });
         let host = HostState::read();
         let cgroup = cgroup_parent.map(|p| {
@@ -181,8 +182,23 @@ fn root_powers_are_gone() {
         if who.uid == 0 {
             // The control: root outside has the capability (a bad reboot magic is EINVAL only
             // after the capability check passed) and may plant a setuid file.
-            let run = arena.run_unconfined(&["reboot"]);
-            assert_eq!(run.result, format!("errno={}", libc::EINVAL), "{run:?}");
+            for action in ["reboot", "clock"] {
+                let run = arena.run_unconfined(&[action]);
+                assert_eq!(run.result, format!("errno={}", libc::EINVAL), "{run:?}");
+            }
+            // File capabilities: root outside may give a file in the workspace the power that
+            // the user's next run of it would carry.
+            let control = arena.ws.join("control-cap");
+            std::fs::write(&control, "").unwrap();
+            let run = arena.run_unconfined(&["setcap", &s(&control)]);
+            if run.is_ok() {
+                assert!(file_capability(&control).is_some());
+            } else {
+                skip(&format!(
+                    "this file system takes no file capabilities ({run:?}): the setcap control \
+                     is not tried"
+                ));
+            }
             let control = arena.ws.join("control-suid");
             std::fs::write(&control, "").unwrap();
             assert!(
@@ -199,6 +215,7 @@ fn root_powers_are_gone() {
                 "perf",
                 "keyctl",
                 "reboot",
+                "clock",
                 "swapon",
                 "init-module",
                 "fanotify",
@@ -217,6 +234,8 @@ fn root_powers_are_gone() {
                 vec!["mknod-blk".to_string(), ws("blk")],
                 vec!["setuid-chmod".to_string(), ws("suid")],
                 vec!["setuid-create".to_string(), ws("suid2")],
+                vec!["setcap".to_string(), ws("capfile")],
+                vec!["chattr".to_string(), ws("capfile")],
                 vec![
                     "core-pattern".to_string(),
                     "|/tmp/redteam-core %p".to_string(),
@@ -245,6 +264,19 @@ fn root_powers_are_gone() {
                     let mode = std::fs::metadata(arena.ws.join(name)).map_or(0, |m| m.mode());
                     assert_eq!(mode & 0o6000, 0, "{} {label} {args:?}: {run:?}", who.label);
                 }
+                let capfile = arena.ws.join("capfile");
+                assert_eq!(
+                    file_capability(&capfile),
+                    None,
+                    "{} {label} {args:?}: {run:?}",
+                    who.label
+                );
+                assert_eq!(
+                    inode_flags(&capfile) & FS_APPEND_FL,
+                    0,
+                    "{} {label} {args:?}: {run:?}",
+                    who.label
+                );
                 if let Some(c) = &cgroup {
                     assert!(!c.exists(), "{args:?}: {run:?}");
                 }
@@ -262,6 +294,39 @@ fn root_powers_are_gone() {
             let _ = std::fs::remove_dir(c);
         }
     }
+}
+
+/// The `security.capability` attribute of `path`, if it has one.
+fn file_capability(path: &Path) -> Option<Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    let mut value = vec![0u8; 64];
+    // SAFETY: NUL-terminated strings; `value` is writable for its length.
+    let n = unsafe {
+        libc::getxattr(
+            c.as_ptr(),
+            c"security.capability".as_ptr(),
+            value.as_mut_ptr().cast(),
+            value.len(),
+        )
+    };
+    let n = usize::try_from(n).ok()?;
+    value.truncate(n);
+    Some(value)
+}
+
+/// `FS_APPEND_FL` of `FS_IOC_GETFLAGS` (`chattr +a`: needs `CAP_LINUX_IMMUTABLE`).
+const FS_APPEND_FL: i32 = 0x20;
+
+/// The inode flags of `path` (`lsattr`), 0 where the file system has none.
+fn inode_flags(path: &Path) -> i32 {
+    let Ok(file) = std::fs::File::open(path) else {
+        return 0;
+    };
+    let mut flags: libc::c_int = 0;
+    // SAFETY: FS_IOC_GETFLAGS writes one int.
+    let rc = unsafe { libc::ioctl(file.as_raw_fd(), 0x8008_6601, &mut flags) };
+    if rc == 0 { flags } else { 0 }
 }
 
 /// Pids (as we see them) of every process whose command line mentions `needle`.
@@ -360,7 +425,7 @@ fn a_daemon_dies_with_its_command_and_everything_dies_with_a_killed_server() {
         let beat = arena.ws.join("orphan-beat");
         let script = format!(
             "{} daemon {}; exec sleep 60",
-            probe_bin().unwrap().display(),
+            probe_bin().display(),
             beat.display()
         );
         let mut server = Command::new("sh");
@@ -469,7 +534,7 @@ fn no_keystrokes_reach_the_terminal() {
     for who in users() {
         let arena = Arena::new("tty", who, |_| {});
         let pty = Pty::open(who);
-        let mut control = Command::new(probe_bin().unwrap());
+        let mut control = Command::new(probe_bin());
         control.arg("tiocsti").current_dir(&arena.ws);
         // SAFETY: getuid has no preconditions.
         if unsafe { libc::getuid() } == 0 {
@@ -503,7 +568,7 @@ fn no_keystrokes_reach_the_terminal() {
         // The `sandbox` CLI, which passes the user's terminal through.
         let mut cli = Command::new(env!("CARGO_BIN_EXE_codex-lite"));
         cli.args(["sandbox", "linux", "--full-auto", "--"])
-            .arg(probe_bin().unwrap())
+            .arg(probe_bin())
             .arg("tiocsti")
             .current_dir(&arena.ws)
             .env("CODEX_HOME", &arena.home);

@@ -117,7 +117,7 @@ fn unanswerable_lines_are_skipped_and_the_connection_goes_on() {
 #[test]
 fn json_with_an_id_that_is_not_a_request_is_invalid_request() {
     let mut server = AppServer::start();
-    server.send(json!({"id": 41}));
+    server.crafted().send(json!({"id": 41}));
     let response = server.read_response(&json!(41));
     assert_eq!(response["error"]["code"], -32600);
     assert_eq!(
@@ -136,8 +136,10 @@ fn json_with_an_id_that_is_not_a_request_is_invalid_request() {
 #[test]
 fn answers_to_unknown_ids_are_ignored() {
     let mut server = AppServer::start();
-    server.send(json!({"id": 999, "result": {}}));
-    server.send(json!({"id": "nope", "error": {"code": 1, "message": "x"}}));
+    server.crafted().send(json!({"id": 999, "result": {}}));
+    server
+        .crafted()
+        .send(json!({"id": "nope", "error": {"code": 1, "message": "x"}}));
     server.assert_silent(QUIET);
     server.call("x", json!({})).unwrap_err();
     assert!(
@@ -151,8 +153,12 @@ fn answers_to_unknown_ids_are_ignored() {
 fn notifications_are_never_answered() {
     let mut server = AppServer::start();
     server.send(json!({"method": "initialized"}));
-    server.send(json!({"method": "some/unknown/notification", "params": {"a": 1}}));
-    server.send(json!({"jsonrpc": "2.0", "method": "x"}));
+    server
+        .crafted()
+        .send(json!({"method": "some/unknown/notification", "params": {"a": 1}}));
+    server
+        .crafted()
+        .send(json!({"jsonrpc": "2.0", "method": "x"}));
     server.assert_silent(QUIET);
 }
 

@@ -763,6 +763,12 @@ fn foreign_syscall_abis_are_killed() {
 /// the spawned process, as on a host that refuses them (user namespaces disabled, a container's
 /// seccomp profile).
 pub(crate) fn deny_namespaces(cmd: &mut Command) {
+    // CLONE_NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET
+    deny_clone_flags(cmd, 0x7E02_0000);
+}
+
+/// Makes `unshare` and `clone` with any of `flags` fail with EPERM in the spawned process.
+fn deny_clone_flags(cmd: &mut Command, flags: u32) {
     let ld = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
     let jeq = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
     let jset = (libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K) as u16;
@@ -774,8 +780,7 @@ pub(crate) fn deny_namespaces(cmd: &mut Command) {
         ins(jeq, 4, 0, libc::SYS_unshare as u32),
         ins(jeq, 0, 4, libc::SYS_clone as u32),
         ins(ld, 0, 0, 16),
-        // CLONE_NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET
-        ins(jset, 0, 2, 0x7E02_0000),
+        ins(jset, 0, 2, flags),
         ins(ret, 0, 0, eperm),
         ins(ret, 0, 0, eperm),
         ins(ret, 0, 0, libc::SECCOMP_RET_ALLOW),
@@ -823,6 +828,43 @@ fn without_namespaces_it_fails_closed_and_names_the_fix() {
         );
         assert!(!marker.exists(), "the command ran");
     }
+}
+
+#[test]
+fn root_without_user_namespaces_still_gets_the_other_namespaces() {
+    if !is_root() {
+        skip("not root: only root may make namespaces without a user namespace");
+        return;
+    }
+    let r = repo();
+    let mut cmd = helper(
+        &workspace_write(),
+        &r.main,
+        &[
+            "sh",
+            "-c",
+            &format!(
+                "echo x > ok.txt; ! (echo x > {}/other/f) 2>/dev/null; ! touch .git/x 2>/dev/null; \
+                 readlink /proc/self/ns/user; ps -e --no-headers | wc -l; grep CapEff /proc/self/status",
+                r.dir.path().display()
+            ),
+        ],
+    );
+    deny_clone_flags(&mut cmd, libc::CLONE_NEWUSER as u32);
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    // The host's user namespace, a PID namespace of our own (sh, ps, wc and init), no
+    // capabilities.
+    let host_user_ns = std::fs::read_link("/proc/self/ns/user").unwrap();
+    assert_eq!(lines[0], host_user_ns.to_str().unwrap(), "{stdout}");
+    assert!(lines[1].trim().parse::<u32>().unwrap() <= 5, "{stdout}");
+    assert_eq!(lines[2], "CapEff:\t0000000000000000", "{stdout}");
+    assert!(r.main.join("ok.txt").exists());
+    assert!(!r.dir.path().join("other/f").exists());
+    assert!(!r.main.join(".git/x").exists());
 }
 
 #[test]

@@ -1000,6 +1000,22 @@ fn steer_adds_input_to_the_running_turn() {
             .contains("expected active turn id nope"),
         "{wrong}"
     );
+    // As in the reference, a steer must name the turn it means.
+    let unnamed = server
+        .crafted()
+        .call(
+            "turn/steer",
+            json!({"threadId": thread_id, "input": [{"type": "text", "text": "x"}]}),
+        )
+        .unwrap_err();
+    assert_eq!(unnamed["code"], -32602, "{unnamed}");
+    assert!(
+        unnamed["message"]
+            .as_str()
+            .unwrap()
+            .contains("expectedTurnId"),
+        "{unnamed}"
+    );
     let result = server
         .call("turn/steer", json!({"threadId": thread_id, "expectedTurnId": turn_id, "input": [{"type": "text", "text": "also this"}]}))
         .unwrap();
@@ -1021,7 +1037,7 @@ fn steer_adds_input_to_the_running_turn() {
     let error = server
         .call(
             "turn/steer",
-            json!({"threadId": thread_id, "input": [{"type": "text", "text": "late"}]}),
+            json!({"threadId": thread_id, "expectedTurnId": turn_id, "input": [{"type": "text", "text": "late"}]}),
         )
         .unwrap_err();
     assert_eq!(error["message"], "no active turn to steer");

@@ -57,8 +57,18 @@ impl Transcript {
 
     /// Records one raw line; `dir` is `out` (server → client) or `in` (client → server).
     pub fn record(&self, dir: &str, raw: &str) {
+        self.write(json!({"dir": dir, "raw": raw}));
+    }
+
+    /// Records a client line that is deliberately outside the schema (malformed, unknown, a
+    /// legacy shape or an extension we accept): `.ci/conformance.py` requires every other client
+    /// line to conform, and the server to refuse an out-of-schema request that is not crafted.
+    pub fn record_crafted(&self, raw: &str) {
+        self.write(json!({"dir": "in", "raw": raw, "crafted": true}));
+    }
+
+    fn write(&self, entry: Value) {
         if let Some(file) = self.file.lock().unwrap().as_mut() {
-            let entry = json!({"dir": dir, "raw": raw});
             writeln!(file, "{entry}").unwrap();
         }
     }
@@ -179,6 +189,7 @@ impl Builder {
             _home_dir: home_dir,
             transcript,
             next_id: 0,
+            crafted_next: false,
         }
     }
 }
@@ -196,6 +207,8 @@ pub struct AppServer {
     _home_dir: Option<TempDir>,
     transcript: Transcript,
     next_id: i64,
+    /// The next line sent is deliberately outside the schema ([`AppServer::crafted`]).
+    crafted_next: bool,
 }
 
 impl AppServer {
@@ -227,9 +240,26 @@ impl AppServer {
         result
     }
 
-    /// Writes one raw line to the server's stdin.
+    /// Marks the next line sent (by `send`, `request`, `call`, `answer`…) as deliberately outside
+    /// the schema, for the conformance check: `server.crafted().call(...)`.
+    pub fn crafted(&mut self) -> &mut Self {
+        self.crafted_next = true;
+        self
+    }
+
+    /// Writes one raw line to the server's stdin, recorded as crafted (deliberately malformed or
+    /// out of the schema: [`Transcript::record_crafted`]).
     pub fn send_raw(&mut self, line: &str) {
-        self.transcript.record("in", line);
+        self.crafted_next = true;
+        self.write_line(line);
+    }
+
+    fn write_line(&mut self, line: &str) {
+        if std::mem::take(&mut self.crafted_next) {
+            self.transcript.record_crafted(line);
+        } else {
+            self.transcript.record("in", line);
+        }
         let stdin = self.stdin.as_mut().expect("stdin already closed");
         stdin.write_all(line.as_bytes()).unwrap();
         stdin.write_all(b"\n").unwrap();
@@ -243,9 +273,10 @@ impl AppServer {
         stdin.flush().unwrap();
     }
 
-    /// Writes one JSON message.
+    /// Writes one JSON message (which must conform to the schema unless marked
+    /// [`AppServer::crafted`]).
     pub fn send(&mut self, message: Value) {
-        self.send_raw(&message.to_string());
+        self.write_line(&message.to_string());
     }
 
     /// Sends a request and returns its id without waiting.

@@ -3,6 +3,7 @@
 pub mod app_server;
 pub mod mock_responses;
 pub mod os;
+pub mod python;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -61,7 +61,7 @@ pub fn run_exec_command(turn: &mut TurnRunner, call: &ToolCall) -> CallResult {
     }
     let item = ThreadItem::CommandExecution {
         id: call.call_id.clone(),
-        command: super::shell::shell_join(&argv),
+        command: crate::exec::shell_join(&argv),
         cwd: workdir.display().to_string(),
         status: ItemStatus::InProgress,
         aggregated_output: None,
