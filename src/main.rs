@@ -8,7 +8,7 @@
 
 use std::ffi::OsString;
 
-use codex_lite::{apply_patch, cli, config, sandbox, server};
+use codex_lite::{apply_patch, cli, config, rollout, sandbox, server};
 
 const USAGE: &str = "\
 codex-lite: a lightweight Codex app-server
@@ -16,7 +16,10 @@ codex-lite: a lightweight Codex app-server
 Usage: codex-lite [OPTIONS] <COMMAND>
 
 Commands:
-  app-server [--listen stdio://]   Serve the app-server protocol (JSON lines) on stdin/stdout
+  app-server [--listen stdio://] [--session-source exec]
+                                   Serve the app-server protocol (JSON lines) on stdin/stdout;
+                                   `exec` records new threads as Codex's exec does (source
+                                   `exec`; codex-lite exec runs it so) instead of `vscode`
   demo [--json]                    Show one complete turn offline: a scripted model, the real
                                    app-server, a sandboxed command, a patch, an approval and a
                                    token refresh (see src/cli/demo.rs)
@@ -41,7 +44,10 @@ Environment:
 /// What the command line asks for.
 #[derive(Debug, PartialEq)]
 enum Command {
-    AppServer,
+    /// `app-server`, and the `source` its new threads are recorded with.
+    AppServer {
+        source: &'static str,
+    },
     /// `sandbox <platform> …` / `debug landlock …`: the arguments from the platform word on.
     Sandbox(Vec<OsString>),
     /// `exec …`: the arguments after `exec`.
@@ -105,8 +111,11 @@ fn main() {
         Command::Sandbox(rest) => sandbox::cli::main(&with_overrides(rest, &cli.overrides)),
         Command::Exec(rest) => cli::exec::main(&cli.overrides, &rest),
         Command::Demo(rest) => cli::demo::main(&cli.overrides, &rest),
-        Command::AppServer => match config::load(&cli.overrides) {
-            Ok(config) => server::run(config),
+        Command::AppServer { source } => match config::load(&cli.overrides) {
+            Ok(config) => {
+                rollout::set_new_thread_source(source);
+                server::run(config)
+            }
             Err(e) => {
                 eprintln!("codex-lite: {e:#}");
                 1
@@ -154,7 +163,11 @@ fn parse_cli(args: &[OsString]) -> Result<Cli, String> {
                     overrides,
                 });
             }
-            ("app-server", None) => command = Some(Command::AppServer),
+            ("app-server", None) => {
+                command = Some(Command::AppServer {
+                    source: rollout::APP_SERVER_SOURCE,
+                })
+            }
             ("sandbox", None) => {
                 let rest = iter.cloned().collect();
                 return Ok(Cli {
@@ -186,14 +199,22 @@ fn parse_cli(args: &[OsString]) -> Result<Cli, String> {
                 }
                 return Err("unrecognized subcommand 'debug' (only 'debug landlock')".to_string());
             }
-            ("--listen", Some(Command::AppServer)) => {
+            ("--session-source", Some(Command::AppServer { .. })) => {
+                let source = match iter.next().and_then(|u| u.to_str()) {
+                    Some("vscode") => rollout::APP_SERVER_SOURCE,
+                    Some("exec") => rollout::EXEC_SOURCE,
+                    _ => return Err("'--session-source' takes 'vscode' or 'exec'".to_string()),
+                };
+                command = Some(Command::AppServer { source });
+            }
+            ("--listen", Some(Command::AppServer { .. })) => {
                 let url = iter
                     .next()
                     .and_then(|u| u.to_str())
                     .ok_or("a value is required for '--listen <URL>'")?;
                 check_listen(url)?;
             }
-            (_, Some(Command::AppServer)) if arg.starts_with("--listen=") => {
+            (_, Some(Command::AppServer { .. })) if arg.starts_with("--listen=") => {
                 check_listen(&arg["--listen=".len()..])?;
             }
             (_, _) if arg.starts_with('-') => {
@@ -244,18 +265,18 @@ mod tests {
 
     #[test]
     fn command_lines() {
+        const APP_SERVER: Command = Command::AppServer {
+            source: rollout::APP_SERVER_SOURCE,
+        };
         let ok: &[(&[&str], Command, &[&str])] = &[
-            (&["app-server"], Command::AppServer, &[]),
             (
-                &["app-server", "--listen", "stdio://"],
-                Command::AppServer,
+                &["app-server", "--session-source", "exec"],
+                Command::AppServer { source: "exec" },
                 &[],
             ),
-            (
-                &["app-server", "--listen=stdio://"],
-                Command::AppServer,
-                &[],
-            ),
+            (&["app-server"], APP_SERVER, &[]),
+            (&["app-server", "--listen", "stdio://"], APP_SERVER, &[]),
+            (&["app-server", "--listen=stdio://"], APP_SERVER, &[]),
             (
                 &[
                     "--config",
@@ -267,7 +288,7 @@ mod tests {
                     "stdio://",
                     "--config=c=3",
                 ],
-                Command::AppServer,
+                APP_SERVER,
                 &["a=1", "b=2", "c=3"],
             ),
             (&["--help"], Command::Help, &[]),
@@ -296,6 +317,11 @@ mod tests {
                 "only stdio://",
             ),
             (&["app-server", "--listen"], "a value is required"),
+            (
+                &["app-server", "--session-source", "cli"],
+                "takes 'vscode' or 'exec'",
+            ),
+            (&["--session-source", "exec"], "unexpected argument"),
             (&["-c"], "a value is required"),
             (&["app-server", "extra"], "unexpected argument 'extra'"),
         ];

@@ -226,6 +226,9 @@ pub struct ThreadState {
     pub originator: Option<String>,
     /// Where the thread comes from, as rollouts record it (`vscode` for app-server threads).
     pub source: String,
+    /// The version that created the thread, as its rollout records it ([`crate::rollout::CLI_VERSION`]
+    /// for ours).
+    pub cli_version: String,
     /// Current defaults.
     pub settings: Settings,
     /// The conversation as sent to the model, each item with its turn id.
@@ -291,7 +294,7 @@ impl ThreadState {
             } else {
                 Vec::new()
             },
-            cli_version: env!("CARGO_PKG_VERSION").to_string(),
+            cli_version: self.cli_version.clone(),
             originator: self.originator.clone(),
             source: crate::rollout::source_kind(&self.source),
             forked_from_id: self.forked_from_id.clone(),

@@ -5,8 +5,9 @@
 //! `--json`, else readable progress on stderr and the final message on stdout. Exit status 0
 //! when the turn completed, 1 when it failed or could not start, 2 for a bad command line.
 //!
-//! The child gets the same `-c` overrides and environment. Two exec-specific rules are put to
-//! it as plain protocol or config: approvals default to `never` (nobody is there to answer;
+//! The child gets the same `-c` overrides and environment, and `--session-source exec` (its
+//! threads are recorded with source `exec`, as Codex's exec records them). Two exec-specific
+//! rules are put to it as plain protocol or config: approvals default to `never` (nobody is there to answer;
 //! a request that comes anyway is declined), and `CODEX_API_KEY`, when set, becomes the
 //! built-in provider's bearer (`model_providers.openai.env_key`) without touching auth.json.
 //! The originator is `codex_exec`, or `CODEX_INTERNAL_ORIGINATOR_OVERRIDE` (the SDK sets
@@ -201,7 +202,8 @@ fn child_args(args: &ExecArgs) -> Vec<OsString> {
             out.push(kv.into());
         }
     }
-    out.push("app-server".into());
+    // Our threads are then recorded as Codex records its exec threads: source `exec`.
+    out.extend(["app-server", "--session-source", "exec"].map(OsString::from));
     out
 }
 
@@ -247,7 +249,10 @@ fn open_thread(server: &mut AppServerChild, args: &ExecArgs, inputs: &Inputs) ->
         }
         Target::Resume(id) => id.clone(),
         Target::Last { all } => {
-            let mut params = json!({"limit": 1});
+            // Exec threads are listed only when asked for (as in Codex): the last of ours, the
+            // app-server's and Codex's own.
+            let mut params =
+                json!({"limit": 1, "sourceKinds": ["cli", "vscode", "exec", "appServer"]});
             if !all {
                 params["cwd"] = json!(inputs.cwd.display().to_string());
             }

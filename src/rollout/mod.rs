@@ -41,7 +41,9 @@ use crate::protocol::{ThreadItem, TokenUsage, Turn, TurnError, TurnStatus};
 pub use files::{archive, find, id_from_file_name, read_names, unarchive, write_name};
 pub use index::{Listing, PageRequest, SortKey};
 pub use reader::{load, load_before_turn, read_summary};
-pub use writer::{APP_SERVER_SOURCE, Rollout};
+pub use writer::{
+    APP_SERVER_SOURCE, CLI_VERSION, EXEC_SOURCE, Rollout, new_thread_source, set_new_thread_source,
+};
 
 /// What a rollout's `session_meta` line says about its thread.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

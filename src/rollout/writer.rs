@@ -5,6 +5,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
@@ -16,6 +17,35 @@ use crate::protocol::{ThreadItem, TokenUsage, TurnStatus};
 /// Our `session_meta.source` for threads created through the app-server: what Codex records
 /// for its own app-server threads, so its `thread/list` shows ours by default.
 pub const APP_SERVER_SOURCE: &str = "vscode";
+/// The `source` of threads `codex-lite exec` creates, as Codex records its own exec threads
+/// (its `thread/list` shows them only when asked for with `sourceKinds`).
+pub const EXEC_SOURCE: &str = "exec";
+
+/// The `source` this process records new threads with ([`set_new_thread_source`]).
+static NEW_THREAD_SOURCE: OnceLock<&'static str> = OnceLock::new();
+
+/// Sets the `source` of every thread this process creates, once, at startup: `app-server
+/// --session-source exec` (how `codex-lite exec` runs it) sets [`EXEC_SOURCE`]. A later call
+/// changes nothing.
+pub fn set_new_thread_source(source: &'static str) {
+    let _ = NEW_THREAD_SOURCE.set(source);
+}
+
+/// The `source` new threads are recorded with: [`APP_SERVER_SOURCE`] unless set at startup.
+pub fn new_thread_source() -> &'static str {
+    NEW_THREAD_SOURCE
+        .get()
+        .copied()
+        .unwrap_or(APP_SERVER_SOURCE)
+}
+
+/// The `cli_version` of the threads we create, in their `session_meta` and as
+/// `Thread.cliVersion`: the Codex version whose rollout format and protocol we follow, with ours
+/// as SemVer build metadata (`0.169.0+codex-lite.0.1.0`). Codex shows the value as is and
+/// nothing in it depends on it; tools that compare it to choose how to parse a rollout see
+/// 0.169.0 (build metadata does not count in SemVer precedence), and a reader still sees what
+/// wrote the thread.
+pub const CLI_VERSION: &str = concat!("0.169.0+codex-lite.", env!("CARGO_PKG_VERSION"));
 
 /// An open rollout file, appended to and flushed line by line.
 #[derive(Debug)]

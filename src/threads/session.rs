@@ -226,6 +226,7 @@ impl Server {
         state.name = names.get(&meta.id).cloned();
         state.forked_from_id = meta.forked_from_id.clone();
         state.source = meta.source.clone();
+        state.cli_version = meta.cli_version.clone();
         state.context =
             crate::context::ContextState::from_history(loaded.history.iter().map(|(_, item)| item));
         state.history = loaded.history;

@@ -401,6 +401,8 @@ int main(int argc, char **argv) {
     if (!strcmp(action, "netlink")) return report(socket(AF_NETLINK, SOCK_RAW, 0));
     if (!strcmp(action, "raw")) return report(socket(AF_INET, SOCK_RAW, IPPROTO_ICMP));
     if (!strcmp(action, "packet")) return report(socket(AF_PACKET, SOCK_RAW, 0));
+    if (!strcmp(action, "write-fd")) /* a descriptor inherited from whoever started us */
+        return report(write(atoi(arg1), "escaped\n", 8));
     if (!strcmp(action, "socketpair-send")) {
         int fds[2];
         char buf[4];

@@ -222,19 +222,22 @@ fn json_mode_streams_the_sdk_events_of_a_turn() {
     let first = &s.mock.requests_to("/v1/responses")[0];
     assert_eq!(first.header("originator"), Some("codex_exec"));
     assert!(first.text().contains("do it"));
-    // An ordinary thread: the app-server lists it.
+    // A thread like any other, recorded as Codex records exec's: the app-server lists it
+    // when asked for exec threads (thread_provenance.rs has the rest).
     let mut server = AppServer::builder()
         .codex_home(s.home.path())
         .configs(s.mock.provider_overrides())
         .spawn();
     server.initialize();
-    let list = server.call("thread/list", json!({})).unwrap();
+    let list = server
+        .call("thread/list", json!({"sourceKinds": ["exec"]}))
+        .unwrap();
     assert!(
         list["data"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|t| t["id"] == thread_id),
+            .any(|t| t["id"] == thread_id && t["source"] == "exec"),
         "{list}"
     );
 }

@@ -1,7 +1,8 @@
 //! Compaction on the backend and on disk (context.md §4): remote compaction for the built-in
 //! `openai` provider (`compaction_trigger` → a `compaction` item replayed as received, the Lite
-//! header for Lite models), the `compacted` rollout line, resume after a compaction, and a
-//! `kill -9` in the middle of one (the thread resumes from its last complete state).
+//! header for Lite models), a local compaction of a Lite model (no tools, no preamble), the
+//! `compacted` rollout line, resume after a local and after a remote compaction, and a `kill -9`
+//! in the middle of one (the thread resumes from its last complete state).
 
 use std::path::{Path, PathBuf};
 
@@ -291,4 +292,128 @@ fn a_kill_during_a_compaction_loses_nothing() {
             .any(|(_, t)| t.ends_with("SUMMARY AFTER KILL"))
     );
     assert_eq!(lines_of_type(&path, "compacted").len(), 1);
+}
+
+#[test]
+fn a_thread_resumed_after_a_remote_compaction_replays_its_item() {
+    let home = TempDir::new("compaction-remote-resume");
+    let mock = MockServer::start();
+    mock.push(answer("r1", "first answer", 5000));
+    mock.push(compaction_reply("r2", "ENC-KEPT"));
+    mock.push(answer("r3", "second answer", 400));
+    let spawn = |mock: &MockServer| {
+        let mut server = AppServer::builder()
+            .codex_home(home.path())
+            .config(format!("openai_base_url={}/v1", mock.base()))
+            .config("model=gpt-5.5")
+            .config("model_auto_compact_token_limit=1000")
+            .spawn();
+        server.initialize();
+        server
+            .call(
+                "account/login/start",
+                json!({"type": "apiKey", "apiKey": "sk-test-key"}),
+            )
+            .unwrap();
+        server
+    };
+    let thread_id = {
+        let mut server = spawn(&mock);
+        let thread_id = start_thread(&mut server, json!({}));
+        turn(&mut server, &thread_id, "first question");
+        let second = turn(&mut server, &thread_id, "second question");
+        assert_eq!(item_events(&second)[0].1, "contextCompaction");
+        thread_id
+    };
+    let path = rollout_of(home.path(), &thread_id);
+    let compacted = lines_of_type(&path, "compacted");
+    assert_eq!(compacted.len(), 1);
+    let kept = json!({"type": "compaction", "id": "cmp_r2", "encrypted_content": "ENC-KEPT"});
+    assert!(
+        compacted[0]["payload"]["replacement_history"]
+            .as_array()
+            .unwrap()
+            .contains(&kept),
+        "{}",
+        compacted[0]
+    );
+
+    mock.push(answer("r4", "third answer", 400));
+    let mut server = spawn(&mock);
+    server
+        .call("thread/resume", json!({"threadId": thread_id}))
+        .unwrap();
+    let third = turn(&mut server, &thread_id, "third question");
+    assert!(
+        !item_events(&third)
+            .iter()
+            .any(|(_, k)| k == "contextCompaction")
+    );
+    let requests = bodies(&mock);
+    assert_eq!(requests.len(), 4);
+    let input = requests[3]["input"].as_array().unwrap();
+    let at = input
+        .iter()
+        .position(|i| i["type"] == "compaction")
+        .expect("the compaction item is replayed after resume");
+    assert_eq!(input[at], kept);
+    assert_eq!(
+        user_words(&requests[3]),
+        ["first question", "second question", "third question"]
+    );
+    assert!(!said(&requests[3]).iter().any(|(_, t)| t == "first answer"));
+    assert_eq!(
+        input.last().unwrap()["content"][0]["text"],
+        "third question"
+    );
+}
+
+#[test]
+fn a_local_compaction_of_a_lite_model_offers_no_tools() {
+    let mock = MockServer::start();
+    mock.push(answer("r1", "first answer", 5000));
+    mock.push(answer("r2", "LITE SUMMARY", 300));
+    mock.push(answer("r3", "second answer", 400));
+    let mut server = crate::suite::compaction::server_with(
+        &mock,
+        &[
+            "model=\"gpt-6.1-sol\"",
+            "model_auto_compact_token_limit=1000",
+        ],
+    );
+    let thread_id = start_thread(&mut server, json!({}));
+    turn(&mut server, &thread_id, "first question");
+    turn(&mut server, &thread_id, "second question");
+    let requests = mock.requests_to("/v1/responses");
+    assert_eq!(requests.len(), 3);
+    // A normal Lite request offers the client tools in its preamble...
+    let normal = requests[0].json();
+    assert_eq!(normal["input"][0]["type"], "additional_tools");
+    // ...the summary request has neither that preamble nor tools, and still the history.
+    assert_eq!(
+        requests[1].header("x-openai-internal-codex-responses-lite"),
+        Some("true")
+    );
+    let compaction = requests[1].json();
+    let input = compaction["input"].as_array().unwrap();
+    assert!(
+        !input.iter().any(|i| i["type"] == "additional_tools"),
+        "{compaction}"
+    );
+    assert!(compaction.get("tools").is_none_or(|t| t == &json!([])));
+    assert_eq!(compaction["parallel_tool_calls"], false);
+    assert_eq!(input[0]["role"], "developer");
+    let conversation = said(&compaction);
+    assert!(
+        conversation
+            .iter()
+            .any(|(who, t)| who == "assistant" && t == "first answer")
+    );
+    let ask = conversation.last().unwrap();
+    assert!(ask.0 == "user" && ask.1.contains("handoff note"), "{ask:?}");
+    // The next request offers the tools again and carries the summary.
+    let next = requests[2].json();
+    assert_eq!(next["input"][0]["type"], "additional_tools");
+    assert!(said(&next).iter().any(|(_, t)| t.ends_with("LITE SUMMARY")));
+    assert_eq!(user_words(&next), ["first question", "second question"]);
 }

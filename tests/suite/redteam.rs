@@ -483,3 +483,51 @@ fn socket_pairs_keep_working_with_send_and_recv() {
         }
     }
 }
+
+/// Makes `end` descriptor `fd` (not close-on-exec) in the process `cmd` starts.
+fn inherit_as(cmd: &mut Command, end: &std::os::unix::net::UnixStream, fd: i32) {
+    use std::os::fd::AsRawFd;
+    let raw = end.as_raw_fd();
+    // SAFETY: dup2 is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(raw, fd) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[test]
+fn descriptors_leaked_by_the_parent_do_not_reach_the_command() {
+    require_probe!();
+    const FD: i32 = 9;
+    for who in users() {
+        let arena = Arena::new("leak", who, |_| {});
+        let (host, leaked) = std::os::unix::net::UnixStream::pair().unwrap();
+        host.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let received = || {
+            let mut buf = [0u8; 64];
+            std::io::Read::read(&mut &host, &mut buf).map_or(0, |n| n)
+        };
+        let fd = FD.to_string();
+        let mut control = arena.command(probe_bin());
+        control.args(["write-fd", &fd]);
+        inherit_as(&mut control, &leaked, FD);
+        let run = collect(control);
+        assert!(
+            run.is_ok() && received() > 0,
+            "{} control: {run:?}",
+            who.label
+        );
+        for (label, policy) in policies() {
+            let mut cmd = arena.sandboxed(&policy, &["write-fd", &fd]);
+            inherit_as(&mut cmd, &leaked, FD);
+            let run = collect(cmd);
+            assert_eq!(received(), 0, "{} {label}: got out: {run:?}", who.label);
+            assert_eq!(run.result, format!("errno={}", libc::EBADF), "{run:?}");
+        }
+    }
+}

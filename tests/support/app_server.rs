@@ -366,7 +366,13 @@ impl AppServer {
     /// Reads messages in order until one has `method` (a notification or server request) and
     /// returns it; everything before it is returned too, for order assertions.
     pub fn read_until(&mut self, method: &str) -> (Value, Vec<Value>) {
-        let deadline = Instant::now() + DEFAULT_TIMEOUT;
+        self.read_until_within(method, DEFAULT_TIMEOUT)
+    }
+
+    /// [`AppServer::read_until`] with its own bound, for what legitimately takes long on a
+    /// loaded machine (megabytes through a debug build): generous, never a sleep.
+    pub fn read_until_within(&mut self, method: &str, timeout: Duration) -> (Value, Vec<Value>) {
+        let deadline = Instant::now() + timeout;
         let mut before = Vec::new();
         loop {
             match self.next_message(deadline) {
