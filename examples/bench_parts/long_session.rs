@@ -34,14 +34,19 @@ unsafe impl GlobalAlloc for Counting {
     }
 }
 
-/// Live heap bytes of the loaded thread (its history, turns and items) in this process.
-fn loaded_bytes(home: &Path, thread: &str) -> usize {
+/// Live heap bytes of the loaded thread in this process: all of it, and of that its model
+/// history (the rest is mostly the turns' items).
+fn loaded_bytes(home: &Path, thread: &str) -> (usize, usize) {
     let (path, _) = codex_lite::rollout::find(home, thread).expect("stored rollout");
     let before = LIVE_BYTES.load(Ordering::Relaxed);
-    let loaded = codex_lite::rollout::load(&path).expect("load");
+    let mut loaded = codex_lite::rollout::load(&path).expect("load");
     let bytes = LIVE_BYTES.load(Ordering::Relaxed).saturating_sub(before);
+    let history = std::mem::take(&mut loaded.history);
+    let without_history = LIVE_BYTES.load(Ordering::Relaxed);
+    drop(history);
+    let history_bytes = without_history.saturating_sub(LIVE_BYTES.load(Ordering::Relaxed));
     drop(loaded);
-    bytes
+    (bytes, history_bytes)
 }
 
 /// Turns of the long thread.
@@ -252,7 +257,7 @@ fn page_all(
 pub fn measure(turns: usize) {
     let home = TempHome(temp_home());
     let (thread, file_bytes) = store_long_thread(&home.0, turns);
-    let history_bytes = loaded_bytes(&home.0, &thread);
+    let (loaded_bytes, history_bytes) = loaded_bytes(&home.0, &thread);
     let (url, arrived) = serve_answer();
     let mut server = spawn_in(
         &home.0,
@@ -302,12 +307,13 @@ pub fn measure(turns: usize) {
     let rss_after = kib(&server, "VmRSS:");
     let peak = kib(&server, "VmHWM:");
     println!(
-        "long session, {turns} turns / {} items ({:.1} MB rollout, {:.1} MB loaded): resume {} ms wall / {} ms CPU, RSS {} → {} KiB (+{} KiB); \
+        "long session, {turns} turns / {} items ({:.1} MB rollout, {:.1} MB loaded, of it {:.1} MB the model history): resume {} ms wall / {} ms CPU, RSS {} → {} KiB (+{} KiB); \
          one more turn: request ({:.1} MB) sent after {} ms, turn {} ms wall / {} ms CPU, RSS {} KiB (peak {} KiB); \
          turns/list {turn_count} turns in {turn_pages} pages of 25: {:.1} ms ({:.2} ms a page); \
          items/list {item_count} items in {item_pages} pages of 100: {:.1} ms ({:.2} ms a page); RSS after paging {} KiB",
         turns * (2 + CALLS_PER_TURN),
         file_bytes as f64 / 1e6,
+        loaded_bytes as f64 / 1e6,
         history_bytes as f64 / 1e6,
         resume_wall.as_millis(),
         resume_cpu.as_millis(),
