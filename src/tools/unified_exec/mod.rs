@@ -156,6 +156,9 @@ pub fn run_write_stdin(turn: &mut TurnRunner, call: &ToolCall) -> CallResult {
         return plain(call, format!("write_stdin failed: Unknown process id {id}"));
     };
     let chars = args.chars.unwrap_or_default();
+    // Attached before typing: a process that ends on this input (Ctrl-D) is then completed by
+    // this call, after its `terminalInteraction`, not by the session's thread before it.
+    session.attach();
     let wait = if chars.is_empty() {
         clamp_yield(
             args.yield_time_ms,
@@ -176,6 +179,7 @@ pub fn run_write_stdin(turn: &mut TurnRunner, call: &ToolCall) -> CallResult {
                     "the process no longer reads input (it has ended); poll with empty chars for its last output"
                 }
             };
+            settle(turn, &session, &session.detach());
             return plain(call, format!("write_stdin failed: {why}"));
         }
         clamp_yield(
@@ -185,7 +189,6 @@ pub fn run_write_stdin(turn: &mut TurnRunner, call: &ToolCall) -> CallResult {
             MAX_YIELD,
         )
     };
-    session.attach();
     wait_on(turn, &session, wait);
     let detached = session.detach();
     let typed = (!chars.is_empty()).then_some(chars.as_str());
@@ -353,6 +356,16 @@ fn answer(
             }),
         );
     }
+    settle(turn, session, &detached);
+    CallResult {
+        output: call.output_item(&text),
+        cancelled: false,
+    }
+}
+
+/// After a call stopped waiting on `session`: a finished session leaves the store, and its item
+/// completes here when the call was attached as it ended.
+fn settle(turn: &mut TurnRunner, session: &Session, detached: &Detached) {
     if let Some(finished) = &detached.finished {
         thread_sessions(turn).remove(session.id);
         if detached.must_complete {
@@ -363,10 +376,6 @@ fn answer(
                 session.emit_completed(&item);
             }
         }
-    }
-    CallResult {
-        output: call.output_item(&text),
-        cancelled: false,
     }
 }
 
