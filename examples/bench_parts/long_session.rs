@@ -1,8 +1,10 @@
 //! The long-session figure: a stored thread of `TURNS` turns and ten items each (a question,
 //! eight shell calls with their outputs, an answer), written with the server's own rollout writer.
-//! Measured: `thread/resume` (wall, CPU, memory it adds; again with the turns), one more turn (until its request reaches
-//! the model, and the whole turn), and paging through every turn and every item. Run for a small
-//! and the long thread, so memory can be compared with the size of the history itself.
+//! Measured: `thread/resume` (wall, CPU, memory it adds), one more turn (until its request
+//! reaches the model, and the whole turn), paging through every turn and every item, and a
+//! resume that asks for the turns too. Run for a small and the long thread, so memory can be
+//! compared with the size of the history itself (weighed in this process by a counting
+//! allocator).
 
 use super::*;
 
