@@ -116,7 +116,7 @@ struct RefreshResult {
 }
 
 /// Validates the client's answer to `account/chatgptAuthTokens/refresh` (both shapes).
-fn parse_refresh_result(
+pub(super) fn parse_refresh_result(
     result: &Value,
     forced: Option<&[String]>,
 ) -> Result<ExternalTokens, String> {
@@ -148,73 +148,4 @@ fn parse_refresh_result(
         email: claims.email,
         account_id,
     })
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
-mod tests {
-    use super::*;
-    use base64::Engine;
-
-    fn jwt(payload: Value) -> String {
-        let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        format!("{}.{}.s", e.encode("{}"), e.encode(payload.to_string()))
-    }
-
-    #[test]
-    fn refresh_results_in_both_shapes_and_every_failure() {
-        let access = jwt(json!({"email": "a@b.c"}));
-        let id = jwt(
-            json!({"https://api.openai.com/auth": {"chatgpt_account_id": "org-1", "chatgpt_plan_type": "team"}}),
-        );
-        let ok = parse_refresh_result(
-            &json!({"accessToken": access, "chatgptAccountId": "org-1", "chatgptPlanType": "pro"}),
-            None,
-        )
-        .unwrap();
-        assert_eq!(
-            (
-                ok.account_id.as_str(),
-                ok.plan_type.as_str(),
-                ok.email.as_deref()
-            ),
-            ("org-1", "pro", Some("a@b.c"))
-        );
-        let original =
-            parse_refresh_result(&json!({"accessToken": access, "idToken": id}), None).unwrap();
-        assert_eq!(
-            (original.account_id.as_str(), original.plan_type.as_str()),
-            ("org-1", "team")
-        );
-        let cases = [
-            (
-                json!({"chatgptAccountId": "org-1"}),
-                None,
-                "invalid auth refresh response",
-            ),
-            (
-                json!({"accessToken": access}),
-                None,
-                "invalid auth refresh response",
-            ),
-            (json!("nope"), None, "invalid auth refresh response"),
-            (
-                json!({"accessToken": "not-a-jwt", "chatgptAccountId": "org-1"}),
-                None,
-                "auth refresh returned invalid credentials",
-            ),
-            (
-                json!({"accessToken": access, "chatgptAccountId": "org-2"}),
-                Some(vec!["org-1".to_string()]),
-                "Login is restricted to workspace(s) org-1, but current credentials belong to org-2",
-            ),
-        ];
-        for (result, forced, want) in cases {
-            assert_eq!(
-                parse_refresh_result(&result, forced.as_deref()).unwrap_err(),
-                want,
-                "{result}"
-            );
-        }
-    }
 }

@@ -16,6 +16,8 @@ mod managed;
 mod provider;
 mod routing;
 pub mod storage;
+#[cfg(test)]
+mod tests;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

@@ -92,6 +92,7 @@ pub fn load(overrides: &[String]) -> Result<Config> {
     load_from(codex_home, &overrides)
 }
 
+/// Loads `codex_home`'s config.toml and applies `overrides` (also used to reload).
 pub(super) fn load_from(codex_home: PathBuf, overrides: &[Override]) -> Result<Config> {
     let path = codex_home.join("config.toml");
     let mut raw = match std::fs::read_to_string(&path) {
@@ -137,6 +138,7 @@ fn file_error(path: &Path, message: &str) -> anyhow::Error {
 }
 
 impl Config {
+    /// Types a merged raw table, applying the defaults and the checks serde cannot express.
     pub(super) fn from_raw(codex_home: PathBuf, raw: toml::Table) -> Result<Self> {
         let mut table = raw.clone();
         // `[model_providers.openai]` adjusts the built-in provider (retries, timeouts, headers)

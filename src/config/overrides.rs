@@ -13,6 +13,7 @@ pub fn parse_overrides(raw: &[String]) -> Result<Vec<Override>> {
     raw.iter().map(|arg| parse_override(arg)).collect()
 }
 
+/// Parses one `key=value` argument.
 pub(super) fn parse_override(arg: &str) -> Result<Override> {
     let (key, value) = arg
         .split_once('=')

@@ -37,6 +37,7 @@ pub(super) enum ToolSwitch {
 }
 
 impl ToolSwitch {
+    /// Whether the tool is switched on, in either spelling.
     pub(super) fn is_enabled(self) -> bool {
         match self {
             Self::Bare(on) | Self::Table { enabled: on } => on,

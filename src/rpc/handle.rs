@@ -13,6 +13,8 @@ use serde_json::Value;
 use super::writer::{ByteBudget, Outgoing};
 use super::{ClientAnswer, RequestId, RpcError};
 
+/// What every clone of [`Rpc`] shares: the stdout queue and its byte budget, the pending map,
+/// the next request id, and the notification filters.
 pub(super) struct Shared {
     pub(super) out: Sender<Outgoing>,
     pub(super) egress: Arc<ByteBudget>,
@@ -192,6 +194,7 @@ impl Rpc {
         }
     }
 
+    /// Hands the client's answer to whoever waits on request `id` (called by the reader).
     pub(super) fn deliver(&self, id: &RequestId, answer: ClientAnswer) {
         let waiter = match id {
             RequestId::Integer(n) => self
@@ -212,6 +215,7 @@ impl Rpc {
         }
     }
 
+    /// Forgets every pending request, so their waiters see a disconnect (stdin closed).
     pub(super) fn drop_all_pending(&self) {
         if let Ok(mut pending) = self.shared.pending.lock() {
             pending.clear();

@@ -14,6 +14,7 @@ use super::{ClientAnswer, Incoming, MAX_LINE_BYTES, RequestId, Rpc, RpcError, SE
 /// Most bytes of client messages queued for the main loop before new ones get -32001.
 const INGRESS_MAX_BYTES: usize = 64 * 1024 * 1024;
 
+/// The `app-server-stdin` thread's state: where answers and client messages go.
 pub(super) struct Reader {
     pub(super) rpc: Rpc,
     pub(super) inbox: Sender<(Incoming, usize)>,
@@ -21,6 +22,7 @@ pub(super) struct Reader {
 }
 
 impl Reader {
+    /// Reads stdin to its end, line by line.
     pub(super) fn run(self, input: impl Read) {
         let mut input = BufReader::with_capacity(64 * 1024, input);
         let mut line = Vec::new();

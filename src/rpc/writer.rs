@@ -12,6 +12,7 @@ use super::StopReason;
 /// when the queue is empty), so a client that stops reading costs bounded memory.
 pub(super) const EGRESS_MAX_BYTES: usize = 16 * 1024 * 1024;
 
+/// What the writer thread receives: a line to write, or the order to flush and stop.
 pub(super) enum Outgoing {
     Line(String),
     Shutdown,
@@ -42,6 +43,8 @@ impl ByteBudget {
     }
 }
 
+/// The body of `app-server-stdout`: writes lines until shutdown; after a failed write it keeps
+/// draining (so producers never block) and reports [`StopReason::ClientGone`] once.
 pub(super) fn write_loop(
     rx: Receiver<Outgoing>,
     output: impl Write,

@@ -167,8 +167,8 @@ impl std::error::Error for SandboxError {}
 
 impl SandboxPolicy {
     /// The policy a `sandbox_mode` plus its `[sandbox_workspace_write]` table describe. The table
-    /// only matters for workspace-write. Relative writable roots are an error (config.rs already
-    /// rejects them; this keeps the conversion total on its own).
+    /// only matters for workspace-write. Relative writable roots are an error (`config/load.rs`
+    /// already rejects them; this keeps the conversion total on its own).
     pub fn from_config(
         mode: SandboxMode,
         settings: &SandboxWorkspaceWrite,

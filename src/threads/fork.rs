@@ -41,6 +41,7 @@ struct ForkSource {
 }
 
 impl Server {
+    /// `thread/fork`.
     pub(super) fn thread_fork(
         &mut self,
         id: &RequestId,

@@ -44,6 +44,7 @@ pub(super) struct PageParams {
 }
 
 impl Server {
+    /// `thread/read`: a loaded thread as it is, else one read from its rollout.
     pub(super) fn thread_read(
         &mut self,
         id: &RequestId,
@@ -68,6 +69,7 @@ impl Server {
         Ok(())
     }
 
+    /// `thread/loaded/list`: loaded thread ids in order, paged by id.
     pub(super) fn thread_loaded_list(
         &mut self,
         id: &RequestId,
@@ -89,6 +91,7 @@ impl Server {
         Ok(())
     }
 
+    /// `thread/archive`: moves the rollout to the archive and unloads the thread.
     pub(super) fn thread_archive(
         &mut self,
         id: &RequestId,
@@ -130,6 +133,7 @@ impl Server {
         Ok(())
     }
 
+    /// `thread/unarchive`: moves the rollout back and answers with the thread.
     pub(super) fn thread_unarchive(
         &mut self,
         id: &RequestId,
@@ -159,6 +163,7 @@ impl Server {
         Ok(())
     }
 
+    /// `thread/name/set`.
     pub(super) fn thread_set_name(
         &mut self,
         id: &RequestId,

@@ -83,6 +83,7 @@ fn warn_if_unknown_model(rpc: &crate::rpc::Rpc, state: &ThreadState) {
 }
 
 impl Server {
+    /// Answers a request that created a thread, then emits `thread/started`.
     pub(super) fn announce_new_thread(
         &self,
         id: &RequestId,
@@ -104,6 +105,7 @@ impl Server {
             .ensure_started(Some(&state.id), &state.settings.cwd);
     }
 
+    /// `thread/start`.
     pub(super) fn thread_start(
         &mut self,
         id: &RequestId,
@@ -238,6 +240,7 @@ impl Server {
         Ok(state)
     }
 
+    /// `thread/resume`.
     pub(super) fn thread_resume(
         &mut self,
         id: &RequestId,

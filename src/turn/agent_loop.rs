@@ -9,6 +9,8 @@ use crate::thread::{Control, lock};
 use super::{Outcome, Round, TurnRunner, turn_error};
 
 impl TurnRunner {
+    /// Adds user input to the turn: its `userMessage` item (started and completed) and the
+    /// model-facing message in the history.
     pub(crate) fn add_user_input(&mut self, input: Vec<UserInput>) {
         let accepts_images = lock(&self.thread).settings.model_info.accepts_images();
         let history_item = crate::prompt::user_message(&input, accepts_images);
@@ -30,6 +32,8 @@ impl TurnRunner {
         }
     }
 
+    /// Runs rounds until the model answers without calling a tool, the turn is interrupted or
+    /// a round fails; compacts between rounds when due.
     pub(super) fn agent_loop(&mut self) -> Outcome {
         crate::tools::mcp::wait_for_servers(self);
         let mut follow_up = false;

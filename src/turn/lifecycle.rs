@@ -41,6 +41,7 @@ fn resolve_model(start: &TurnStart) {
     }
 }
 
+/// The body of the turn thread: resolve the model, begin, compact or loop, end the turn.
 pub(super) fn run(start: TurnStart) {
     resolve_model(&start);
     let (thread_id, settings) = {
@@ -222,6 +223,8 @@ impl TurnRunner {
         }
     }
 
+    /// Opens the turn: records it, tells the model the context that changed, emits
+    /// `turn/started` (and `enteredReviewMode` for a review).
     pub(super) fn begin(&mut self) {
         let warnings;
         {
