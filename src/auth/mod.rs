@@ -7,8 +7,9 @@
 //! This file holds the state and its plain accessors (modes, the account view, logging in and
 //! out). `managed` refreshes managed ChatGPT tokens (on demand, before expiry, after a 401);
 //! `external` asks the client for new tokens after a 401, once for every request that failed
-//! together; `provider` is what the model client sees ([`AuthProvider`]): credentials, the
-//! workspace route, 401 recovery.
+//! together; `provider` is what the model client sees
+//! ([`AuthProvider`](crate::client::AuthProvider)): credentials, the workspace route, 401
+//! recovery.
 
 mod external;
 pub mod jwt;
@@ -90,7 +91,7 @@ pub struct AccountView {
 }
 
 /// Owns the connection's credentials. Shared by the main loop (account methods) and the
-/// `model-stream` threads (via [`AuthProvider`]).
+/// `model-stream` threads (via [`AuthProvider`](crate::client::AuthProvider)).
 pub struct AuthManager {
     codex_home: PathBuf,
     issuer: String,
