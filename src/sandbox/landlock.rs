@@ -31,12 +31,12 @@ pub(crate) enum LandlockError {
 
 /// Restricts the calling thread (and everything it executes) to `writable_roots` and
 /// `devices`, plus the network when `network` is false. Paths that do not exist are skipped:
-/// nothing can be written there anyway.
+/// nothing can be written there anyway. Returns the ABI the kernel enforced (see [`gaps_of`]).
 pub(crate) fn restrict(
     writable_roots: &[PathBuf],
     devices: &[PathBuf],
     network: bool,
-) -> Result<(), LandlockError> {
+) -> Result<ABI, LandlockError> {
     let failed = |what: &str, e: &dyn std::fmt::Display| {
         LandlockError::Failed(format!("landlock: {what}: {e}"))
     };
@@ -94,7 +94,32 @@ pub(crate) fn restrict(
             &status.landlock,
         )));
     }
-    Ok(())
+    Ok(match status.landlock {
+        LandlockStatus::Available { effective_abi, .. } => effective_abi,
+        _ => ABI::Unsupported,
+    })
+}
+
+/// What Landlock at `abi` leaves unjudged that a sandbox without namespaces has no other layer
+/// for (the namespaces' read-only mounts cover all of it, and seccomp the network): the text of
+/// a warning, `None` when nothing is missing. Like the landlock crate's sandboxer, say when the
+/// kernel gives less than the policy asks.
+pub(crate) fn gaps_of(abi: ABI) -> Option<String> {
+    let gaps: Vec<&str> = [(
+        ABI::V3,
+        "truncate(2) of files outside the writable roots (Landlock ABI 3, Linux 6.2)",
+    )]
+    .into_iter()
+    .filter(|(needed, _)| abi < *needed)
+    .map(|(_, what)| what)
+    .collect();
+    (!gaps.is_empty()).then(|| {
+        format!(
+            "this kernel's Landlock (ABI {}) does not judge {}",
+            abi as i32,
+            gaps.join(", ")
+        )
+    })
 }
 
 /// The error text for a kernel that cannot enforce Landlock, naming what is missing.
@@ -114,6 +139,29 @@ pub(crate) fn unavailable_message(status: &LandlockStatus) -> String {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn older_abis_name_what_they_leave_unjudged() {
+        for (abi, gap) in [
+            (
+                ABI::V1,
+                Some("this kernel's Landlock (ABI 1) does not judge truncate(2)"),
+            ),
+            (
+                ABI::V2,
+                Some("this kernel's Landlock (ABI 2) does not judge truncate(2)"),
+            ),
+            (ABI::V3, None),
+            (ABI::V7, None),
+            (ABI::V10, None),
+        ] {
+            let got = gaps_of(abi);
+            match gap {
+                Some(start) => assert!(got.as_deref().unwrap().starts_with(start), "{got:?}"),
+                None => assert_eq!(got, None),
+            }
+        }
+    }
 
     #[test]
     fn unavailable_messages_name_the_kernel_option() {

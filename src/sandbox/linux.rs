@@ -378,9 +378,13 @@ mod imp {
         caps::drop_bypass_capabilities().map_err(|e| format!("cannot drop capabilities: {e}"))?;
         seccomp::install(&seccomp::filter(plan.network))
             .map_err(|e| format!("cannot install the seccomp filter: {e}"))?;
-        landlock::restrict(&plan.writable, &[], plan.network).map_err(|e| match e {
+        let abi = landlock::restrict(&plan.writable, &[], plan.network).map_err(|e| match e {
             LandlockError::Unavailable(message) | LandlockError::Failed(message) => message,
-        })
+        })?;
+        if let Some(gaps) = landlock::gaps_of(abi) {
+            eprintln!("{HELPER_ARG0}: warning: {gaps}; without namespaces nothing else does");
+        }
+        Ok(())
     }
 }
 

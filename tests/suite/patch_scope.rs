@@ -44,7 +44,10 @@ fn a_symlink_out_of_the_workspace_counts_as_outside() {
     let mut server = patch_turn(
         &mock,
         ws.path(),
-        json!({"sandbox": "workspace-write", "approvalPolicy": "on-request"}),
+        // /tmp is a writable root by default, and a clone may live under it: only the workspace.
+        json!({"sandbox": "workspace-write", "approvalPolicy": "on-request",
+               "config": {"sandbox_workspace_write":
+                   {"exclude_slash_tmp": true, "exclude_tmpdir_env_var": true}}}),
         "*** Begin Patch\n*** Add File: escape/pwned.txt\n+owned\n*** End Patch",
     );
     // In the workspace by name, outside it in fact: on-request must ask, naming the real place.
