@@ -248,7 +248,8 @@ impl AppServer {
     }
 
     /// Writes one raw line to the server's stdin, recorded as crafted (deliberately malformed or
-    /// out of the schema: [`Transcript::record_crafted`]).
+    /// out of the schema: [`Transcript::record_crafted`]). Its user, the fuzzed stream, is Unix-only.
+    #[cfg(unix)]
     pub fn send_raw(&mut self, line: &str) {
         self.crafted_next = true;
         self.write_line(line);
