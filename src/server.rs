@@ -79,6 +79,7 @@ pub struct Server {
 pub fn run(config: Config) -> i32 {
     // Before any thread exists, so every thread inherits the blocked termination signals.
     crate::lifecycle::catch_signals();
+    crate::platform::limit_malloc_arenas();
     crate::sandbox::configure(&config);
     let transport = match Transport::start(std::io::stdin(), std::io::stdout()) {
         Ok(t) => t,

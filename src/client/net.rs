@@ -39,6 +39,12 @@ const ABORT_POLL_READ: Duration = Duration::from_millis(100);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest name lookup before it counts as a transport error.
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(30);
+/// A connection's input buffer, which also bounds a response's head (ureq's default is
+/// 128 KiB in and 64 KiB of head: a turn would hold that while it streams).
+const INPUT_BUFFER_BYTES: usize = 32 * 1024;
+/// A connection's output buffer: a request's head must fit, its body goes through in pieces
+/// of this size (ureq's default: 128 KiB).
+const OUTPUT_BUFFER_BYTES: usize = 16 * 1024;
 
 /// Builds the agent for one attempt against `url`. `aborted` is the round trip's abort flag:
 /// the connector and resolver give up within [`ABORT_POLL`] once it is set; everything later
@@ -70,7 +76,10 @@ pub(crate) fn agent_with_timeout(
         // One attempt, one connection: nothing is reused, so nothing stale is.
         .max_idle_connections(0)
         .timeout_connect(Some(CONNECT_TIMEOUT))
-        .timeout_resolve(Some(RESOLVE_TIMEOUT));
+        .timeout_resolve(Some(RESOLVE_TIMEOUT))
+        .input_buffer_size(INPUT_BUFFER_BYTES)
+        .max_response_header_size(INPUT_BUFFER_BYTES)
+        .output_buffer_size(OUTPUT_BUFFER_BYTES);
     if needs_tls {
         builder = builder.tls_config(super::tls::config());
     }

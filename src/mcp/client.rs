@@ -79,6 +79,19 @@ pub trait Transport: Send + Sync {
     /// Aborts whatever is in flight for request `id` (HTTP: its POST); a no-op where answers
     /// share one stream.
     fn abort(&self, _id: i64) {}
+    /// Reads and dispatches the server's messages on the calling thread until `is_done()`,
+    /// `deadline` or the end of the connection, when no thread reads for this transport yet
+    /// (a stdio server while it starts: its start thread reads its answers itself); false,
+    /// at once, when another thread delivers them.
+    fn read_until(&self, _deadline: Instant, _is_done: &dyn Fn() -> bool) -> bool {
+        false
+    }
+    /// The reading loop, for the thread that started the connection to run for as long as the
+    /// connection lives (a stdio server's; holds no strong reference to the link); `None`
+    /// when the transport needs none or it was taken already.
+    fn take_reader(&self) -> Option<Box<dyn FnOnce() + Send>> {
+        None
+    }
     /// Ends the connection for good: kills the process / ends the session. Idempotent.
     fn shutdown(&self);
 }
@@ -314,7 +327,12 @@ impl Link {
     ) -> Result<Value, McpError> {
         let pending = self.start_request(method, params, None, None, deadline)?;
         let left = deadline.saturating_duration_since(Instant::now());
-        match pending.answer.recv_timeout(left) {
+        self.transport
+            .read_until(deadline, &|| !pending.answer.is_empty());
+        match pending
+            .answer
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
             Ok(answer) => answer,
             Err(RecvTimeoutError::Timeout) => {
                 self.cancel(pending.id, "timed out");
@@ -324,6 +342,12 @@ impl Link {
                 self.close_reason().unwrap_or_else(|| "closed".into()),
             )),
         }
+    }
+
+    /// The transport's reading loop, to be run by the calling thread for as long as the
+    /// connection lives ([`Transport::take_reader`]).
+    pub fn take_reader(&self) -> Option<Box<dyn FnOnce() + Send>> {
+        self.transport.take_reader()
     }
 
     /// Sends a notification (no answer).

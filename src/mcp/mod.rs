@@ -10,9 +10,10 @@
 //! `registry.rs` (all servers, the tool catalog, reload, shutdown), `names.rs` (model-facing
 //! tool names), `methods.rs` (the protocol methods).
 //!
-//! Threads: a stdio server costs one reader thread (`mcp-<name>`) while it runs; an HTTP
-//! server none while idle. Starting (`mcp-start-<name>`), each HTTP POST (`mcp-<name>-post`)
-//! and each relayed elicitation (`mcp-elicit-<name>`) get a short-lived thread.
+//! Threads: a stdio server costs one thread (`mcp-<name>`: it starts the server, then reads
+//! it) while it runs; an HTTP server none while idle (its start runs on a short-lived
+//! `mcp-<name>`). Each HTTP POST (`mcp-<name>-post`) and each relayed elicitation
+//! (`mcp-elicit-<name>`) get a short-lived thread.
 
 pub mod client;
 pub mod config;

@@ -3,16 +3,24 @@
 //! user's own program) with only its configured environment on top of a minimal base, in its
 //! own process group so that shutting it down also ends what it spawned.
 //!
-//! Threads: exactly one, `mcp-<name>`, reads stdout and stderr (polled together on Unix),
-//! hands messages to the [`Link`] and, at EOF, reaps the child and closes the link with the
-//! reason (exit status and the end of stderr). Writes happen on the caller's thread, bounded
-//! by the caller's deadline (stdin is non-blocking on Unix), so a server that stops reading
-//! cannot hang a turn. Memory is bounded: a line longer than [`MAX_LINE_BYTES`] is dropped,
-//! stderr keeps only its last [`STDERR_TAIL_BYTES`].
+//! Threads: exactly one, `mcp-<name>`, the thread that started the server (`slot.rs`). On
+//! Unix it reads stdout and stderr (polled together) on that thread already during the
+//! handshake ([`Transport::read_until`]) and then goes on reading for as long as the server
+//! lives ([`Transport::take_reader`]), so no second thread (and no second stack or malloc
+//! arena) is ever made for a server; elsewhere the reader is a thread of its own from the
+//! start. The reader hands messages to the [`Link`] and, at EOF, reaps the child and closes
+//! the link with the reason (exit status and the end of stderr). Writes happen on the caller's
+//! thread, bounded by the caller's deadline (stdin is non-blocking on Unix), so a server that
+//! stops reading cannot hang a turn.
+//!
+//! Memory is bounded, and an idle server keeps almost none: a line longer than
+//! [`MAX_LINE_BYTES`] is dropped, stderr keeps only its last [`STDERR_TAIL_BYTES`], and the read
+//! buffer and line buffers are allocated while bytes arrive and given back once they are
+//! handled.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -28,13 +36,11 @@ pub const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
 const STDERR_TAIL_BYTES: usize = 2048;
 /// Longest stderr line logged as one line.
 const MAX_STDERR_LINE_BYTES: usize = 4096;
-/// Read size of the reader thread: small, since an idle server keeps this buffer.
+/// Read size of the reader: one buffer of this size exists only while bytes are handled.
 const READ_CHUNK_BYTES: usize = 4096;
-/// A line buffer that grew past this (a large answer) is given back once the line is done.
-const KEEP_LINE_CAPACITY_BYTES: usize = 16 * 1024;
-/// Stack of the reader thread: it only shuffles bytes, so a small stack keeps an idle server
-/// cheap.
-const READER_STACK_BYTES: usize = 256 * 1024;
+/// Stack of a stdio server's thread (start, then reader): it parses JSON and shuffles bytes,
+/// so a small stack keeps an idle server cheap.
+pub const THREAD_STACK_BYTES: usize = 256 * 1024;
 /// How long a closing server may take to exit after its stdin closed and SIGTERM.
 const EXIT_GRACE: Duration = Duration::from_millis(300);
 
@@ -89,7 +95,10 @@ pub fn child_env(
     env
 }
 
-/// Starts the server process and its reader thread; returns the link over it.
+/// Starts the server process; returns the link over it. Its reader runs on the caller's
+/// thread while the caller waits for answers, until the caller takes it for good with
+/// [`Link::take_reader`]; where reading needs a thread of its own (not Unix), that thread is
+/// started here.
 pub fn spawn(
     name: &str,
     spec: &StdioSpec<'_>,
@@ -124,26 +133,38 @@ pub fn spawn(
         ));
     }
     let process = Arc::new(Process::new(child));
-    let transport = StdioTransport {
-        stdin: Mutex::new(Some(stdin)),
-        process: process.clone(),
-    };
-    let link = Arc::new(Link::new(name, Box::new(transport), rpc, default_cwd));
-    let reader = Reader {
-        link: Arc::downgrade(&link),
-        name: name.to_string(),
-        process: process.clone(),
-        garbage: 0,
-    };
-    let spawned = std::thread::Builder::new()
-        .name(format!("mcp-{name}"))
-        .stack_size(READER_STACK_BYTES)
-        .spawn(move || reader.run(stdout, stderr));
-    if let Err(e) = spawned {
-        process.terminate();
-        return Err(McpError::Transport(format!(
-            "cannot start the reader thread: {e}"
-        )));
+    let link = Arc::new_cyclic(|link| {
+        let reader = Reader {
+            stdout: Some(stdout),
+            stderr: Some(stderr),
+            out_lines: LineSplitter::new(MAX_LINE_BYTES),
+            err_lines: LineSplitter::new(MAX_STDERR_LINE_BYTES),
+            sink: Sink {
+                link: link.clone(),
+                name: name.to_string(),
+                process: process.clone(),
+                garbage: 0,
+            },
+        };
+        let transport = StdioTransport {
+            stdin: Mutex::new(Some(stdin)),
+            process: process.clone(),
+            reader: Mutex::new(Some(reader)),
+        };
+        Link::new(name, Box::new(transport), rpc, default_cwd)
+    });
+    if !platform::READS_WITH_DEADLINE {
+        let reader = link.take_reader();
+        let spawned = std::thread::Builder::new()
+            .name(format!("mcp-{name}-reader"))
+            .stack_size(THREAD_STACK_BYTES)
+            .spawn(move || reader.into_iter().for_each(|read| read()));
+        if let Err(e) = spawned {
+            process.terminate();
+            return Err(McpError::Transport(format!(
+                "cannot start the reader thread: {e}"
+            )));
+        }
     }
     Ok(link)
 }
@@ -219,13 +240,21 @@ impl Process {
     }
 
     fn push_stderr(&self, bytes: &[u8]) {
-        let mut tail = lock(&self.stderr_tail);
-        tail.extend_from_slice(bytes);
-        if tail.len() > STDERR_TAIL_BYTES {
-            let cut = tail.len() - STDERR_TAIL_BYTES;
-            tail.drain(..cut);
-        }
+        keep_tail(&mut lock(&self.stderr_tail), bytes, STDERR_TAIL_BYTES);
     }
+}
+
+/// Appends `bytes` to `tail`, keeping only its last `max` bytes, in a buffer of exactly `max`
+/// (allocated by the first bytes: a quiet server has none).
+fn keep_tail(tail: &mut Vec<u8>, bytes: &[u8], max: usize) {
+    let bytes = &bytes[bytes.len().saturating_sub(max)..];
+    let cut = (tail.len() + bytes.len()).saturating_sub(max);
+    tail.drain(..cut);
+    if !bytes.is_empty() && tail.capacity() < max {
+        let room = max - tail.len();
+        tail.reserve_exact(room);
+    }
+    tail.extend_from_slice(bytes);
 }
 
 fn describe_status(status: std::process::ExitStatus) -> String {
@@ -239,6 +268,8 @@ fn describe_status(status: std::process::ExitStatus) -> String {
 struct StdioTransport {
     stdin: Mutex<Option<ChildStdin>>,
     process: Arc<Process>,
+    /// The reader until a thread takes it for good; meanwhile waiters read with it.
+    reader: Mutex<Option<Reader>>,
 }
 
 impl Transport for StdioTransport {
@@ -257,6 +288,26 @@ impl Transport for StdioTransport {
                 McpError::Transport(format!("cannot write to the server: {e}"))
             }
         })
+    }
+
+    fn read_until(&self, deadline: Instant, is_done: &dyn Fn() -> bool) -> bool {
+        if !platform::READS_WITH_DEADLINE {
+            return false;
+        }
+        let mut reader = lock(&self.reader);
+        let Some(active) = reader.as_mut() else {
+            return false;
+        };
+        if active.read(Some(deadline), is_done) {
+            // The output ended: the link is closed now, with the reason.
+            *reader = None;
+        }
+        true
+    }
+
+    fn take_reader(&self) -> Option<Box<dyn FnOnce() + Send>> {
+        let reader = lock(&self.reader).take()?;
+        Some(Box::new(move || reader.run()))
     }
 
     fn shutdown(&self) {
@@ -315,17 +366,28 @@ impl LineSplitter {
                 } else {
                     let line = self.buf.strip_suffix(b"\r").unwrap_or(&self.buf);
                     on_line(line);
-                    self.buf.clear();
-                    if self.buf.capacity() > KEEP_LINE_CAPACITY_BYTES {
-                        self.buf = Vec::new();
-                    }
+                    // Given back, not kept: an idle server holds no line buffer.
+                    self.buf = Vec::new();
                 }
             }
         }
     }
 }
 
+/// Reads a server's stdout and stderr: messages go to the link; at the end, the link is
+/// closed with the reason.
 struct Reader {
+    /// Open until it ends.
+    stdout: Option<ChildStdout>,
+    /// Open until it ends.
+    stderr: Option<ChildStderr>,
+    out_lines: LineSplitter,
+    err_lines: LineSplitter,
+    sink: Sink,
+}
+
+/// Where a reader's lines go.
+struct Sink {
     link: Weak<Link>,
     name: String,
     process: Arc<Process>,
@@ -333,55 +395,86 @@ struct Reader {
 }
 
 impl Reader {
-    fn run(mut self, stdout: ChildStdout, stderr: std::process::ChildStderr) {
-        let mut out_lines = LineSplitter::new(MAX_LINE_BYTES);
-        let mut err_lines = LineSplitter::new(MAX_STDERR_LINE_BYTES);
-        let result = platform::pump(stdout, stderr, &mut |is_stderr, bytes| {
-            if is_stderr {
-                self.process.push_stderr(bytes);
-                err_lines.push(bytes, &mut |line| self.stderr_line(line));
-            } else {
-                out_lines.push(bytes, &mut |line| self.stdout_line(line));
-            }
-            self.link.strong_count() > 0
-        });
-        if let Err(e) = result {
-            crate::log::warn(&format!(
-                "mcp server {}: reading its output failed: {e}",
-                self.name
-            ));
+    /// Reads until the server's output ends or the link is gone, then closes the link.
+    fn run(mut self) {
+        if !self.read(None, &|| false) {
+            self.end();
         }
-        if out_lines.dropped > 0 {
+    }
+
+    /// Reads until `is_done()` (looked at after every chunk), `deadline` (`None`: none) or the
+    /// end of the output; true at the end, when the link was closed with the reason.
+    fn read(&mut self, deadline: Option<Instant>, is_done: &dyn Fn() -> bool) -> bool {
+        let Reader {
+            stdout,
+            stderr,
+            out_lines,
+            err_lines,
+            sink,
+        } = self;
+        let result = platform::pump(stdout, stderr, deadline, &mut |is_stderr, bytes| {
+            if is_stderr {
+                sink.process.push_stderr(bytes);
+                err_lines.push(bytes, &mut |line| sink.stderr_line(line));
+            } else {
+                out_lines.push(bytes, &mut |line| sink.stdout_line(line));
+            }
+            sink.link.strong_count() > 0 && !is_done()
+        });
+        let ended = match result {
+            Ok(()) => self.stdout.is_none() && self.stderr.is_none(),
+            Err(e) => {
+                crate::log::warn(&format!(
+                    "mcp server {}: reading its output failed: {e}",
+                    self.sink.name
+                ));
+                true
+            }
+        };
+        if ended {
+            self.end();
+        }
+        ended
+    }
+
+    /// The output ended (or nobody listens any more): reaps the process and closes the link
+    /// with the reason.
+    fn end(&mut self) {
+        (self.stdout, self.stderr) = (None, None);
+        let sink = &self.sink;
+        if self.out_lines.dropped > 0 {
             crate::log::warn(&format!(
                 "mcp server {}: dropped {} lines longer than {} bytes",
-                self.name, out_lines.dropped, MAX_LINE_BYTES
+                sink.name, self.out_lines.dropped, MAX_LINE_BYTES
             ));
         }
-        // Output ended: the process is exiting (or closed its pipes and must go).
-        let status = match self.process.reap(Duration::from_secs(2)) {
+        // The process is exiting (or closed its pipes and must go).
+        let status = match sink.process.reap(Duration::from_secs(2)) {
             Some(status) => status,
             None => {
-                self.process.terminate();
+                sink.process.terminate();
                 "closed its output and was stopped".to_string()
             }
         };
         let mut reason = format!("the server {status}");
-        let tail = self.process.stderr_tail();
+        let tail = sink.process.stderr_tail();
         if !tail.is_empty() {
             reason.push_str(&format!("; stderr: {}", truncate(&tail, 500)));
         }
-        if self.garbage > 0 {
+        if sink.garbage > 0 {
             reason.push_str(&format!(
                 "; it printed {} lines that are not JSON-RPC",
-                self.garbage
+                sink.garbage
             ));
         }
-        crate::log::info(&format!("mcp server {}: {reason}", self.name));
-        if let Some(link) = self.link.upgrade() {
+        crate::log::info(&format!("mcp server {}: {reason}", sink.name));
+        if let Some(link) = sink.link.upgrade() {
             link.close(&reason);
         }
     }
+}
 
+impl Sink {
     fn stdout_line(&mut self, line: &[u8]) {
         if line.iter().all(u8::is_ascii_whitespace) {
             return;
@@ -426,6 +519,10 @@ mod platform {
     use std::os::unix::process::{CommandExt, ExitStatusExt};
     use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
     use std::time::Instant;
+
+    /// `pump` can stop at a deadline (poll), so a server's reader runs on the thread that waits
+    /// for its answers.
+    pub const READS_WITH_DEADLINE: bool = true;
 
     /// The child leads a new process group, so signals reach what it spawns too.
     pub fn own_group(cmd: &mut Command) {
@@ -488,34 +585,37 @@ mod platform {
         Ok(())
     }
 
-    /// Reads stdout and stderr together until both end (or `on_bytes` returns false), handing
-    /// each chunk to `on_bytes(is_stderr, bytes)`.
+    /// Reads stdout and stderr together until both end (each is set to `None` at its end),
+    /// `on_bytes` returns false or `deadline` passes, handing each chunk to
+    /// `on_bytes(is_stderr, bytes)`. The read buffer exists only while a chunk is handled.
     pub fn pump(
-        stdout: ChildStdout,
-        stderr: ChildStderr,
+        stdout: &mut Option<ChildStdout>,
+        stderr: &mut Option<ChildStderr>,
+        deadline: Option<Instant>,
         on_bytes: &mut dyn FnMut(bool, &[u8]) -> bool,
     ) -> std::io::Result<()> {
-        let mut stdout = Some(stdout);
-        let mut stderr = Some(stderr);
-        let mut buf = vec![0u8; super::READ_CHUNK_BYTES];
         while stdout.is_some() || stderr.is_some() {
-            let fd = |open: bool, raw: i32| libc::pollfd {
-                fd: if open { raw } else { -1 },
+            let timeout = match deadline {
+                None => -1,
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Ok(());
+                    }
+                    i32::try_from(left.as_millis().max(1)).unwrap_or(i32::MAX)
+                }
+            };
+            let fd = |raw: Option<i32>| libc::pollfd {
+                fd: raw.unwrap_or(-1),
                 events: libc::POLLIN,
                 revents: 0,
             };
             let mut fds = [
-                fd(
-                    stdout.is_some(),
-                    stdout.as_ref().map_or(-1, |s| s.as_raw_fd()),
-                ),
-                fd(
-                    stderr.is_some(),
-                    stderr.as_ref().map_or(-1, |s| s.as_raw_fd()),
-                ),
+                fd(stdout.as_ref().map(|s| s.as_raw_fd())),
+                fd(stderr.as_ref().map(|s| s.as_raw_fd())),
             ];
             // SAFETY: two valid pollfds (a negative fd is ignored by poll).
-            let rc = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+            let rc = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) };
             if rc < 0 {
                 let err = std::io::Error::last_os_error();
                 if err.kind() == std::io::ErrorKind::Interrupted {
@@ -523,26 +623,30 @@ mod platform {
                 }
                 return Err(err);
             }
+            if rc == 0 {
+                continue;
+            }
+            let mut buf = vec![0u8; super::READ_CHUNK_BYTES];
             for (index, pfd) in fds.iter().enumerate() {
                 if pfd.revents == 0 {
                     continue;
                 }
                 let is_stderr = index == 1;
-                let n = if is_stderr {
-                    stderr.as_mut().map(|s| std::io::Read::read(s, &mut buf))
-                } else {
-                    stdout.as_mut().map(|s| std::io::Read::read(s, &mut buf))
+                let pipe: &mut dyn std::io::Read = match (is_stderr, &mut *stdout, &mut *stderr) {
+                    (false, Some(out), _) => out,
+                    (true, _, Some(err)) => err,
+                    _ => continue,
                 };
-                match n {
-                    Some(Ok(0)) | Some(Err(_)) => {
+                match pipe.read(&mut buf) {
+                    Ok(0) | Err(_) => {
                         if is_stderr {
-                            stderr = None;
+                            *stderr = None;
                         } else {
-                            stdout = None;
+                            *stdout = None;
                         }
                     }
-                    Some(Ok(n)) if !on_bytes(is_stderr, &buf[..n]) => return Ok(()),
-                    Some(Ok(_)) | None => {}
+                    Ok(n) if !on_bytes(is_stderr, &buf[..n]) => return Ok(()),
+                    Ok(_) => {}
                 }
             }
         }
@@ -555,6 +659,9 @@ mod platform {
     use std::io::{Read, Write};
     use std::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
     use std::time::Instant;
+
+    /// `pump` blocks in reads: a server's reader is a thread of its own.
+    pub const READS_WITH_DEADLINE: bool = false;
 
     pub fn own_group(_cmd: &mut Command) {}
 
@@ -582,12 +689,18 @@ mod platform {
         pipe.write_all(bytes)
     }
 
-    /// stderr on a helper thread (no poll on this platform), stdout here.
+    /// stderr on a helper thread (no poll on this platform), stdout here, until both end;
+    /// the reader runs on a thread of its own here (`READS_WITH_DEADLINE` is false), so there
+    /// is no deadline.
     pub fn pump(
-        mut stdout: ChildStdout,
-        mut stderr: ChildStderr,
+        stdout: &mut Option<ChildStdout>,
+        stderr: &mut Option<ChildStderr>,
+        _deadline: Option<Instant>,
         on_bytes: &mut dyn FnMut(bool, &[u8]) -> bool,
     ) -> std::io::Result<()> {
+        let (Some(mut stdout), Some(mut stderr)) = (stdout.take(), stderr.take()) else {
+            return Ok(());
+        };
         let (tx, rx) = crossbeam_channel::bounded::<Vec<u8>>(16);
         std::thread::Builder::new()
             .name("mcp-stderr".into())
@@ -647,6 +760,34 @@ mod tests {
             assert_eq!(&got, want, "{chunks:?}");
             assert_eq!(splitter.dropped, *dropped, "{chunks:?}");
         }
+    }
+
+    #[test]
+    fn the_stderr_tail_keeps_the_last_bytes_in_a_fixed_buffer() {
+        let cases: &[(&[&[u8]], &[u8])] = &[
+            (&[], b""),
+            (&[b"abc"], b"abc"),
+            (&[b"abc", b"defg"], b"cdefg"),
+            (&[b"0123456789"], b"56789"),
+            (&[b"ab", b"0123456789", b"x"], b"6789x"),
+        ];
+        for (chunks, want) in cases {
+            let mut tail = Vec::new();
+            for chunk in *chunks {
+                keep_tail(&mut tail, chunk, 5);
+                assert!(tail.capacity() <= 5, "{chunks:?}: {}", tail.capacity());
+            }
+            assert_eq!(&tail, want, "{chunks:?}");
+        }
+    }
+
+    #[test]
+    fn a_line_buffer_is_given_back_once_its_line_is_handled() {
+        let mut splitter = LineSplitter::new(1 << 20);
+        splitter.push(&[b'x'; 5000], &mut |_| {});
+        assert!(splitter.buf.capacity() >= 5000, "a partial line is kept");
+        splitter.push(b"\n", &mut |l| assert_eq!(l.len(), 5000));
+        assert_eq!(splitter.buf.capacity(), 0);
     }
 
     #[test]

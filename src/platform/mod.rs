@@ -25,6 +25,18 @@ use std::time::{Duration, Instant};
 /// does not (Windows), abortable readers must read in slices and look at their abort flag.
 pub const SHUTDOWN_WAKES_BLOCKED_READS: bool = sys::SHUTDOWN_WAKES_BLOCKED_READS;
 
+/// Most malloc arenas the app-server lets glibc make (see [`limit_malloc_arenas`]).
+pub const MALLOC_ARENAS: i32 = 2;
+
+/// Bounds the C allocator's per-thread arenas (glibc on Linux; elsewhere nothing). glibc gives
+/// each thread that allocates an arena of its own, up to 8 per core, and an arena keeps its
+/// thread's peak and freed memory: with our many mostly-waiting threads (one per MCP server,
+/// per turn, per stream) that is tens of KiB per thread that nothing else can reuse. Two
+/// arenas still let two threads allocate at once. Called once, before any thread exists.
+pub fn limit_malloc_arenas() {
+    sys::limit_malloc_arenas(MALLOC_ARENAS);
+}
+
 /// The operating system's name and release for user agents (`Linux` `6.8.0`, `Darwin` `24.1.0`,
 /// `Windows` `10.0.22631`); `std::env::consts::OS` and `unknown` when the system will not say.
 pub fn os_name_and_release() -> (String, String) {

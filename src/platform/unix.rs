@@ -114,6 +114,17 @@ pub(super) fn is_stdout_closed() -> bool {
     rc > 0 && fd.revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0
 }
 
+/// `mallopt(M_ARENA_MAX)` where the C library is glibc; other C libraries have no arenas.
+pub(super) fn limit_malloc_arenas(max: i32) {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes a malloc parameter; it is called before other threads run.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, max);
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let _ = max;
+}
+
 /// `shutdown(2)` on a socket wakes a thread blocked reading it.
 pub(super) const SHUTDOWN_WAKES_BLOCKED_READS: bool = true;
 

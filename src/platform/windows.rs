@@ -134,6 +134,9 @@ pub(super) fn is_stdout_closed() -> bool {
     false
 }
 
+/// The Windows heap has no per-thread arenas to bound.
+pub(super) fn limit_malloc_arenas(_max: i32) {}
+
 /// Winsock's `shutdown` does not wake a thread blocked in `recv` on the socket.
 pub(super) const SHUTDOWN_WAKES_BLOCKED_READS: bool = false;
 

@@ -22,6 +22,7 @@
 #include <sys/mount.h>
 #include <sys/sysmacros.h>
 #include <sys/resource.h>
+#include <sys/shm.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -401,6 +402,14 @@ int main(int argc, char **argv) {
     if (!strcmp(action, "netlink")) return report(socket(AF_NETLINK, SOCK_RAW, 0));
     if (!strcmp(action, "raw")) return report(socket(AF_INET, SOCK_RAW, IPPROTO_ICMP));
     if (!strcmp(action, "packet")) return report(socket(AF_PACKET, SOCK_RAW, 0));
+    if (!strcmp(action, "sysv-shm")) { /* a host process's System V segment, by key */
+        int id = shmget((key_t)atoi(arg1), 0, 0);
+        if (id < 0) return report(-1);
+        char *mem = shmat(id, NULL, 0);
+        if (mem == (void *)-1) return report(-1);
+        memcpy(mem, "escaped", 8);
+        return report(0);
+    }
     if (!strcmp(action, "write-fd")) /* a descriptor inherited from whoever started us */
         return report(write(atoi(arg1), "escaped\n", 8));
     if (!strcmp(action, "socketpair-send")) {

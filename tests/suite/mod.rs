@@ -21,6 +21,9 @@ mod history_running;
 mod lifecycle;
 mod mcp;
 mod mcp_faults;
+// Counts the app-server's threads through /proc.
+#[cfg(target_os = "linux")]
+mod mcp_idle;
 mod mock_selftest;
 mod patch_scope;
 mod redteam;

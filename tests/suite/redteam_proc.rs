@@ -582,3 +582,105 @@ fn no_keystrokes_reach_the_terminal() {
         assert_eq!(run.result, format!("errno={}", libc::EPERM), "{run:?}");
     }
 }
+
+/// A System V shared memory segment of a "host process" (the test), open to everyone; removed
+/// on drop.
+struct SysvSegment {
+    id: libc::c_int,
+    mem: *mut u8,
+}
+
+impl SysvSegment {
+    fn create(key: libc::key_t) -> SysvSegment {
+        // SAFETY: plain System V calls; the segment is ours and sized for what we touch.
+        unsafe {
+            let id = libc::shmget(key, 4096, libc::IPC_CREAT | libc::IPC_EXCL | 0o666);
+            assert!(id >= 0, "shmget: {}", std::io::Error::last_os_error());
+            let mem = libc::shmat(id, std::ptr::null(), 0);
+            assert_ne!(
+                mem as isize,
+                -1,
+                "shmat: {}",
+                std::io::Error::last_os_error()
+            );
+            let segment = SysvSegment {
+                id,
+                mem: mem.cast(),
+            };
+            segment.reset();
+            segment
+        }
+    }
+
+    fn reset(&self) {
+        // SAFETY: the mapping is 4096 bytes long.
+        unsafe { std::ptr::copy_nonoverlapping(b"original".as_ptr(), self.mem, 8) };
+    }
+
+    fn content(&self) -> Vec<u8> {
+        // SAFETY: as above.
+        unsafe { std::slice::from_raw_parts(self.mem, 8).to_vec() }
+    }
+}
+
+impl Drop for SysvSegment {
+    fn drop(&mut self) {
+        // SAFETY: detaching our own mapping and removing our own segment.
+        unsafe {
+            libc::shmdt(self.mem.cast());
+            libc::shmctl(self.id, libc::IPC_RMID, std::ptr::null_mut());
+        }
+    }
+}
+
+/// A POSIX shared memory object (a file in the host's `/dev/shm`), removed on drop.
+struct ShmFile(PathBuf);
+
+impl Drop for ShmFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn host_shared_memory_is_out_of_reach() {
+    require_probe!();
+    for (n, who) in users().into_iter().enumerate() {
+        let arena = Arena::new("shm", who, |_| {});
+        let pid = std::process::id();
+        let posix = ShmFile(PathBuf::from(format!(
+            "/dev/shm/codex-lite-redteam-{pid}-{}",
+            who.label
+        )));
+        std::fs::write(&posix.0, "original").unwrap();
+        super::redteam::open_to_all(&posix.0);
+        let key = 0x5EC0_0000 | ((pid as libc::key_t & 0xFFFF) << 4) | n as libc::key_t;
+        let segment = SysvSegment::create(key);
+        let key = key.to_string();
+        let posix_path = s(&posix.0);
+        // The controls: unconfined, the attacker writes both.
+        assert!(arena.run_unconfined(&["write", &posix_path]).is_ok());
+        assert_ne!(std::fs::read(&posix.0).unwrap(), b"original");
+        std::fs::write(&posix.0, "original").unwrap();
+        let run = arena.run_unconfined(&["sysv-shm", &key]);
+        assert!(run.is_ok(), "{} control: {run:?}", who.label);
+        assert_eq!(segment.content(), b"escaped\0");
+        segment.reset();
+        for (label, policy) in policies() {
+            let run = arena.run(&policy, &["write", &posix_path]);
+            assert_eq!(
+                std::fs::read(&posix.0).unwrap(),
+                b"original",
+                "{} {label}: /dev/shm: {run:?}",
+                who.label
+            );
+            let run = arena.run(&policy, &["sysv-shm", &key]);
+            assert_eq!(
+                segment.content(),
+                b"original",
+                "{} {label}: System V: {run:?}",
+                who.label
+            );
+        }
+    }
+}
