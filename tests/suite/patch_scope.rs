@@ -39,7 +39,8 @@ fn file_change_status(messages: &[Value]) -> Value {
 fn a_symlink_out_of_the_workspace_counts_as_outside() {
     let mock = MockServer::start();
     let ws = TempDir::new("scope-ws");
-    let outside = TempDir::new("scope-outside");
+    // Not under /tmp, which workspace-write lets every command write (a clone in /tmp).
+    let outside = TempDir::new_outside_tmp("scope-outside");
     std::os::unix::fs::symlink(outside.path(), ws.path().join("escape")).unwrap();
     let mut server = patch_turn(
         &mock,
