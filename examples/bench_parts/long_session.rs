@@ -1,8 +1,10 @@
 //! The long-session figure: a stored thread of `TURNS` turns and ten items each (a question,
 //! eight shell calls with their outputs, an answer), written with the server's own rollout writer.
-//! Measured: `thread/resume` (wall, CPU, memory it adds), one more turn (until its request reaches
-//! the model, and the whole turn), and paging through every turn and every item. Run for a small
-//! and the long thread, so memory can be compared with the size of the history itself.
+//! Measured: `thread/resume` (wall, CPU, memory it adds), one more turn (until its request
+//! reaches the model, and the whole turn), paging through every turn and every item, and a
+//! resume that asks for the turns too. Run for a small and the long thread, so memory can be
+//! compared with the size of the history itself (weighed in this process by a counting
+//! allocator).
 
 use super::*;
 
@@ -306,11 +308,20 @@ pub fn measure(turns: usize) {
     let turn_cpu = server.cpu().saturating_sub(cpu_before);
     let rss_after = kib(&server, "VmRSS:");
     let peak = kib(&server, "VmHWM:");
+
+    // A client that asks for the turns too (resuming the loaded thread answers them all).
+    let started = Instant::now();
+    server.send(json!({"id": 3, "method": "thread/resume", "params": {"threadId": thread}}));
+    let with_turns = server.until(|m| m["id"] == 3);
+    let with_turns_wall = started.elapsed();
+    let with_turns_bytes = with_turns.to_string().len();
+    let peak_with_turns = kib(&server, "VmHWM:");
     println!(
         "long session, {turns} turns / {} items ({:.1} MB rollout, {:.1} MB loaded, of it {:.1} MB the model history): resume {} ms wall / {} ms CPU, RSS {} → {} KiB (+{} KiB); \
          one more turn: request ({:.1} MB) sent after {} ms, turn {} ms wall / {} ms CPU, RSS {} KiB (peak {} KiB); \
          turns/list {turn_count} turns in {turn_pages} pages of 25: {:.1} ms ({:.2} ms a page); \
-         items/list {item_count} items in {item_pages} pages of 100: {:.1} ms ({:.2} ms a page); RSS after paging {} KiB",
+         items/list {item_count} items in {item_pages} pages of 100: {:.1} ms ({:.2} ms a page); RSS after paging {} KiB; \
+         resume with its turns: {:.1} MB answer in {} ms, peak RSS {} KiB",
         turns * (2 + CALLS_PER_TURN),
         file_bytes as f64 / 1e6,
         loaded_bytes as f64 / 1e6,
@@ -331,5 +342,8 @@ pub fn measure(turns: usize) {
         items_time.as_secs_f64() * 1000.0,
         items_time.as_secs_f64() * 1000.0 / item_pages as f64,
         rss_paged,
+        with_turns_bytes as f64 / 1e6,
+        with_turns_wall.as_millis(),
+        peak_with_turns,
     );
 }
