@@ -108,6 +108,18 @@ pub struct Turn {
     pub error: Option<TurnError>,
 }
 
+impl Turn {
+    /// A turn that has just started: no items yet, no error.
+    pub fn in_progress(id: &str) -> Self {
+        Self {
+            id: id.to_string(),
+            items: Vec::new(),
+            status: TurnStatus::InProgress,
+            error: None,
+        }
+    }
+}
+
 /// `ThreadActiveFlag`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -159,24 +159,9 @@ impl Server {
             state.active = Some(handle.clone());
             state.settings.config.clone()
         };
-        let start = crate::turn::TurnStart {
-            rpc: self.rpc.clone(),
-            thread: shared.clone(),
-            handle: handle.clone(),
-            control: control_rx,
-            client: self.model_client(&config),
-            input: Vec::new(),
-            tool_env: self.tool_env.clone(),
-            catalog: self.catalog_access(&config),
-            output_schema: None,
-            review: None,
-            compact: true,
-        };
-        if let Err(e) = crate::turn::spawn(start) {
-            crate::log::error(&format!("cannot start compaction turn {turn_id}: {e}"));
-            lock(&shared).active = None;
-            handle.set_finished();
-        }
+        let mut start = self.new_turn(&shared, &handle, control_rx, &config);
+        start.compact = true;
+        super::turns::spawn_turn(start, "compaction turn");
     }
 
     /// `thread/revert`: drops `beforeTurnId` and every later turn from memory, from what later

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{meta_of, new_state, not_found};
-use crate::protocol::{Turn, TurnStatus, notify};
+use crate::protocol::{Turn, notify};
 use crate::review::ReviewTarget;
 use crate::rollout::Rollout;
 use crate::rpc::{RequestId, RpcError};
@@ -113,33 +113,12 @@ impl Server {
             state.active = Some(handle.clone());
             (state.id.clone(), state.settings.config.clone())
         };
-        let catalog = self.catalog_access(&config);
-        let turn = Turn {
-            id: turn_id.clone(),
-            items: Vec::new(),
-            status: TurnStatus::InProgress,
-            error: None,
-        };
+        let turn = Turn::in_progress(&turn_id);
         self.rpc
             .respond(id, json!({"turn": turn, "reviewThreadId": thread_id}));
-        let start = crate::turn::TurnStart {
-            rpc: self.rpc.clone(),
-            thread: shared.clone(),
-            handle: handle.clone(),
-            control: control_rx,
-            client: self.model_client(&config),
-            input: Vec::new(),
-            tool_env: self.tool_env.clone(),
-            catalog,
-            output_schema: None,
-            review: Some(target),
-            compact: false,
-        };
-        if let Err(e) = crate::turn::spawn(start) {
-            crate::log::error(&format!("cannot start review turn {turn_id}: {e}"));
-            lock(shared).active = None;
-            handle.set_finished();
-        }
+        let mut start = self.new_turn(shared, &handle, control_rx, &config);
+        start.review = Some(target);
+        super::turns::spawn_turn(start, "review turn");
         Ok(())
     }
 }

@@ -8,11 +8,15 @@ use serde_json::{Value, json};
 
 use super::not_found;
 use super::settings::{parse_approval, resolve_cwd};
-use crate::protocol::{Turn, TurnStatus, UserInput};
+use crate::protocol::{Turn, UserInput};
 use crate::rpc::{RequestId, RpcError};
 use crate::sandbox::ProtocolSandboxPolicy;
 use crate::server::Server;
-use crate::thread::{SteerRefused, TurnHandle, lock};
+use crossbeam_channel::Receiver;
+
+use crate::config::Config;
+use crate::thread::{Control, SharedThread, SteerRefused, TurnHandle, lock};
+use crate::turn::TurnStart;
 
 /// Messages queued to a running turn: steering input up to one less (then -32001), the last
 /// slot kept for an interrupt.
@@ -101,35 +105,39 @@ impl Server {
             state.active = Some(handle.clone());
             state.settings.config.clone()
         };
-        let client = self.model_client(&config);
-        let catalog = self.catalog_access(&config);
-        let turn = Turn {
-            id: turn_id.clone(),
-            items: Vec::new(),
-            status: TurnStatus::InProgress,
-            error: None,
-        };
+        let turn = Turn::in_progress(&turn_id);
         self.rpc.respond(id, json!({ "turn": turn }));
-        let start = crate::turn::TurnStart {
+        let mut start = self.new_turn(&shared, &handle, control_rx, &config);
+        start.input = params.input;
+        start.output_schema = params.output_schema.filter(|s| !s.is_null());
+        self.report_unhonoured(&shared);
+        spawn_turn(start, "turn");
+        Ok(())
+    }
+
+    /// A turn on `shared`, whose `active` slot already holds `handle`, with this server's
+    /// connection, command environment, and model client and catalog for `config`: no input,
+    /// no output schema, neither a review nor a compaction (callers set what theirs needs).
+    pub(super) fn new_turn(
+        &self,
+        shared: &SharedThread,
+        handle: &Arc<TurnHandle>,
+        control: Receiver<Control>,
+        config: &Config,
+    ) -> TurnStart {
+        TurnStart {
             rpc: self.rpc.clone(),
             thread: shared.clone(),
             handle: handle.clone(),
-            control: control_rx,
-            client,
-            input: params.input,
+            control,
+            client: self.model_client(config),
+            input: Vec::new(),
             tool_env: self.tool_env.clone(),
-            catalog,
-            output_schema: params.output_schema.filter(|s| !s.is_null()),
+            catalog: self.catalog_access(config),
+            output_schema: None,
             review: None,
             compact: false,
-        };
-        self.report_unhonoured(&shared);
-        if let Err(e) = crate::turn::spawn(start) {
-            crate::log::error(&format!("cannot start turn {turn_id}: {e}"));
-            lock(&shared).active = None;
-            handle.set_finished();
         }
-        Ok(())
     }
 
     fn active_turn(&self, thread_id: &str) -> Result<Option<Arc<TurnHandle>>, RpcError> {
@@ -209,5 +217,16 @@ impl Server {
         while handles.iter().any(|h| !h.is_finished()) && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
+    }
+}
+
+/// Starts `start`'s turn thread (`what` names it in the log). If the thread cannot be made, the
+/// thread's `active` slot is freed and the handle finished, so the thread is not left busy.
+pub(super) fn spawn_turn(start: TurnStart, what: &str) {
+    let (shared, handle) = (start.thread.clone(), start.handle.clone());
+    if let Err(e) = crate::turn::spawn(start) {
+        crate::log::error(&format!("cannot start {what} {}: {e}", handle.turn_id));
+        lock(&shared).active = None;
+        handle.set_finished();
     }
 }

@@ -229,12 +229,7 @@ impl TurnRunner {
         let warnings;
         {
             let mut state = lock(&self.thread);
-            state.turns.push(Turn {
-                id: self.turn_id.clone(),
-                items: Vec::new(),
-                status: TurnStatus::InProgress,
-                error: None,
-            });
+            state.turns.push(Turn::in_progress(&self.turn_id));
             state.record(&Entry::TurnStarted {
                 turn_id: self.turn_id.clone(),
             });
@@ -261,12 +256,7 @@ impl TurnRunner {
             self.warn(message);
         }
         self.set_waiting_on_approval(false);
-        let turn = Turn {
-            id: self.turn_id.clone(),
-            items: Vec::new(),
-            status: TurnStatus::InProgress,
-            error: None,
-        };
+        let turn = Turn::in_progress(&self.turn_id);
         self.rpc.notify(
             "turn/started",
             notify::TurnEvent {
