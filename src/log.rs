@@ -3,7 +3,6 @@
 //! default `warn`), and `LOG_FORMAT=json` writes one JSON object per line instead of text.
 //! Secrets must never reach these functions; callers pass redacted text.
 
-use std::io::Write;
 use std::sync::OnceLock;
 
 /// Severity of a log line, most severe first.
@@ -78,8 +77,16 @@ pub fn write(level: Level, message: &str) {
             level.as_str()
         )
     };
-    let mut stderr = std::io::stderr().lock();
-    let _ = writeln!(stderr, "{line}");
+    // Unit tests: through the test harness's capture, shown only for a failing test (the
+    // parsers' tests feed broken input on purpose and would fill the output with warnings).
+    #[cfg(test)]
+    eprintln!("{line}");
+    #[cfg(not(test))]
+    {
+        use std::io::Write;
+        let mut stderr = std::io::stderr().lock();
+        let _ = writeln!(stderr, "{line}");
+    }
 }
 
 /// Logs at error level.
