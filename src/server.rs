@@ -91,6 +91,8 @@ pub fn run(config: Config) -> i32 {
     crate::lifecycle::watch(transport.stop_sender());
     let (jobs_tx, jobs) = crossbeam_channel::bounded(JOBS_CAPACITY);
     let mut server = Server::new(transport.rpc.clone(), config, jobs_tx);
+    // A slow client holds back the turns' output, never the main loop (interrupts, signals).
+    crate::rpc::never_wait_for_the_client();
     loop {
         match transport.inbox.recv_or_job(&jobs) {
             Some(Next::Message(message)) => server.handle(message),

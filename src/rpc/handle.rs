@@ -10,14 +10,16 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::writer::{ByteBudget, Outgoing};
-use super::{ClientAnswer, RequestId, RpcError};
+use super::writer::{ByteBudget, LINE_OVERHEAD, Outgoing};
+use super::{ClientAnswer, RequestId, RpcError, StopReason};
 
 /// What every clone of [`Rpc`] shares: the stdout queue and its byte budget, the pending map,
 /// the next request id, and the notification filters.
 pub(super) struct Shared {
     pub(super) out: Sender<Outgoing>,
     pub(super) egress: Arc<ByteBudget>,
+    /// Where a client that stopped reading is reported to the main loop.
+    pub(super) stop: Sender<StopReason>,
     pub(super) pending: Mutex<HashMap<i64, Sender<ClientAnswer>>>,
     pub(super) next_id: AtomicI64,
     pub(super) opt_out: OnceLock<HashSet<String>>,
@@ -64,7 +66,10 @@ struct RequestOut<'a, P> {
 
 impl Rpc {
     fn send_line(&self, line: String) {
-        self.shared.egress.reserve(line.len());
+        if !self.shared.egress.reserve(line.len() + LINE_OVERHEAD) {
+            crate::log::error("the client has left too much of our output unread; stopping");
+            let _ = self.shared.stop.try_send(StopReason::ClientGone);
+        }
         // A send fails only after shutdown, when nothing more may be written.
         let _ = self.shared.out.send(Outgoing::Line(line));
     }

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender, bounded};
+use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 
 use super::handle::Shared;
 use super::reader::Reader;
@@ -20,8 +20,6 @@ use super::{Incoming, Rpc};
 const INGRESS_CAPACITY: usize = 4096;
 /// Reasons to stop queued for the main loop (the first one decides; the rest are extra).
 const STOP_QUEUE: usize = 4;
-/// Most lines queued for stdout; writers block beyond it (back-pressure from a slow client).
-const EGRESS_CAPACITY: usize = 1024;
 
 /// The receiving end for client requests and notifications, in arrival order.
 pub struct Inbox {
@@ -102,12 +100,15 @@ impl Transport {
         input: impl Read + Send + 'static,
         output: impl Write + Send + 'static,
     ) -> std::io::Result<Transport> {
-        let (out_tx, out_rx) = bounded(EGRESS_CAPACITY);
+        // Unbounded in count: the byte budget (each line's text and overhead) bounds it.
+        let (out_tx, out_rx) = unbounded();
         let egress = Arc::new(ByteBudget::default());
+        let (stop_tx, stop_rx) = bounded(STOP_QUEUE);
         let rpc = Rpc {
             shared: Arc::new(Shared {
                 out: out_tx,
                 egress: egress.clone(),
+                stop: stop_tx.clone(),
                 pending: Mutex::new(HashMap::new()),
                 next_id: AtomicI64::new(0),
                 opt_out: OnceLock::new(),
@@ -115,7 +116,6 @@ impl Transport {
                 any_muted: AtomicBool::new(false),
             }),
         };
-        let (stop_tx, stop_rx) = bounded(STOP_QUEUE);
         let writer_stop = stop_tx.clone();
         let writer = std::thread::Builder::new()
             .name("app-server-stdout".into())
@@ -171,7 +171,7 @@ impl Transport {
 mod tests {
     use super::*;
     use crate::rpc::RequestId;
-    use crate::rpc::writer::EGRESS_MAX_BYTES;
+    use crate::rpc::writer::{EGRESS_HARD_MAX_BYTES, EGRESS_MAX_BYTES, never_wait_for_the_client};
     use serde_json::{Value, json};
 
     /// Output that tests can read while the writer thread writes it.
@@ -245,5 +245,23 @@ mod tests {
         // A single line larger than the whole budget still passes an empty queue.
         let big = ByteBudget::default();
         big.reserve(EGRESS_MAX_BYTES * 2);
+    }
+
+    #[test]
+    fn the_main_loop_goes_over_the_budget_and_a_client_that_never_reads_is_gone() {
+        let budget = Arc::new(ByteBudget::default());
+        assert!(budget.reserve(EGRESS_MAX_BYTES));
+        let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+        let main_loop = budget.clone();
+        std::thread::spawn(move || {
+            never_wait_for_the_client();
+            let within_hard_limit = main_loop.reserve(100);
+            let past_it = main_loop.reserve(EGRESS_HARD_MAX_BYTES);
+            done_tx.send((within_hard_limit, past_it)).unwrap();
+        });
+        // A full budget: the main loop's sends are queued at once, not after the client reads.
+        let (within_hard_limit, past_it) = done_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert!(within_hard_limit);
+        assert!(!past_it, "past the hard limit the client is reported gone");
     }
 }

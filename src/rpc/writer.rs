@@ -1,6 +1,8 @@
 //! The single writer of stdout (`app-server-stdout`): one line at a time, flushed when the
-//! queue runs empty, and the byte budget that makes producers wait while a slow client reads.
+//! queue runs empty, and the byte budget that makes producers wait while a slow client reads
+//! (all but the main loop, which never waits for the client: hardening.md §2).
 
+use std::cell::Cell;
 use std::io::{BufWriter, Write};
 use std::sync::{Condvar, Mutex};
 
@@ -11,6 +13,25 @@ use super::StopReason;
 /// Most bytes queued for stdout; writers block beyond it (one larger line still goes through
 /// when the queue is empty), so a client that stops reading costs bounded memory.
 pub(super) const EGRESS_MAX_BYTES: usize = 16 * 1024 * 1024;
+
+/// Most bytes queued in all, the main loop's lines included: a client that leaves this much
+/// unread while it still sends requests is not reading at all, and is treated as gone.
+pub(super) const EGRESS_HARD_MAX_BYTES: usize = 4 * EGRESS_MAX_BYTES;
+
+/// What a queued line costs beyond its text (its `String` and its slot in the queue), counted
+/// with it so that many short lines are bounded too.
+pub(super) const LINE_OVERHEAD: usize = 64;
+
+thread_local! {
+    /// Set on the main loop's thread: its sends go over the budget instead of waiting.
+    static NEVER_WAITS: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks the calling thread (the main loop) as one whose sends never wait for a slow client:
+/// they are queued over the budget, up to [`EGRESS_HARD_MAX_BYTES`].
+pub fn never_wait_for_the_client() {
+    NEVER_WAITS.with(|flag| flag.set(true));
+}
 
 /// What the writer thread receives: a line to write, or the order to flush and stop.
 pub(super) enum Outgoing {
@@ -26,13 +47,18 @@ pub(super) struct ByteBudget {
 }
 
 impl ByteBudget {
-    /// Waits until `len` more bytes fit (or the queue is empty), then reserves them.
-    pub(super) fn reserve(&self, len: usize) {
+    /// Reserves `len` bytes. Waits until they fit (or the queue is empty), except on a thread
+    /// marked by [`never_wait_for_the_client`], which goes over the budget at once. Returns
+    /// `false` when the queue has passed [`EGRESS_HARD_MAX_BYTES`]: the client is not reading.
+    pub(super) fn reserve(&self, len: usize) -> bool {
         let mut queued = self.queued.lock().unwrap_or_else(|e| e.into_inner());
-        while *queued > 0 && *queued + len > EGRESS_MAX_BYTES {
-            queued = self.room.wait(queued).unwrap_or_else(|e| e.into_inner());
+        if !NEVER_WAITS.with(Cell::get) {
+            while *queued > 0 && *queued + len > EGRESS_MAX_BYTES {
+                queued = self.room.wait(queued).unwrap_or_else(|e| e.into_inner());
+            }
         }
-        *queued += len;
+        *queued = queued.saturating_add(len);
+        *queued <= EGRESS_HARD_MAX_BYTES || *queued == len
     }
 
     /// Returns `len` bytes written out.
@@ -57,7 +83,7 @@ pub(super) fn write_loop(
         let Outgoing::Line(line) = message else {
             break;
         };
-        egress.release(line.len());
+        egress.release(line.len() + LINE_OVERHEAD);
         if broken {
             continue; // keep draining so producers never block on a dead client
         }
