@@ -1,8 +1,8 @@
 //! The server process against a hostile world (hardening.md §2), through the real binary: a
 //! steer flood during a long command, a client that closes its end of our stdout, termination
-//! signals during a turn, an inherited ignored SIGCHLD, the command environment. Every command
-//! these tests start writes its pid to a file, and each test checks that none outlives the
-//! server.
+//! signals during a turn, a client that stops reading, an inherited ignored SIGCHLD, the command
+//! environment. Every command these tests start writes its pid to a file, and each test checks
+//! that none outlives the server.
 #![cfg(unix)]
 
 use std::io::{BufRead, BufReader, Write};
@@ -391,4 +391,67 @@ fn commands_get_our_environment_without_keys_secrets_and_tokens() {
     assert!(out.contains("MY_TOKEN=set-wins\n"), "{out}");
     assert!(!out.contains("PLAIN_SETTING"), "{out}");
     assert!(out.contains("PATH="), "{out}");
+}
+
+#[test]
+fn a_client_that_stops_reading_holds_back_output_but_never_the_main_loop() {
+    let dir = TempDir::new("slow-client");
+    let mut client = RawClient::spawn(&[], |_| {});
+    let unsandboxed = json!({"type": "dangerFullAccess"});
+    // A command streaming 1 MiB chunks, counting them in a file: once its output fills what the
+    // server queues for the client, the server stops reading it and the count stalls.
+    let count = dir.path().join("count");
+    let flood = format!(
+        "echo $$ > '{}'; i=0; while [ $i -lt 400 ]; do head -c 1048576 /dev/zero; i=$((i+1)); \
+         echo $i > '{}'; done",
+        dir.path().join("flood.pid").display(),
+        count.display()
+    );
+    client.send(json!({"id": 1, "method": "command/exec", "params": {
+        "command": ["sh", "-c", flood], "processId": "flood", "streamStdoutStderr": true,
+        "disableOutputCap": true, "sandboxPolicy": unsandboxed, "disableTimeout": true}}));
+    // The client reads nothing from here on.
+    let read = |path: &Path| {
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| t.trim().parse::<u32>().ok())
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut last = (0, Instant::now());
+    loop {
+        let now = read(&count);
+        if now != last.0 {
+            last = (now, Instant::now());
+        } else if now > 0 && last.1.elapsed() > Duration::from_secs(2) {
+            break;
+        }
+        assert!(
+            now < 400,
+            "the whole flood went through: nothing held it back"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "the flood never stalled ({now} MiB)"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Output is held back now. The main loop still answers (its answers are queued over the
+    // budget) and goes on to the next requests, the last of which runs a command.
+    // More answers than the room the flood leaves (less than one of its chunks).
+    for id in 100..2100 {
+        client.send(json!({"id": id, "method": "thread/loaded/list", "params": {}}));
+    }
+    let marker = dir.path().join("marker");
+    client.send(json!({"id": 3, "method": "command/exec", "params": {
+        "command": ["sh", "-c", format!("echo $$ > '{}'", marker.display())],
+        "sandboxPolicy": unsandboxed}}));
+    wait_pid(&marker);
+    assert!(read(&count) < 400);
+    let flood = wait_pid(&dir.path().join("flood.pid"));
+    drop(client);
+    assert!(
+        is_gone_within(flood, Duration::from_secs(10)),
+        "the flood outlived the server"
+    );
 }
