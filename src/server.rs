@@ -92,7 +92,7 @@ pub fn run(config: Config) -> i32 {
     let (jobs_tx, jobs) = crossbeam_channel::bounded(JOBS_CAPACITY);
     let mut server = Server::new(transport.rpc.clone(), config, jobs_tx);
     // A slow client holds back the turns' output, never the main loop (interrupts, signals).
-    crate::rpc::never_wait_for_the_client();
+    transport.rpc.never_wait_on_this_thread();
     loop {
         match transport.inbox.recv_or_job(&jobs) {
             Some(Next::Message(message)) => server.handle(message),

@@ -81,6 +81,13 @@ impl Rpc {
         }
     }
 
+    /// Makes the calling thread, the main loop, one whose sends never wait for a slow client:
+    /// they are queued over the stdout budget (turns' output still waits), and a client that
+    /// leaves far too much unread is reported gone (hardening.md §2).
+    pub fn never_wait_on_this_thread(&self) {
+        self.shared.egress.never_wait_on_this_thread();
+    }
+
     /// Answers request `id` with `result`.
     pub fn respond(&self, id: &RequestId, result: impl Serialize) {
         self.send_serialized("response", &ResultOut { id, result });

@@ -19,7 +19,6 @@ mod writer;
 
 pub use handle::Rpc;
 pub use transport::{Inbox, Next, StopReason, Transport};
-pub use writer::never_wait_for_the_client;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

@@ -171,7 +171,7 @@ impl Transport {
 mod tests {
     use super::*;
     use crate::rpc::RequestId;
-    use crate::rpc::writer::{EGRESS_HARD_MAX_BYTES, EGRESS_MAX_BYTES, never_wait_for_the_client};
+    use crate::rpc::writer::{EGRESS_HARD_MAX_BYTES, EGRESS_MAX_BYTES};
     use serde_json::{Value, json};
 
     /// Output that tests can read while the writer thread writes it.
@@ -254,7 +254,7 @@ mod tests {
         let (done_tx, done_rx) = crossbeam_channel::bounded(1);
         let main_loop = budget.clone();
         std::thread::spawn(move || {
-            never_wait_for_the_client();
+            main_loop.never_wait_on_this_thread();
             let within_hard_limit = main_loop.reserve(100);
             let past_it = main_loop.reserve(EGRESS_HARD_MAX_BYTES);
             done_tx.send((within_hard_limit, past_it)).unwrap();

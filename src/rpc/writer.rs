@@ -2,9 +2,9 @@
 //! queue runs empty, and the byte budget that makes producers wait while a slow client reads
 //! (all but the main loop, which never waits for the client: hardening.md §2).
 
-use std::cell::Cell;
 use std::io::{BufWriter, Write};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Condvar, Mutex, OnceLock};
+use std::thread::ThreadId;
 
 use crossbeam_channel::{Receiver, Sender};
 
@@ -22,17 +22,6 @@ pub(super) const EGRESS_HARD_MAX_BYTES: usize = 4 * EGRESS_MAX_BYTES;
 /// with it so that many short lines are bounded too.
 pub(super) const LINE_OVERHEAD: usize = 64;
 
-thread_local! {
-    /// Set on the main loop's thread: its sends go over the budget instead of waiting.
-    static NEVER_WAITS: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Marks the calling thread (the main loop) as one whose sends never wait for a slow client:
-/// they are queued over the budget, up to [`EGRESS_HARD_MAX_BYTES`].
-pub fn never_wait_for_the_client() {
-    NEVER_WAITS.with(|flag| flag.set(true));
-}
-
 /// What the writer thread receives: a line to write, or the order to flush and stop.
 pub(super) enum Outgoing {
     Line(String),
@@ -44,15 +33,26 @@ pub(super) enum Outgoing {
 pub(super) struct ByteBudget {
     queued: Mutex<usize>,
     room: Condvar,
+    /// The thread whose sends never wait (the main loop), once it said so.
+    never_waits: OnceLock<ThreadId>,
 }
 
 impl ByteBudget {
-    /// Reserves `len` bytes. Waits until they fit (or the queue is empty), except on a thread
-    /// marked by [`never_wait_for_the_client`], which goes over the budget at once. Returns
-    /// `false` when the queue has passed [`EGRESS_HARD_MAX_BYTES`]: the client is not reading.
+    /// Makes the calling thread (the main loop) one whose reservations never wait for a slow
+    /// client: they go over the budget, up to [`EGRESS_HARD_MAX_BYTES`]. Only the first caller
+    /// counts.
+    pub(super) fn never_wait_on_this_thread(&self) {
+        let _ = self.never_waits.set(std::thread::current().id());
+    }
+
+    /// Reserves `len` bytes. Waits until they fit (or the queue is empty), except on the thread
+    /// marked by [`ByteBudget::never_wait_on_this_thread`], which goes over the budget at once.
+    /// Returns `false` when the queue has passed [`EGRESS_HARD_MAX_BYTES`]: the client is not
+    /// reading.
     pub(super) fn reserve(&self, len: usize) -> bool {
+        let waits = self.never_waits.get() != Some(&std::thread::current().id());
         let mut queued = self.queued.lock().unwrap_or_else(|e| e.into_inner());
-        if !NEVER_WAITS.with(Cell::get) {
+        if waits {
             while *queued > 0 && *queued + len > EGRESS_MAX_BYTES {
                 queued = self.room.wait(queued).unwrap_or_else(|e| e.into_inner());
             }
