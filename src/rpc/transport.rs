@@ -171,7 +171,7 @@ impl Transport {
 mod tests {
     use super::*;
     use crate::rpc::RequestId;
-    use crate::rpc::writer::{EGRESS_HARD_MAX_BYTES, EGRESS_MAX_BYTES};
+    use crate::rpc::writer::{EGRESS_HARD_MAX_BYTES, EGRESS_MAX_BYTES, EGRESS_MAX_LINES};
     use serde_json::{Value, json};
 
     /// Output that tests can read while the writer thread writes it.
@@ -263,5 +263,28 @@ mod tests {
         let (within_hard_limit, past_it) = done_rx.recv_timeout(Duration::from_secs(10)).unwrap();
         assert!(within_hard_limit);
         assert!(!past_it, "past the hard limit the client is reported gone");
+    }
+
+    #[test]
+    fn many_short_lines_hold_writers_too() {
+        let budget = Arc::new(ByteBudget::default());
+        for _ in 0..EGRESS_MAX_LINES {
+            assert!(budget.reserve(1));
+        }
+        let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+        let waiter = budget.clone();
+        std::thread::spawn(move || {
+            waiter.reserve(1);
+            done_tx.send(()).unwrap();
+        });
+        assert!(
+            done_rx.recv_timeout(Duration::from_millis(100)).is_err(),
+            "a full line count: waits"
+        );
+        budget.release(1);
+        assert!(
+            done_rx.recv_timeout(Duration::from_secs(10)).is_ok(),
+            "a line written: goes on"
+        );
     }
 }

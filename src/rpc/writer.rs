@@ -22,19 +22,30 @@ pub(super) const EGRESS_HARD_MAX_BYTES: usize = 4 * EGRESS_MAX_BYTES;
 /// with it so that many short lines are bounded too.
 pub(super) const LINE_OVERHEAD: usize = 64;
 
+/// Most lines queued before writers that wait do (a burst of small deltas then costs ~256 KiB,
+/// not the whole byte budget).
+pub(super) const EGRESS_MAX_LINES: usize = 1024;
+
 /// What the writer thread receives: a line to write, or the order to flush and stop.
 pub(super) enum Outgoing {
     Line(String),
     Shutdown,
 }
 
-/// Bytes queued for stdout, with a condition variable for writers waiting for room.
+/// Bytes and lines queued for stdout, with a condition variable for writers waiting for room.
 #[derive(Default)]
 pub(super) struct ByteBudget {
-    queued: Mutex<usize>,
+    queued: Mutex<Queued>,
     room: Condvar,
     /// The thread whose sends never wait (the main loop), once it said so.
     never_waits: OnceLock<ThreadId>,
+}
+
+/// What is queued for stdout.
+#[derive(Default)]
+struct Queued {
+    bytes: usize,
+    lines: usize,
 }
 
 impl ByteBudget {
@@ -45,26 +56,30 @@ impl ByteBudget {
         let _ = self.never_waits.set(std::thread::current().id());
     }
 
-    /// Reserves `len` bytes. Waits until they fit (or the queue is empty), except on the thread
-    /// marked by [`ByteBudget::never_wait_on_this_thread`], which goes over the budget at once.
-    /// Returns `false` when the queue has passed [`EGRESS_HARD_MAX_BYTES`]: the client is not
-    /// reading.
+    /// Reserves a line of `len` bytes. Waits until it fits in [`EGRESS_MAX_BYTES`] and
+    /// [`EGRESS_MAX_LINES`] (or the queue is empty), except on the thread marked by
+    /// [`ByteBudget::never_wait_on_this_thread`], which goes over the budget at once. Returns
+    /// `false` when the queue has passed [`EGRESS_HARD_MAX_BYTES`]: the client is not reading.
     pub(super) fn reserve(&self, len: usize) -> bool {
         let waits = self.never_waits.get() != Some(&std::thread::current().id());
         let mut queued = self.queued.lock().unwrap_or_else(|e| e.into_inner());
         if waits {
-            while *queued > 0 && *queued + len > EGRESS_MAX_BYTES {
+            while queued.lines > 0
+                && (queued.bytes + len > EGRESS_MAX_BYTES || queued.lines >= EGRESS_MAX_LINES)
+            {
                 queued = self.room.wait(queued).unwrap_or_else(|e| e.into_inner());
             }
         }
-        *queued = queued.saturating_add(len);
-        *queued <= EGRESS_HARD_MAX_BYTES || *queued == len
+        queued.bytes = queued.bytes.saturating_add(len);
+        queued.lines += 1;
+        queued.bytes <= EGRESS_HARD_MAX_BYTES || queued.lines == 1
     }
 
-    /// Returns `len` bytes written out.
+    /// Returns a line of `len` bytes written out.
     pub(super) fn release(&self, len: usize) {
         let mut queued = self.queued.lock().unwrap_or_else(|e| e.into_inner());
-        *queued = queued.saturating_sub(len);
+        queued.bytes = queued.bytes.saturating_sub(len);
+        queued.lines = queued.lines.saturating_sub(1);
         self.room.notify_all();
     }
 }
