@@ -55,6 +55,15 @@ fn not_loaded(thread_id: &str) -> RpcError {
 }
 
 impl Server {
+    /// The loaded thread `thread_id` names; -32600 for a malformed id or one not loaded.
+    fn loaded_thread(&self, thread_id: &str) -> Result<SharedThread, RpcError> {
+        check_id(thread_id)?;
+        self.threads
+            .get(thread_id)
+            .cloned()
+            .ok_or_else(|| not_loaded(thread_id))
+    }
+
     /// Runs `job` on the main loop once `handle`'s turn has ended (interrupting it now), or
     /// after [`TURN_END_WAIT`] whatever happened.
     fn after_turn(&mut self, handle: Arc<TurnHandle>, job: crate::server::Job) {
@@ -117,12 +126,7 @@ impl Server {
         id: &RequestId,
         params: ThreadOnlyParams,
     ) -> Result<(), RpcError> {
-        check_id(&params.thread_id)?;
-        let shared = self
-            .threads
-            .get(&params.thread_id)
-            .cloned()
-            .ok_or_else(|| not_loaded(&params.thread_id))?;
+        let shared = self.loaded_thread(&params.thread_id)?;
         self.rpc.respond(id, json!({}));
         let active = lock(&shared).active.clone();
         match active {
@@ -172,12 +176,7 @@ impl Server {
         id: &RequestId,
         params: RevertParams,
     ) -> Result<(), RpcError> {
-        check_id(&params.thread_id)?;
-        let shared = self
-            .threads
-            .get(&params.thread_id)
-            .cloned()
-            .ok_or_else(|| not_loaded(&params.thread_id))?;
+        let shared = self.loaded_thread(&params.thread_id)?;
         let position = lock(&shared)
             .turns
             .iter()

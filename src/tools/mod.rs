@@ -5,7 +5,8 @@
 //! the turn's cumulative diff. The turn loop is `turn/`'s; spawning processes is `exec.rs`'s.
 //!
 //! This file holds the dispatch, approvals and running a process; `shell.rs` the shell tool and
-//! its read-only command list; `patch.rs` the apply_patch tool and the turn's diff.
+//! its read-only command list; `patch.rs` the apply_patch tool and the turn's diff;
+//! `client_request.rs` waiting for the client's answer to a request a tool makes.
 
 mod client_request;
 pub mod dynamic;
