@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -79,19 +79,6 @@ pub trait Transport: Send + Sync {
     /// Aborts whatever is in flight for request `id` (HTTP: its POST); a no-op where answers
     /// share one stream.
     fn abort(&self, _id: i64) {}
-    /// Reads and dispatches the server's messages on the calling thread until `is_done()`,
-    /// `deadline` or the end of the connection, when no thread reads for this transport yet
-    /// (a stdio server while it starts: its start thread reads its answers itself); false,
-    /// at once, when another thread delivers them.
-    fn read_until(&self, _deadline: Instant, _is_done: &dyn Fn() -> bool) -> bool {
-        false
-    }
-    /// The reading loop, for the thread that started the connection to run for as long as the
-    /// connection lives (a stdio server's; holds no strong reference to the link); `None`
-    /// when the transport needs none or it was taken already.
-    fn take_reader(&self) -> Option<Box<dyn FnOnce() + Send>> {
-        None
-    }
     /// Ends the connection for good: kills the process / ends the session. Idempotent.
     fn shutdown(&self);
 }
@@ -155,6 +142,8 @@ pub struct Link {
     progress: Mutex<HashMap<i64, Sender<Progress>>>,
     calls: Mutex<Vec<ActiveCall>>,
     next_id: AtomicI64,
+    /// Requests of the server we could not answer (it did not read them).
+    unanswered: AtomicUsize,
     closed: Mutex<Option<String>>,
     is_closed: AtomicBool,
     /// Lines the server printed that are not JSON-RPC: how many, and the last one.
@@ -202,6 +191,7 @@ impl Link {
             progress: Mutex::new(HashMap::new()),
             calls: Mutex::new(Vec::new()),
             next_id: AtomicI64::new(0),
+            unanswered: AtomicUsize::new(0),
             closed: Mutex::new(None),
             is_closed: AtomicBool::new(false),
             garbage: Mutex::new((0, String::new())),
@@ -327,8 +317,6 @@ impl Link {
     ) -> Result<Value, McpError> {
         let pending = self.start_request(method, params, None, None, deadline)?;
         let left = deadline.saturating_duration_since(Instant::now());
-        self.transport
-            .read_until(deadline, &|| !pending.answer.is_empty());
         match pending
             .answer
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
@@ -342,12 +330,6 @@ impl Link {
                 self.close_reason().unwrap_or_else(|| "closed".into()),
             )),
         }
-    }
-
-    /// The transport's reading loop, to be run by the calling thread for as long as the
-    /// connection lives ([`Transport::take_reader`]).
-    pub fn take_reader(&self) -> Option<Box<dyn FnOnce() + Send>> {
-        self.transport.take_reader()
     }
 
     /// Sends a notification (no answer).
@@ -369,10 +351,14 @@ impl Link {
             .transport
             .send(self, &message, Instant::now() + NOTIFY_TIMEOUT)
         {
-            crate::log::warn(&format!(
-                "mcp server {}: cannot answer its request {id}: {e}",
-                self.name
-            ));
+            // A server that floods requests and reads nothing would flood the log too.
+            let count = self.unanswered.fetch_add(1, Ordering::Relaxed) + 1;
+            if count <= 5 || count.is_power_of_two() {
+                crate::log::warn(&format!(
+                    "mcp server {}: cannot answer its request {id} ({count} unanswered so far): {e}",
+                    self.name
+                ));
+            }
         }
     }
 

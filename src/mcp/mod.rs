@@ -6,14 +6,14 @@
 //!
 //! Files: `config.rs` (parsing, validation), `client.rs` (one connection: requests, answers,
 //! handshake, tool listing, cancellation), `server_requests.rs` (ping, roots, elicitation
-//! relay), `stdio.rs` and `http.rs` (transports), `slot.rs` (one server's lifecycle, restart),
+//! relay), `stdio/` and `http.rs` (transports), `slot.rs` (one server's lifecycle, restart),
 //! `registry.rs` (all servers, the tool catalog, reload, shutdown), `names.rs` (model-facing
 //! tool names), `methods.rs` (the protocol methods).
 //!
-//! Threads: a stdio server costs one thread (`mcp-<name>`: it starts the server, then reads
-//! it) while it runs; an HTTP server none while idle (its start runs on a short-lived
-//! `mcp-<name>`). Each HTTP POST (`mcp-<name>-post`) and each relayed elicitation
-//! (`mcp-elicit-<name>`) get a short-lived thread.
+//! Threads: a running server has no thread of its own. On Unix one thread, `mcp-stdio`, reads
+//! every stdio server (elsewhere each has a reader thread); an idle HTTP server needs none.
+//! Each start runs on a short-lived `mcp-<name>`; each HTTP POST (`mcp-<name>-post`) and each
+//! relayed elicitation (`mcp-elicit-<name>`) get a short-lived thread.
 
 pub mod client;
 pub mod config;

@@ -2,8 +2,8 @@
 //! each step announced with `mcpServer/startupStatus/updated` (and a `warning` on failure);
 //! the connection, what the server said at `initialize`, and its allowed tools. A start runs on
 //! its own thread (`mcp-<name>`) bounded by `startup_timeout_sec`, so starting never blocks the
-//! caller; waiting for the outcome is a separate, bounded call. A stdio server's start thread
-//! then stays as its reader (one thread per server, see `stdio.rs`); an HTTP server's ends.
+//! caller; waiting for the outcome is a separate, bounded call. The start thread ends with the
+//! start: a running server is read by its transport (`stdio/`, `http.rs`).
 //!
 //! A server that dies after it was ready is restarted by the next call that needs it, once;
 //! after that its status stays failed until `config/mcpServer/reload`.
@@ -138,21 +138,12 @@ impl Slot {
         self.announce(thread_id, "starting", None);
         let slot = self.clone();
         let thread_id = thread_id.map(str::to_string);
-        let mut builder = std::thread::Builder::new().name(format!("mcp-{}", self.name));
-        if let McpTransport::Stdio { .. } = self.config.transport {
-            builder = builder.stack_size(super::stdio::THREAD_STACK_BYTES);
-        }
-        let spawned = builder.spawn(move || {
-            let outcome = slot.connect(generation, cwd, deadline);
-            let reader = outcome.as_ref().ok().and_then(|c| c.link.take_reader());
-            slot.finish(generation, outcome, thread_id.as_deref());
-            drop(slot);
-            // A stdio server's thread goes on reading it (the reader holds no strong
-            // reference: it ends when the server does or the link is dropped).
-            if let Some(read) = reader {
-                read();
-            }
-        });
+        let spawned = std::thread::Builder::new()
+            .name(format!("mcp-{}", self.name))
+            .spawn(move || {
+                let outcome = slot.connect(generation, cwd, deadline);
+                slot.finish(generation, outcome, thread_id.as_deref());
+            });
         if let Err(e) = spawned {
             let message = format!("cannot start a thread: {e}");
             state.phase = Phase::Failed(message.clone());

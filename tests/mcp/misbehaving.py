@@ -8,6 +8,8 @@ Usage: misbehaving.py MODE [LOG]
   many      500 tools, listed 100 per page
   hang      tools/call never answers (everything else works)
   env       the tool `env` answers with the environment's variable names
+  deaf      works until its tools are listed, then sends 5000 `ping`s, never reads again
+            and idles (our answers fill its stdin)
   asks      during tools/call, sends us `ping` and `sampling/createMessage` and answers with
             what came back
 Every line received is appended to LOG when given. When MCP_TEST_PIDFILE is set, the pid is
@@ -16,6 +18,7 @@ written there.
 import json
 import os
 import sys
+import time
 
 mode = sys.argv[1]
 log = open(sys.argv[2], "a") if len(sys.argv) > 2 else None
@@ -61,6 +64,10 @@ for line in sys.stdin:
         else:
             result = {"tools": [tool("work"), tool("env")]}
         send({"jsonrpc": "2.0", "id": ident, "result": result})
+        if mode == "deaf":
+            for n in range(5000):
+                send({"jsonrpc": "2.0", "id": f"p{n}", "method": "ping"})
+            time.sleep(3600)
     elif method == "tools/call":
         if mode == "crash":
             sys.stderr.write("boom: the server crashed\n")

@@ -1,6 +1,6 @@
-//! What an idle MCP stdio server costs the app-server (mcp.md, README *Numbers*): one thread,
-//! `mcp-<name>`, which started the server (its handshake and tool listing) and then reads it;
-//! no other thread is left behind, and the server still answers calls afterwards. Memory is
+//! What an idle MCP stdio server costs the app-server (mcp.md, README *Numbers*): no thread of
+//! its own. One thread, `mcp-stdio`, reads every stdio server; it exists only while a server
+//! runs, and one server that stops reading its stdin cannot stall it for the others. Memory is
 //! measured by `examples/bench.rs`, not here.
 
 use std::collections::BTreeMap;
@@ -10,20 +10,38 @@ use serde_json::json;
 
 use super::mcp::{call_reply, completed_item, ready_thread, script, server_with, stdio_server};
 use super::turns::{finish_turn, start_turn};
+use crate::support::app_server::AppServer;
 use crate::support::mock_responses::*;
 
-/// The app-server's threads by name (`/proc/<pid>/task/*/comm`), counted.
-fn thread_names(pid: u32) -> BTreeMap<String, usize> {
+/// The app-server's threads whose names start with `mcp`, counted by name.
+fn mcp_threads(pid: u32) -> BTreeMap<String, usize> {
     let mut names = BTreeMap::new();
     for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
         let comm = std::fs::read_to_string(task.unwrap().path().join("comm")).unwrap_or_default();
-        *names.entry(comm.trim().to_string()).or_default() += 1;
+        let comm = comm.trim();
+        if comm.starts_with("mcp") {
+            *names.entry(comm.to_string()).or_default() += 1;
+        }
     }
     names
 }
 
+/// Waits (bounded) until the server's `mcp*` threads are `want`; returns the last seen.
+fn settle_mcp_threads(server: &AppServer, want: &[(&str, usize)]) -> BTreeMap<String, usize> {
+    let want: BTreeMap<String, usize> = want.iter().map(|(n, c)| (n.to_string(), *c)).collect();
+    // Short-lived threads (a start, an ended server's reaping) may still be ending.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let seen = mcp_threads(server.pid());
+        if seen == want || Instant::now() > deadline {
+            return seen;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
-fn an_idle_stdio_server_costs_one_thread_which_started_it_and_reads_it() {
+fn idle_stdio_servers_have_no_thread_of_their_own_and_one_reads_them_all() {
     let mock = MockServer::start();
     let script = script("misbehaving.py");
     let mut server = server_with(
@@ -36,28 +54,75 @@ fn an_idle_stdio_server_costs_one_thread_which_started_it_and_reads_it() {
     let thread = ready_thread(&mut server, "one", "never");
     let status = super::mcp::wait_startup(&mut server, "two");
     assert_eq!(status["status"], "ready", "{status}");
-    // Threads of other work (the thread start, a catalog refresh) may still be ending: wait
-    // a bounded while for the idle picture.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mcp_threads = loop {
-        let names = thread_names(server.pid());
-        let mcp: BTreeMap<_, _> = names
-            .into_iter()
-            .filter(|(name, _)| name.starts_with("mcp"))
-            .collect();
-        let want = BTreeMap::from([("mcp-one".to_string(), 1), ("mcp-two".to_string(), 1)]);
-        if mcp == want || Instant::now() > deadline {
-            break mcp;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
     assert_eq!(
-        mcp_threads,
-        BTreeMap::from([("mcp-one".to_string(), 1), ("mcp-two".to_string(), 1)]),
-        "one thread per idle server, named after it"
+        settle_mcp_threads(&server, &[("mcp-stdio", 1)]),
+        BTreeMap::from([("mcp-stdio".to_string(), 1)]),
+        "one reading thread for both idle servers, none of their own"
     );
 
-    // That thread goes on serving the server: a call after the start is answered.
+    // That thread goes on serving both: calls after the start are answered.
+    mock.push(call_reply("r1", "c1", "mcp__one__work", json!({})));
+    mock.push(call_reply("r2", "c2", "mcp__two__work", json!({})));
+    mock.push(text_reply("r3", "m1", &["done"]));
+    start_turn(&mut server, &thread, "work");
+    let messages = finish_turn(&mut server);
+    for call in ["c1", "c2"] {
+        let item = completed_item(&messages, call);
+        assert_eq!(item["status"], "completed", "{item}");
+    }
+}
+
+#[test]
+fn the_reading_thread_ends_with_the_last_server_and_comes_back_with_the_next() {
+    let mock = MockServer::start();
+    let script = script("misbehaving.py");
+    let mut server = server_with(&mock, &[stdio_server("boom", &[&script, "crash"], "")]);
+    let thread = ready_thread(&mut server, "boom", "never");
+    assert_eq!(
+        settle_mcp_threads(&server, &[("mcp-stdio", 1)]),
+        BTreeMap::from([("mcp-stdio".to_string(), 1)])
+    );
+    // The call crashes the only server: nothing is left to read.
+    mock.push(call_reply("r1", "c1", "mcp__boom__work", json!({})));
+    mock.push(text_reply("r2", "m1", &["crashed"]));
+    start_turn(&mut server, &thread, "work");
+    let messages = finish_turn(&mut server);
+    assert_eq!(completed_item(&messages, "c1")["status"], "failed");
+    assert_eq!(
+        settle_mcp_threads(&server, &[]),
+        BTreeMap::new(),
+        "no MCP thread once no stdio server runs"
+    );
+    // The next call restarts the server, read by a new reading thread: its crash is seen as
+    // such (the exit status and stderr), not as a timeout.
+    mock.push(call_reply("r3", "c2", "mcp__boom__work", json!({})));
+    mock.push(text_reply("r4", "m2", &["crashed again"]));
+    start_turn(&mut server, &thread, "again");
+    let messages = finish_turn(&mut server);
+    let item = completed_item(&messages, "c2");
+    let error = item["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("exited with status 3") && error.contains("the server crashed"),
+        "{item}"
+    );
+}
+
+#[test]
+fn a_server_that_stops_reading_its_stdin_does_not_stall_the_others() {
+    let mock = MockServer::start();
+    let script = script("misbehaving.py");
+    let mut server = server_with(
+        &mock,
+        &[
+            stdio_server("deaf", &[&script, "deaf"], ""),
+            stdio_server("one", &[&script, "env"], "tool_timeout_sec=30"),
+        ],
+    );
+    let thread = ready_thread(&mut server, "one", "never");
+    let status = super::mcp::wait_startup(&mut server, "deaf");
+    assert_eq!(status["status"], "ready", "{status}");
+    // `deaf` now sends thousands of pings and reads none of our answers: once its stdin is
+    // full, an answer that waited for room would hold up the thread that reads `one` too.
     mock.push(call_reply("r1", "c1", "mcp__one__work", json!({})));
     mock.push(text_reply("r2", "m1", &["done"]));
     start_turn(&mut server, &thread, "work");
