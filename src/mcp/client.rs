@@ -20,10 +20,6 @@ use crate::rpc::Rpc;
 
 /// The protocol revision we speak.
 pub const PROTOCOL_VERSION: &str = "2025-06-18";
-/// Most `tools/list` pages followed before the listing counts as broken.
-const MAX_TOOL_PAGES: usize = 100;
-/// Most tools kept per server: more is a broken server, not a tool box.
-const MAX_TOOLS: usize = 5000;
 /// Progress updates buffered for a call; more are dropped until the call reads them.
 const PROGRESS_CAPACITY: usize = 64;
 /// How long a fire-and-forget message (a notification, an answer) may take to send.
@@ -508,67 +504,6 @@ pub struct ServerFacts {
     pub server_info: Option<Value>,
     /// `capabilities`.
     pub capabilities: Option<Value>,
-}
-
-/// The handshake: `initialize` (we offer elicitation and roots) then
-/// `notifications/initialized`.
-pub fn initialize(link: &Arc<Link>, deadline: Instant) -> Result<ServerFacts, McpError> {
-    let params = json!({
-        "protocolVersion": PROTOCOL_VERSION,
-        "capabilities": {"elicitation": {}, "roots": {"listChanged": false}},
-        "clientInfo": {
-            "name": "codex-lite",
-            "title": "codex-lite",
-            "version": env!("CARGO_PKG_VERSION"),
-        },
-    });
-    let result = link.request("initialize", params, deadline)?;
-    if result
-        .get("protocolVersion")
-        .and_then(Value::as_str)
-        .is_none()
-    {
-        return Err(McpError::Protocol(
-            "initialize result without protocolVersion".into(),
-        ));
-    }
-    link.notify("notifications/initialized", json!({}))?;
-    Ok(ServerFacts {
-        server_info: result.get("serverInfo").cloned(),
-        capabilities: result.get("capabilities").cloned(),
-    })
-}
-
-/// Every tool of the server, following `nextCursor`.
-pub fn list_tools(link: &Arc<Link>, deadline: Instant) -> Result<Vec<Value>, McpError> {
-    let mut tools = Vec::new();
-    let mut cursor: Option<String> = None;
-    for _ in 0..MAX_TOOL_PAGES {
-        let params = match &cursor {
-            Some(c) => json!({"cursor": c}),
-            None => json!({}),
-        };
-        let page = link.request("tools/list", params, deadline)?;
-        let Some(items) = page.get("tools").and_then(Value::as_array) else {
-            return Err(McpError::Protocol("tools/list result without tools".into()));
-        };
-        for tool in items {
-            if tool.get("name").and_then(Value::as_str).is_none() {
-                return Err(McpError::Protocol("a tool without a name".into()));
-            }
-            if tools.len() >= MAX_TOOLS {
-                return Err(McpError::Protocol(format!("more than {MAX_TOOLS} tools")));
-            }
-            tools.push(tool.clone());
-        }
-        match page.get("nextCursor").and_then(Value::as_str) {
-            Some(next) if !next.is_empty() => cursor = Some(next.to_string()),
-            _ => return Ok(tools),
-        }
-    }
-    Err(McpError::Protocol(format!(
-        "tools/list did not end after {MAX_TOOL_PAGES} pages"
-    )))
 }
 
 #[cfg(test)]

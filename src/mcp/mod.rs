@@ -23,6 +23,7 @@ pub mod names;
 pub mod registry;
 mod server_requests;
 mod slot;
+mod starter;
 mod stdio;
 
 pub use registry::{OfferedTool, Registry};

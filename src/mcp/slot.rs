@@ -1,9 +1,9 @@
 //! One configured server's lifecycle (mcp.md §2): not started → starting → ready or failed,
 //! each step announced with `mcpServer/startupStatus/updated` (and a `warning` on failure);
 //! the connection, what the server said at `initialize`, and its allowed tools. A start runs on
-//! its own thread (`mcp-<name>`) bounded by `startup_timeout_sec`, so starting never blocks the
-//! caller; waiting for the outcome is a separate, bounded call. The start thread ends with the
-//! start: a running server is read by its transport (`stdio/`, `http.rs`).
+//! the shared start thread (`starter.rs`) bounded by `startup_timeout_sec`, so starting never
+//! blocks the caller; waiting for the outcome is a separate, bounded call. A running server is
+//! read by its transport (`stdio/`, `http.rs`).
 //!
 //! A server that dies after it was ready is restarted by the next call that needs it, once;
 //! after that its status stays failed until `config/mcpServer/reload`.
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::client::{self, Link, McpError, ServerFacts, lock, secs};
+use super::client::{Link, McpError, ServerFacts, lock, secs};
 use super::config::{McpServerConfig, McpTransport};
 use crate::rpc::Rpc;
 
@@ -136,29 +136,24 @@ impl Slot {
             old.shutdown();
         }
         self.announce(thread_id, "starting", None);
-        let slot = self.clone();
-        let thread_id = thread_id.map(str::to_string);
-        let spawned = std::thread::Builder::new()
-            .name(format!("mcp-{}", self.name))
-            .spawn(move || {
-                let outcome = slot.connect(generation, cwd, deadline);
-                slot.finish(generation, outcome, thread_id.as_deref());
-            });
-        if let Err(e) = spawned {
+        let job = super::starter::Job {
+            slot: self.clone(),
+            generation,
+            cwd,
+            deadline,
+            thread_id: thread_id.map(str::to_string),
+        };
+        if let Err(e) = super::starter::submit(job) {
             let message = format!("cannot start a thread: {e}");
             state.phase = Phase::Failed(message.clone());
             self.announce(None, "failed", Some(&message));
         }
     }
 
-    /// Spawn or open, `initialize`, `tools/list`, all before `deadline`. The new connection is
-    /// put in the slot at once, so that stopping the slot meanwhile ends it.
-    fn connect(
-        &self,
-        generation: u64,
-        cwd: PathBuf,
-        deadline: Instant,
-    ) -> Result<Connected, String> {
+    /// Spawns or opens the connection of start `generation` (the handshake is
+    /// `starter.rs`'s). The new connection is put in the slot at once, so that stopping the
+    /// slot meanwhile ends it.
+    pub(super) fn open(&self, generation: u64, cwd: PathBuf) -> Result<Arc<Link>, String> {
         let link = match &self.config.transport {
             McpTransport::Stdio {
                 command,
@@ -183,53 +178,26 @@ impl Slot {
             }
         }
         .map_err(|e| e.to_string())?;
-        {
-            let mut state = lock(&self.state);
-            if state.generation != generation {
-                drop(state);
-                link.shutdown();
-                return Err("cancelled".to_string());
-            }
-            state.link = Some(link.clone());
+        let mut state = lock(&self.state);
+        if state.generation != generation {
+            drop(state);
+            link.shutdown();
+            return Err("cancelled".to_string());
         }
-        let handshake = client::initialize(&link, deadline)
-            .and_then(|facts| Ok((facts, client::list_tools(&link, deadline)?)));
-        match handshake {
-            Ok((facts, tools)) => Ok(Connected {
-                link,
-                facts,
-                tools: tools
-                    .into_iter()
-                    .filter(|t| {
-                        let name = t.get("name").and_then(Value::as_str).unwrap_or("");
-                        self.config.is_tool_allowed(name)
-                    })
-                    .collect(),
-            }),
-            Err(error) => {
-                let message = self.startup_error(&link, &error);
-                link.shutdown();
-                Err(message)
-            }
-        }
+        state.link = Some(link.clone());
+        Ok(link)
     }
 
-    fn startup_error(&self, link: &Link, error: &McpError) -> String {
+    /// What a failed start reports: the error in words (the exit status and stderr when the
+    /// connection closed), and what the server printed that is not JSON-RPC.
+    pub(super) fn startup_error(&self, link: &Link, error: &McpError) -> String {
         let mut message = match error {
             McpError::Timeout(_) => format!(
                 "no answer within the startup timeout ({})",
                 secs(self.config.startup_timeout)
             ),
-            McpError::Closed(_) => {
-                // The reader closes the link with the exit status and stderr; wait for it
-                // briefly so the message says why.
-                let until = Instant::now() + Duration::from_millis(500);
-                while link.close_reason().as_deref() == Some("shut down") && Instant::now() < until
-                {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                link.close_reason().unwrap_or_else(|| error.to_string())
-            }
+            // The reader closed the link with the exit status and stderr.
+            McpError::Closed(_) => link.close_reason().unwrap_or_else(|| error.to_string()),
             other => other.to_string(),
         };
         if let Some(note) = link.garbage_note() {
@@ -263,7 +231,9 @@ impl Slot {
         }
     }
 
-    fn finish(
+    /// Takes the outcome of start `generation` (dropped, its connection shut down, when the
+    /// start was superseded).
+    pub(super) fn finish(
         self: &Arc<Self>,
         generation: u64,
         outcome: Result<Connected, String>,
@@ -330,7 +300,7 @@ impl Slot {
                     if cancel() {
                         return false;
                     }
-                    // The start thread gives up by `deadline`; the extra second covers its
+                    // The start gives up by `deadline`; the extra second covers its
                     // clean-up (killing the process) before it reports.
                     let left = (deadline + Duration::from_secs(1))
                         .saturating_duration_since(Instant::now());
@@ -417,7 +387,7 @@ impl Slot {
                 return Err("cancelled".to_string());
             }
             if self.is_starting() {
-                // The start thread is late to report after its deadline.
+                // The start is late to report after its deadline.
                 return Err(format!(
                     "MCP server `{}` did not start within {}",
                     self.name,
@@ -465,8 +435,12 @@ impl Slot {
     }
 }
 
-struct Connected {
-    link: Arc<Link>,
-    facts: ServerFacts,
-    tools: Vec<Value>,
+/// A started connection, what its server said, and its allowed tools.
+pub(super) struct Connected {
+    /// The connection.
+    pub link: Arc<Link>,
+    /// What `initialize` returned.
+    pub facts: ServerFacts,
+    /// The allowed tools, raw.
+    pub tools: Vec<Value>,
 }

@@ -130,3 +130,33 @@ fn a_server_that_stops_reading_its_stdin_does_not_stall_the_others() {
     let item = completed_item(&messages, "c1");
     assert_eq!(item["status"], "completed", "{item}");
 }
+
+#[test]
+fn starts_run_side_by_side_on_one_thread() {
+    let mock = MockServer::start();
+    let script = script("misbehaving.py");
+    let mut server = server_with(
+        &mock,
+        &[
+            stdio_server("silent", &[&script, "never"], "startup_timeout_sec=60"),
+            stdio_server("one", &[&script, "env"], ""),
+        ],
+    );
+    // `silent` never answers its `initialize`: `one` starts meanwhile, on the same thread.
+    ready_thread(&mut server, "one", "never");
+    let starting = settle_mcp_threads(&server, &[("mcp-start", 1), ("mcp-stdio", 1)]);
+    assert_eq!(
+        starting,
+        BTreeMap::from([("mcp-start".to_string(), 1), ("mcp-stdio".to_string(), 1)]),
+        "one thread runs the start still in progress, one reads both servers"
+    );
+    let list = server.call("mcpServerStatus/list", json!({})).unwrap();
+    let silent = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "silent")
+        .cloned()
+        .unwrap();
+    assert_eq!(silent["runtimeStatus"], "starting", "{silent}");
+}

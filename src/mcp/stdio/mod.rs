@@ -27,13 +27,13 @@ use crate::secret::Secret;
 
 mod process;
 mod reader;
-mod sys;
 #[cfg(unix)]
 #[path = "poller.rs"]
 mod reading;
 #[cfg(not(unix))]
 #[path = "threaded.rs"]
 mod reading;
+mod sys;
 
 use process::Process;
 

@@ -148,7 +148,9 @@ fn run(from_watchers: &Receiver<Watched>, woken: &UnixStream) {
         if rc < 0 {
             let err = std::io::Error::last_os_error();
             if err.kind() != std::io::ErrorKind::Interrupted {
-                crate::log::warn(&format!("mcp servers: waiting for their output failed: {err}"));
+                crate::log::warn(&format!(
+                    "mcp servers: waiting for their output failed: {err}"
+                ));
                 std::thread::sleep(Duration::from_millis(100));
             }
             continue;
@@ -170,12 +172,7 @@ fn run(from_watchers: &Receiver<Watched>, woken: &UnixStream) {
 
 /// Reads what is there (poll said something is) and feeds it; at the end of the stream, or
 /// on an error, the pipe is closed.
-fn read_once(
-    pipe: &mut Option<impl Read>,
-    is_stderr: bool,
-    reader: &mut Reader,
-    buf: &mut [u8],
-) {
+fn read_once(pipe: &mut Option<impl Read>, is_stderr: bool, reader: &mut Reader, buf: &mut [u8]) {
     let Some(open) = pipe.as_mut() else {
         return;
     };

@@ -142,7 +142,9 @@ impl Reader {
                 }
             });
         if let Err(e) = spawned {
-            crate::log::warn(&format!("cannot start a thread ({e}): ending the server here"));
+            crate::log::warn(&format!(
+                "cannot start a thread ({e}): ending the server here"
+            ));
             if let Some(reader) = lock(&reader).take() {
                 reader.end();
             }

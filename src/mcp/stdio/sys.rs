@@ -2,10 +2,10 @@
 //! to the server's stdin that give up at a deadline (non-blocking stdin on Unix; elsewhere
 //! writes block).
 
-#[cfg(unix)]
-pub use unix::*;
 #[cfg(not(unix))]
 pub use other::*;
+#[cfg(unix)]
+pub use unix::*;
 
 #[cfg(unix)]
 mod unix {
