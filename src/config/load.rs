@@ -235,14 +235,14 @@ impl Config {
             update_plan: typed.tools.update_plan.is_some_and(ToolSwitch::is_enabled),
             shell_environment_policy: typed.shell_environment_policy,
             unknown_keys: Vec::new(),
-            mcp_servers,
+            mcp_servers: std::sync::Arc::new(mcp_servers),
             model_context_window: positive("model_context_window", typed.model_context_window)?,
             model_auto_compact_token_limit: positive(
                 "model_auto_compact_token_limit",
                 typed.model_auto_compact_token_limit,
             )?,
             compact_prompt: typed.compact_prompt.filter(|p| !p.trim().is_empty()),
-            raw,
+            raw: std::sync::Arc::new(raw),
             cli_overrides: Vec::new(),
         })
     }

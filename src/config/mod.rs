@@ -88,7 +88,8 @@ pub struct Config {
     /// the one `configWarning` after `initialize`.
     pub unknown_keys: Vec<String>,
     /// `[mcp_servers.<name>]`: the MCP servers (parsed and validated by `mcp::config`).
-    pub mcp_servers: BTreeMap<String, crate::mcp::config::McpServerConfig>,
+    /// Shared: every thread's copy of the configuration points to the same table.
+    pub mcp_servers: std::sync::Arc<BTreeMap<String, crate::mcp::config::McpServerConfig>>,
     /// The model's context window in tokens, replacing the catalog's (`model_context_window`;
     /// default: the catalog's).
     pub model_context_window: Option<i64>,
@@ -99,8 +100,9 @@ pub struct Config {
     /// Replaces our prompt asking the model for a handoff summary (`compact_prompt`; default:
     /// ours).
     pub compact_prompt: Option<String>,
-    /// The merged raw table, kept so per-thread overrides re-merge with the same rules.
-    raw: toml::Table,
+    /// The merged raw table, kept so per-thread overrides re-merge with the same rules; shared
+    /// by the copies made without overrides.
+    raw: std::sync::Arc<toml::Table>,
     /// The `-c` overrides, kept so the file can be re-read with them (`config/mcpServer/reload`).
     cli_overrides: Vec<Override>,
 }
@@ -109,7 +111,15 @@ impl Config {
     /// A copy with more overrides applied on top (per-thread `config`), with the same rules and
     /// errors as `-c`.
     pub fn with_overrides(&self, overrides: &[Override]) -> Result<Self> {
-        let mut raw = self.raw.clone();
+        if overrides.is_empty() {
+            // The same table gives the same settings: share it (a thread without overrides
+            // costs no copy of the tables). Unknown keys are the process's to report.
+            return Ok(Self {
+                unknown_keys: Vec::new(),
+                ..self.clone()
+            });
+        }
+        let mut raw = (*self.raw).clone();
         for (path, value) in overrides {
             set_path(&mut raw, path, value.clone());
         }

@@ -45,8 +45,8 @@ pub enum Phase {
 struct State {
     phase: Phase,
     link: Option<Arc<Link>>,
-    facts: ServerFacts,
-    tools: Vec<Value>,
+    /// What the ready server said about itself and its allowed tools.
+    said: Said,
     /// The one restart after a death was used.
     restarted: bool,
     /// Bumped by every start, so a superseded start's outcome is dropped.
@@ -109,8 +109,7 @@ impl Slot {
             state: Mutex::new(State {
                 phase,
                 link: None,
-                facts: ServerFacts::default(),
-                tools: Vec::new(),
+                said: Said::default(),
                 restarted: false,
                 generation: 0,
             }),
@@ -220,7 +219,7 @@ impl Slot {
                 self.name
             );
             state.phase = Phase::Failed(message.clone());
-            state.tools.clear();
+            state.said = Said::default();
             drop(state);
             self.announce(None, "failed", Some(&message));
         } else {
@@ -258,15 +257,14 @@ impl Slot {
                     }
                 }));
                 state.link = Some(connected.link);
-                state.facts = connected.facts;
-                state.tools = connected.tools;
+                state.said = Said::keep(&connected.facts, &connected.tools);
                 state.phase = Phase::Ready;
                 self.announce(thread_id, "ready", None);
             }
             Err(message) => {
                 let message = format!("MCP server `{}` failed to start: {message}", self.name);
                 state.phase = Phase::Failed(message.clone());
-                state.tools.clear();
+                state.said = Said::default();
                 self.announce(thread_id, "failed", Some(&message));
             }
         }
@@ -361,7 +359,7 @@ impl Slot {
                                 self.name
                             );
                             state.phase = Phase::Failed(message.clone());
-                            state.tools.clear();
+                            state.said = Said::default();
                             self.announce(context.map(|(t, _)| t), "failed", Some(&message));
                             return Err(message);
                         }
@@ -404,6 +402,7 @@ impl Slot {
             .link
             .as_ref()
             .and_then(|l| l.close_reason().filter(|_| l.is_closed()));
+        let (facts, tools) = state.said.read();
         let (phase, is_callable) = match (&state.phase, dead) {
             (Phase::Ready, Some(reason)) => (Phase::Failed(reason), !state.restarted),
             (Phase::Ready, None) => (Phase::Ready, true),
@@ -411,8 +410,8 @@ impl Slot {
         };
         Snapshot {
             phase,
-            facts: state.facts.clone(),
-            tools: state.tools.clone(),
+            facts,
+            tools,
             is_callable,
         }
     }
@@ -435,6 +434,37 @@ impl Slot {
     }
 }
 
+/// What a ready server said (`initialize`, its allowed tools), kept as compact JSON text: a
+/// tree of `Value`s costs several times its text in memory, and this is read only to list the
+/// server or to offer its tools to a turn.
+#[derive(Default)]
+struct Said(Option<Box<str>>);
+
+impl Said {
+    fn keep(facts: &ServerFacts, tools: &[Value]) -> Self {
+        let said = (&facts.server_info, &facts.capabilities, tools);
+        Self(
+            serde_json::to_string(&said)
+                .ok()
+                .map(String::into_boxed_str),
+        )
+    }
+
+    fn read(&self) -> (ServerFacts, Vec<Value>) {
+        type Parts = (Option<Value>, Option<Value>, Vec<Value>);
+        match self.0.as_deref().map(serde_json::from_str::<Parts>) {
+            Some(Ok((server_info, capabilities, tools))) => (
+                ServerFacts {
+                    server_info,
+                    capabilities,
+                },
+                tools,
+            ),
+            _ => (ServerFacts::default(), Vec::new()),
+        }
+    }
+}
+
 /// A started connection, what its server said, and its allowed tools.
 pub(super) struct Connected {
     /// The connection.
@@ -443,4 +473,26 @@ pub(super) struct Connected {
     pub facts: ServerFacts,
     /// The allowed tools, raw.
     pub tools: Vec<Value>,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn what_a_server_said_reads_back_as_it_was_kept() {
+        let facts = ServerFacts {
+            server_info: Some(json!({"name": "demo", "version": "1"})),
+            capabilities: Some(json!({"tools": {}})),
+        };
+        let tools = vec![json!({"name": "echo", "inputSchema": {"type": "object"}})];
+        let (read_facts, read_tools) = Said::keep(&facts, &tools).read();
+        assert_eq!(read_facts.server_info, facts.server_info);
+        assert_eq!(read_facts.capabilities, facts.capabilities);
+        assert_eq!(read_tools, tools);
+        let (none, no_tools) = Said::default().read();
+        assert!(none.server_info.is_none() && none.capabilities.is_none() && no_tools.is_empty());
+    }
 }

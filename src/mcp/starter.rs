@@ -90,8 +90,12 @@ fn run(jobs: &Receiver<Job>) {
                 match jobs.try_recv() {
                     Ok(job) => job,
                     Err(_) => {
-                        // No start left: the thread ends until the next one.
+                        // No start left: the thread ends until the next one. What the
+                        // starts parsed and dropped (tool lists, answers) is given back, so
+                        // an idle server keeps only what it needs.
                         *starter = None;
+                        drop(starter);
+                        crate::platform::release_free_memory();
                         return;
                     }
                 }

@@ -37,6 +37,14 @@ pub fn limit_malloc_arenas() {
     sys::limit_malloc_arenas(MALLOC_ARENAS);
 }
 
+/// Gives the C allocator's free memory back to the system (glibc's `malloc_trim`; elsewhere
+/// nothing). glibc returns only the free memory at the top of an arena on its own; what was
+/// freed in the middle (a burst of work's garbage between the data that stays) stays resident.
+/// For the end of such a burst, not for a hot path: it walks every arena.
+pub fn release_free_memory() {
+    sys::release_free_memory();
+}
+
 /// The operating system's name and release for user agents (`Linux` `6.8.0`, `Darwin` `24.1.0`,
 /// `Windows` `10.0.22631`); `std::env::consts::OS` and `unknown` when the system will not say.
 pub fn os_name_and_release() -> (String, String) {

@@ -125,6 +125,15 @@ pub(super) fn limit_malloc_arenas(max: i32) {
     let _ = max;
 }
 
+/// `malloc_trim(0)` where the C library is glibc.
+pub(super) fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages to the system; any thread may call it.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// `shutdown(2)` on a socket wakes a thread blocked reading it.
 pub(super) const SHUTDOWN_WAKES_BLOCKED_READS: bool = true;
 

@@ -137,6 +137,9 @@ pub(super) fn is_stdout_closed() -> bool {
 /// The Windows heap has no per-thread arenas to bound.
 pub(super) fn limit_malloc_arenas(_max: i32) {}
 
+/// Nothing: the Windows heap has no trim call worth making here.
+pub(super) fn release_free_memory() {}
+
 /// Winsock's `shutdown` does not wake a thread blocked in `recv` on the socket.
 pub(super) const SHUTDOWN_WAKES_BLOCKED_READS: bool = false;
 
