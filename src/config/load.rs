@@ -129,7 +129,7 @@ pub(super) fn load_from(codex_home: PathBuf, overrides: &[Override]) -> Result<C
     }
     let mut config = Config::from_raw(codex_home, raw).context("invalid -c override")?;
     config.unknown_keys = unknown;
-    config.cli_overrides = overrides.to_vec();
+    config.cli_overrides = overrides.into();
     Ok(config)
 }
 
@@ -243,7 +243,7 @@ impl Config {
             )?,
             compact_prompt: typed.compact_prompt.filter(|p| !p.trim().is_empty()),
             raw: std::sync::Arc::new(raw),
-            cli_overrides: Vec::new(),
+            cli_overrides: std::sync::Arc::default(),
         })
     }
 }

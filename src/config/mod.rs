@@ -104,7 +104,7 @@ pub struct Config {
     /// by the copies made without overrides.
     raw: std::sync::Arc<toml::Table>,
     /// The `-c` overrides, kept so the file can be re-read with them (`config/mcpServer/reload`).
-    cli_overrides: Vec<Override>,
+    cli_overrides: std::sync::Arc<[Override]>,
 }
 
 impl Config {
