@@ -137,6 +137,9 @@ pub(super) fn is_stdout_closed() -> bool {
 /// The Windows heap has no per-thread arenas to bound.
 pub(super) fn limit_malloc_arenas(_max: i32) {}
 
+/// No documented call lists a process's handles (see the portable function's note).
+pub(super) fn keep_inherited_descriptors_from_children() {}
+
 /// Winsock's `shutdown` does not wake a thread blocked in `recv` on the socket.
 pub(super) const SHUTDOWN_WAKES_BLOCKED_READS: bool = false;
 

@@ -18,6 +18,9 @@ mod context_review;
 mod fuzz_rpc;
 mod history;
 mod history_running;
+// Looks at the server's descriptors through /proc.
+#[cfg(target_os = "linux")]
+mod inherited_fds;
 mod lifecycle;
 mod mcp;
 mod mcp_faults;

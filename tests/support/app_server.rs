@@ -95,6 +95,8 @@ pub struct Builder {
     args: Vec<String>,
     env: Vec<(String, String)>,
     codex_home: Option<PathBuf>,
+    /// Descriptors the child inherits: (ours, its number in the child).
+    inherited: Vec<(i32, i32)>,
 }
 
 impl Builder {
@@ -125,6 +127,14 @@ impl Builder {
         self
     }
 
+    /// Hands the child `fd` (one of ours) as descriptor `at`, not close-on-exec: what a parent
+    /// that leaks a descriptor (an IDE's socket) does to the server.
+    #[cfg(unix)]
+    pub fn inherit_fd(mut self, fd: &impl std::os::fd::AsRawFd, at: i32) -> Self {
+        self.inherited.push((fd.as_raw_fd(), at));
+        self
+    }
+
     /// Spawns the server (no handshake yet).
     pub fn spawn(self) -> AppServer {
         let home_dir = match &self.codex_home {
@@ -149,6 +159,8 @@ impl Builder {
         for (k, v) in &self.env {
             command.env(k, v);
         }
+        #[cfg(unix)]
+        inherit(&mut command, self.inherited);
         let mut child = command.spawn().unwrap();
         let transcript = Transcript::create(&test_name());
         let (tx, rx) = unbounded();
@@ -194,6 +206,32 @@ impl Builder {
     }
 }
 
+/// Makes `command`'s child hold each `(ours, at)` descriptor as `at`, not close-on-exec.
+#[cfg(unix)]
+fn inherit(command: &mut Command, inherited: Vec<(i32, i32)>) {
+    use std::os::unix::process::CommandExt;
+    if inherited.is_empty() {
+        return;
+    }
+    // SAFETY: dup2 and fcntl are async-signal-safe and allocate nothing.
+    unsafe {
+        command.pre_exec(move || {
+            for &(fd, at) in &inherited {
+                // dup2 onto itself keeps the close-on-exec flag: clear it then.
+                let rc = if fd == at {
+                    libc::fcntl(fd, libc::F_SETFD, 0)
+                } else {
+                    libc::dup2(fd, at)
+                };
+                if rc < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
 /// A running `codex-lite app-server` child and its client-side state.
 pub struct AppServer {
     child: Child,
@@ -218,6 +256,7 @@ impl AppServer {
             args: Vec::new(),
             env: Vec::new(),
             codex_home: None,
+            inherited: Vec::new(),
         }
     }
 
