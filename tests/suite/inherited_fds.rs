@@ -2,10 +2,10 @@
 //! stays with the server: no command it runs outside the sandbox (`command/exec` and the shell
 //! tool under `danger-full-access`, unified exec's `exec_command`) and no MCP stdio server gets
 //! it, while the server itself keeps it open. Judged through the real binary by what reaches the
-//! parent's end of the socket and what each command finds at the descriptor's number.
+//! parent's end of the socket and what each command finds at the descriptor's number (and, on
+//! Linux, the server's own descriptor table in /proc).
 
 use std::io::Read;
-use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -36,7 +36,15 @@ pub fn leaky_server(configs: Vec<String>) -> (AppServer, UnixStream) {
         .inherit_fd(&leaked, FD)
         .spawn();
     server.initialize();
-    // The control: the server holds the very socket, open but close-on-exec.
+    #[cfg(target_os = "linux")]
+    assert_holds_close_on_exec(&server, &leaked);
+    (server, host)
+}
+
+/// The control: the server holds the very socket as [`FD`], open but close-on-exec.
+#[cfg(target_os = "linux")]
+fn assert_holds_close_on_exec(server: &AppServer, leaked: &UnixStream) {
+    use std::os::fd::AsRawFd;
     let ours = std::fs::read_link(format!("/proc/self/fd/{}", leaked.as_raw_fd())).unwrap();
     let theirs = std::fs::read_link(format!("/proc/{}/fd/{FD}", server.pid())).unwrap();
     assert_eq!(ours, theirs);
@@ -47,7 +55,6 @@ pub fn leaky_server(configs: Vec<String>) -> (AppServer, UnixStream) {
         .map(|f| u32::from_str_radix(f.trim(), 8).unwrap())
         .unwrap();
     assert_ne!(flags & libc::O_CLOEXEC as u32, 0, "{info}");
-    (server, host)
 }
 
 /// What reached the parent's end of the socket within a moment.

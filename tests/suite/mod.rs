@@ -18,8 +18,8 @@ mod context_review;
 mod fuzz_rpc;
 mod history;
 mod history_running;
-// Looks at the server's descriptors through /proc.
-#[cfg(target_os = "linux")]
+// Hands the server a descriptor the Unix way.
+#[cfg(unix)]
 mod inherited_fds;
 mod lifecycle;
 mod mcp;

@@ -96,6 +96,7 @@ pub struct Builder {
     env: Vec<(String, String)>,
     codex_home: Option<PathBuf>,
     /// Descriptors the child inherits: (ours, its number in the child).
+    #[cfg(unix)]
     inherited: Vec<(i32, i32)>,
 }
 
@@ -256,6 +257,7 @@ impl AppServer {
             args: Vec::new(),
             env: Vec::new(),
             codex_home: None,
+            #[cfg(unix)]
             inherited: Vec::new(),
         }
     }
@@ -448,6 +450,19 @@ impl AppServer {
     /// Everything the server wrote to stderr so far.
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits up to `timeout` for `needle` in stderr, which another thread collects and so may
+    /// lag the protocol lines; returns all of stderr read by then, found or not.
+    pub fn stderr_within(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let text = self.stderr();
+            if text.contains(needle) || Instant::now() >= deadline {
+                return text;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Closes stdin (EOF).
