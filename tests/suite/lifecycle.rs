@@ -170,11 +170,9 @@ fn termination_signals_during_a_turn_stop_it_kill_its_command_and_exit() {
             "interrupted",
             "signal {signal}"
         );
-        assert!(
-            server.stderr().contains(&format!("caught signal {signal}")),
-            "{}",
-            server.stderr()
-        );
+        let caught = format!("caught signal {signal}");
+        let stderr = server.stderr_within(&caught, Duration::from_secs(10));
+        assert!(stderr.contains(&caught), "{stderr}");
     }
 }
 
