@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use crate::suite::turns::{finish_turn, last_turn, server_for, start_thread, start_turn};
 use crate::support::TempDir;
-use crate::support::app_server::{AppServer, Transcript, test_name};
+use crate::support::app_server::{AppServer, Transcript, test_name, wait_child};
 use crate::support::mock_responses::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_codex-lite");
@@ -245,16 +245,7 @@ impl RawClient {
     }
 
     fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_child(&mut self.child, timeout)
     }
 }
 

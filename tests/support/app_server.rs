@@ -233,6 +233,20 @@ fn inherit(command: &mut Command, inherited: Vec<(i32, i32)>) {
     }
 }
 
+/// Waits up to `timeout` for `child` to exit; `None` if it is still running.
+pub fn wait_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// A running `codex-lite app-server` child and its client-side state.
 pub struct AppServer {
     child: Child,
@@ -472,16 +486,7 @@ impl AppServer {
 
     /// Waits for the process to exit, up to `timeout`; `None` if it is still running.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_child(&mut self.child, timeout)
     }
 }
 

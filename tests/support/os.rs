@@ -44,3 +44,35 @@ pub fn mode_bits(path: &Path) -> Option<u32> {
         None
     }
 }
+
+/// Pids of the live processes (zombies left out: they have ended, only their reaping is left)
+/// whose command line (`/proc/<pid>/cmdline`, arguments NUL-separated) `keep` accepts. Empty
+/// where there is no `/proc` (macOS).
+#[cfg(unix)]
+pub fn live_processes(keep: impl Fn(&[u8]) -> bool) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let zombie = stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+            !zombie && keep(&cmdline)
+        })
+        .collect()
+}
+
+/// Pids of the live processes whose command line mentions `needle` anywhere.
+#[cfg(unix)]
+pub fn processes_naming(needle: &str) -> Vec<u32> {
+    live_processes(|cmdline| {
+        cmdline
+            .windows(needle.len())
+            .any(|w| w == needle.as_bytes())
+    })
+}
