@@ -161,7 +161,9 @@ impl Builder {
             command.env(k, v);
         }
         #[cfg(unix)]
-        inherit(&mut command, self.inherited);
+        for (fd, at) in self.inherited {
+            super::os::inherit_fd(&mut command, fd, at);
+        }
         let mut child = command.spawn().unwrap();
         let transcript = Transcript::create(&test_name());
         let (tx, rx) = unbounded();
@@ -204,32 +206,6 @@ impl Builder {
             next_id: 0,
             crafted_next: false,
         }
-    }
-}
-
-/// Makes `command`'s child hold each `(ours, at)` descriptor as `at`, not close-on-exec.
-#[cfg(unix)]
-fn inherit(command: &mut Command, inherited: Vec<(i32, i32)>) {
-    use std::os::unix::process::CommandExt;
-    if inherited.is_empty() {
-        return;
-    }
-    // SAFETY: dup2 and fcntl are async-signal-safe and allocate nothing.
-    unsafe {
-        command.pre_exec(move || {
-            for &(fd, at) in &inherited {
-                // dup2 onto itself keeps the close-on-exec flag: clear it then.
-                let rc = if fd == at {
-                    libc::fcntl(fd, libc::F_SETFD, 0)
-                } else {
-                    libc::dup2(fd, at)
-                };
-                if rc < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
     }
 }
 

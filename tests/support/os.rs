@@ -76,3 +76,25 @@ pub fn processes_naming(needle: &str) -> Vec<u32> {
             .any(|w| w == needle.as_bytes())
     })
 }
+
+/// Makes our descriptor `fd` descriptor `at` in the process `command` starts, not close-on-exec
+/// (what a parent that leaks a descriptor does).
+#[cfg(unix)]
+pub fn inherit_fd(command: &mut std::process::Command, fd: i32, at: i32) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: dup2 and fcntl are async-signal-safe and allocate nothing.
+    unsafe {
+        command.pre_exec(move || {
+            // dup2 onto itself keeps the close-on-exec flag: clear it then.
+            let rc = if fd == at {
+                libc::fcntl(fd, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(fd, at)
+            };
+            if rc < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
