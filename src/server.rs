@@ -80,6 +80,8 @@ pub fn run(config: Config) -> i32 {
     // Before any thread exists, so every thread inherits the blocked termination signals.
     crate::lifecycle::catch_signals();
     crate::platform::limit_malloc_arenas();
+    // Before any command or MCP server can start: what our parent leaked stays with us.
+    crate::platform::keep_inherited_descriptors_from_children();
     crate::sandbox::configure(&config);
     let transport = match Transport::start(std::io::stdin(), std::io::stdout()) {
         Ok(t) => t,

@@ -1,8 +1,9 @@
 //! Operating-system facilities other than running commands (that is `crate::exec`): random
-//! bytes, the OS name and release for the user agent, owner-only files created without following symlinks, a TCP
-//! connect that an abort flag stops at once, and a wake-up channel a thread can wait on together
-//! with a TCP listener. The portable API is here; `unix.rs` and `windows.rs` implement it, so no
-//! other module needs a `cfg` for these.
+//! bytes, the OS name and release for the user agent, owner-only files created without
+//! following symlinks, a TCP connect that an abort flag stops at once, a wake-up channel a
+//! thread can wait on together with a TCP listener, and inherited descriptors kept from our
+//! children. The portable API is here; `unix.rs` and `windows.rs` implement it, so no other
+//! module needs a `cfg` for these.
 
 #[cfg(unix)]
 mod unix;
@@ -111,6 +112,19 @@ pub fn connect_abortable(
 /// thread exists. Nothing to do on Windows.
 pub fn reset_inherited_signals() {
     sys::reset_inherited_signals();
+}
+
+/// Marks every descriptor above stderr that the process holds now close-on-exec, so that no
+/// command or MCP server we start inherits it. A parent may hand us descriptors that are not
+/// close-on-exec (an IDE's socket, a test's pipe, a leaked log file); without this they would
+/// pass through to every unsandboxed command (`danger-full-access`, an escalated command, an MCP
+/// stdio server), giving it a channel to a host service whatever the policy says (the Linux
+/// sandbox helper closes them itself, but nothing else does). They are not closed: the parent
+/// may have given them for a reason, and our own code keeps working with them. Call once at
+/// server start, before any command runs. Nothing is done on Windows yet: no documented call
+/// lists a process's handles, so a handle our parent left inheritable passes on as before.
+pub fn keep_inherited_descriptors_from_children() {
+    sys::keep_inherited_descriptors_from_children();
 }
 
 /// Routes the termination signals (SIGTERM, SIGHUP, SIGINT; Ctrl-C, Ctrl-Break and console

@@ -113,3 +113,36 @@ fn program_names_drop_the_directory_and_the_executable_suffix() {
         );
     }
 }
+
+/// A descriptor that is not close-on-exec (what a parent leaks to us).
+#[cfg(unix)]
+fn leaked_descriptor() -> libc::c_int {
+    // SAFETY: open(2) of a NUL-terminated path without O_CLOEXEC.
+    let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY) };
+    assert!(fd > 2);
+    fd
+}
+
+#[cfg(unix)]
+fn descriptor_flags(fd: libc::c_int) -> libc::c_int {
+    // SAFETY: F_GETFD on a number; -1 when it is not open.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) }
+}
+
+#[cfg(unix)]
+#[test]
+fn inherited_descriptors_become_close_on_exec_and_stay_open() {
+    for walk in [
+        keep_inherited_descriptors_from_children as fn(),
+        sys::cloexec_each_descriptor,
+    ] {
+        let fd = leaked_descriptor();
+        assert_eq!(descriptor_flags(fd) & libc::FD_CLOEXEC, 0);
+        walk();
+        let flags = descriptor_flags(fd);
+        assert!(flags >= 0, "descriptor {fd} was closed");
+        assert_ne!(flags & libc::FD_CLOEXEC, 0, "descriptor {fd}");
+        // SAFETY: closing the duplicate made above.
+        unsafe { libc::close(fd) };
+    }
+}

@@ -140,6 +140,9 @@ pub(super) fn limit_malloc_arenas(_max: i32) {}
 /// Nothing: the Windows heap has no trim call worth making here.
 pub(super) fn release_free_memory() {}
 
+/// No documented call lists a process's handles (see the portable function's note).
+pub(super) fn keep_inherited_descriptors_from_children() {}
+
 /// Winsock's `shutdown` does not wake a thread blocked in `recv` on the socket.
 pub(super) const SHUTDOWN_WAKES_BLOCKED_READS: bool = false;
 

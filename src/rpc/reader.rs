@@ -6,19 +6,51 @@ use std::io::{BufRead, BufReader, Read};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crossbeam_channel::{Sender, TrySendError};
+use crossbeam_channel::Sender;
 use serde_json::Value;
 
 use super::{ClientAnswer, Incoming, MAX_LINE_BYTES, RequestId, Rpc, RpcError, SERVER_OVERLOADED};
 
+/// Most client messages queued for the main loop before new ones get -32001.
+pub(super) const INGRESS_MAX_MESSAGES: usize = 4096;
 /// Most bytes of client messages queued for the main loop before new ones get -32001.
 const INGRESS_MAX_BYTES: usize = 64 * 1024 * 1024;
+
+/// What the inbox holds, in messages and in their lines' bytes: counted in by the reader (the
+/// only sender) before it queues a message, counted out by the main loop as it takes one. The
+/// channel itself is unbounded, so that an idle server holds one small block of it rather than
+/// [`INGRESS_MAX_MESSAGES`] slots allocated up front; these counts are its bound.
+#[derive(Default)]
+pub(super) struct Queued {
+    messages: AtomicUsize,
+    bytes: AtomicUsize,
+}
+
+impl Queued {
+    /// Counts a message of `size` bytes in; false (and nothing counted) when that would pass
+    /// either limit.
+    fn admit(&self, size: usize) -> bool {
+        let messages = self.messages.fetch_add(1, Ordering::Relaxed) + 1;
+        let bytes = self.bytes.fetch_add(size, Ordering::Relaxed) + size;
+        if messages > INGRESS_MAX_MESSAGES || bytes > INGRESS_MAX_BYTES {
+            self.take(size);
+            return false;
+        }
+        true
+    }
+
+    /// Counts a message of `size` bytes out (taken by the main loop, or never queued).
+    pub(super) fn take(&self, size: usize) {
+        self.messages.fetch_sub(1, Ordering::Relaxed);
+        self.bytes.fetch_sub(size, Ordering::Relaxed);
+    }
+}
 
 /// The `app-server-stdin` thread's state: where answers and client messages go.
 pub(super) struct Reader {
     pub(super) rpc: Rpc,
     pub(super) inbox: Sender<(Incoming, usize)>,
-    pub(super) queued_bytes: Arc<AtomicUsize>,
+    pub(super) queued: Arc<Queued>,
 }
 
 impl Reader {
@@ -78,21 +110,18 @@ impl Reader {
     }
 
     fn enqueue(&self, message: Incoming, size: usize) {
-        let over_budget =
-            self.queued_bytes.fetch_add(size, Ordering::Relaxed) + size > INGRESS_MAX_BYTES;
-        let refused = if over_budget {
-            Some(message)
-        } else {
-            match self.inbox.try_send((message, size)) {
-                Ok(()) => None,
-                Err(TrySendError::Full((m, _)) | TrySendError::Disconnected((m, _))) => Some(m),
+        let refused = if self.queued.admit(size) {
+            match self.inbox.send((message, size)) {
+                Ok(()) => return,
+                Err(crossbeam_channel::SendError((message, _))) => {
+                    self.queued.take(size);
+                    message
+                }
             }
+        } else {
+            message
         };
-        let Some(message) = refused else {
-            return;
-        };
-        self.queued_bytes.fetch_sub(size, Ordering::Relaxed);
-        match message {
+        match refused {
             Incoming::Request { id, .. } => self.rpc.respond_error(
                 &id,
                 &RpcError::new(SERVER_OVERLOADED, "Server overloaded; retry later."),
@@ -291,6 +320,37 @@ fn parse_id_prefix(value: &[u8]) -> Option<RequestId> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_queue_admits_up_to_its_message_and_byte_limits() {
+        let queued = Queued::default();
+        for _ in 0..INGRESS_MAX_MESSAGES {
+            assert!(queued.admit(1));
+        }
+        assert!(!queued.admit(1), "one message too many");
+        queued.take(1);
+        assert!(queued.admit(1), "room again once one is taken");
+        for _ in 0..INGRESS_MAX_MESSAGES {
+            queued.take(1);
+        }
+        // (bytes already queued, size of the next) → admitted
+        let cases = [
+            (0, INGRESS_MAX_BYTES, true),
+            (0, INGRESS_MAX_BYTES + 1, false),
+            (INGRESS_MAX_BYTES - 10, 10, true),
+            (INGRESS_MAX_BYTES - 10, 11, false),
+        ];
+        for (already, size, admitted) in cases {
+            let queued = Queued::default();
+            if already > 0 {
+                assert!(queued.admit(already));
+            }
+            assert_eq!(queued.admit(size), admitted, "{already} + {size}");
+            // A refusal counts nothing: the queue is as it was.
+            let messages = usize::from(already > 0) + usize::from(admitted);
+            assert_eq!(queued.messages.load(Ordering::Relaxed), messages);
+        }
+    }
 
     #[test]
     fn classifies_messages() {

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -12,19 +12,17 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 
 use super::handle::Shared;
-use super::reader::Reader;
+use super::reader::{Queued, Reader};
 use super::writer::{ByteBudget, Outgoing, write_loop};
 use super::{Incoming, Rpc};
 
-/// Most client messages queued for the main loop before new ones get -32001.
-const INGRESS_CAPACITY: usize = 4096;
 /// Reasons to stop queued for the main loop (the first one decides; the rest are extra).
 const STOP_QUEUE: usize = 4;
 
 /// The receiving end for client requests and notifications, in arrival order.
 pub struct Inbox {
     rx: Receiver<(Incoming, usize)>,
-    queued_bytes: Arc<AtomicUsize>,
+    queued: Arc<Queued>,
     stop: Receiver<StopReason>,
 }
 
@@ -32,7 +30,7 @@ impl Inbox {
     /// Waits for the next client message; `None` once stdin is closed and the queue drained.
     pub fn recv(&self) -> Option<Incoming> {
         let (message, size) = self.rx.recv().ok()?;
-        self.queued_bytes.fetch_sub(size, Ordering::Relaxed);
+        self.queued.take(size);
         Some(message)
     }
 
@@ -48,7 +46,7 @@ impl Inbox {
         crossbeam_channel::select! {
             recv(self.rx) -> message => {
                 let (message, size) = message.ok()?;
-                self.queued_bytes.fetch_sub(size, Ordering::Relaxed);
+                self.queued.take(size);
                 Some(Next::Message(message))
             }
             recv(jobs) -> job => match job {
@@ -120,12 +118,13 @@ impl Transport {
         let writer = std::thread::Builder::new()
             .name("app-server-stdout".into())
             .spawn(move || write_loop(out_rx, output, &egress, &writer_stop))?;
-        let (in_tx, in_rx) = bounded(INGRESS_CAPACITY);
-        let queued_bytes = Arc::new(AtomicUsize::new(0));
+        // Unbounded in count: `Queued` bounds it (messages and bytes), without slots up front.
+        let (in_tx, in_rx) = unbounded();
+        let queued = Arc::new(Queued::default());
         let reader = Reader {
             rpc: rpc.clone(),
             inbox: in_tx,
-            queued_bytes: queued_bytes.clone(),
+            queued: queued.clone(),
         };
         std::thread::Builder::new()
             .name("app-server-stdin".into())
@@ -134,7 +133,7 @@ impl Transport {
             rpc,
             inbox: Inbox {
                 rx: in_rx,
-                queued_bytes,
+                queued,
                 stop: stop_rx,
             },
             writer,
@@ -171,6 +170,7 @@ impl Transport {
 mod tests {
     use super::*;
     use crate::rpc::RequestId;
+    use crate::rpc::reader::INGRESS_MAX_MESSAGES;
     use crate::rpc::writer::{EGRESS_HARD_MAX_BYTES, EGRESS_MAX_BYTES, EGRESS_MAX_LINES};
     use serde_json::{Value, json};
 
@@ -192,7 +192,7 @@ mod tests {
     fn a_full_ingress_queue_answers_server_overloaded() {
         let extra = 5;
         let mut input = String::new();
-        for id in 0..INGRESS_CAPACITY + extra {
+        for id in 0..INGRESS_MAX_MESSAGES + extra {
             input.push_str(&format!("{{\"id\":{id},\"method\":\"m\"}}\n"));
         }
         let output = SharedOutput::default();
@@ -207,7 +207,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         };
         assert_eq!(lines.len(), extra, "{lines:?}");
-        for (line, id) in lines.iter().zip(INGRESS_CAPACITY..) {
+        for (line, id) in lines.iter().zip(INGRESS_MAX_MESSAGES..) {
             let value: Value = serde_json::from_str(line).unwrap();
             assert_eq!(
                 value,

@@ -94,13 +94,20 @@ fn meta_of(state: &ThreadState) -> SessionMeta {
     }
 }
 
-/// When a rollout was last written (unix seconds), or `fallback` when that cannot be read.
-fn modified_at(path: &Path, fallback: i64) -> i64 {
+/// When a rollout was last written (unix seconds), never before its thread's `created_at` (also
+/// the answer when the time cannot be read). The file's mtime comes from the kernel's coarse
+/// clock, which can lag the clock `created_at` was read from by a tick: a rollout written in the
+/// same second as its thread started could otherwise look updated before it was created.
+fn modified_at(path: &Path, created_at: i64) -> i64 {
     std::fs::metadata(path)
         .and_then(|m| m.modified())
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(fallback, |d| d.as_secs() as i64)
+        .map_or(created_at, |d| {
+            i64::try_from(d.as_secs())
+                .unwrap_or(i64::MAX)
+                .max(created_at)
+        })
 }
 
 /// A thread known only from its rollout, as listed and read.
@@ -223,5 +230,28 @@ impl Server {
     /// settled).
     fn catalog_snapshot(&self) -> crate::models::Snapshot {
         self.catalog_access(&self.config).snapshot()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::modified_at;
+
+    #[test]
+    fn updated_at_is_the_mtime_but_never_before_created_at() {
+        let dir = crate::test_dir::Scratch::new("threads-modified-at");
+        let path = dir.0.join("rollout.jsonl");
+        let file = std::fs::File::create(&path).unwrap();
+        file.set_modified(UNIX_EPOCH + Duration::from_secs(1_000))
+            .unwrap();
+        // (mtime 1000) × created_at → updated_at
+        let cases = [(999, 1_000), (1_000, 1_000), (1_001, 1_001), (5_000, 5_000)];
+        for (created_at, expected) in cases {
+            assert_eq!(modified_at(&path, created_at), expected, "{created_at}");
+        }
+        assert_eq!(modified_at(&dir.0.join("missing"), 42), 42);
     }
 }

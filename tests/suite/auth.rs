@@ -467,7 +467,8 @@ fn an_unanswered_refresh_times_out_while_other_requests_are_served() {
         json!({"accessToken": chatgpt_token("late", "org-1", "plus"), "chatgptAccountId": "org-1"}),
     );
     server.call("account/read", json!({})).unwrap();
-    assert!(server.stderr().contains("not pending"));
+    let stderr = server.stderr_within("not pending", Duration::from_secs(10));
+    assert!(stderr.contains("not pending"), "{stderr}");
     assert_eq!(mock.requests_to("/responses").len(), 1);
 }
 

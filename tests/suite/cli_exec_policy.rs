@@ -185,17 +185,8 @@ mod signals {
             .spawn()
             .unwrap();
         let is_running = || {
-            std::fs::read_dir("/proc").unwrap().flatten().any(|entry| {
-                let dir = entry.path();
-                let cmdline = std::fs::read(dir.join("cmdline")).unwrap_or_default();
-                // A zombie has ended; only its parent's reaping is left.
-                let zombie = std::fs::read_to_string(dir.join("stat")).is_ok_and(|stat| {
-                    stat.rsplit(')')
-                        .next()
-                        .is_some_and(|rest| rest.trim_start().starts_with('Z'))
-                });
-                cmdline == format!("sleep\0{duration}\0").as_bytes() && !zombie
-            })
+            let argv = format!("sleep\0{duration}\0");
+            !crate::support::os::live_processes(|cmdline| cmdline == argv.as_bytes()).is_empty()
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while !(started.exists() && is_running()) {

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use crate::support::TempDir;
 use crate::support::app_server::AppServer;
+use crate::support::os::processes_naming;
 
 /// Lines per stream, and streams per run.
 const LINES: usize = 1500;
@@ -229,28 +230,6 @@ fn line(rng: &mut Rng, id: &mut i64, threads: &[String], marker: &str) -> Vec<u8
     }
 }
 
-/// Processes whose command line mentions `marker`.
-fn processes_with(marker: &str) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let zombie = stat
-                .rsplit_once(')')
-                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'));
-            !zombie
-                && cmdline
-                    .windows(marker.len())
-                    .any(|w| w == marker.as_bytes())
-        })
-        .collect()
-}
-
 #[test]
 fn a_fuzzed_json_rpc_stream_leaves_the_server_answering_then_exiting_cleanly() {
     let seeds: Vec<u64> = match std::env::var("CODEX_LITE_FUZZ_SEED") {
@@ -321,10 +300,10 @@ fn a_fuzzed_json_rpc_stream_leaves_the_server_answering_then_exiting_cleanly() {
             server.stderr()
         );
         let deadline = Instant::now() + Duration::from_secs(5);
-        let mut left = processes_with(&marker);
+        let mut left = processes_naming(&marker);
         while !left.is_empty() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
-            left = processes_with(&marker);
+            left = processes_naming(&marker);
         }
         for pid in &left {
             // SAFETY: killing this test's own strays before failing.

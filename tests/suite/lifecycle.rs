@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use crate::suite::turns::{finish_turn, last_turn, server_for, start_thread, start_turn};
 use crate::support::TempDir;
-use crate::support::app_server::{AppServer, Transcript, test_name};
+use crate::support::app_server::{AppServer, Transcript, test_name, wait_child};
 use crate::support::mock_responses::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_codex-lite");
@@ -170,11 +170,9 @@ fn termination_signals_during_a_turn_stop_it_kill_its_command_and_exit() {
             "interrupted",
             "signal {signal}"
         );
-        assert!(
-            server.stderr().contains(&format!("caught signal {signal}")),
-            "{}",
-            server.stderr()
-        );
+        let caught = format!("caught signal {signal}");
+        let stderr = server.stderr_within(&caught, Duration::from_secs(10));
+        assert!(stderr.contains(&caught), "{stderr}");
     }
 }
 
@@ -247,16 +245,7 @@ impl RawClient {
     }
 
     fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_child(&mut self.child, timeout)
     }
 }
 

@@ -379,15 +379,7 @@ fn config_errors_name_the_server() {
         .spawn();
     let status = server.wait_exit(Duration::from_secs(10)).expect("exits");
     assert_eq!(status.code(), Some(1));
-    // The support's reader thread may still be collecting stderr.
-    let mut stderr = server.stderr();
-    for _ in 0..200 {
-        if stderr.contains("missing") {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-        stderr = server.stderr();
-    }
+    let stderr = server.stderr_within("missing", Duration::from_secs(10));
     assert!(stderr.contains("mcp_servers.broken"), "{stderr}");
     assert!(stderr.contains("missing `command`"), "{stderr}");
 }

@@ -18,6 +18,9 @@ mod context_review;
 mod fuzz_rpc;
 mod history;
 mod history_running;
+// Hands the server a descriptor the Unix way.
+#[cfg(unix)]
+mod inherited_fds;
 mod lifecycle;
 mod mcp;
 mod mcp_faults;

@@ -13,6 +13,7 @@
 #![cfg(target_os = "linux")]
 
 use std::io::Write;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -23,6 +24,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::support::TempDir;
+use crate::support::os::inherit_fd;
 
 const BIN: &str = env!("CARGO_BIN_EXE_codex-lite");
 
@@ -484,21 +486,6 @@ fn socket_pairs_keep_working_with_send_and_recv() {
     }
 }
 
-/// Makes `end` descriptor `fd` (not close-on-exec) in the process `cmd` starts.
-fn inherit_as(cmd: &mut Command, end: &std::os::unix::net::UnixStream, fd: i32) {
-    use std::os::fd::AsRawFd;
-    let raw = end.as_raw_fd();
-    // SAFETY: dup2 is async-signal-safe.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::dup2(raw, fd) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-}
-
 #[test]
 fn descriptors_leaked_by_the_parent_do_not_reach_the_command() {
     require_probe!();
@@ -515,7 +502,7 @@ fn descriptors_leaked_by_the_parent_do_not_reach_the_command() {
         let fd = FD.to_string();
         let mut control = arena.command(probe_bin());
         control.args(["write-fd", &fd]);
-        inherit_as(&mut control, &leaked, FD);
+        inherit_fd(&mut control, leaked.as_raw_fd(), FD);
         let run = collect(control);
         assert!(
             run.is_ok() && received() > 0,
@@ -524,7 +511,7 @@ fn descriptors_leaked_by_the_parent_do_not_reach_the_command() {
         );
         for (label, policy) in policies() {
             let mut cmd = arena.sandboxed(&policy, &["write-fd", &fd]);
-            inherit_as(&mut cmd, &leaked, FD);
+            inherit_fd(&mut cmd, leaked.as_raw_fd(), FD);
             let run = collect(cmd);
             assert_eq!(received(), 0, "{} {label}: got out: {run:?}", who.label);
             assert_eq!(run.result, format!("errno={}", libc::EBADF), "{run:?}");

@@ -14,6 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::redteam::{Arena, Who, collect, policies, probe_bin, require_probe, skip, users};
+use crate::support::os::processes_naming;
 
 fn s(path: &Path) -> String {
     path.to_str().unwrap().to_string()
@@ -327,26 +328,6 @@ fn inode_flags(path: &Path) -> i32 {
     // SAFETY: FS_IOC_GETFLAGS writes one int.
     let rc = unsafe { libc::ioctl(file.as_raw_fd(), 0x8008_6601, &mut flags) };
     if rc == 0 { flags } else { 0 }
-}
-
-/// Pids (as we see them) of every process whose command line mentions `needle`.
-fn processes_naming(needle: &str) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            let zombie = stat
-                .rsplit_once(')')
-                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
-            !zombie
-                && cmdline
-                    .windows(needle.len())
-                    .any(|w| w == needle.as_bytes())
-        })
-        .collect()
 }
 
 fn size(path: &Path) -> u64 {

@@ -111,7 +111,8 @@ fn unanswerable_lines_are_skipped_and_the_connection_goes_on() {
     server.assert_silent(QUIET);
     let error = server.call("still/alive", json!({})).unwrap_err();
     assert_eq!(error["code"], -32601);
-    assert!(server.stderr().contains("not JSON"), "{}", server.stderr());
+    let stderr = server.stderr_within("not JSON", Duration::from_secs(10));
+    assert!(stderr.contains("not JSON"), "{stderr}");
 }
 
 #[test]
@@ -142,11 +143,8 @@ fn answers_to_unknown_ids_are_ignored() {
         .send(json!({"id": "nope", "error": {"code": 1, "message": "x"}}));
     server.assert_silent(QUIET);
     server.call("x", json!({})).unwrap_err();
-    assert!(
-        server.stderr().contains("not pending"),
-        "{}",
-        server.stderr()
-    );
+    let stderr = server.stderr_within("not pending", Duration::from_secs(10));
+    assert!(stderr.contains("not pending"), "{stderr}");
 }
 
 #[test]

@@ -2,23 +2,16 @@
 //! `command/exec`, judged by outside effects: CODEX_HOME (auth.json, config, the helper directory
 //! first on `PATH`) stays read-only whatever the policy, even when a writable root contains it or
 //! is it; and a descriptor the server inherited from its own parent (an IDE's socket) does not
-//! reach a sandboxed command.
+//! reach a sandboxed command (nor an unsandboxed one: `inherited_fds.rs`).
 #![cfg(target_os = "linux")]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
+use super::inherited_fds::{FD, leaky_server, received};
 use crate::support::TempDir;
-use crate::support::app_server::{AppServer, Transcript, test_name};
-
-const BIN: &str = env!("CARGO_BIN_EXE_codex-lite");
+use crate::support::app_server::AppServer;
 
 /// Every entry under `dir` with what an attack could change: kind, content, link target, inode.
 fn snapshot(dir: &Path) -> Vec<(PathBuf, String)> {
@@ -116,126 +109,26 @@ true",
     }
 }
 
-/// A server spawned by hand with one end of a socket pair inherited as descriptor `fd` (what an
-/// IDE that leaks a descriptor does to us).
-struct LeakyParent {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-    transcript: Transcript,
-    _home: TempDir,
-}
-
-impl LeakyParent {
-    fn spawn(leaked: &UnixStream, fd: i32) -> LeakyParent {
-        let home = TempDir::new("leaky-home");
-        let raw = leaked.as_raw_fd();
-        let mut command = Command::new(BIN);
-        command
-            .arg("app-server")
-            .env("CODEX_HOME", home.path())
-            .env_remove("OPENAI_API_KEY")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        // SAFETY: dup2 is async-signal-safe; the new descriptor is not close-on-exec.
-        unsafe {
-            command.pre_exec(move || {
-                if libc::dup2(raw, fd) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let mut child = command.spawn().unwrap();
-        let mut parent = LeakyParent {
-            stdin: child.stdin.take().unwrap(),
-            stdout: BufReader::new(child.stdout.take().unwrap()),
-            child,
-            transcript: Transcript::create(&test_name()),
-            _home: home,
-        };
-        let init = parent.call(
-            0,
-            "initialize",
-            json!({"clientInfo": {"name": "leaky", "version": "1"}}),
-        );
-        assert!(init.get("result").is_some(), "{init}");
-        parent.send(json!({"method": "initialized"}));
-        parent
-    }
-
-    fn send(&mut self, message: Value) {
-        let line = message.to_string();
-        self.transcript.record("in", &line);
-        writeln!(self.stdin, "{line}").unwrap();
-        self.stdin.flush().unwrap();
-    }
-
-    fn call(&mut self, id: i64, method: &str, params: Value) -> Value {
-        self.send(json!({"id": id, "method": method, "params": params}));
-        loop {
-            let mut line = String::new();
-            assert!(self.stdout.read_line(&mut line).unwrap() > 0, "server gone");
-            self.transcript.record("out", line.trim_end());
-            let message: Value = serde_json::from_str(&line).unwrap();
-            if message["id"] == id && message.get("method").is_none() {
-                return message;
-            }
-        }
-    }
-}
-
-impl Drop for LeakyParent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// What reached the host's end of the socket within a moment.
-fn received(host: &mut UnixStream) -> String {
-    host.set_read_timeout(Some(Duration::from_millis(300)))
-        .unwrap();
-    let mut buf = [0u8; 256];
-    match host.read(&mut buf) {
-        Ok(n) => String::from_utf8_lossy(&buf[..n]).into_owned(),
-        Err(_) => String::new(),
-    }
-}
-
 #[test]
 fn descriptors_the_server_inherited_do_not_reach_sandboxed_commands() {
-    const FD: i32 = 9;
-    let (mut host, leaked) = UnixStream::pair().unwrap();
-    let mut server = LeakyParent::spawn(&leaked, FD);
-    drop(leaked);
+    let (mut server, mut host) = leaky_server(Vec::new());
     let cwd = TempDir::new_outside_tmp("leaky-cwd");
-    let run = |server: &mut LeakyParent, id: i64, policy: Value, word: &str| {
-        let script = format!("echo {word} >&{FD}; ls /proc/self/fd");
-        server.call(
-            id,
-            "command/exec",
-            json!({"command": ["sh", "-c", script], "cwd": cwd.path(), "sandboxPolicy": policy}),
-        )
-    };
-    // The control: unconfined, the command does reach the host through the descriptor.
-    let answer = run(&mut server, 1, json!({"type": "dangerFullAccess"}), "full");
-    assert_eq!(received(&mut host), "full\n", "{answer}");
     let policies = [
         json!({"type": "readOnly"}),
         json!({"type": "workspaceWrite"}),
         json!({"type": "workspaceWrite", "networkAccess": true}),
     ];
-    for (id, policy) in (2..).zip(policies) {
-        let answer = run(&mut server, id, policy.clone(), "sandboxed");
-        assert_eq!(received(&mut host), "", "{policy}: {answer}");
+    for policy in policies {
+        let script = format!("echo sandboxed >&{FD}; ls /proc/self/fd");
+        let result = server
+            .call(
+                "command/exec",
+                json!({"command": ["sh", "-c", script], "cwd": cwd.path(), "sandboxPolicy": policy}),
+            )
+            .unwrap();
+        assert_eq!(received(&mut host), "", "{policy}: {result}");
         // stdin, stdout, stderr and the listing's own descriptor.
-        let listed: Vec<&str> = answer["result"]["stdout"]
-            .as_str()
-            .unwrap()
-            .lines()
-            .collect();
-        assert_eq!(listed, ["0", "1", "2", "3"], "{policy}: {answer}");
+        let listed: Vec<&str> = result["stdout"].as_str().unwrap().lines().collect();
+        assert_eq!(listed, ["0", "1", "2", "3"], "{policy}: {result}");
     }
 }

@@ -95,6 +95,9 @@ pub struct Builder {
     args: Vec<String>,
     env: Vec<(String, String)>,
     codex_home: Option<PathBuf>,
+    /// Descriptors the child inherits: (ours, its number in the child).
+    #[cfg(unix)]
+    inherited: Vec<(i32, i32)>,
 }
 
 impl Builder {
@@ -125,6 +128,14 @@ impl Builder {
         self
     }
 
+    /// Hands the child `fd` (one of ours) as descriptor `at`, not close-on-exec: what a parent
+    /// that leaks a descriptor (an IDE's socket) does to the server.
+    #[cfg(unix)]
+    pub fn inherit_fd(mut self, fd: &impl std::os::fd::AsRawFd, at: i32) -> Self {
+        self.inherited.push((fd.as_raw_fd(), at));
+        self
+    }
+
     /// Spawns the server (no handshake yet).
     pub fn spawn(self) -> AppServer {
         let home_dir = match &self.codex_home {
@@ -148,6 +159,10 @@ impl Builder {
             .stderr(Stdio::piped());
         for (k, v) in &self.env {
             command.env(k, v);
+        }
+        #[cfg(unix)]
+        for (fd, at) in self.inherited {
+            super::os::inherit_fd(&mut command, fd, at);
         }
         let mut child = command.spawn().unwrap();
         let transcript = Transcript::create(&test_name());
@@ -194,6 +209,20 @@ impl Builder {
     }
 }
 
+/// Waits up to `timeout` for `child` to exit; `None` if it is still running.
+pub fn wait_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// A running `codex-lite app-server` child and its client-side state.
 pub struct AppServer {
     child: Child,
@@ -218,6 +247,8 @@ impl AppServer {
             args: Vec::new(),
             env: Vec::new(),
             codex_home: None,
+            #[cfg(unix)]
+            inherited: Vec::new(),
         }
     }
 
@@ -411,6 +442,19 @@ impl AppServer {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// Waits up to `timeout` for `needle` in stderr, which another thread collects and so may
+    /// lag the protocol lines; returns all of stderr read by then, found or not.
+    pub fn stderr_within(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let text = self.stderr();
+            if text.contains(needle) || Instant::now() >= deadline {
+                return text;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Closes stdin (EOF).
     pub fn close_stdin(&mut self) {
         self.stdin.take();
@@ -418,16 +462,7 @@ impl AppServer {
 
     /// Waits for the process to exit, up to `timeout`; `None` if it is still running.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_child(&mut self.child, timeout)
     }
 }
 

@@ -44,3 +44,57 @@ pub fn mode_bits(path: &Path) -> Option<u32> {
         None
     }
 }
+
+/// Pids of the live processes (zombies left out: they have ended, only their reaping is left)
+/// whose command line (`/proc/<pid>/cmdline`, arguments NUL-separated) `keep` accepts. Empty
+/// where there is no `/proc` (macOS).
+#[cfg(unix)]
+pub fn live_processes(keep: impl Fn(&[u8]) -> bool) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let zombie = stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+            !zombie && keep(&cmdline)
+        })
+        .collect()
+}
+
+/// Pids of the live processes whose command line mentions `needle` anywhere.
+#[cfg(unix)]
+pub fn processes_naming(needle: &str) -> Vec<u32> {
+    live_processes(|cmdline| {
+        cmdline
+            .windows(needle.len())
+            .any(|w| w == needle.as_bytes())
+    })
+}
+
+/// Makes our descriptor `fd` descriptor `at` in the process `command` starts, not close-on-exec
+/// (what a parent that leaks a descriptor does).
+#[cfg(unix)]
+pub fn inherit_fd(command: &mut std::process::Command, fd: i32, at: i32) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: dup2 and fcntl are async-signal-safe and allocate nothing.
+    unsafe {
+        command.pre_exec(move || {
+            // dup2 onto itself keeps the close-on-exec flag: clear it then.
+            let rc = if fd == at {
+                libc::fcntl(fd, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(fd, at)
+            };
+            if rc < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
