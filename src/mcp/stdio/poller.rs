@@ -16,7 +16,7 @@ use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::process::{ChildStderr, ChildStdout};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
@@ -115,7 +115,7 @@ fn run(from_watchers: &Receiver<Watched>, woken: &UnixStream) {
             let ended = entry.stdout.is_none() && entry.stderr.is_none();
             if ended || entry.reader.is_orphaned() {
                 // Closing our ends of an orphan's pipes tells anything still writing to stop.
-                watched.swap_remove(index).reader.end_in_background();
+                end_in_background(watched.swap_remove(index).reader);
             } else {
                 index += 1;
             }
@@ -166,6 +166,30 @@ fn run(from_watchers: &Receiver<Watched>, woken: &UnixStream) {
             if pair[1].revents != 0 {
                 read_once(&mut entry.stderr, true, &mut entry.reader, &mut buf);
             }
+        }
+    }
+}
+
+/// Ends a server whose output ended (or nobody listens to any more) on a short-lived thread of
+/// its own, since that waits for the process to exit: reaped, its link closed with the reason.
+fn end_in_background(reader: Reader) {
+    let name = format!("mcp-{}-end", reader.name());
+    let reader = Arc::new(Mutex::new(Some(reader)));
+    let on_thread = reader.clone();
+    let spawned = std::thread::Builder::new()
+        .name(name)
+        .stack_size(super::THREAD_STACK_BYTES)
+        .spawn(move || {
+            if let Some(reader) = lock(&on_thread).take() {
+                reader.end();
+            }
+        });
+    if let Err(e) = spawned {
+        crate::log::warn(&format!(
+            "cannot start a thread ({e}): ending the server here"
+        ));
+        if let Some(reader) = lock(&reader).take() {
+            reader.end();
         }
     }
 }

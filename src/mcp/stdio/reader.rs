@@ -8,12 +8,12 @@
 //! [`MAX_LINE_BYTES`] is dropped, and line buffers are allocated while bytes arrive and given
 //! back once their line is handled.
 
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use serde_json::Value;
 
-use super::super::client::{Link, lock, truncate};
+use super::super::client::{Link, truncate};
 use super::process::Process;
 
 /// Longest accepted stdout line (one message); longer lines are dropped and reported.
@@ -124,30 +124,6 @@ impl Reader {
             err_lines.push(bytes, &mut |line| stderr_line(name, line));
         } else {
             out_lines.push(bytes, &mut |line| stdout_line(link, name, garbage, line));
-        }
-    }
-
-    /// The output ended (or nobody listens any more): on a short-lived thread of its own,
-    /// since it waits for the process to exit, reaps it and closes the link with the reason.
-    pub fn end_in_background(self) {
-        let name = format!("mcp-{}-end", self.name);
-        let reader = Arc::new(Mutex::new(Some(self)));
-        let on_thread = reader.clone();
-        let spawned = std::thread::Builder::new()
-            .name(name)
-            .stack_size(super::THREAD_STACK_BYTES)
-            .spawn(move || {
-                if let Some(reader) = lock(&on_thread).take() {
-                    reader.end();
-                }
-            });
-        if let Err(e) = spawned {
-            crate::log::warn(&format!(
-                "cannot start a thread ({e}): ending the server here"
-            ));
-            if let Some(reader) = lock(&reader).take() {
-                reader.end();
-            }
         }
     }
 
