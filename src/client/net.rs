@@ -45,6 +45,10 @@ const INPUT_BUFFER_BYTES: usize = 32 * 1024;
 /// A connection's output buffer: a request's head must fit, its body goes through in pieces
 /// of this size (ureq's default: 128 KiB).
 const OUTPUT_BUFFER_BYTES: usize = 16 * 1024;
+/// The input buffer (and response head bound) of a long-lived, mostly idle stream.
+const QUIET_INPUT_BUFFER_BYTES: usize = 8 * 1024;
+/// The output buffer of a long-lived, mostly idle stream: it only ever sends a GET's head.
+const QUIET_OUTPUT_BUFFER_BYTES: usize = 4 * 1024;
 
 /// Builds the agent for one attempt against `url`. `aborted` is the round trip's abort flag:
 /// the connector and resolver give up within [`ABORT_POLL`] once it is set; everything later
@@ -59,6 +63,32 @@ pub(crate) fn agent_with_timeout(
     url: &str,
     aborted: Arc<AtomicBool>,
     timeout: Option<Duration>,
+) -> Agent {
+    build(
+        url,
+        aborted,
+        timeout,
+        (INPUT_BUFFER_BYTES, OUTPUT_BUFFER_BYTES),
+    )
+}
+
+/// Like [`agent`], with small buffers, for a GET stream held open while it is mostly idle (an
+/// MCP server's event stream): what its connection holds is what an idle server costs.
+pub(crate) fn quiet_stream_agent(url: &str, aborted: Arc<AtomicBool>) -> Agent {
+    build(
+        url,
+        aborted,
+        None,
+        (QUIET_INPUT_BUFFER_BYTES, QUIET_OUTPUT_BUFFER_BYTES),
+    )
+}
+
+/// The agent, with `(input, output)` buffer sizes.
+fn build(
+    url: &str,
+    aborted: Arc<AtomicBool>,
+    timeout: Option<Duration>,
+    (input, output): (usize, usize),
 ) -> Agent {
     let proxy = proxy_for(url);
     // The CA bundles are read (once) only when TLS can happen: plain-HTTP providers never pay
@@ -77,9 +107,9 @@ pub(crate) fn agent_with_timeout(
         .max_idle_connections(0)
         .timeout_connect(Some(CONNECT_TIMEOUT))
         .timeout_resolve(Some(RESOLVE_TIMEOUT))
-        .input_buffer_size(INPUT_BUFFER_BYTES)
-        .max_response_header_size(INPUT_BUFFER_BYTES)
-        .output_buffer_size(OUTPUT_BUFFER_BYTES);
+        .input_buffer_size(input)
+        .max_response_header_size(input)
+        .output_buffer_size(output);
     if needs_tls {
         builder = builder.tls_config(super::tls::config());
     }

@@ -37,6 +37,8 @@ const DELETE_TIMEOUT: Duration = Duration::from_secs(1);
 const EVENTS_KEY: i64 = i64::MIN;
 /// Failed attempts in a row after which the GET stream is given up.
 const MAX_EVENT_STREAM_FAILURES: u32 = 5;
+/// Read size of the event stream: it waits in that read while its server is idle.
+const EVENT_READ_BYTES: usize = 1024;
 
 /// Connects nothing yet: returns the link whose messages will be POSTed to the server.
 /// Fails when a configured credential variable is missing.
@@ -354,7 +356,9 @@ impl Shared {
         is_initialize: bool,
     ) -> Result<bool, McpError> {
         let mut parser = SseParser::new(MAX_BODY_BYTES);
-        let mut buf = vec![0u8; 16 * 1024];
+        // The stream waits here while its server is idle: a small buffer (the connection's
+        // own buffers it) keeps an idle server cheap.
+        let mut buf = [0u8; EVENT_READ_BYTES];
         loop {
             let n = match reader.read(&mut buf) {
                 Ok(0) => return Ok(false),
@@ -439,7 +443,8 @@ impl Shared {
     fn listen(&self, link: &std::sync::Weak<Link>) {
         let mut failures = 0;
         while !self.closed.load(Ordering::SeqCst) && failures < MAX_EVENT_STREAM_FAILURES {
-            let agent = crate::client::net::agent(&self.url, Arc::new(AtomicBool::new(false)));
+            let agent =
+                crate::client::net::quiet_stream_agent(&self.url, Arc::new(AtomicBool::new(false)));
             lock(&self.in_flight).insert(EVENTS_KEY, agent.clone());
             if self.closed.load(Ordering::SeqCst) {
                 break;
@@ -501,7 +506,9 @@ impl Shared {
 
     fn pump_events(&self, link: &std::sync::Weak<Link>, reader: &mut dyn Read) {
         let mut parser = SseParser::new(MAX_BODY_BYTES);
-        let mut buf = vec![0u8; 16 * 1024];
+        // The stream waits here while its server is idle: a small buffer (the connection's
+        // own buffers it) keeps an idle server cheap.
+        let mut buf = [0u8; EVENT_READ_BYTES];
         loop {
             let n = match reader.read(&mut buf) {
                 Ok(0) | Err(_) => return,
