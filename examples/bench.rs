@@ -1,8 +1,9 @@
 //! Prints the numbers codex-lite holds itself to (README "Numbers"): binary size, time to
 //! answer `initialize` after spawn, idle RSS and threads, the CPU time of a turn that
 //! streams 20 000 text deltas from a local SSE server, paging `thread/list` through 10 000
-//! stored threads, what configured, idle MCP stdio servers cost in our process (`python3`
-//! runs `tests/mcp/misbehaving.py`, a small server), and a long session (`bench_parts/
+//! stored threads, what configured, idle MCP servers cost in our process (stdio: `python3`
+//! runs `tests/mcp/misbehaving.py`, a small server; streamable HTTP: FastMCP from the MCP
+//! tests' `target/mcp-venv`, when it exists), and a long session (`bench_parts/
 //! long_session.rs`: resume, one more turn and paging on a thread of 500 turns / 5 000 items).
 //! Run after a release build:
 //!
@@ -162,13 +163,18 @@ struct Usage {
 /// after a pause.
 fn idle_with_mcp_servers(count: usize) -> Usage {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/misbehaving.py");
+    let script = script.display().to_string();
+    idle_with(count, &|i| {
+        format!("mcp_servers.idle{i}={{command=\"python3\",args=[{script:?},\"env\"]}}")
+    })
+}
+
+/// The usage of a server with `count` idle MCP servers configured by `table(i)`, all ready.
+fn idle_with(count: usize, table: &dyn Fn(usize) -> String) -> Usage {
     let mut args = Vec::new();
     for i in 0..count {
         args.push("-c".to_string());
-        args.push(format!(
-            "mcp_servers.idle{i}={{command=\"python3\",args=[{:?},\"env\"]}}",
-            script.display().to_string()
-        ));
+        args.push(table(i));
     }
     let mut server = spawn(&args);
     server.initialize();
@@ -197,6 +203,49 @@ fn idle_with_mcp_servers(count: usize) -> Usage {
         anon: number("RssAnon:"),
         threads: number("Threads:"),
     }
+}
+
+/// FastMCP over streamable HTTP (the tests' pinned SDK in `target/mcp-venv`, made by the MCP
+/// tests) as idle servers: the marginal cost of each, as for stdio servers. Each server holds
+/// its GET event stream open.
+fn idle_http_mcp_servers() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = root.join("target/mcp-venv/bin/python");
+    if !python.exists() {
+        println!(
+            "idle MCP HTTP server:   not measured (no target/mcp-venv: run `cargo test mcp` once)"
+        );
+        return;
+    }
+    let mut fastmcp = Command::new(&python)
+        .arg(root.join("tests/mcp/fastmcp_server.py"))
+        .arg("http")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start FastMCP");
+    let mut line = String::new();
+    BufReader::new(fastmcp.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("FastMCP's first line");
+    let url = line.trim().trim_start_matches("listening ").to_string();
+    let address = url.trim_start_matches("http://").trim_end_matches("/mcp");
+    for _ in 0..400 {
+        if std::net::TcpStream::connect(address).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let table = |i: usize| format!("mcp_servers.web{i}={{url={url:?},startup_timeout_sec=60}}");
+    let one = idle_with(1, &table);
+    let many = idle_with(1 + MCP_SERVERS, &table);
+    println!(
+        "idle MCP HTTP server:   +{:.1} KiB anonymous RSS, +{:.1} threads each (marginal over {MCP_SERVERS}, each holding its event stream)",
+        (many.anon as f64 - one.anon as f64) / MCP_SERVERS as f64,
+        (many.threads as f64 - one.threads as f64) / MCP_SERVERS as f64,
+    );
+    let _ = fastmcp.kill();
+    let _ = fastmcp.wait();
 }
 
 fn sse(kind: &str, mut data: Value) -> String {
@@ -396,6 +445,8 @@ fn main() {
         none.rss,
         one.rss,
     );
+
+    idle_http_mcp_servers();
 
     let url = serve_deltas();
     let mut server = spawn(&[
