@@ -6,7 +6,9 @@
 //!
 //! Nothing here waits on one server: sends are bounded non-blocking writes (stdio) or run on
 //! their own threads (HTTP), and answers are awaited together. Connecting (spawning the process,
-//! or preparing the HTTP session) happens on this thread and does not wait for the server.
+//! or preparing the HTTP session) happens on this thread and does not wait for the server. The
+//! one wait is a failed start's clean-up: a stdio server that ignores SIGTERM gets 300 ms before
+//! SIGKILL, during which the other starts wait.
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
