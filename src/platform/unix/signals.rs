@@ -4,6 +4,8 @@
 
 use std::io;
 use std::time::Duration;
+#[cfg(not(target_os = "linux"))]
+use std::time::Instant;
 
 /// The signals that ask us to stop.
 const TERMINATION_SIGNALS: [libc::c_int; 3] = [libc::SIGTERM, libc::SIGHUP, libc::SIGINT];
