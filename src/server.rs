@@ -34,7 +34,7 @@ pub struct Session {
 }
 
 /// The connection's state, owned by the main loop. Method handlers live in their own modules
-/// as `impl Server` blocks (`threads/`, `commands.rs`, `accounts.rs`).
+/// as `impl Server` blocks (`threads/`, `commands.rs`, `accounts/`).
 pub struct Server {
     /// The connection.
     pub rpc: Rpc,

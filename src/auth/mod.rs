@@ -2,7 +2,7 @@
 //! `auth.json`, client-owned ChatGPT tokens in memory only — the credentials the model client
 //! uses, and the 401 recovery of §4: reload/refresh for managed auth, a single-flight
 //! `account/chatgptAuthTokens/refresh` request to the client for external tokens. The
-//! account/* methods are `accounts.rs`'s; OAuth flows and HTTP calls are `login/`'s.
+//! account/* methods are `accounts/`'s; OAuth flows and HTTP calls are `login/`'s.
 //!
 //! This file holds the state and its plain accessors (modes, the account view, logging in and
 //! out). `managed` refreshes managed ChatGPT tokens (on demand, before expiry, after a 401);

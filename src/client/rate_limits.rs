@@ -1,7 +1,7 @@
 //! The usage windows a backend reports (models.md §5): the `x-codex-*` response headers, the
 //! `codex.rate_limits` stream event and the `/wham/usage` answer, all read into one
 //! [`RateLimitSnapshot`] — the protocol's `RateLimitSnapshot` (`account/rateLimits/updated`,
-//! `account/rateLimits/read`). Pure; who emits and stores them is `turn/` / `accounts.rs`.
+//! `account/rateLimits/read`). Pure; who emits and stores them is `turn/` / `accounts/`.
 
 use serde::Serialize;
 use serde_json::Value;

@@ -2,7 +2,7 @@
 //! bytes, the OS name and release for the user agent, owner-only files created without
 //! following symlinks, a TCP connect that an abort flag stops at once, a wake-up channel a
 //! thread can wait on together with a TCP listener, and inherited descriptors kept from our
-//! children. The portable API is here; `unix.rs` and `windows.rs` implement it, so no other
+//! children. The portable API is here; `unix/` and `windows.rs` implement it, so no other
 //! module needs a `cfg` for these.
 
 #[cfg(unix)]

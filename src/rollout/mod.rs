@@ -14,7 +14,8 @@
 //! - `writer.rs`: [`Rollout`], our entries as Codex lines.
 //! - `reader.rs`: [`load`] (whole thread, one pass) and [`read_summary`] (the head, for
 //!   listing), for Codex's line kinds (0.169 and older) and our own earlier ones
-//!   (`turn_started`, `thread_item`, `turn_completed`, `token_usage`).
+//!   (`turn_started`, `thread_item`, `turn_completed`, `token_usage`); each kind applied in
+//!   `reader/apply.rs`, a turn being rebuilt in `reader/turn.rs`.
 //! - `lines.rs`: single lines: every spelling of `session_meta`, `turn_context`, token counts,
 //!   errors; the repairs a history read back needs.
 //! - `items.rs`, `events.rs`: thread items between our wire shape and Codex's core items and

@@ -6,88 +6,29 @@
 //! earlier ones (`turn_started`, `thread_item`, `turn_completed`, `token_usage`). Kinds nobody
 //! here uses are skipped silently; a line that is not JSON (torn by a crash, corrupted) is
 //! skipped with a warning and the rest of the file is still read.
+//!
+//! This file holds the read's state and reading files (forks followed, summaries stopped early);
+//! `reader/apply.rs` applies each line's kind to that state; `reader/turn.rs` is a turn being
+//! rebuilt.
 
-use std::collections::HashSet;
+mod apply;
+mod turn;
+
+use turn::PendingTurn;
+
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::lines::{
-    HistoryBase, Line, MetaLine, answer_orphan_calls, codex_usage, contains, head_kind, model_item,
-    turn_context, turn_error,
-};
-use super::{Loaded, SessionMeta, TurnContext, events, items};
-use crate::protocol::{ThreadItem, TokenUsage, Turn, TurnError, TurnStatus};
+use super::lines::{HistoryBase, Line, answer_orphan_calls, contains, head_kind};
+use super::{Loaded, SessionMeta, TurnContext};
+use crate::protocol::{TokenUsage, Turn};
 
 /// How deep 0.169 fork chains (`history_base`) are followed.
 const MAX_FORK_DEPTH: usize = 16;
-struct PendingTurn {
-    id: String,
-    status: TurnStatus,
-    error: Option<TurnError>,
-    /// Opened by a start event (not implied by a user message of an older file).
-    explicit: bool,
-    /// Items with ids of their own (`item_completed`, our `thread_item`).
-    items: Vec<ThreadItem>,
-    /// Items rebuilt from older per-kind events.
-    legacy: Vec<ThreadItem>,
-    /// Whether `items` holds the user's message (then it is complete and `legacy` is a copy).
-    has_user_item: bool,
-}
-
-impl PendingTurn {
-    fn new(id: String, explicit: bool) -> Self {
-        Self {
-            id,
-            status: if explicit {
-                TurnStatus::InProgress
-            } else {
-                TurnStatus::Completed
-            },
-            error: None,
-            explicit,
-            items: Vec::new(),
-            legacy: Vec::new(),
-            has_user_item: false,
-        }
-    }
-
-    fn finish(self) -> Turn {
-        let items = if self.has_user_item || self.legacy.is_empty() {
-            self.items
-        } else {
-            let mut merged = self.legacy;
-            for item in self.items {
-                upsert(&mut merged, item);
-            }
-            merged
-        };
-        Turn {
-            id: self.id,
-            items,
-            status: match self.status {
-                TurnStatus::InProgress => TurnStatus::Interrupted,
-                other => other,
-            },
-            error: self.error,
-        }
-    }
-}
-
-fn upsert(items: &mut Vec<ThreadItem>, item: ThreadItem) {
-    match items.iter_mut().find(|i| i.id() == item.id()) {
-        Some(existing) => *existing = item,
-        None => items.push(item),
-    }
-}
-
-/// Whether a v2 item in JSON is the user's message.
-fn is_user_item(item: &Value) -> bool {
-    item["type"] == "userMessage"
-}
 
 /// The state of a read in progress.
 struct Builder {
@@ -294,228 +235,6 @@ impl Builder {
     fn warn(&mut self, message: String) {
         crate::log::warn(&message);
         self.warnings.push(message);
-    }
-
-    /// Applies one line; `Err` says why a known kind could not be used.
-    fn apply(&mut self, kind: &str, payload: Value) -> Result<(), String> {
-        match kind {
-            "session_meta" if self.meta.is_none() => {
-                let meta: MetaLine = serde_json::from_value(payload).map_err(|e| e.to_string())?;
-                self.meta = Some(meta.into_meta());
-            }
-            "turn_context" => {
-                let context = turn_context(&payload).ok_or("no cwd or approval policy")?;
-                let turn_id = payload["turn_id"]
-                    .as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| self.current_turn_id());
-                if !turn_id.is_empty() {
-                    self.turn_contexts.push((turn_id, context.clone()));
-                }
-                if let Some(meta) = self.meta.as_mut()
-                    && meta.model.is_empty()
-                {
-                    meta.model = context.model.clone();
-                }
-                self.last_context = Some(context);
-            }
-            "response_item" if !self.summary_only => {
-                let turn = self.current_turn_id();
-                self.history.push((turn, model_item(payload)));
-            }
-            "compacted" => self.compacted(&payload),
-            "event_msg" => self.event(&payload)?,
-            // Our format before the Codex one.
-            "turn_started" => {
-                let id = payload["turn_id"].as_str().ok_or("no turn_id")?;
-                if self.is_stop(id) {
-                    return Ok(());
-                }
-                self.open_turn(id.to_string(), true);
-            }
-            "thread_item" => {
-                let item: ThreadItem =
-                    serde_json::from_value(payload["item"].clone()).map_err(|e| e.to_string())?;
-                self.add_item(payload["turn_id"].as_str(), item, true);
-            }
-            "turn_completed" => {
-                let status: TurnStatus =
-                    serde_json::from_value(payload["status"].clone()).map_err(|e| e.to_string())?;
-                let error = serde_json::from_value(payload["error"].clone()).ok();
-                if let Some(turn) = self.turn_mut(payload["turn_id"].as_str()) {
-                    turn.status = status;
-                    turn.error = error;
-                }
-            }
-            "token_usage" => {
-                if let Ok(total) = serde_json::from_value(payload["total"].clone()) {
-                    self.total_usage = total;
-                }
-                if let Ok(last) = serde_json::from_value(payload["last"].clone()) {
-                    self.last_usage = last;
-                }
-            }
-            _ => {}
-        }
-        Ok(())
-    }
-
-    fn compacted(&mut self, payload: &Value) {
-        if self.summary_only {
-            return;
-        }
-        let turn = self.current_turn_id();
-        let replacement: Vec<Value> = match payload.get("replacement_history") {
-            Some(Value::Array(items)) => items.iter().cloned().map(model_item).collect(),
-            // Older compactions kept only the summary: the user's messages, then the summary.
-            _ => {
-                let mut kept: Vec<Value> = self
-                    .history
-                    .iter()
-                    .map(|(_, item)| item)
-                    .filter(|item| item["type"] == "message" && item["role"] == "user")
-                    .filter(|item| {
-                        let text = item.pointer("/content/0/text").and_then(Value::as_str);
-                        !text.is_some_and(|t| t.starts_with('<'))
-                    })
-                    .cloned()
-                    .collect();
-                kept.push(json!({
-                    "type": "message",
-                    "role": "user",
-                    "content": [{"type": "input_text", "text": payload["message"]}],
-                }));
-                kept
-            }
-        };
-        self.history = replacement
-            .into_iter()
-            .map(|item| (turn.clone(), item))
-            .collect();
-    }
-
-    fn add_item(&mut self, turn_id: Option<&str>, item: ThreadItem, with_id: bool) {
-        let is_user = matches!(item, ThreadItem::UserMessage { .. });
-        if self.summary_only && is_user {
-            self.done = true;
-        }
-        if self.turn_mut(turn_id).is_none() {
-            // An item outside any turn we saw begin (an older file, or a start line skipped).
-            let id = match turn_id {
-                Some(id) if !id.is_empty() => id.to_string(),
-                _ => format!("turn-{}", self.turns.len() + 1),
-            };
-            self.open_turn(id, false);
-        }
-        let Some(turn) = self.turn_mut(turn_id) else {
-            return;
-        };
-        if with_id {
-            turn.has_user_item |= is_user;
-            upsert(&mut turn.items, item);
-        } else {
-            upsert(&mut turn.legacy, item);
-        }
-    }
-
-    fn event(&mut self, payload: &Value) -> Result<(), String> {
-        let kind = payload["type"].as_str().unwrap_or_default();
-        let turn_id = payload["turn_id"].as_str();
-        match kind {
-            "task_started" | "turn_started" => {
-                let id = match turn_id {
-                    Some(id) if !id.is_empty() => id.to_string(),
-                    _ => format!("turn-{}", self.turns.len() + 1),
-                };
-                if self.is_stop(&id) {
-                    return Ok(());
-                }
-                self.open_turn(id, true);
-            }
-            "task_complete" | "turn_complete" => {
-                let error = payload
-                    .get("error")
-                    .filter(|e| e.is_object())
-                    .map(turn_error);
-                if let Some(turn) = self.turn_mut(turn_id) {
-                    if let Some(error) = error {
-                        turn.status = TurnStatus::Failed;
-                        turn.error = Some(error);
-                    } else if turn.status == TurnStatus::InProgress {
-                        turn.status = TurnStatus::Completed;
-                    }
-                }
-                self.current = None;
-            }
-            "turn_aborted" => {
-                if let Some(turn) = self.turn_mut(turn_id) {
-                    turn.status = TurnStatus::Interrupted;
-                }
-                self.current = None;
-            }
-            "error" => {
-                if let Some(turn) = self.current.and_then(|i| self.turns.get_mut(i)) {
-                    turn.status = TurnStatus::Failed;
-                    turn.error = Some(turn_error(payload));
-                }
-            }
-            "token_count" => {
-                if let Some(total) = codex_usage(&payload["info"]["total_token_usage"]) {
-                    self.total_usage = total;
-                }
-                if let Some(last) = codex_usage(&payload["info"]["last_token_usage"]) {
-                    self.last_usage = last;
-                }
-            }
-            "thread_rolled_back" => {
-                let n = payload["num_turns"].as_u64().unwrap_or(0) as usize;
-                let keep = self.turns.len().saturating_sub(n);
-                let dropped: HashSet<String> = self.turns.drain(keep..).map(|t| t.id).collect();
-                self.history.retain(|(turn, _)| !dropped.contains(turn));
-                self.turn_contexts
-                    .retain(|(turn, _)| !dropped.contains(turn));
-                self.current = None;
-            }
-            "item_completed" => {
-                // Our own kinds without a Codex shape are stored as they are on the wire.
-                let ours = |i: &Value| {
-                    i["type"]
-                        .as_str()
-                        .is_some_and(|t| t.starts_with(|c: char| c.is_ascii_lowercase()))
-                };
-                let Some(item) = items::from_core(&payload["item"])
-                    .or_else(|| Some(payload["item"].clone()).filter(ours))
-                else {
-                    return Ok(());
-                };
-                let item: ThreadItem = serde_json::from_value(item).map_err(|e| e.to_string())?;
-                self.add_item(turn_id, item, true);
-            }
-            _ => {
-                if kind == "user_message" {
-                    // A user message of an older file without turn events begins a turn.
-                    let implicit = self.current.is_some_and(|i| !self.turns[i].explicit);
-                    if implicit || self.current.is_none() {
-                        let id = format!("turn-{}", self.turns.len() + 1);
-                        self.open_turn(id, false);
-                    }
-                }
-                let fallback = format!("item-{}", self.next_item);
-                if let Some(item) = events::from_legacy_event(payload, &fallback) {
-                    if item["id"] == fallback.as_str() {
-                        self.next_item += 1;
-                    }
-                    let user = is_user_item(&item);
-                    let item: ThreadItem =
-                        serde_json::from_value(item).map_err(|e| e.to_string())?;
-                    if self.summary_only && user {
-                        self.done = true;
-                    }
-                    self.add_item(turn_id, item, false);
-                }
-            }
-        }
-        Ok(())
     }
 
     fn finish(self, path: &Path) -> Result<Loaded> {

@@ -8,7 +8,7 @@ use std::io::Write;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::protocol::UserInput;
+use crate::protocol::{ThreadItem, TurnError, TurnStatus, UserInput};
 use crate::rollout::lines::{ORPHAN_CALL_OUTPUT, head_kind};
 use crate::rollout::{Entry, Rollout, reader_test_home};
 

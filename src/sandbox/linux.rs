@@ -8,7 +8,7 @@
 //! Under read-only and workspace-write the command runs in its own user, mount, PID, IPC, UTS,
 //! cgroup and (network off) network namespaces, in a read-only view of the filesystem with the
 //! writable roots bound read-write and the carve-outs read-only on top (`view.rs`, from the
-//! `plan.rs` paths), with no capabilities, `no_new_privs`, the seccomp filter (`seccomp.rs`) and
+//! `plan.rs` paths), with no capabilities, `no_new_privs`, the seccomp filter (`seccomp/`) and
 //! Landlock (`landlock.rs`) as a second, independent layer; it dies with the server and takes
 //! every process it started with it (`namespaces.rs`). It gets stdin, stdout and stderr only: every
 //! other inherited descriptor is closed first. CODEX_HOME (`--codex-home`, else

@@ -6,7 +6,7 @@
 //! This module decides *what* is allowed; it does not enforce anything. Enforcement lives in the
 //! Linux helper (`linux.rs`: `plan.rs` computes the paths, `namespaces.rs` runs the processes,
 //! `view.rs` with `mounts.rs` and `placeholders.rs` builds the filesystem, `caps.rs`,
-//! `seccomp.rs` and `landlock.rs` confine) and the Seatbelt profile (`macos.rs`); spawning and
+//! `seccomp/` and `landlock.rs` confine) and the Seatbelt profile (`macos.rs`); spawning and
 //! supervising the confined child is `crate::exec`.
 
 pub mod cli;

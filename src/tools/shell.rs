@@ -1,7 +1,7 @@
 //! The shell tools (models.md §4): their definitions — `shell_command` (one command string
 //! run by the user's shell; what current models are tuned to) and the argv `shell` (older and
 //! unknown models) — and running a call: a `commandExecution` item run to completion under the
-//! approval rules of `mod.rs` (shared with unified exec; escalation through
+//! approval rules of `approval.rs` (shared with unified exec; escalation through
 //! `sandbox_permissions: "require_escalated"` or the older `with_escalated_permissions`), the
 //! read-only commands the `untrusted` policy runs without asking, and the output the model
 //! reads (bounded by the catalog's truncation policy).

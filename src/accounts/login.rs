@@ -1,211 +1,26 @@
-//! The account methods (auth.md §2–3, models.md §5): `account/read`, `getAuthStatus`,
-//! `account/login/start` in its four modes, `account/login/cancel`, `account/logout`,
-//! `account/rateLimits/read`, and the notifications `account/login/completed` and
-//! `account/updated`. Credentials live in `auth/`; the browser and device-code flows in
-//! `login/`; reading usage windows in `client/rate_limits.rs`.
+//! Starting and cancelling a login (`account/login/start` in its four modes,
+//! `account/login/cancel`): the API key and external tokens at once, the browser and
+//! device-code flows on their own threads, and the completion that persists a finished login and
+//! announces it only after `account/login/start` was answered.
 
 use std::sync::{Arc, Mutex};
 
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::auth::{AuthManager, AuthMode, ExternalTokens, jwt};
+use super::{
+    CancelParams, EXTERNAL_ACTIVE, LoginParams, PendingLogin, PendingSlot, announce_login, internal,
+};
+use crate::auth::{AuthManager, ExternalTokens, jwt};
 use crate::config::ForcedLoginMethod;
 use crate::login::{LoginOptions, LoginSuccess};
 use crate::rpc::{RequestId, Rpc, RpcError};
 use crate::secret::Secret;
-use crate::server::{Server, decode};
+use crate::server::Server;
 use crate::thread::lock;
 
-const EXTERNAL_ACTIVE: &str = "External auth is active. Use account/login/start (chatgptAuthTokens) to update it or account/logout to clear it.";
-
-/// A browser or device-code login waiting for the user.
-pub struct PendingLogin {
-    login_id: String,
-    /// Ends the login; true when this call ended it (it was still pending).
-    cancel: Box<dyn Fn() -> bool + Send>,
-}
-
-/// The one pending login of the connection, shared with the login threads.
-pub type PendingSlot = Arc<Mutex<Option<PendingLogin>>>;
-
-#[derive(Deserialize)]
-#[serde(
-    tag = "type",
-    rename_all = "camelCase",
-    rename_all_fields = "camelCase"
-)]
-enum LoginParams {
-    ApiKey {
-        api_key: String,
-    },
-    Chatgpt {},
-    ChatgptDeviceCode {},
-    ChatgptAuthTokens {
-        access_token: String,
-        #[serde(default)]
-        id_token: Option<String>,
-        #[serde(default)]
-        chatgpt_account_id: Option<String>,
-        #[serde(default)]
-        chatgpt_plan_type: Option<String>,
-    },
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ReadParams {
-    #[serde(default)]
-    refresh_token: bool,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct StatusParams {
-    #[serde(default)]
-    include_token: bool,
-    #[serde(default)]
-    refresh_token: bool,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct CancelParams {
-    login_id: String,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct LoginCompleted<'a> {
-    login_id: Option<&'a str>,
-    success: bool,
-    error: Option<&'a str>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct AccountUpdated<'a> {
-    auth_mode: Option<&'static str>,
-    plan_type: Option<&'a str>,
-}
-
-/// Sends `account/login/completed` (and, on success, `account/updated`).
-fn announce_login(rpc: &Rpc, auth: &AuthManager, login_id: Option<&str>, error: Option<&str>) {
-    rpc.notify(
-        "account/login/completed",
-        LoginCompleted {
-            login_id,
-            success: error.is_none(),
-            error,
-        },
-    );
-    if error.is_none() {
-        announce_account(rpc, auth);
-    }
-}
-
-fn announce_account(rpc: &Rpc, auth: &AuthManager) {
-    let view = auth.view();
-    rpc.notify(
-        "account/updated",
-        AccountUpdated {
-            auth_mode: view.mode.map(AuthMode::as_str),
-            plan_type: view.plan_type.as_deref(),
-        },
-    );
-}
-
-fn account_json(auth: &AuthManager) -> Value {
-    let view = auth.view();
-    match view.mode {
-        None => Value::Null,
-        Some(AuthMode::ApiKey) => json!({"type": "apiKey"}),
-        Some(_) => json!({"type": "chatgpt", "email": view.email, "planType": view.plan_type}),
-    }
-}
-
-fn internal(e: anyhow::Error) -> RpcError {
-    RpcError::internal(format!("{e:#}"))
-}
-
 impl Server {
-    /// Dispatches account methods; `None` when `method` is not
-    /// one of them (the caller answers -32601), else the outcome (the caller answers errors).
-    pub fn handle_account_request(
-        &mut self,
-        id: &RequestId,
-        method: &str,
-        params: Option<Value>,
-    ) -> Option<Result<(), RpcError>> {
-        Some(match method {
-            "account/read" => decode(params).map(|p| self.account_read(id, p)),
-            "getAuthStatus" => decode(params).map(|p| self.auth_status(id, p)),
-            "account/login/start" => decode(params).and_then(|p| self.login_start(id, p)),
-            "account/login/cancel" => decode(params).map(|p| self.login_cancel(id, p)),
-            "account/logout" => self.logout(id),
-            "account/rateLimits/read" => self.rate_limits_read(id),
-            _ => return None,
-        })
-    }
-
-    fn requires_openai_auth(&self) -> bool {
-        self.config.provider().requires_openai_auth
-    }
-
-    /// Runs `answer` at once, or after a managed token refresh on its own thread (the main loop
-    /// never waits on the network).
-    fn after_optional_refresh(
-        &self,
-        id: &RequestId,
-        refresh: bool,
-        answer: impl FnOnce(&AuthManager) -> Value + Send + 'static,
-    ) {
-        if !refresh || self.auth.is_external() {
-            self.rpc.respond(id, answer(&self.auth));
-            return;
-        }
-        let (rpc, auth, request_id) = (self.rpc.clone(), self.auth.clone(), id.clone());
-        let spawned = std::thread::Builder::new()
-            .name("account-refresh".into())
-            .spawn(move || match auth.refresh_managed_now() {
-                Ok(()) => rpc.respond(&request_id, answer(&auth)),
-                Err(e) => rpc.respond_error(&request_id, &RpcError::invalid_request(e.message)),
-            });
-        if let Err(e) = spawned {
-            self.rpc.respond_error(
-                id,
-                &RpcError::internal(format!("cannot start the refresh: {e}")),
-            );
-        }
-    }
-
-    fn account_read(&mut self, id: &RequestId, params: ReadParams) {
-        let requires = self.requires_openai_auth();
-        self.after_optional_refresh(
-            id,
-            params.refresh_token,
-            move |auth| json!({"account": account_json(auth), "requiresOpenaiAuth": requires}),
-        );
-    }
-
-    fn auth_status(&mut self, id: &RequestId, params: StatusParams) {
-        let requires = self.requires_openai_auth();
-        self.after_optional_refresh(id, params.refresh_token, move |auth| {
-            let token = if params.include_token {
-                auth.bearer()
-            } else {
-                None
-            };
-            json!({
-                "authMethod": auth.view().mode.map(AuthMode::as_str),
-                "authToken": token.as_ref().map(Secret::expose),
-                "requiresOpenaiAuth": requires,
-            })
-        });
-    }
-
     /// Cancels the pending browser/device login, if any (its `login/completed` reports failure).
-    fn cancel_pending_login(&self) -> Option<String> {
+    pub(super) fn cancel_pending_login(&self) -> Option<String> {
         let pending = lock(&self.logins).take()?;
         let _ = (pending.cancel)();
         Some(pending.login_id)
@@ -218,7 +33,11 @@ impl Server {
         LoginOptions::from_config(&self.config, &originator)
     }
 
-    fn login_start(&mut self, id: &RequestId, params: LoginParams) -> Result<(), RpcError> {
+    pub(super) fn login_start(
+        &mut self,
+        id: &RequestId,
+        params: LoginParams,
+    ) -> Result<(), RpcError> {
         match params {
             LoginParams::ApiKey { api_key } => {
                 if self.auth.is_external() {
@@ -363,65 +182,6 @@ impl Server {
             }
         }
     }
-
-    /// `account/rateLimits/read`: a ChatGPT login's usage windows, fresh from `GET <chatgpt
-    /// base>/wham/usage` on its own thread (the last reported snapshot when that fails); an
-    /// error for API keys and logged-out users.
-    fn rate_limits_read(&mut self, id: &RequestId) -> Result<(), RpcError> {
-        let chatgpt = matches!(
-            self.auth.view().mode,
-            Some(AuthMode::Chatgpt | AuthMode::ChatgptAuthTokens)
-        );
-        if !chatgpt {
-            return Err(RpcError::invalid_request(
-                "chatgpt authentication required to read rate limits",
-            ));
-        }
-        let (originator, user_agent) = self.client_identity();
-        let identity = crate::client::ClientIdentity {
-            originator,
-            user_agent,
-        };
-        let (rpc, auth, store, id) = (
-            self.rpc.clone(),
-            self.auth.clone(),
-            self.rate_limits.clone(),
-            id.clone(),
-        );
-        let configured = self.config.chatgpt_base_url.clone();
-        std::thread::Builder::new()
-            .name("rate-limits-read".into())
-            .spawn(move || {
-                let answer = |snapshot: &crate::client::rate_limits::RateLimitSnapshot| {
-                    json!({
-                        "rateLimits": snapshot,
-                        "rateLimitsByLimitId": {"codex": snapshot},
-                        "ordinaryUsageAllowed": null,
-                        "rateLimitResetCredits": null,
-                        "accountId": null,
-                        "rateLimitUpsell": null,
-                    })
-                };
-                match fetch_usage(auth.as_ref(), &configured, &identity) {
-                    Ok(snapshot) => rpc.respond(&id, answer(&snapshot)),
-                    Err(why) => match store.latest() {
-                        Some(snapshot) => {
-                            crate::log::warn(&format!(
-                                "{why}; answering with the last reported rate limits"
-                            ));
-                            rpc.respond(&id, answer(&snapshot));
-                        }
-                        None => rpc.respond_error(
-                            &id,
-                            &RpcError::internal(format!("failed to read rate limits: {why}")),
-                        ),
-                    },
-                }
-            })
-            .map_err(|e| RpcError::internal(format!("cannot read rate limits: {e}")))?;
-        Ok(())
-    }
-
     fn check_managed_login_allowed(&self) -> Result<(), RpcError> {
         if self.auth.is_external() {
             return Err(RpcError::invalid_request(EXTERNAL_ACTIVE));
@@ -434,7 +194,7 @@ impl Server {
         Ok(())
     }
 
-    fn login_cancel(&mut self, id: &RequestId, params: CancelParams) {
+    pub(super) fn login_cancel(&mut self, id: &RequestId, params: CancelParams) {
         let pending = {
             let mut slot = lock(&self.logins);
             match slot.as_ref() {
@@ -455,62 +215,6 @@ impl Server {
             crate::log::debug(&format!("login {} had already ended", params.login_id));
         }
     }
-
-    fn logout(&mut self, id: &RequestId) -> Result<(), RpcError> {
-        let refresh_token = self.auth.logout().map_err(internal)?;
-        self.rpc.respond(id, json!({}));
-        self.cancel_pending_login();
-        announce_account(&self.rpc, &self.auth);
-        if let Some(token) = refresh_token {
-            let issuer = self.auth.issuer().to_string();
-            // Best effort: the local credentials are already gone whatever the issuer says.
-            let _ = std::thread::Builder::new()
-                .name("logout-revoke".into())
-                .spawn(move || {
-                    if let Err(e) = crate::login::oauth::revoke(&issuer, &token) {
-                        crate::log::warn(&format!("revoking the refresh token failed: {e}"));
-                    }
-                });
-        }
-        Ok(())
-    }
-}
-
-/// `GET <chatgpt base>/wham/usage` (`/api/codex/usage` for bases without `/backend-api`),
-/// through the workspace's route, read into a snapshot.
-fn fetch_usage(
-    auth: &AuthManager,
-    configured: &str,
-    identity: &crate::client::ClientIdentity,
-) -> Result<crate::client::rate_limits::RateLimitSnapshot, String> {
-    use crate::client::AuthProvider;
-    let route = auth.chatgpt_route(configured, identity);
-    let base = route.base_url.trim_end_matches('/');
-    let url = if base.contains("/backend-api") {
-        format!("{base}/wham/usage")
-    } else {
-        format!("{base}/api/codex/usage")
-    };
-    let extra: Vec<(&str, &str)> = route
-        .routing_override
-        .as_deref()
-        .map(|v| ("x-openai-account-routing-override", v))
-        .into_iter()
-        .collect();
-    let response = crate::client::get(auth, &url, identity, &extra)?;
-    if response.status != 200 {
-        return Err(format!(
-            "GET {url} answered {}: {}",
-            response.status,
-            response.snippet()
-        ));
-    }
-    let body: Value = serde_json::from_slice(&response.body)
-        .map_err(|e| format!("GET {url} answered something that is not JSON: {e}"))?;
-    Ok(crate::client::rate_limits::from_usage(
-        &body,
-        crate::time::unix_seconds() as i64,
-    ))
 }
 
 /// The completion of a browser/device login (persist, clear the pending slot, notify) and the
