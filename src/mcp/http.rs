@@ -173,19 +173,13 @@ impl Transport for HttpTransport {
         // Ending the session is courtesy: best effort, briefly.
         if let Some(session) = lock(&shared.session).take() {
             let agent = crate::client::net::agent(&shared.url, Arc::new(AtomicBool::new(false)));
-            let mut request = agent
+            let request = agent
                 .delete(&shared.url)
                 .config()
                 .timeout_global(Some(DELETE_TIMEOUT))
                 .build()
                 .header("mcp-session-id", session.as_str());
-            for (name, value) in &shared.headers {
-                if let Ok(mut v) = ureq::http::HeaderValue::from_str(value.expose()) {
-                    v.set_sensitive(true);
-                    request = request.header(name.as_str(), v);
-                }
-            }
-            let _ = request.call();
+            let _ = headers::add_headers(request, &shared.headers).call();
         }
     }
 }

@@ -50,13 +50,7 @@ impl Shared {
             if let Some(version) = lock(&self.protocol_version).as_deref() {
                 request = request.header("mcp-protocol-version", version);
             }
-            for (name, value) in &self.headers {
-                if let Ok(mut v) = ureq::http::HeaderValue::from_str(value.expose()) {
-                    v.set_sensitive(true);
-                    request = request.header(name.as_str(), v);
-                }
-            }
-            match request.call() {
+            match super::headers::add_headers(request, &self.headers).call() {
                 Ok(response) if response.status().as_u16() == 405 => break,
                 Ok(response) if response.status().is_success() => {
                     failures = 0;

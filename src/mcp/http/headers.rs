@@ -5,7 +5,8 @@ use super::{McpError, Secret};
 
 /// The headers of every request: `Authorization` from `bearer_token_env_var`, the configured
 /// `http_headers`, and `env_http_headers` read from the environment (a missing variable there
-/// is skipped with a warning; a missing bearer variable is an error).
+/// is skipped with a warning; a missing bearer variable, or a value that cannot be a header, is
+/// an error).
 pub fn resolve_headers(
     bearer_var: Option<&str>,
     plain: &std::collections::BTreeMap<String, Secret>,
@@ -33,7 +34,30 @@ pub fn resolve_headers(
             Secret::new(format!("Bearer {token}")),
         ));
     }
+    if let Some((name, _)) = headers
+        .iter()
+        .find(|(_, value)| ureq::http::HeaderValue::from_str(value.expose()).is_err())
+    {
+        return Err(McpError::Transport(format!(
+            "header {name}: value is not a valid header"
+        )));
+    }
     Ok(headers)
+}
+
+/// Adds the resolved headers to a request, each marked sensitive (left out of debug output).
+/// [`resolve_headers`] checked every value, so none is skipped.
+pub fn add_headers<B>(
+    mut request: ureq::RequestBuilder<B>,
+    headers: &[(String, Secret)],
+) -> ureq::RequestBuilder<B> {
+    for (name, value) in headers {
+        if let Ok(mut value) = ureq::http::HeaderValue::from_str(value.expose()) {
+            value.set_sensitive(true);
+            request = request.header(name.as_str(), value);
+        }
+    }
+    request
 }
 
 #[cfg(test)]
@@ -70,5 +94,9 @@ mod tests {
         );
         let err = resolve_headers(Some("NOPE"), &plain, &from_env, &env).unwrap_err();
         assert!(err.to_string().contains("NOPE"), "{err}");
+        let bad: BTreeMap<String, Secret> =
+            [("X-Bad".to_string(), Secret::new("line\nbreak"))].into();
+        let err = resolve_headers(None, &bad, &BTreeMap::new(), &env).unwrap_err();
+        assert_eq!(err.to_string(), "header X-Bad: value is not a valid header");
     }
 }

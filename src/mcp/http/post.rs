@@ -52,14 +52,8 @@ impl Shared {
         if let Some(version) = lock(&self.protocol_version).as_deref() {
             request = request.header("mcp-protocol-version", version);
         }
-        for (name, value) in &self.headers {
-            let mut value = ureq::http::HeaderValue::from_str(value.expose()).map_err(|_| {
-                McpError::Transport(format!("header {name}: value is not a valid header"))
-            })?;
-            value.set_sensitive(true);
-            request = request.header(name.as_str(), value);
-        }
-        let response = match request.send(&out.body[..]) {
+        let response = match super::headers::add_headers(request, &self.headers).send(&out.body[..])
+        {
             Ok(response) => response,
             Err(_) if self.closed.load(Ordering::SeqCst) => {
                 return Err(McpError::Closed("shut down".into()));
