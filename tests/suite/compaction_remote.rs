@@ -135,15 +135,9 @@ fn a_lite_model_compacts_with_the_lite_header() {
 
 // ---- on disk --------------------------------------------------------------------------------
 
+/// [`server_in_with`] compacting past 1 000 tokens.
 fn server_in(mock: &MockServer, home: &Path) -> AppServer {
-    let mut server = AppServer::builder()
-        .codex_home(home)
-        .configs(mock.provider_overrides())
-        .config("model_auto_compact_token_limit=1000")
-        .env("MOCK_KEY", "test-key")
-        .spawn();
-    server.initialize();
-    server
+    server_in_with(mock, home, &["model_auto_compact_token_limit=1000"])
 }
 
 fn rollout_of(home: &Path, thread_id: &str) -> PathBuf {

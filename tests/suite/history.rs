@@ -15,15 +15,9 @@ use crate::support::mock_responses::*;
 
 const UNKNOWN: &str = "01a22df1-83c2-7031-86ee-000000000000";
 
+/// [`server_in_with`] under `approval_policy=never`.
 fn server_in(mock: &MockServer, home: &Path) -> AppServer {
-    let mut server = AppServer::builder()
-        .codex_home(home)
-        .configs(mock.provider_overrides())
-        .config("approval_policy=\"never\"")
-        .env("MOCK_KEY", "test-key")
-        .spawn();
-    server.initialize();
-    server
+    server_in_with(mock, home, &["approval_policy=\"never\""])
 }
 
 /// A thread of `n` turns: question i → a shell call → answer i; returns (thread, turn ids).

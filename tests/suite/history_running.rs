@@ -13,15 +13,9 @@ use crate::support::TempDir;
 use crate::support::app_server::AppServer;
 use crate::support::mock_responses::*;
 
+/// [`server_in_with`] under `approval_policy=never`.
 fn server_in(mock: &MockServer, home: &std::path::Path) -> AppServer {
-    let mut server = AppServer::builder()
-        .codex_home(home)
-        .configs(mock.provider_overrides())
-        .config("approval_policy=\"never\"")
-        .env("MOCK_KEY", "test-key")
-        .spawn();
-    server.initialize();
-    server
+    server_in_with(mock, home, &["approval_policy=\"never\""])
 }
 
 /// `(status, [item types])` of each turn of a `thread/turns/list` page.

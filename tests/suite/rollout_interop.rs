@@ -48,16 +48,6 @@ fn home_with(fixture: &str) -> TempDir {
     home
 }
 
-fn server_in(mock: &MockServer, home: &Path) -> AppServer {
-    let mut server = AppServer::builder()
-        .codex_home(home)
-        .configs(mock.provider_overrides())
-        .env("MOCK_KEY", "test-key")
-        .spawn();
-    server.initialize();
-    server
-}
-
 fn ids(list: &Value) -> Vec<String> {
     list["data"]
         .as_array()

@@ -17,16 +17,6 @@ const OURS: &str = concat!("0.169.0+codex-lite.", env!("CARGO_PKG_VERSION"));
 /// A thread Codex 0.169.0 wrote (the `plain` fixture).
 const CODEX_PLAIN: &str = "01a22d40-c305-7e90-a00f-09559d100346";
 
-fn server_in(mock: &MockServer, home: &Path) -> AppServer {
-    let mut server = AppServer::builder()
-        .codex_home(home)
-        .configs(mock.provider_overrides())
-        .env("MOCK_KEY", "test-key")
-        .spawn();
-    server.initialize();
-    server
-}
-
 /// Every rollout file under `home/sessions`.
 fn rollouts(home: &Path) -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {

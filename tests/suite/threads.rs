@@ -18,18 +18,6 @@ use crate::support::mock_responses::*;
 
 // ---- helpers --------------------------------------------------------------------------------
 
-/// A server over an existing CODEX_HOME pointed at `mock`, handshake done (restart = drop the
-/// old one, call this again with the same `home`).
-fn server_in(mock: &MockServer, home: &Path) -> AppServer {
-    let mut server = AppServer::builder()
-        .codex_home(home)
-        .configs(mock.provider_overrides())
-        .env("MOCK_KEY", "test-key")
-        .spawn();
-    server.initialize();
-    server
-}
-
 /// Runs one turn whose model reply is `reply`; returns the turn id. The turn must complete.
 fn run_turn(
     server: &mut AppServer,

@@ -7,12 +7,15 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+
+use super::app_server::AppServer;
 
 /// Longest a stalled reply holds its connection before giving up on its own.
 const MAX_STALL: Duration = Duration::from_secs(120);
@@ -164,6 +167,27 @@ fn tls_config() -> Arc<rustls::ServerConfig> {
         .with_single_cert(certs, key)
         .unwrap();
     Arc::new(config)
+}
+
+/// An app-server over the existing CODEX_HOME `home`, pointed at `mock`
+/// ([`MockServer::provider_overrides`], its key in `MOCK_KEY`), handshake done. A restart is
+/// dropping the old one and calling this again with the same `home`.
+pub fn server_in(mock: &MockServer, home: &Path) -> AppServer {
+    server_in_with(mock, home, &[])
+}
+
+/// [`server_in`] with more `-c` settings.
+pub fn server_in_with(mock: &MockServer, home: &Path, configs: &[&str]) -> AppServer {
+    let mut builder = AppServer::builder()
+        .codex_home(home)
+        .configs(mock.provider_overrides())
+        .env("MOCK_KEY", "test-key");
+    for config in configs {
+        builder = builder.config(*config);
+    }
+    let mut server = builder.spawn();
+    server.initialize();
+    server
 }
 
 impl MockServer {
