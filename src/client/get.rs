@@ -75,11 +75,7 @@ pub fn get_with(
         .call()
         .map_err(|e| format!("GET {url} failed: {e}"))?;
     let status = response.status().as_u16();
-    let etag = response
-        .headers()
-        .get("etag")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let etag = super::net::header_text(response.headers(), "etag");
     let mut body = Vec::new();
     response
         .into_body()

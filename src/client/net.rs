@@ -50,6 +50,14 @@ const QUIET_INPUT_BUFFER_BYTES: usize = 8 * 1024;
 /// The output buffer of a long-lived, mostly idle stream: it only ever sends a GET's head.
 const QUIET_OUTPUT_BUFFER_BYTES: usize = 4 * 1024;
 
+/// A response header's value as text; `None` when absent or not text.
+pub(crate) fn header_text(headers: &ureq::http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
 /// Builds the agent for one attempt against `url`. `aborted` is the round trip's abort flag:
 /// the connector and resolver give up within [`ABORT_POLL`] once it is set; everything later
 /// is interrupted by `Agent::shutdown`.

@@ -153,25 +153,13 @@ impl RoundTrip {
             };
             let status = response.status().as_u16();
             if (200..300).contains(&status) {
-                let headers = response.headers();
-                let header = |name: &str| {
-                    headers
-                        .get(name)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_string)
-                };
+                let header = |name: &str| net::header_text(response.headers(), name);
                 if let Some(snapshot) = super::rate_limits::from_headers(&header) {
                     out.send(StreamEvent::RateLimits(snapshot))?;
                 }
                 return stream_events(response, out);
             }
-            let header = |name: &str| {
-                response
-                    .headers()
-                    .get(name)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string)
-            };
+            let header = |name: &str| net::header_text(response.headers(), name);
             let asked_delay = retry_after(
                 header("retry-after-ms").as_deref(),
                 header("retry-after").as_deref(),

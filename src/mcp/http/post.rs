@@ -67,13 +67,7 @@ impl Shared {
             }
         };
         let status = response.status().as_u16();
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
+        let header = |name: &str| crate::client::net::header_text(response.headers(), name);
         if out.is_initialize
             && let Some(session) = header("mcp-session-id")
         {
