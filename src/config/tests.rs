@@ -165,6 +165,17 @@ fn unknown_keys_are_collected_from_the_file_and_overrides() {
     assert_eq!(config.project_doc_max_bytes, 10);
     assert_eq!(config.project_doc_fallback_filenames, ["CLAUDE.md"]);
     assert!(config.update_plan);
+
+    // A thread without overrides shares the tables (no copy per thread) and reports no
+    // unknown keys of its own: they are the process's to report.
+    let thread = config.with_overrides(&[]).unwrap();
+    assert!(std::sync::Arc::ptr_eq(&thread.raw, &config.raw));
+    assert!(std::sync::Arc::ptr_eq(
+        &thread.mcp_servers,
+        &config.mcp_servers
+    ));
+    assert!(thread.unknown_keys.is_empty());
+    assert_eq!(thread.project_doc_fallback_filenames, ["CLAUDE.md"]);
     std::fs::remove_dir_all(home).unwrap();
 }
 

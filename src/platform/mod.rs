@@ -174,6 +174,14 @@ impl WakeReceiver {
     }
 }
 
+/// Unix: the receiving end is a socket, for callers that poll it beside their own descriptors.
+#[cfg(unix)]
+impl std::os::fd::AsRawFd for WakeReceiver {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
 /// Waits until `listener` has a connection to accept or `wake` was woken, at most `timeout`;
 /// returns which of the two is ready. An interrupted wait returns `(false, false)`.
 pub fn wait_readable(

@@ -12,9 +12,8 @@
 //! give up at once when that server does not read them ([`on_poller_thread`]).
 
 use std::cell::Cell;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixStream;
 use std::process::{ChildStderr, ChildStdout};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,6 +22,7 @@ use crossbeam_channel::{Receiver, Sender, unbounded};
 
 use super::super::client::lock;
 use super::reader::Reader;
+use crate::platform::{WakeReceiver, Waker};
 
 /// Read size: the thread's one buffer, shared by every server.
 const READ_CHUNK_BYTES: usize = 4096;
@@ -39,8 +39,8 @@ struct Watched {
 /// The running poller, as seen by those who hand it servers.
 struct Shared {
     to_poller: Sender<Watched>,
-    /// Written to wake the poller up (non-blocking; one pending byte is enough).
-    wake: UnixStream,
+    /// Wakes the poller up.
+    wake: Waker,
 }
 
 /// The poller, while one runs. [`watch`] sends under this lock and the poller ends under it,
@@ -74,26 +74,19 @@ pub fn watch(stdout: ChildStdout, stderr: ChildStderr, reader: Reader) -> std::i
         .to_poller
         .send(watched)
         .map_err(|_| std::io::Error::other("the poller is gone"))?;
-    wake(&poller.wake);
+    poller.wake.wake();
     Ok(())
 }
 
 /// Asks the poller to look again at which connections are still held (one was just dropped).
 pub fn nudge() {
     if let Some(poller) = lock(&SHARED).as_ref() {
-        wake(&poller.wake);
+        poller.wake.wake();
     }
 }
 
-fn wake(mut socket: &UnixStream) {
-    // A full socket already holds a wake-up: nothing to add.
-    let _ = socket.write(&[1]);
-}
-
 fn start() -> std::io::Result<Shared> {
-    let (wake, woken) = UnixStream::pair()?;
-    wake.set_nonblocking(true)?;
-    woken.set_nonblocking(true)?;
+    let (wake, woken) = crate::platform::wake_pair()?;
     let (to_poller, from_watchers) = unbounded();
     std::thread::Builder::new()
         .name("mcp-stdio".into())
@@ -102,7 +95,7 @@ fn start() -> std::io::Result<Shared> {
     Ok(Shared { to_poller, wake })
 }
 
-fn run(from_watchers: &Receiver<Watched>, woken: &UnixStream) {
+fn run(from_watchers: &Receiver<Watched>, woken: &WakeReceiver) {
     IS_POLLER.set(true);
     let mut watched: Vec<Watched> = Vec::new();
     let mut fds: Vec<libc::pollfd> = Vec::new();
@@ -156,8 +149,7 @@ fn run(from_watchers: &Receiver<Watched>, woken: &UnixStream) {
             continue;
         }
         if fds[0].revents != 0 {
-            let mut drain = [0u8; 64];
-            while matches!((&*woken).read(&mut drain), Ok(n) if n > 0) {}
+            woken.drain();
         }
         for (entry, pair) in watched.iter_mut().zip(fds[1..].chunks(2)) {
             if pair[0].revents != 0 {
