@@ -10,6 +10,8 @@ Usage: misbehaving.py MODE [LOG]
   env       the tool `env` answers with the environment's variable names
   deaf      works until its tools are listed, then sends 5000 `ping`s, never reads again
             and idles (our answers fill its stdin)
+  escape    a working server that first starts a process in a session of its own holding its
+            stdout and stderr (alive 60 s; its pid is written to LOG)
   asks      during tools/call, sends us `ping` and `sampling/createMessage` and answers with
             what came back
 Every line received is appended to LOG when given. When MCP_TEST_PIDFILE is set, the pid is
@@ -21,10 +23,15 @@ import sys
 import time
 
 mode = sys.argv[1]
-log = open(sys.argv[2], "a") if len(sys.argv) > 2 else None
+log = open(sys.argv[2], "a") if len(sys.argv) > 2 and mode != "escape" else None
 if os.environ.get("MCP_TEST_PIDFILE"):
     with open(os.environ["MCP_TEST_PIDFILE"], "w") as f:
         f.write(str(os.getpid()))
+if mode == "escape":
+    import subprocess
+    sleeper = subprocess.Popen(["sleep", "60"], start_new_session=True, stdin=subprocess.DEVNULL)
+    with open(sys.argv[2], "w") as f:
+        f.write(str(sleeper.pid))
 
 
 def send(message):

@@ -10,6 +10,7 @@ use serde_json::json;
 
 use super::mcp::{call_reply, completed_item, ready_thread, script, server_with, stdio_server};
 use super::turns::{finish_turn, start_turn};
+use crate::support::TempDir;
 use crate::support::app_server::AppServer;
 use crate::support::mock_responses::*;
 
@@ -159,4 +160,61 @@ fn starts_run_side_by_side_on_one_thread() {
         .cloned()
         .unwrap();
     assert_eq!(silent["runtimeStatus"], "starting", "{silent}");
+}
+
+/// Kills the process whose pid `file` holds when dropped (what a test's server left running).
+struct KillOnDrop(std::path::PathBuf);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(pid) = std::fs::read_to_string(&self.0)
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok())
+        {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status();
+        }
+    }
+}
+
+#[test]
+fn a_removed_server_is_no_longer_read_even_when_something_it_started_keeps_its_pipes() {
+    let home = TempDir::new("mcp-escape");
+    let pidfile = home.path().join("sleeper.pid");
+    let _sleeper = KillOnDrop(pidfile.clone());
+    let table = stdio_server(
+        "x",
+        &[
+            &script("misbehaving.py"),
+            "escape",
+            &pidfile.display().to_string(),
+        ],
+        "",
+    )
+    .replacen("mcp_servers.x=", "", 1);
+    std::fs::write(
+        home.path().join("config.toml"),
+        format!("[mcp_servers]\nesc = {table}\n"),
+    )
+    .unwrap();
+    let mut server = AppServer::builder().codex_home(home.path()).spawn();
+    server.initialize();
+    server.call("mcpServerStatus/list", json!({})).unwrap();
+    let status = super::mcp::wait_startup(&mut server, "esc");
+    assert_eq!(status["status"], "ready", "{status}");
+    assert_eq!(
+        settle_mcp_threads(&server, &[("mcp-stdio", 1)]),
+        BTreeMap::from([("mcp-stdio".to_string(), 1)])
+    );
+    // Removing the server stops it, but the process it started in a session of its own still
+    // holds its stdout and stderr open: no end of output will come. The reading thread lets
+    // go of it anyway, and ends with nothing left to read.
+    std::fs::write(home.path().join("config.toml"), "").unwrap();
+    server.call("config/mcpServer/reload", json!(null)).unwrap();
+    assert_eq!(
+        settle_mcp_threads(&server, &[]),
+        BTreeMap::new(),
+        "the removed server's pipes are let go"
+    );
 }
