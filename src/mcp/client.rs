@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use serde_json::{Value, json};
 
 use crate::rpc::Rpc;
@@ -304,28 +304,10 @@ impl Link {
         Ok(pending)
     }
 
-    /// Sends a request and waits for its answer until `deadline`.
-    pub fn request(
-        self: &Arc<Self>,
-        method: &str,
-        params: Value,
-        deadline: Instant,
-    ) -> Result<Value, McpError> {
-        let pending = self.start_request(method, params, None, None, deadline)?;
-        let left = deadline.saturating_duration_since(Instant::now());
-        match pending
-            .answer
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        {
-            Ok(answer) => answer,
-            Err(RecvTimeoutError::Timeout) => {
-                self.cancel(pending.id, "timed out");
-                Err(McpError::Timeout(left))
-            }
-            Err(RecvTimeoutError::Disconnected) => Err(McpError::Closed(
-                self.close_reason().unwrap_or_else(|| "closed".into()),
-            )),
-        }
+    /// The error of a waiter whose answer channel closed: the connection ended, for its
+    /// reason.
+    pub fn closed_error(&self) -> McpError {
+        McpError::Closed(self.close_reason().unwrap_or_else(|| "closed".into()))
     }
 
     /// Sends a notification (no answer).

@@ -131,9 +131,7 @@ fn run(jobs: &Receiver<Job>) {
                 let start = running.swap_remove(index);
                 let answer = match answer {
                     Ok(answer) => answer,
-                    Err(RecvError) => Err(McpError::Closed(
-                        start.link.close_reason().unwrap_or_else(|| "closed".into()),
-                    )),
+                    Err(RecvError) => Err(start.link.closed_error()),
                 };
                 advance(start, answer, &mut running);
             }

@@ -314,9 +314,7 @@ fn call_tool(
             recv(pending.answer) -> answer => return match answer {
                 Ok(Ok(result)) => Outcome::Done(result),
                 Ok(Err(e)) => Outcome::Failed(describe_error(&tool.server, &e)),
-                Err(_) => Outcome::Failed(describe_error(&tool.server, &McpError::Closed(
-                    link.close_reason().unwrap_or_else(|| "closed".into()),
-                ))),
+                Err(_) => Outcome::Failed(describe_error(&tool.server, &link.closed_error())),
             },
             recv(progress) -> update => if let Ok(update) = update {
                 turn.rpc.notify("item/mcpToolCall/progress", ProgressNotification {
