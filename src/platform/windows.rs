@@ -6,7 +6,7 @@
 
 use std::ffi::c_void;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::windows::io::AsRawSocket;
 use std::path::Path;
@@ -298,17 +298,6 @@ pub(super) fn wait_readable(
     }
     let ready = |fd: &WsaPollFd| fd.revents & (events | POLLERR | POLLHUP) != 0;
     Ok((ready(&fds[0]), ready(&fds[1])))
-}
-
-/// Writes one wake-up byte (a full socket already holds one).
-pub(super) fn wake(socket: &WakeSocket) {
-    let _ = (&*socket).write(&[1]);
-}
-
-/// Reads every pending wake-up byte.
-pub(super) fn drain(socket: &WakeSocket) {
-    let mut buf = [0u8; 64];
-    while matches!((&*socket).read(&mut buf), Ok(n) if n > 0) {}
 }
 
 #[cfg(test)]

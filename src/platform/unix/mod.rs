@@ -19,7 +19,7 @@ pub(super) use signals::{
 };
 
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
@@ -154,15 +154,4 @@ pub(super) fn wait_readable(
     let ready =
         |fd: &libc::pollfd| fd.revents & (libc::POLLIN | libc::POLLERR | libc::POLLHUP) != 0;
     Ok((ready(&fds[0]), ready(&fds[1])))
-}
-
-/// Writes one wake-up byte (a full socket already holds one).
-pub(super) fn wake(socket: &WakeSocket) {
-    let _ = (&*socket).write(&[1]);
-}
-
-/// Reads every pending wake-up byte.
-pub(super) fn drain(socket: &WakeSocket) {
-    let mut buf = [0u8; 64];
-    while matches!((&*socket).read(&mut buf), Ok(n) if n > 0) {}
 }
