@@ -93,6 +93,17 @@ impl SseParser {
         self.buf.extend_from_slice(bytes);
     }
 
+    /// Gives back the memory of consumed bytes and finished events when nothing is half-read
+    /// (for a stream that stays open while idle).
+    pub fn release_spare(&mut self) {
+        if self.pos >= self.buf.len() && self.data.is_empty() && self.event.is_empty() {
+            self.buf = Vec::new();
+            self.pos = 0;
+            self.data = String::new();
+            self.event = String::new();
+        }
+    }
+
     /// The next complete event from the bytes pushed so far; `Ok(None)` when more bytes are
     /// needed. After an error every later call returns the same error.
     pub fn next_event(&mut self) -> Result<Option<SseEvent<'_>>, SseError> {

@@ -36,7 +36,7 @@ pub fn resolve_headers(
     }
     if let Some((name, _)) = headers
         .iter()
-        .find(|(_, value)| ureq::http::HeaderValue::from_str(value.expose()).is_err())
+        .find(|(_, value)| ureq_proto::http::HeaderValue::from_str(value.expose()).is_err())
     {
         return Err(McpError::Transport(format!(
             "header {name}: value is not a valid header"
@@ -47,12 +47,12 @@ pub fn resolve_headers(
 
 /// Adds the resolved headers to a request, each marked sensitive (left out of debug output).
 /// [`resolve_headers`] checked every value, so none is skipped.
-pub fn add_headers<B>(
-    mut request: ureq::RequestBuilder<B>,
+pub fn add_headers(
+    mut request: ureq_proto::http::request::Builder,
     headers: &[(String, Secret)],
-) -> ureq::RequestBuilder<B> {
+) -> ureq_proto::http::request::Builder {
     for (name, value) in headers {
-        if let Ok(mut value) = ureq::http::HeaderValue::from_str(value.expose()) {
+        if let Ok(mut value) = ureq_proto::http::HeaderValue::from_str(value.expose()) {
             value.set_sensitive(true);
             request = request.header(name.as_str(), value);
         }
