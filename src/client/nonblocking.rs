@@ -19,6 +19,7 @@
 
 mod proxy;
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
 
 use std::io::{self, Read, Write};

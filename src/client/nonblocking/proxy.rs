@@ -46,7 +46,12 @@ impl Proxy {
 /// The proxy the environment names for `url` (none for loopback hosts and `NO_PROXY`
 /// matches); an `Unsupported` error for proxies other than `http://` ones.
 pub(super) fn from_env(url: &str) -> io::Result<Option<Proxy>> {
-    let Some(proxy) = super::super::net::env_proxy(url) else {
+    choose(url, super::super::net::env_proxy(url))
+}
+
+/// The tunnel through `proxy` for `url`, if any (see [`from_env`]).
+pub(super) fn choose(url: &str, proxy: Option<ureq::Proxy>) -> io::Result<Option<Proxy>> {
+    let Some(proxy) = proxy else {
         return Ok(None);
     };
     let is_no_proxy = url
