@@ -21,7 +21,6 @@ mod events;
 mod exchange;
 mod headers;
 mod post;
-mod tmpconn;
 
 pub use headers::resolve_headers;
 

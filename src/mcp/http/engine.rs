@@ -19,9 +19,8 @@ use crossbeam_channel::{Receiver, Sender, unbounded};
 use super::events::{self, EventsSink};
 use super::exchange::{Drive, Exchange, Sink};
 use super::post::PostSink;
-use super::tmpconn::{PollEntry, poll_sockets};
 use super::{Link, McpError, Shared, lock};
-use crate::platform::{WakeReceiver, Waker};
+use crate::platform::{PollEntry, RawSocket, WakeReceiver, Waker, poll_sockets};
 
 /// Read and decode buffers of the thread, shared by every exchange.
 const BUFFER_BYTES: usize = 4096;
@@ -223,6 +222,9 @@ fn run(commands: &Receiver<Command>, woken: &WakeReceiver) {
                 Err(e) => ended.push((index, Err(e))),
             }
         }
+        if ended.is_empty() {
+            continue;
+        }
         // From the last, so that each removal leaves the lower indices in place.
         for (index, outcome) in ended.into_iter().rev() {
             let done = running.swap_remove(index);
@@ -230,10 +232,18 @@ fn run(commands: &Receiver<Command>, woken: &WakeReceiver) {
                 reopening.push(reopen);
             }
         }
+        if !running
+            .iter()
+            .any(|r| matches!(r.job.purpose, Purpose::Post(_)))
+        {
+            // The last POST ended (a start's handshake, a tool call): what it parsed and
+            // dropped is given back, so idle servers keep only their streams.
+            crate::platform::release_free_memory();
+        }
     }
 }
 
-fn poll_entry(socket: super::tmpconn::RawSocket, read: bool, write: bool) -> PollEntry {
+fn poll_entry(socket: RawSocket, read: bool, write: bool) -> PollEntry {
     PollEntry {
         socket,
         read,

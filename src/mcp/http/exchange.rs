@@ -15,7 +15,8 @@ use ureq_proto::client::{Call, RecvResponseResult, SendRequestResult};
 use ureq_proto::http::{HeaderMap, HeaderValue, Request, header};
 
 use super::McpError;
-use super::tmpconn::{Connection, Interest, RawSocket};
+use crate::client::nonblocking::{Connection, Interest};
+use crate::platform::RawSocket;
 
 /// Largest response head accepted.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
