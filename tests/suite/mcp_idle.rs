@@ -96,8 +96,18 @@ fn idle_http_servers_have_no_thread_of_their_own_and_one_drives_them_all() {
         BTreeMap::from([("mcp-http".to_string(), 1)]),
         "one HTTP thread for both idle servers, none of their own"
     );
-    mock.push(call_reply("r1", "c1", "mcp__web1__add", json!({"a": 1, "b": 2})));
-    mock.push(call_reply("r2", "c2", "mcp__web2__slow", json!({"steps": 2})));
+    mock.push(call_reply(
+        "r1",
+        "c1",
+        "mcp__web1__add",
+        json!({"a": 1, "b": 2}),
+    ));
+    mock.push(call_reply(
+        "r2",
+        "c2",
+        "mcp__web2__slow",
+        json!({"steps": 2}),
+    ));
     mock.push(text_reply("r3", "m1", &["done"]));
     start_turn(&mut server, &thread, "work");
     let messages = finish_turn(&mut server);
