@@ -146,7 +146,6 @@ fn every_request_carries_the_session_the_negotiated_version_and_the_configured_h
 }
 
 #[test]
-#[ignore = "bug: the DELETE that ends the session omits MCP-Protocol-Version (MCP 2025-06-18 requires it on every request after initialize)"]
 fn the_session_end_carries_the_negotiated_version_too() {
     let mcp = McpHttpMock::builder()
         .protocol_version("2025-03-26")
