@@ -62,7 +62,7 @@ struct Reopen {
 }
 
 enum Command {
-    Start(Job),
+    Start(Box<Job>),
     /// Drops the server's exchange with that key, or all of them (and any stream reopening).
     Abort(Arc<Shared>, Option<i64>),
 }
@@ -87,7 +87,7 @@ pub(super) fn on_engine_thread() -> bool {
 
 /// Hands an exchange to the engine, starting it if none runs.
 pub(super) fn start(job: Job) -> Result<(), McpError> {
-    submit(Command::Start(job))
+    submit(Command::Start(Box::new(job)))
 }
 
 /// Drops the server's exchange `key` (all of them with `None`), closing its connection.
@@ -302,7 +302,7 @@ fn finish(purpose: Purpose, outcome: Result<(), McpError>) -> Option<Reopen> {
 
 fn apply(command: Command, running: &mut Vec<Running>, reopening: &mut Vec<Reopen>) {
     match command {
-        Command::Start(job) => running.push(Running { job, again: true }),
+        Command::Start(job) => running.push(Running { job: *job, again: true }),
         Command::Abort(server, key) => {
             // Dropped unheard: whoever aborted has stopped waiting.
             running.retain(|r| {
