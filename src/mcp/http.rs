@@ -32,10 +32,9 @@ use serde_json::Value;
 
 use super::client::{Link, McpError, Transport, lock, truncate};
 use super::config::McpTransport;
-use crate::client::net::header_text;
 use crate::secret::Secret;
 use engine::{Job, Purpose};
-use ureq_proto::http::{Request, request::Builder};
+use exchange::{Exchange, RequestHead};
 
 /// Largest JSON answer or SSE event accepted.
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -106,18 +105,19 @@ struct HttpTransport(Arc<Shared>);
 impl Shared {
     /// A request to the endpoint with what every exchange carries: the session, the negotiated
     /// protocol version and the configured headers.
-    fn request(&self, method: &str, accept: &str) -> Builder {
-        let mut request = Request::builder()
-            .method(method)
-            .uri(self.url.as_str())
-            .header("accept", accept);
+    fn request(&self, method: &str, accept: &str) -> Result<RequestHead, McpError> {
+        let mut head = RequestHead::new(method, &self.url)?;
+        head.header("accept", accept)?;
         if let Some(session) = lock(&self.session).as_deref() {
-            request = request.header("mcp-session-id", session);
+            head.header("mcp-session-id", session)?;
         }
         if let Some(version) = lock(&self.protocol_version).as_deref() {
-            request = request.header("mcp-protocol-version", version);
+            head.header("mcp-protocol-version", version)?;
         }
-        headers::add_headers(request, &self.headers)
+        for (name, value) in &self.headers {
+            head.header(name, value.expose())?;
+        }
+        Ok(head)
     }
 }
 
@@ -138,12 +138,9 @@ impl Transport for HttpTransport {
         }
         let body = serde_json::to_vec(message)
             .map_err(|e| McpError::Transport(format!("cannot encode a message: {e}")))?;
-        let request = shared
-            .request("POST", "application/json, text/event-stream")
-            .header("content-type", "application/json")
-            .body(())
-            .map_err(|e| McpError::Transport(format!("cannot build a request: {e}")))?;
-        let exchange = exchange::Exchange::start(request, Some(&body))?;
+        let mut head = shared.request("POST", "application/json, text/event-stream")?;
+        head.header("content-type", "application/json")?;
+        let exchange = Exchange::start(&shared.url, head, Some(&body))?;
         let sink = post::PostSink::new(shared.clone(), link.clone(), message, timeout);
         engine::start(Job {
             server: shared.clone(),
@@ -184,10 +181,10 @@ impl Transport for HttpTransport {
         if lock(&shared.session).is_none() {
             return;
         }
-        let Ok(request) = shared.request("DELETE", "*/*").body(()) else {
-            return;
-        };
-        let Ok(exchange) = exchange::Exchange::start(request, None) else {
+        let exchange = shared
+            .request("DELETE", "*/*")
+            .and_then(|head| Exchange::start(&shared.url, head, None));
+        let Ok(exchange) = exchange else {
             return;
         };
         let (done, ended) = crossbeam_channel::bounded(1);

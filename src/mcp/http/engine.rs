@@ -17,12 +17,12 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
 use super::events::{self, EventsSink};
-use super::exchange::{Drive, Exchange, Sink};
+use super::exchange::{Drive, Exchange, Flow, Head, Sink};
 use super::post::PostSink;
 use super::{Link, McpError, Shared, lock};
 use crate::platform::{PollEntry, RawSocket, WakeReceiver, Waker, poll_sockets};
 
-/// Read and decode buffers of the thread, shared by every exchange.
+/// The thread's read buffer, shared by every exchange.
 const BUFFER_BYTES: usize = 4096;
 /// Stack of `mcp-http`: it parses JSON and TLS records.
 const STACK_BYTES: usize = 256 * 1024;
@@ -143,7 +143,6 @@ fn run(commands: &Receiver<Command>, woken: &WakeReceiver) {
     let mut entries: Vec<PollEntry> = Vec::new();
     let mut polled: Vec<Option<usize>> = Vec::new();
     let mut read_buf = [0u8; BUFFER_BYTES];
-    let mut body_buf = [0u8; BUFFER_BYTES];
     loop {
         for command in commands.try_iter() {
             apply(command, &mut running, &mut reopening);
@@ -215,7 +214,7 @@ fn run(commands: &Receiver<Command>, woken: &WakeReceiver) {
             if !(ready || entry.again) {
                 continue;
             }
-            match drive(&mut entry.job, &mut read_buf, &mut body_buf) {
+            match drive(&mut entry.job, &mut read_buf) {
                 Ok(Drive::Waiting) => entry.again = false,
                 Ok(Drive::Again) => entry.again = true,
                 Ok(Drive::Done) => ended.push((index, Ok(()))),
@@ -253,28 +252,24 @@ fn poll_entry(socket: RawSocket, read: bool, write: bool) -> PollEntry {
     }
 }
 
-fn drive(job: &mut Job, read_buf: &mut [u8], body_buf: &mut [u8]) -> Result<Drive, McpError> {
+fn drive(job: &mut Job, read_buf: &mut [u8]) -> Result<Drive, McpError> {
     let sink: &mut dyn Sink = match &mut job.purpose {
         Purpose::Post(sink) => sink,
         Purpose::Events(sink) => sink,
         Purpose::Delete(_) => &mut Discard,
     };
-    job.exchange.drive(read_buf, body_buf, sink)
+    job.exchange.drive(read_buf, sink)
 }
 
 /// Reads a response and keeps nothing of it.
 struct Discard;
 
 impl Sink for Discard {
-    fn head(
-        &mut self,
-        _: u16,
-        _: &ureq_proto::http::HeaderMap,
-    ) -> Result<super::exchange::Flow, McpError> {
-        Ok(super::exchange::Flow::Done)
+    fn head(&mut self, _: &Head<'_>) -> Result<Flow, McpError> {
+        Ok(Flow::Done)
     }
-    fn body(&mut self, _: &[u8]) -> Result<super::exchange::Flow, McpError> {
-        Ok(super::exchange::Flow::Done)
+    fn body(&mut self, _: &[u8]) -> Result<Flow, McpError> {
+        Ok(Flow::Done)
     }
 }
 
@@ -302,7 +297,10 @@ fn finish(purpose: Purpose, outcome: Result<(), McpError>) -> Option<Reopen> {
 
 fn apply(command: Command, running: &mut Vec<Running>, reopening: &mut Vec<Reopen>) {
     match command {
-        Command::Start(job) => running.push(Running { job: *job, again: true }),
+        Command::Start(job) => running.push(Running {
+            job: *job,
+            again: true,
+        }),
         Command::Abort(server, key) => {
             // Dropped unheard: whoever aborted has stopped waiting.
             running.retain(|r| {

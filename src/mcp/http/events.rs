@@ -6,9 +6,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
 use serde_json::Value;
-use ureq_proto::http::HeaderMap;
 
-use super::exchange::{Exchange, Flow, Sink};
+use super::exchange::{Exchange, Flow, Head, Sink};
 use super::{Link, MAX_BODY_BYTES, McpError, Shared, into_messages};
 use crate::client::sse::SseParser;
 
@@ -34,11 +33,8 @@ pub(super) fn open(
     link: Weak<Link>,
     failures: u32,
 ) -> Result<(Exchange, EventsSink), McpError> {
-    let request = shared
-        .request("GET", "text/event-stream")
-        .body(())
-        .map_err(|e| McpError::Transport(format!("cannot build the event stream request: {e}")))?;
-    let exchange = Exchange::start(request, None)?;
+    let head = shared.request("GET", "text/event-stream")?;
+    let exchange = Exchange::start(&shared.url, head, None)?;
     let sink = EventsSink {
         shared: shared.clone(),
         link,
@@ -76,7 +72,8 @@ impl EventsSink {
 }
 
 impl Sink for EventsSink {
-    fn head(&mut self, status: u16, _headers: &HeaderMap) -> Result<Flow, McpError> {
+    fn head(&mut self, head: &Head<'_>) -> Result<Flow, McpError> {
+        let status = head.status;
         if status == 405 {
             self.refused = true;
             return Ok(Flow::Done);

@@ -7,10 +7,9 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde_json::Value;
-use ureq_proto::http::HeaderMap;
 
-use super::exchange::{Flow, Sink};
-use super::{Link, MAX_BODY_BYTES, McpError, Shared, header_text, into_messages, lock, truncate};
+use super::exchange::{Flow, Head, Sink};
+use super::{Link, MAX_BODY_BYTES, McpError, Shared, into_messages, lock, truncate};
 use crate::client::sse::SseParser;
 
 /// How much of an error response's body is kept for the message.
@@ -138,11 +137,12 @@ impl Drop for PostSink {
 }
 
 impl Sink for PostSink {
-    fn head(&mut self, status: u16, headers: &HeaderMap) -> Result<Flow, McpError> {
+    fn head(&mut self, head: &Head<'_>) -> Result<Flow, McpError> {
+        let status = head.status;
         if self.is_initialize
-            && let Some(session) = header_text(headers, "mcp-session-id")
+            && let Some(session) = head.header("mcp-session-id")
         {
-            *lock(&self.shared.session) = Some(session);
+            *lock(&self.shared.session) = Some(session.to_string());
         }
         if status == 404 && !self.is_initialize && lock(&self.shared.session).is_some() {
             self.link.close("the server ended the session (HTTP 404)");
@@ -156,7 +156,8 @@ impl Sink for PostSink {
             // A notification or an answer: accepted, nothing more. A request: no answer here.
             return Ok(Flow::Done);
         }
-        let content_type = header_text(headers, "content-type")
+        let content_type = head
+            .header("content-type")
             .unwrap_or_default()
             .to_ascii_lowercase();
         self.body = if content_type.starts_with("text/event-stream") {

@@ -18,8 +18,8 @@ struct Record {
 }
 
 impl Sink for Record {
-    fn head(&mut self, status: u16, _: &HeaderMap) -> Result<Flow, McpError> {
-        self.status = Some(status);
+    fn head(&mut self, head: &Head<'_>) -> Result<Flow, McpError> {
+        self.status = Some(head.status);
         Ok(if self.head_only {
             Flow::Done
         } else {
@@ -65,14 +65,10 @@ fn peer(pieces: Vec<Vec<u8>>, hold: bool) -> (String, std::thread::JoinHandle<Ve
 
 /// Drives an exchange to its end (bounded), as the engine does.
 fn run(url: &str, sink: &mut Record) -> Result<(), McpError> {
-    let request = Request::builder()
-        .method("POST")
-        .uri(url)
-        .header("content-type", "application/json")
-        .body(())
-        .unwrap();
-    let mut exchange = Exchange::start(request, Some(b"{\"x\":1}"))?;
-    let (mut read_buf, mut body_buf) = ([0u8; 64], [0u8; 64]);
+    let mut head = RequestHead::new("POST", url)?;
+    head.header("content-type", "application/json")?;
+    let mut exchange = Exchange::start(url, head, Some(b"{\"x\":1}"))?;
+    let mut read_buf = [0u8; 64];
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut again = true;
     while Instant::now() < deadline {
@@ -87,7 +83,7 @@ fn run(url: &str, sink: &mut Record) -> Result<(), McpError> {
             }];
             poll_sockets(&mut entries, Some(Duration::from_millis(100))).unwrap();
         }
-        match exchange.drive(&mut read_buf, &mut body_buf, sink)? {
+        match exchange.drive(&mut read_buf, sink)? {
             Drive::Done => return Ok(()),
             Drive::Again => again = true,
             Drive::Waiting => again = false,
@@ -131,6 +127,15 @@ fn every_body_framing_is_read_whole_even_in_small_pieces() {
                 .collect(),
             200,
             "hello, world",
+        ),
+        (
+            "chunked with extensions, upper-case sizes and trailers",
+            bytes_of(&[
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                "A;name=value\r\n0123456789\r\n0\r\nx-trailer: 1\r\n\r\n",
+            ]),
+            200,
+            "0123456789",
         ),
         (
             "until the connection closes",
@@ -199,6 +204,21 @@ fn cut_and_oversized_answers_are_errors() {
         ),
         ("a head without end", vec![huge_head.into_bytes()], "head"),
         (
+            "a chunk size that is not hexadecimal",
+            bytes_of(&["HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n"]),
+            "bad chunked answer",
+        ),
+        (
+            "a chunk without its line end",
+            bytes_of(&["HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nabXY"]),
+            "bad chunked answer",
+        ),
+        (
+            "a content-length that is not a number",
+            bytes_of(&["HTTP/1.1 200 OK\r\ncontent-length: ten\r\n\r\n"]),
+            "bad content-length",
+        ),
+        (
             "not HTTP",
             bytes_of(&["SSH-2.0-OpenSSH_9.6\r\n\r\n"]),
             "not valid HTTP",
@@ -243,4 +263,54 @@ fn a_refused_connection_names_the_url() {
     let url = format!("http://127.0.0.1:{port}/mcp");
     let error = run(&url, &mut Record::default()).unwrap_err().to_string();
     assert!(error.contains(&url), "{error}");
+}
+
+#[test]
+fn request_heads_name_the_path_and_host_and_refuse_what_could_smuggle_headers() {
+    let cases = [
+        (
+            "http://127.0.0.1:8000/mcp",
+            "GET /mcp HTTP/1.1\r\nhost: 127.0.0.1:8000\r\n",
+        ),
+        (
+            "https://example.com",
+            "GET / HTTP/1.1\r\nhost: example.com\r\n",
+        ),
+        (
+            "http://h/a/b?x=1&y=2",
+            "GET /a/b?x=1&y=2 HTTP/1.1\r\nhost: h\r\n",
+        ),
+        ("http://h?x=1", "GET /?x=1 HTTP/1.1\r\nhost: h\r\n"),
+        ("http://user:pw@h:81/p", "GET /p HTTP/1.1\r\nhost: h:81\r\n"),
+        ("http://[::1]:9/p", "GET /p HTTP/1.1\r\nhost: [::1]:9\r\n"),
+    ];
+    for (url, wanted) in cases {
+        let head = RequestHead::new("GET", url).unwrap().finish(None);
+        assert_eq!(
+            String::from_utf8(head).unwrap(),
+            format!("{wanted}\r\n"),
+            "{url}"
+        );
+    }
+    for url in ["ftp://h/p", "http:///p", "127.0.0.1/mcp", "http://h/p#frag"] {
+        assert!(RequestHead::new("GET", url).is_err(), "{url}");
+    }
+    let mut head = RequestHead::new("POST", "http://h/p").unwrap();
+    head.header("x-ok", "a value\twith tab and ünïcode")
+        .unwrap();
+    for (name, value) in [
+        ("x-a", "line\r\nx-injected: 1"),
+        ("x-b", "nul\0"),
+        ("bad name", "v"),
+        ("", "v"),
+        ("x:c", "v"),
+    ] {
+        assert!(head.header(name, value).is_err(), "{name:?}: {value:?}");
+    }
+    let bytes = head.finish(Some(b"{}"));
+    assert!(
+        String::from_utf8(bytes)
+            .unwrap()
+            .ends_with("x-ok: a value\twith tab and ünïcode\r\ncontent-length: 2\r\n\r\n{}")
+    );
 }
