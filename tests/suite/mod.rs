@@ -24,6 +24,7 @@ mod inherited_fds;
 mod lifecycle;
 mod mcp;
 mod mcp_faults;
+mod mcp_http;
 // Counts the app-server's threads through /proc.
 #[cfg(target_os = "linux")]
 mod mcp_idle;

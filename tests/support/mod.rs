@@ -1,6 +1,7 @@
 //! Shared test machinery: spawning the real binary, the mock Responses server, temp dirs.
 
 pub mod app_server;
+pub mod mcp_http_mock;
 pub mod mock_responses;
 pub mod os;
 pub mod python;

@@ -1,0 +1,614 @@
+//! The streamable-HTTP transport of MCP servers (mcp.md, MCP 2025-06-18 §Transports) against a
+//! scriptable server (`support/mcp_http_mock.rs`): the headers of every request, answers as JSON
+//! (with a length or chunked) and as SSE streams carrying progress and the server's own
+//! requests, the GET event stream (server requests while idle, 405, reconnection), session
+//! expiry, timeouts and interrupts closing the request's connection, the session's end at
+//! shutdown, an unreachable server, and answers that are not JSON or too large. FastMCP over
+//! HTTP is `mcp.rs`'s.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::mcp::{call_reply, completed_item, output_sent, ready_thread, toml_str, wait_startup};
+use super::turns::{finish_turn, interrupt_turn, last_turn, start_thread, start_turn};
+use crate::support::app_server::AppServer;
+use crate::support::mcp_http_mock::{Behaviour, Events, McpHttpMock, Request, Step};
+use crate::support::mock_responses::*;
+
+/// How long the mock waits for what the client should send soon.
+const SOON: Duration = Duration::from_secs(10);
+
+/// `-c mcp_servers.<name>={url=…, <extra>}` for the mock.
+fn http_server(name: &str, mcp: &McpHttpMock, extra: &str) -> String {
+    let extra = if extra.is_empty() {
+        String::new()
+    } else {
+        format!(",{extra}")
+    };
+    format!("mcp_servers.{name}={{url={}{extra}}}", toml_str(&mcp.url()))
+}
+
+/// An app-server whose model is `mock`, with `overrides` and environment `env`, handshake done.
+fn spawn(mock: &MockServer, overrides: &[String], env: &[(&str, &str)]) -> AppServer {
+    let mut builder = AppServer::builder()
+        .configs(mock.provider_overrides())
+        .configs(overrides.iter().cloned())
+        .env("MOCK_KEY", "test-key");
+    for (key, value) in env {
+        builder = builder.env(key, *value);
+    }
+    let mut server = builder.spawn();
+    server.initialize();
+    server
+}
+
+/// The `item/mcpToolCall/progress` messages of item `id`, in order.
+fn progress_of(messages: &[Value], id: &str) -> Vec<String> {
+    messages
+        .iter()
+        .filter(|m| m["method"] == "item/mcpToolCall/progress" && m["params"]["itemId"] == id)
+        .map(|m| m["params"]["message"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The error message of a failed item.
+fn error_of(item: &Value) -> String {
+    assert_eq!(item["status"], "failed", "{item}");
+    item["error"]["message"].as_str().unwrap().to_string()
+}
+
+/// Whether request `r` is a POST of JSON-RPC `method`.
+fn is_rpc(r: &Request, method: &str) -> bool {
+    r.method == "POST" && r.rpc_method().as_deref() == Some(method)
+}
+
+#[test]
+fn every_request_carries_the_session_the_negotiated_version_and_the_configured_headers() {
+    let mcp = McpHttpMock::builder()
+        .tool("echo", Behaviour::Json("hi".into()))
+        .protocol_version("2025-03-26")
+        .start();
+    let mock = MockServer::start();
+    mock.push(call_reply("r1", "c1", "mcp__web__echo", json!({})));
+    mock.push(text_reply("r2", "m1", &["done"]));
+    let extra = "bearer_token_env_var=\"MCP_TEST_TOKEN\",\
+                 http_headers={\"X-Plain\"=\"plain-1\"},\
+                 env_http_headers={\"X-From-Env\"=\"MCP_TEST_HEADER\"}";
+    let mut server = spawn(
+        &mock,
+        &[http_server("web", &mcp, extra)],
+        &[("MCP_TEST_TOKEN", "tok-123"), ("MCP_TEST_HEADER", "env-1")],
+    );
+    let thread = ready_thread(&mut server, "web", "never");
+    mcp.wait_event_streams(1, SOON);
+    start_turn(&mut server, &thread, "echo");
+    let messages = finish_turn(&mut server);
+    assert_eq!(completed_item(&messages, "c1")["status"], "completed");
+    server.close_stdin();
+    assert!(server.wait_exit(SOON).is_some(), "the app-server exits");
+    let requests = mcp.wait_for("the session's end", SOON, |rs| {
+        rs.iter().any(|r| r.method == "DELETE")
+    });
+
+    // Everything a session involves was sent, and checked below.
+    for method in [
+        "initialize",
+        "notifications/initialized",
+        "tools/list",
+        "tools/call",
+    ] {
+        assert!(
+            requests.iter().any(|r| is_rpc(r, method)),
+            "no {method} POST"
+        );
+    }
+    assert!(
+        requests.iter().any(|r| r.method == "GET"),
+        "no event stream"
+    );
+    assert_eq!(mcp.sessions(), ["mock-session-1"]);
+    for r in &requests {
+        let what = format!("{} {:?}", r.method, r.rpc_method());
+        assert_eq!(r.path, "/mcp", "{what}");
+        assert_eq!(r.header("authorization"), Some("Bearer tok-123"), "{what}");
+        assert_eq!(r.header("x-plain"), Some("plain-1"), "{what}");
+        assert_eq!(r.header("x-from-env"), Some("env-1"), "{what}");
+        if is_rpc(r, "initialize") {
+            assert_eq!(r.header("mcp-session-id"), None, "{what}");
+            assert_eq!(r.json()["params"]["protocolVersion"], "2025-06-18");
+        } else {
+            assert_eq!(r.header("mcp-session-id"), Some("mock-session-1"), "{what}");
+            // The session's end lacks it today (bugs.md); the other requests carry what
+            // `initialize` negotiated, not the version we asked for.
+            if r.method != "DELETE" {
+                assert_eq!(
+                    r.header("mcp-protocol-version"),
+                    Some("2025-03-26"),
+                    "{what}"
+                );
+            }
+        }
+        match r.method.as_str() {
+            "POST" => {
+                let accept = r.header("accept").unwrap_or_default();
+                assert!(
+                    accept.contains("application/json") && accept.contains("text/event-stream"),
+                    "{what}: accept {accept:?}"
+                );
+                assert_eq!(r.header("content-type"), Some("application/json"), "{what}");
+            }
+            "GET" => assert_eq!(r.header("accept"), Some("text/event-stream"), "{what}"),
+            "DELETE" => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+}
+
+#[test]
+#[ignore = "bug: the DELETE that ends the session omits MCP-Protocol-Version (MCP 2025-06-18 requires it on every request after initialize)"]
+fn the_session_end_carries_the_negotiated_version_too() {
+    let mcp = McpHttpMock::builder()
+        .protocol_version("2025-03-26")
+        .start();
+    let mock = MockServer::start();
+    let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
+    ready_thread(&mut server, "web", "never");
+    server.close_stdin();
+    assert!(server.wait_exit(SOON).is_some(), "the app-server exits");
+    let requests = mcp.wait_for("the session's end", SOON, |rs| {
+        rs.iter().any(|r| r.method == "DELETE")
+    });
+    let delete = requests.iter().find(|r| r.method == "DELETE").unwrap();
+    assert_eq!(delete.header("mcp-protocol-version"), Some("2025-03-26"));
+}
+
+#[test]
+fn answers_with_a_length_chunked_or_late_reach_the_model() {
+    let mcp = McpHttpMock::builder()
+        .tool("plain", Behaviour::Json("forty-two".into()))
+        .tool("chunked", Behaviour::Chunked("in three chunks".into()))
+        .tool(
+            "late",
+            Behaviour::Delayed(Duration::from_millis(300), "after a pause".into()),
+        )
+        .start();
+    let mock = MockServer::start();
+    mock.push(call_reply("r1", "c1", "mcp__web__plain", json!({})));
+    mock.push(call_reply("r2", "c2", "mcp__web__chunked", json!({"x": 1})));
+    mock.push(call_reply("r3", "c3", "mcp__web__late", json!({})));
+    mock.push(text_reply("r4", "m1", &["done"]));
+    let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
+    let thread = ready_thread(&mut server, "web", "never");
+    start_turn(&mut server, &thread, "go");
+    let messages = finish_turn(&mut server);
+    assert_eq!(last_turn(&messages)["status"], "completed");
+    for (n, call, text) in [
+        (1, "c1", "forty-two"),
+        (2, "c2", "in three chunks"),
+        (3, "c3", "after a pause"),
+    ] {
+        let item = completed_item(&messages, call);
+        assert_eq!(item["status"], "completed", "{item}");
+        assert_eq!(item["result"]["content"][0]["text"], text);
+        assert_eq!(output_sent(&mock, n, call), json!(text));
+    }
+    let calls = mcp.rpc("tools/call");
+    assert_eq!(calls[1].json()["params"]["arguments"], json!({"x": 1}));
+}
+
+#[test]
+fn an_sse_answer_carries_progress_and_a_server_request_before_the_result() {
+    let ping = json!({"jsonrpc": "2.0", "id": "srv-ping-1", "method": "ping"});
+    let progress = |progress: f64, message: &str| Step::Progress {
+        progress,
+        total: Some(2.0),
+        message: message.into(),
+    };
+    let mcp = McpHttpMock::builder()
+        .tool(
+            "slow",
+            Behaviour::Sse(
+                vec![
+                    progress(1.0, "step one"),
+                    Step::Send(ping),
+                    // The result waits for our answer, which must come while this POST is open.
+                    Step::AwaitAnswer(json!("srv-ping-1")),
+                    progress(2.0, "step two"),
+                ],
+                "all steps done".into(),
+            ),
+        )
+        .start();
+    let mock = MockServer::start();
+    mock.push(call_reply("r1", "c1", "mcp__web__slow", json!({})));
+    mock.push(text_reply("r2", "m1", &["done"]));
+    let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
+    let thread = ready_thread(&mut server, "web", "never");
+    start_turn(&mut server, &thread, "go");
+    let messages = finish_turn(&mut server);
+    assert_eq!(progress_of(&messages, "c1"), ["step one", "step two"]);
+    let item = completed_item(&messages, "c1");
+    assert_eq!(item["status"], "completed", "{item}");
+    assert_eq!(output_sent(&mock, 1, "c1"), json!("all steps done"));
+    let call = mcp.wait_rpc("tools/call", 1, SOON);
+    assert!(
+        call.json()["params"]["_meta"]["progressToken"].is_number(),
+        "{}",
+        call.json()
+    );
+    let answer = mcp
+        .requests()
+        .into_iter()
+        .find(|r| r.is_answer_to(&json!("srv-ping-1")))
+        .unwrap();
+    assert_eq!(
+        answer.json(),
+        json!({"jsonrpc": "2.0", "id": "srv-ping-1", "result": {}})
+    );
+    assert_ne!(answer.conn, call.conn, "the answer is a POST of its own");
+    assert_eq!(answer.header("mcp-session-id"), Some("mock-session-1"));
+}
+
+#[test]
+fn an_elicitation_in_an_sse_answer_is_relayed_and_its_answer_posted() {
+    let elicit = json!({"jsonrpc": "2.0", "id": 5, "method": "elicitation/create",
+                        "params": {"message": "Your name?",
+                                   "requestedSchema": {"type": "object",
+                                                       "properties": {"name": {"type": "string"}},
+                                                       "required": ["name"]}}});
+    let mcp = McpHttpMock::builder()
+        .tool(
+            "ask",
+            Behaviour::Sse(
+                vec![Step::Send(elicit), Step::AwaitAnswer(json!(5))],
+                "asked".into(),
+            ),
+        )
+        .start();
+    let mock = MockServer::start();
+    mock.push(call_reply("r1", "c1", "mcp__web__ask", json!({})));
+    mock.push(text_reply("r2", "m1", &["done"]));
+    let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
+    // The mock's tools are read-only: no approval is asked before the call.
+    let thread = ready_thread(&mut server, "web", "on-request");
+    let turn = start_turn(&mut server, &thread, "go");
+    let (relayed, _) = server.read_until("mcpServer/elicitation/request");
+    assert_eq!(
+        relayed["params"],
+        json!({"threadId": thread, "turnId": turn, "serverName": "web", "mode": "form",
+               "message": "Your name?",
+               "requestedSchema": {"type": "object", "required": ["name"],
+                                   "properties": {"name": {"type": "string"}}}})
+    );
+    server.answer(
+        &relayed["id"],
+        json!({"action": "accept", "content": {"name": "Ada"}}),
+    );
+    let messages = finish_turn(&mut server);
+    assert_eq!(completed_item(&messages, "c1")["status"], "completed");
+    let answer = mcp
+        .requests()
+        .into_iter()
+        .find(|r| r.is_answer_to(&json!(5)))
+        .unwrap();
+    assert_eq!(
+        answer.json()["result"],
+        json!({"action": "accept", "content": {"name": "Ada"}})
+    );
+}
+
+#[test]
+fn server_requests_on_the_idle_event_stream_are_answered_by_post() {
+    let mcp = McpHttpMock::builder()
+        .tool("echo", Behaviour::Json("still fine".into()))
+        .start();
+    let mock = MockServer::start();
+    let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
+    let thread = ready_thread(&mut server, "web", "never");
+    mcp.wait_event_streams(1, SOON);
+    let stream = mcp.of_method("GET")[0].clone();
+    assert_eq!(stream.header("mcp-session-id"), Some("mock-session-1"));
+    // A notification (and one we do not know) first: neither breaks the stream.
+    let log = json!({"jsonrpc": "2.0", "method": "notifications/message",
+                     "params": {"level": "info", "data": "hello from the server"}});
+    let unknown = json!({"jsonrpc": "2.0", "method": "notifications/whatever", "params": {}});
+    assert_eq!(mcp.push_event(log), 1);
+    assert_eq!(mcp.push_event(unknown), 1);
+    for id in [json!("idle-ping"), json!(77)] {
+        let ping = json!({"jsonrpc": "2.0", "id": id, "method": "ping"});
+        assert_eq!(mcp.push_event(ping), 1);
+        let requests = mcp.wait_for(&format!("the answer to ping {id}"), SOON, |rs| {
+            rs.iter().any(|r| r.is_answer_to(&id))
+        });
+        let answer = requests.iter().find(|r| r.is_answer_to(&id)).unwrap();
+        assert_eq!(
+            answer.json(),
+            json!({"jsonrpc": "2.0", "id": id, "result": {}})
+        );
+        assert_eq!(answer.header("mcp-session-id"), Some("mock-session-1"));
+        assert_ne!(answer.conn, stream.conn);
+    }
+    // The stream stayed open throughout, and the server still works.
+    assert_eq!(mcp.of_method("GET").len(), 1, "the stream was not reopened");
+    mock.push(call_reply("r1", "c1", "mcp__web__echo", json!({})));
+    mock.push(text_reply("r2", "m1", &["done"]));
+    start_turn(&mut server, &thread, "go");
+    let messages = finish_turn(&mut server);
+    assert_eq!(completed_item(&messages, "c1")["status"], "completed");
+}
+
+#[test]
+fn a_stateless_server_without_an_event_stream_works_and_is_not_asked_again_and_again() {
+    let mcp = McpHttpMock::builder()
+        .tool("echo", Behaviour::Json("no stream needed".into()))
+        .events(Events::Refuse)
+        .without_sessions()
+        .start();
+    let mock = MockServer::start();
+    mock.push(call_reply("r1", "c1", "mcp__web__echo", json!({})));
+    mock.push(call_reply("r2", "c2", "mcp__web__echo", json!({})));
+    mock.push(text_reply("r3", "m1", &["done"]));
+    let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
+    let thread = ready_thread(&mut server, "web", "never");
+    mcp.wait_for("the event stream's GET", SOON, |rs| {
+        rs.iter().any(|r| r.method == "GET")
+    });
+    start_turn(&mut server, &thread, "go");
+    let messages = finish_turn(&mut server);
+    for call in ["c1", "c2"] {
+        assert_eq!(completed_item(&messages, call)["status"], "completed");
+    }
+    // Longer than a reconnection pause: a client retrying the refused GET would show by now.
+    std::thread::sleep(Duration::from_millis(1500));
+    let gets = mcp.of_method("GET").len();
+    assert!((1..=2).contains(&gets), "{gets} GETs after a 405");
+    // No session was given: none is made up.
+    let requests = mcp.requests();
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.header("mcp-session-id").is_none()),
+        "{requests:?}"
+    );
+}
+
+#[test]
+fn an_event_stream_the_server_closes_is_reopened() {
+    let mcp = McpHttpMock::builder().start();
+    let mock = MockServer::start();
+    let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
+    ready_thread(&mut server, "web", "never");
+    mcp.wait_event_streams(1, SOON);
+    mcp.close_event_streams();
+    let requests = mcp.wait_for("a second GET", Duration::from_secs(5), |rs| {
+        rs.iter().filter(|r| r.method == "GET").count() >= 2
+    });
+    let again = requests
+        .iter()
+        .filter(|r| r.method == "GET")
+        .nth(1)
+        .unwrap();
+    assert_eq!(again.header("mcp-session-id"), Some("mock-session-1"));
+    assert_eq!(again.header("accept"), Some("text/event-stream"));
+    // The new stream works: a ping on it is answered.
+    mcp.wait_event_streams(1, SOON);
+    let ping = json!({"jsonrpc": "2.0", "id": "after-reopen", "method": "ping"});
+    assert_eq!(mcp.push_event(ping), 1);
+    mcp.wait_for("the answer to the ping", SOON, |rs| {
+        rs.iter().any(|r| r.is_answer_to(&json!("after-reopen")))
+    });
+}
+
+#[test]
+fn an_expired_session_fails_the_call_that_meets_it_and_the_next_call_starts_a_new_one() {
+    let mcp = McpHttpMock::builder()
+        .tool("echo", Behaviour::Json("echoed".into()))
+        .start();
+    let mock = MockServer::start();
+    mock.push(call_reply("r1", "c1", "mcp__web__echo", json!({})));
+    mock.push(text_reply("r2", "m1", &["first"]));
+    let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
+    let thread = ready_thread(&mut server, "web", "never");
+    start_turn(&mut server, &thread, "go");
+    let messages = finish_turn(&mut server);
+    assert_eq!(completed_item(&messages, "c1")["status"], "completed");
+
+    mcp.expire_sessions();
+    mock.push(call_reply("r3", "c2", "mcp__web__echo", json!({})));
+    mock.push(call_reply("r4", "c3", "mcp__web__echo", json!({})));
+    mock.push(text_reply("r5", "m2", &["second"]));
+    start_turn(&mut server, &thread, "again");
+    let messages = finish_turn(&mut server);
+    assert_eq!(last_turn(&messages)["status"], "completed");
+    // Today the call that meets the 404 fails, naming it; the connection is closed, and the
+    // next call reconnects: a new `initialize`, a new session.
+    let error = error_of(&completed_item(&messages, "c2"));
+    assert!(
+        error.contains("web") && error.contains("404"),
+        "the error names the server and the 404: {error}"
+    );
+    let item = completed_item(&messages, "c3");
+    assert_eq!(item["status"], "completed", "{item}");
+    assert_eq!(output_sent(&mock, 4, "c3"), json!("echoed"));
+    assert_eq!(mcp.sessions(), ["mock-session-1", "mock-session-2"]);
+    assert_eq!(mcp.rpc("initialize").len(), 2);
+    let calls = mcp.rpc("tools/call");
+    assert_eq!(calls.len(), 3);
+    assert_eq!(calls[1].header("mcp-session-id"), Some("mock-session-1"));
+    assert_eq!(calls[2].header("mcp-session-id"), Some("mock-session-2"));
+}
+
+#[test]
+fn a_call_that_outlives_its_timeout_fails_and_its_connection_is_closed() {
+    let mcp = McpHttpMock::builder()
+        .tool("stuck", Behaviour::Hang)
+        .start();
+    let mock = MockServer::start();
+    mock.push(call_reply("r1", "c1", "mcp__web__stuck", json!({})));
+    mock.push(text_reply("r2", "m1", &["moved on"]));
+    let mut server = spawn(
+        &mock,
+        &[http_server("web", &mcp, "tool_timeout_sec=1")],
+        &[],
+    );
+    let thread = ready_thread(&mut server, "web", "never");
+    start_turn(&mut server, &thread, "go");
+    let messages = finish_turn(&mut server);
+    assert_eq!(last_turn(&messages)["status"], "completed");
+    let error = error_of(&completed_item(&messages, "c1"));
+    assert!(error.contains("timed out"), "{error}");
+    let output = output_sent(&mock, 1, "c1");
+    assert!(output.as_str().unwrap().contains("timed out"), "{output}");
+    let call = mcp.wait_rpc("tools/call", 1, SOON);
+    assert!(
+        mcp.wait_closed(call.conn, Duration::from_secs(5)),
+        "the held connection is closed by the client"
+    );
+}
+
+#[test]
+fn an_interrupt_closes_the_calls_connection_and_cancels_it() {
+    let mcp = McpHttpMock::builder()
+        .tool("stuck", Behaviour::Hang)
+        .tool("echo", Behaviour::Json("after the interrupt".into()))
+        .start();
+    let mock = MockServer::start();
+    mock.push(call_reply("r1", "c1", "mcp__web__stuck", json!({})));
+    let mut server = spawn(
+        &mock,
+        &[http_server("web", &mcp, "tool_timeout_sec=60")],
+        &[],
+    );
+    let thread = ready_thread(&mut server, "web", "never");
+    let turn = start_turn(&mut server, &thread, "go");
+    server.take_matching("the call starts", |m| {
+        m["method"] == "item/started" && m["params"]["item"]["id"] == "c1"
+    });
+    let call = mcp.wait_rpc("tools/call", 1, SOON);
+    let started = Instant::now();
+    let messages = interrupt_turn(&mut server, &thread, &turn);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the turn ended {:?} after the interrupt, not promptly",
+        started.elapsed()
+    );
+    assert_eq!(error_of(&completed_item(&messages, "c1")), "interrupted");
+    assert!(
+        mcp.wait_closed(call.conn, Duration::from_secs(5)),
+        "the call's connection is closed"
+    );
+    let cancelled = mcp.wait_rpc("notifications/cancelled", 1, SOON);
+    assert_eq!(
+        cancelled.json()["params"],
+        json!({"requestId": call.json()["id"], "reason": "the user interrupted the turn"})
+    );
+    assert_eq!(cancelled.header("mcp-session-id"), Some("mock-session-1"));
+    // The server is still usable.
+    mock.push(call_reply("r2", "c2", "mcp__web__echo", json!({})));
+    mock.push(text_reply("r3", "m1", &["done"]));
+    start_turn(&mut server, &thread, "again");
+    let messages = finish_turn(&mut server);
+    assert_eq!(completed_item(&messages, "c2")["status"], "completed");
+}
+
+#[test]
+fn the_session_is_ended_when_the_app_server_exits() {
+    let mcp = McpHttpMock::builder().start();
+    let mock = MockServer::start();
+    let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
+    ready_thread(&mut server, "web", "never");
+    assert!(mcp.of_method("DELETE").is_empty());
+    server.close_stdin();
+    assert!(server.wait_exit(SOON).is_some(), "the app-server exits");
+    let requests = mcp.wait_for("the DELETE", SOON, |rs| {
+        rs.iter().any(|r| r.method == "DELETE")
+    });
+    let deletes: Vec<&Request> = requests.iter().filter(|r| r.method == "DELETE").collect();
+    assert_eq!(deletes.len(), 1);
+    assert_eq!(deletes[0].header("mcp-session-id"), Some("mock-session-1"));
+    assert_eq!(deletes[0].path, "/mcp");
+}
+
+#[test]
+fn a_server_that_is_not_there_fails_its_start_naming_the_url() {
+    // A port nothing listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let mock = MockServer::start();
+    mock.push(text_reply("r1", "m1", &["still here"]));
+    let mut server = spawn(
+        &mock,
+        &[format!("mcp_servers.gone={{url={}}}", toml_str(&url))],
+        &[],
+    );
+    let thread = start_thread(
+        &mut server,
+        json!({"approvalPolicy": "never", "sandbox": "read-only"}),
+    );
+    let status = wait_startup(&mut server, "gone");
+    assert_eq!(status["status"], "failed", "{status}");
+    let error = status["error"].as_str().unwrap();
+    assert!(error.contains(&url), "the error names the URL: {error}");
+    // The thread works without it.
+    start_turn(&mut server, &thread, "hello");
+    let messages = finish_turn(&mut server);
+    assert_eq!(last_turn(&messages)["status"], "completed");
+    let tools = mock.requests_to("/v1/responses")[0].json()["tools"].to_string();
+    assert!(!tools.contains("mcp__gone"), "{tools}");
+}
+
+#[test]
+fn answers_that_are_not_json_or_too_large_fail_their_call_and_the_server_stays_usable() {
+    // Valid JSON in itself, but past the 16 MiB an answer may take.
+    let mut huge = Vec::with_capacity(17 << 20);
+    huge.push(b'"');
+    huge.resize((17 << 20) - 1, b'a');
+    huge.push(b'"');
+    let mcp = McpHttpMock::builder()
+        .tool(
+            "garbage",
+            Behaviour::Raw {
+                content_type: "application/json".into(),
+                body: b"<html>this is not json</html>".to_vec(),
+            },
+        )
+        .tool(
+            "huge",
+            Behaviour::Raw {
+                content_type: "application/json".into(),
+                body: huge,
+            },
+        )
+        .tool("fine", Behaviour::Json("fine".into()))
+        .start();
+    let mock = MockServer::start();
+    mock.push(call_reply("r1", "c1", "mcp__web__garbage", json!({})));
+    mock.push(call_reply("r2", "c2", "mcp__web__huge", json!({})));
+    mock.push(call_reply("r3", "c3", "mcp__web__fine", json!({})));
+    mock.push(text_reply("r4", "m1", &["done"]));
+    let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
+    let thread = ready_thread(&mut server, "web", "never");
+    start_turn(&mut server, &thread, "go");
+    let messages = finish_turn(&mut server);
+    assert_eq!(last_turn(&messages)["status"], "completed");
+    let error = error_of(&completed_item(&messages, "c1"));
+    assert!(
+        error.contains("web") && error.contains("not JSON"),
+        "{error}"
+    );
+    let error = error_of(&completed_item(&messages, "c2"));
+    assert!(
+        error.contains("web") && error.contains("larger than"),
+        "{error}"
+    );
+    let output = output_sent(&mock, 2, "c2");
+    assert!(output.as_str().unwrap().contains("larger than"), "{output}");
+    assert_eq!(completed_item(&messages, "c3")["status"], "completed");
+    assert_eq!(output_sent(&mock, 3, "c3"), json!("fine"));
+    assert_eq!(mcp.rpc("initialize").len(), 1, "no reconnection was needed");
+}
