@@ -43,12 +43,15 @@ fn spawn(mock: &MockServer, overrides: &[String], env: &[(&str, &str)]) -> AppSe
     server
 }
 
-/// The `item/mcpToolCall/progress` messages of item `id`, in order.
-fn progress_of(messages: &[Value], id: &str) -> Vec<String> {
-    messages
-        .iter()
-        .filter(|m| m["method"] == "item/mcpToolCall/progress" && m["params"]["itemId"] == id)
-        .map(|m| m["params"]["message"].as_str().unwrap().to_string())
+/// Reads the next `n` `item/mcpToolCall/progress` notifications (all of item `id`); returns
+/// their messages in order.
+fn read_progress(server: &mut AppServer, id: &str, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|_| {
+            let (progress, _) = server.read_until("item/mcpToolCall/progress");
+            assert_eq!(progress["params"]["itemId"], id, "{progress}");
+            progress["params"]["message"].as_str().unwrap().to_string()
+        })
         .collect()
 }
 
@@ -164,7 +167,12 @@ fn the_session_end_carries_the_negotiated_version_too() {
 }
 
 #[test]
-fn answers_with_a_length_chunked_or_late_reach_the_model() {
+fn answers_with_a_length_chunked_late_dribbled_or_big_reach_the_model() {
+    // One SSE event of 256 KiB: read in many pieces. (Bigger costs seconds today: the SSE
+    // parser rescans a partial line at every read, bugs.md.)
+    let big: String = (0..(256 << 10))
+        .map(|i| (b'a' + (i % 26) as u8) as char)
+        .collect();
     let mcp = McpHttpMock::builder()
         .tool("plain", Behaviour::Json("forty-two".into()))
         .tool("chunked", Behaviour::Chunked("in three chunks".into()))
@@ -172,12 +180,19 @@ fn answers_with_a_length_chunked_or_late_reach_the_model() {
             "late",
             Behaviour::Delayed(Duration::from_millis(300), "after a pause".into()),
         )
+        .tool(
+            "dribbled",
+            Behaviour::Dribble("five bytes at a time".into()),
+        )
+        .tool("big", Behaviour::Sse(vec![], big.clone()))
         .start();
     let mock = MockServer::start();
     mock.push(call_reply("r1", "c1", "mcp__web__plain", json!({})));
     mock.push(call_reply("r2", "c2", "mcp__web__chunked", json!({"x": 1})));
     mock.push(call_reply("r3", "c3", "mcp__web__late", json!({})));
-    mock.push(text_reply("r4", "m1", &["done"]));
+    mock.push(call_reply("r4", "c4", "mcp__web__dribbled", json!({})));
+    mock.push(call_reply("r5", "c5", "mcp__web__big", json!({})));
+    mock.push(text_reply("r6", "m1", &["done"]));
     let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
     let thread = ready_thread(&mut server, "web", "never");
     start_turn(&mut server, &thread, "go");
@@ -187,12 +202,19 @@ fn answers_with_a_length_chunked_or_late_reach_the_model() {
         (1, "c1", "forty-two"),
         (2, "c2", "in three chunks"),
         (3, "c3", "after a pause"),
+        (4, "c4", "five bytes at a time"),
     ] {
         let item = completed_item(&messages, call);
         assert_eq!(item["status"], "completed", "{item}");
         assert_eq!(item["result"]["content"][0]["text"], text);
         assert_eq!(output_sent(&mock, n, call), json!(text));
     }
+    let item = completed_item(&messages, "c5");
+    assert_eq!(item["status"], "completed");
+    assert!(
+        item["result"]["content"][0]["text"] == big.as_str(),
+        "the 256 KiB answer arrived whole"
+    );
     let calls = mcp.rpc("tools/call");
     assert_eq!(calls[1].json()["params"]["arguments"], json!({"x": 1}));
 }
@@ -215,6 +237,9 @@ fn an_sse_answer_carries_progress_and_a_server_request_before_the_result() {
                     // The result waits for our answer, which must come while this POST is open.
                     Step::AwaitAnswer(json!("srv-ping-1")),
                     progress(2.0, "step two"),
+                    // The result goes once the test saw the progress: a result right behind
+                    // the progress may overtake it (bugs.md), which is not this test's point.
+                    Step::Gate("result".into()),
                 ],
                 "all steps done".into(),
             ),
@@ -226,8 +251,12 @@ fn an_sse_answer_carries_progress_and_a_server_request_before_the_result() {
     let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
     let thread = ready_thread(&mut server, "web", "never");
     start_turn(&mut server, &thread, "go");
+    assert_eq!(
+        read_progress(&mut server, "c1", 2),
+        ["step one", "step two"]
+    );
+    mcp.open_gate("result");
     let messages = finish_turn(&mut server);
-    assert_eq!(progress_of(&messages, "c1"), ["step one", "step two"]);
     let item = completed_item(&messages, "c1");
     assert_eq!(item["status"], "completed", "{item}");
     assert_eq!(output_sent(&mock, 1, "c1"), json!("all steps done"));
@@ -573,6 +602,7 @@ fn answers_that_are_not_json_or_too_large_fail_their_call_and_the_server_stays_u
         .tool(
             "garbage",
             Behaviour::Raw {
+                status: 200,
                 content_type: "application/json".into(),
                 body: b"<html>this is not json</html>".to_vec(),
             },
@@ -580,6 +610,7 @@ fn answers_that_are_not_json_or_too_large_fail_their_call_and_the_server_stays_u
         .tool(
             "huge",
             Behaviour::Raw {
+                status: 200,
                 content_type: "application/json".into(),
                 body: huge,
             },
@@ -611,4 +642,205 @@ fn answers_that_are_not_json_or_too_large_fail_their_call_and_the_server_stays_u
     assert_eq!(completed_item(&messages, "c3")["status"], "completed");
     assert_eq!(output_sent(&mock, 3, "c3"), json!("fine"));
     assert_eq!(mcp.rpc("initialize").len(), 1, "no reconnection was needed");
+}
+
+#[test]
+fn progress_sent_on_the_event_stream_during_a_call_reaches_the_client() {
+    let progress = |progress: f64, message: &str| Step::Progress {
+        progress,
+        total: None,
+        message: message.into(),
+    };
+    let mcp = McpHttpMock::builder()
+        .tool(
+            "busy",
+            Behaviour::JsonAfterEvents(
+                vec![
+                    progress(1.0, "on the stream"),
+                    progress(2.0, "still on the stream"),
+                    Step::Gate("answer".into()),
+                ],
+                "answered by POST".into(),
+            ),
+        )
+        .start();
+    let mock = MockServer::start();
+    mock.push(call_reply("r1", "c1", "mcp__web__busy", json!({})));
+    mock.push(text_reply("r2", "m1", &["done"]));
+    let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
+    let thread = ready_thread(&mut server, "web", "never");
+    mcp.wait_event_streams(1, SOON);
+    start_turn(&mut server, &thread, "go");
+    assert_eq!(
+        read_progress(&mut server, "c1", 2),
+        ["on the stream", "still on the stream"]
+    );
+    mcp.open_gate("answer");
+    let messages = finish_turn(&mut server);
+    assert_eq!(completed_item(&messages, "c1")["status"], "completed");
+    assert_eq!(output_sent(&mock, 1, "c1"), json!("answered by POST"));
+}
+
+#[test]
+fn the_whole_exchange_works_over_https() {
+    let mcp = McpHttpMock::builder()
+        .tls()
+        .tool(
+            "secure",
+            Behaviour::Sse(
+                vec![
+                    Step::Progress {
+                        progress: 1.0,
+                        total: Some(1.0),
+                        message: "encrypted progress".into(),
+                    },
+                    Step::Gate("result".into()),
+                ],
+                "over tls".into(),
+            ),
+        )
+        .tool("plain", Behaviour::Chunked("chunked over tls".into()))
+        .start();
+    assert!(mcp.url().starts_with("https://"), "{}", mcp.url());
+    let mock = MockServer::start();
+    mock.push(call_reply("r1", "c1", "mcp__web__secure", json!({})));
+    mock.push(call_reply("r2", "c2", "mcp__web__plain", json!({})));
+    mock.push(text_reply("r3", "m1", &["done"]));
+    let ca = test_ca_path().display().to_string();
+    let mut server = spawn(
+        &mock,
+        &[http_server("web", &mcp, "")],
+        &[("CODEX_CA_CERTIFICATE", &ca)],
+    );
+    let thread = ready_thread(&mut server, "web", "never");
+    // The event stream, over TLS too: a ping on it is answered.
+    mcp.wait_event_streams(1, SOON);
+    assert_eq!(
+        mcp.push_event(json!({"jsonrpc": "2.0", "id": "tls-ping", "method": "ping"})),
+        1
+    );
+    mcp.wait_for("the answer to the ping", SOON, |rs| {
+        rs.iter().any(|r| r.is_answer_to(&json!("tls-ping")))
+    });
+    start_turn(&mut server, &thread, "go");
+    assert_eq!(read_progress(&mut server, "c1", 1), ["encrypted progress"]);
+    mcp.open_gate("result");
+    let messages = finish_turn(&mut server);
+    assert_eq!(output_sent(&mock, 1, "c1"), json!("over tls"));
+    assert_eq!(output_sent(&mock, 2, "c2"), json!("chunked over tls"));
+    assert_eq!(last_turn(&messages)["status"], "completed");
+    server.close_stdin();
+    assert!(server.wait_exit(SOON).is_some(), "the app-server exits");
+    let requests = mcp.wait_for("the session's end", SOON, |rs| {
+        rs.iter().any(|r| r.method == "DELETE")
+    });
+    let delete = requests.iter().find(|r| r.method == "DELETE").unwrap();
+    assert_eq!(delete.header("mcp-session-id"), Some("mock-session-1"));
+}
+
+#[test]
+fn a_call_held_by_one_server_does_not_hold_up_another() {
+    let stuck = McpHttpMock::builder().tool("wait", Behaviour::Hang).start();
+    let quick = McpHttpMock::builder()
+        .tool("echo", Behaviour::Json("quick answer".into()))
+        .start();
+    let mock = MockServer::start();
+    mock.push(call_reply("r1", "c1", "mcp__stuck__wait", json!({})));
+    mock.push(call_reply("r2", "c2", "mcp__quick__echo", json!({})));
+    mock.push(text_reply("r3", "m1", &["done"]));
+    let mut server = spawn(
+        &mock,
+        &[
+            http_server("stuck", &stuck, "tool_timeout_sec=60"),
+            http_server("quick", &quick, ""),
+        ],
+        &[],
+    );
+    let held = ready_thread(&mut server, "stuck", "never");
+    let status = wait_startup(&mut server, "quick");
+    assert_eq!(status["status"], "ready", "{status}");
+    let held_turn = start_turn(&mut server, &held, "wait");
+    server.take_matching("the held call starts", |m| {
+        m["method"] == "item/started" && m["params"]["item"]["id"] == "c1"
+    });
+    let call = stuck.wait_rpc("tools/call", 1, SOON);
+    // Meanwhile another thread calls the other server: its turn completes.
+    let other = start_thread(
+        &mut server,
+        json!({"approvalPolicy": "never", "sandbox": "read-only"}),
+    );
+    let other_turn = start_turn(&mut server, &other, "echo");
+    let messages = finish_turn(&mut server);
+    assert_eq!(last_turn(&messages)["id"], other_turn.as_str());
+    assert_eq!(last_turn(&messages)["status"], "completed");
+    assert_eq!(completed_item(&messages, "c2")["status"], "completed");
+    assert_eq!(output_sent(&mock, 2, "c2"), json!("quick answer"));
+    assert!(
+        !stuck.wait_closed(call.conn, Duration::ZERO),
+        "the held call is still in flight"
+    );
+    interrupt_turn(&mut server, &held, &held_turn);
+    assert!(stuck.wait_closed(call.conn, Duration::from_secs(5)));
+}
+
+#[test]
+fn error_statuses_and_streams_that_end_without_a_result_fail_their_call() {
+    let mcp = McpHttpMock::builder()
+        .tool(
+            "broken",
+            Behaviour::Raw {
+                status: 500,
+                content_type: "text/plain".into(),
+                body: b"internal oops".to_vec(),
+            },
+        )
+        .tool(
+            "cut",
+            Behaviour::SseWithoutResult(vec![Step::Progress {
+                progress: 1.0,
+                total: None,
+                message: "about to vanish".into(),
+            }]),
+        )
+        .tool("fine", Behaviour::Json("fine".into()))
+        .start();
+    let mock = MockServer::start();
+    mock.push(call_reply("r1", "c1", "mcp__web__broken", json!({})));
+    mock.push(call_reply("r2", "c2", "mcp__web__cut", json!({})));
+    mock.push(call_reply("r3", "c3", "mcp__web__fine", json!({})));
+    mock.push(text_reply("r4", "m1", &["done"]));
+    let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
+    let thread = ready_thread(&mut server, "web", "never");
+    start_turn(&mut server, &thread, "go");
+    let messages = finish_turn(&mut server);
+    assert_eq!(last_turn(&messages)["status"], "completed");
+    let error = error_of(&completed_item(&messages, "c1"));
+    assert!(
+        error.contains("500") && error.contains("internal oops"),
+        "the status and the body: {error}"
+    );
+    let error = error_of(&completed_item(&messages, "c2"));
+    assert!(error.contains("no answer"), "{error}");
+    assert_eq!(completed_item(&messages, "c3")["status"], "completed");
+    assert_eq!(mcp.rpc("initialize").len(), 1, "no reconnection was needed");
+}
+
+#[test]
+#[ignore = "bug: the SSE parser rescans a partial line at every read (src/client/sse.rs), so one large event costs time quadratic in its size: 4 MiB takes over 20 s in a debug build"]
+fn a_large_sse_answer_arrives_in_time_linear_in_its_size() {
+    let big: String = (0..(4 << 20))
+        .map(|i| (b'a' + (i % 26) as u8) as char)
+        .collect();
+    let mcp = McpHttpMock::builder()
+        .tool("big", Behaviour::Sse(vec![], big.clone()))
+        .start();
+    let mock = MockServer::start();
+    mock.push(call_reply("r1", "c1", "mcp__web__big", json!({})));
+    mock.push(text_reply("r2", "m1", &["done"]));
+    let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
+    let thread = ready_thread(&mut server, "web", "never");
+    start_turn(&mut server, &thread, "go");
+    let messages = finish_turn(&mut server);
+    let item = completed_item(&messages, "c1");
+    assert!(item["result"]["content"][0]["text"] == big.as_str());
 }

@@ -32,7 +32,7 @@ const MAX_CONNECTION: Duration = Duration::from_secs(120);
 const MAX_CONNECTIONS: usize = 500;
 /// The slice in which waits look at the stop flag and the peer.
 const SLICE: Duration = Duration::from_millis(20);
-/// Longest wait of a [`Step::AwaitAnswer`].
+/// Longest wait of a [`Step::AwaitAnswer`] or a [`Step::Gate`].
 const MAX_AWAIT: Duration = Duration::from_secs(20);
 /// Largest request head or body read.
 const MAX_REQUEST_BYTES: usize = 1 << 20;
@@ -50,8 +50,17 @@ pub enum Behaviour {
     Hang,
     /// `Json` after this pause.
     Delayed(Duration, String),
-    /// `200` with this content type and body, as is (not JSON, too large…).
+    /// The steps sent on the open GET event streams (not on this POST), then `Json`.
+    JsonAfterEvents(Vec<Step>, String),
+    /// An SSE answer written a few bytes at a time, head included: every piece of the
+    /// response arrives in reads of its own.
+    Dribble(String),
+    /// `200 text/event-stream`: the steps, then the end of the stream without any result.
+    SseWithoutResult(Vec<Step>),
+    /// This status, content type and body, as is (not JSON, too large, an error page…).
     Raw {
+        /// The status code.
+        status: u16,
         /// The `Content-Type`.
         content_type: String,
         /// The body.
@@ -75,6 +84,9 @@ pub enum Step {
     Send(Value),
     /// Waits until the client POSTed the answer to the server request `id` (bounded).
     AwaitAnswer(Value),
+    /// Waits until the test opens the gate of this name ([`McpHttpMock::open_gate`], bounded):
+    /// the test decides when the answer goes, e.g. once it saw what came before.
+    Gate(String),
 }
 
 /// What a GET for the event stream gets.
@@ -137,6 +149,7 @@ pub struct Builder {
     sessions: bool,
     protocol_version: String,
     events: Events,
+    tls: bool,
 }
 
 impl Builder {
@@ -164,6 +177,13 @@ impl Builder {
         self
     }
 
+    /// Serves HTTPS with the test certificate (`tests/fixtures/tls/`; the client trusts it
+    /// through `CODEX_CA_CERTIFICATE` = [`super::mock_responses::test_ca_path`]).
+    pub fn tls(mut self) -> Self {
+        self.tls = true;
+        self
+    }
+
     /// Listens on a free loopback port.
     pub fn start(self) -> McpHttpMock {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -178,6 +198,7 @@ impl Builder {
             sessions: self.sessions,
             protocol_version: self.protocol_version,
             events: self.events,
+            tls: self.tls.then(super::mock_responses::tls_config),
             workers: Mutex::new(Vec::new()),
         });
         let acceptor_shared = shared.clone();
@@ -205,6 +226,8 @@ struct State {
     expired: HashSet<String>,
     /// The open event streams: their connection and their command queue.
     streams: Vec<(u64, Sender<StreamCommand>)>,
+    /// Gates the test opened.
+    gates: HashSet<String>,
 }
 
 struct Shared {
@@ -214,6 +237,7 @@ struct Shared {
     sessions: bool,
     protocol_version: String,
     events: Events,
+    tls: Option<Arc<rustls::ServerConfig>>,
     workers: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -224,6 +248,14 @@ impl Shared {
 
     fn stopped(&self) -> bool {
         self.stop.load(Ordering::SeqCst)
+    }
+
+    fn push_event(&self, message: &Value) -> usize {
+        self.state()
+            .streams
+            .iter()
+            .filter(|(_, tx)| tx.send(StreamCommand::Event(message.clone())).is_ok())
+            .count()
     }
 
     fn mark_closed(&self, conn: u64) {
@@ -252,12 +284,18 @@ impl McpHttpMock {
             sessions: true,
             protocol_version: "2025-06-18".to_string(),
             events: Events::Open,
+            tls: false,
         }
     }
 
-    /// The MCP endpoint.
+    /// The MCP endpoint (`https://` with [`Builder::tls`]).
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/mcp", self.port)
+        let scheme = if self.shared.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://127.0.0.1:{}/mcp", self.port)
     }
 
     /// Every request so far, in arrival order.
@@ -373,12 +411,7 @@ impl McpHttpMock {
 
     /// Sends `message` on every open event stream; returns on how many.
     pub fn push_event(&self, message: Value) -> usize {
-        let state = self.shared.state();
-        state
-            .streams
-            .iter()
-            .filter(|(_, tx)| tx.send(StreamCommand::Event(message.clone())).is_ok())
-            .count()
+        self.shared.push_event(&message)
     }
 
     /// Ends every open event stream (the chunked body is terminated and the connection
@@ -387,6 +420,12 @@ impl McpHttpMock {
         for (_, tx) in self.shared.state().streams.drain(..) {
             let _ = tx.send(StreamCommand::Close);
         }
+    }
+
+    /// Opens gate `name`: the answers waiting at [`Step::Gate`] of that name go on.
+    pub fn open_gate(&self, name: &str) {
+        self.shared.state().gates.insert(name.to_string());
+        self.shared.changed.notify_all();
     }
 
     /// Ends every session handed out so far: requests carrying one are answered 404 from now
@@ -462,9 +501,27 @@ enum Input {
     Stopped,
 }
 
+/// A plain or TLS connection.
+trait Io: Read + Write + Send {
+    /// The TCP socket underneath (timeouts, shutdown).
+    fn tcp(&self) -> &TcpStream;
+}
+
+impl Io for TcpStream {
+    fn tcp(&self) -> &TcpStream {
+        self
+    }
+}
+
+impl Io for rustls::StreamOwned<rustls::ServerConnection, TcpStream> {
+    fn tcp(&self) -> &TcpStream {
+        &self.sock
+    }
+}
+
 /// A connection's read side: bytes read ahead are kept for the next request.
 struct Conn {
-    stream: TcpStream,
+    stream: Box<dyn Io>,
     buf: Vec<u8>,
     id: u64,
     deadline: Instant,
@@ -573,16 +630,39 @@ impl Conn {
     }
 
     fn write(&mut self, bytes: &[u8]) -> bool {
-        self.stream
-            .write_all(bytes)
-            .and_then(|()| self.stream.flush())
-            .is_ok()
+        // A write may meet the read timeout of the TLS handshake's reads: retried, bounded.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            match self.stream.write(rest) {
+                Ok(0) => return false,
+                Ok(n) => rest = &rest[n..],
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock
+                            | std::io::ErrorKind::TimedOut
+                            | std::io::ErrorKind::Interrupted
+                    ) && Instant::now() < deadline => {}
+                Err(_) => return false,
+            }
+        }
+        self.stream.flush().is_ok()
     }
 }
 
 fn serve(stream: TcpStream, id: u64, shared: &Arc<Shared>) {
     let _ = stream.set_read_timeout(Some(SLICE));
+    // Small writes (a dribbled answer) go at once, not when the previous one is acknowledged.
+    let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(Duration::from_secs(10)));
+    let stream: Box<dyn Io> = match &shared.tls {
+        Some(config) => match rustls::ServerConnection::new(config.clone()) {
+            Ok(tls) => Box::new(rustls::StreamOwned::new(tls, stream)),
+            Err(_) => return,
+        },
+        None => Box::new(stream),
+    };
     let mut conn = Conn {
         stream,
         buf: Vec::new(),
@@ -615,7 +695,7 @@ fn serve(stream: TcpStream, id: u64, shared: &Arc<Shared>) {
             }
         }
     }
-    let _ = conn.stream.shutdown(Shutdown::Both);
+    let _ = conn.stream.tcp().shutdown(Shutdown::Both);
 }
 
 /// What becomes of a connection after an answer.
@@ -777,29 +857,41 @@ fn call(
             if !conn.write(SSE_HEAD.as_bytes()) {
                 return Next::PeerClosed;
             }
-            for step in steps {
-                let message = match step {
-                    Step::Progress {
-                        progress,
-                        total,
-                        message,
-                    } => json!({"jsonrpc": "2.0", "method": "notifications/progress",
-                                "params": {"progressToken": token, "progress": progress,
-                                           "total": total, "message": message}}),
-                    Step::Send(message) => message,
-                    Step::AwaitAnswer(id) => {
-                        if !await_answer(shared, &id) {
-                            return Next::Close;
-                        }
-                        continue;
-                    }
-                };
-                if !conn.write(&sse_chunk(&message)) {
-                    return Next::PeerClosed;
-                }
+            if let Some(next) = run_steps(steps, token, shared, &mut |m| conn.write(&sse_chunk(m)))
+            {
+                return next;
             }
             let done = conn.write(&sse_chunk(&result(text_result(&text))));
             sent(done && conn.write(b"0\r\n\r\n"))
+        }
+        Behaviour::SseWithoutResult(steps) => {
+            if !conn.write(SSE_HEAD.as_bytes()) {
+                return Next::PeerClosed;
+            }
+            if let Some(next) = run_steps(steps, token, shared, &mut |m| conn.write(&sse_chunk(m)))
+            {
+                return next;
+            }
+            sent(conn.write(b"0\r\n\r\n"))
+        }
+        Behaviour::JsonAfterEvents(steps, text) => {
+            let on_streams = &mut |m: &Value| shared.push_event(m) > 0;
+            if run_steps(steps, token, shared, on_streams).is_some() {
+                return Next::Close;
+            }
+            Answer::json(200, &result(text_result(&text))).send(conn)
+        }
+        Behaviour::Dribble(text) => {
+            let mut out = SSE_HEAD.as_bytes().to_vec();
+            out.extend_from_slice(&sse_chunk(&result(text_result(&text))));
+            out.extend_from_slice(b"0\r\n\r\n");
+            for piece in out.chunks(5) {
+                if shared.stopped() || !conn.write(piece) {
+                    return Next::PeerClosed;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Next::KeepAlive
         }
         Behaviour::Hang => {
             while !shared.stopped() && Instant::now() < conn.deadline {
@@ -819,8 +911,12 @@ fn call(
             }
             Answer::json(200, &result(text_result(&text))).send(conn)
         }
-        Behaviour::Raw { content_type, body } => Answer {
-            status: 200,
+        Behaviour::Raw {
+            status,
+            content_type,
+            body,
+        } => Answer {
+            status,
             headers: vec![("Content-Type".into(), content_type)],
             body,
         }
@@ -828,11 +924,49 @@ fn call(
     }
 }
 
-/// Waits (bounded) until the client POSTed the answer to `id`.
-fn await_answer(shared: &Shared, id: &Value) -> bool {
+/// Sends each step's message through `send` (false: it could not be sent); `None` when all
+/// went, else what becomes of the connection.
+fn run_steps(
+    steps: Vec<Step>,
+    token: &Value,
+    shared: &Shared,
+    send: &mut dyn FnMut(&Value) -> bool,
+) -> Option<Next> {
+    for step in steps {
+        let message = match step {
+            Step::Progress {
+                progress,
+                total,
+                message,
+            } => json!({"jsonrpc": "2.0", "method": "notifications/progress",
+                        "params": {"progressToken": token, "progress": progress,
+                                   "total": total, "message": message}}),
+            Step::Send(message) => message,
+            Step::AwaitAnswer(id) => {
+                if !await_state(shared, |s| s.requests.iter().any(|r| r.is_answer_to(&id))) {
+                    return Some(Next::Close);
+                }
+                continue;
+            }
+            Step::Gate(name) => {
+                if !await_state(shared, |s| s.gates.contains(&name)) {
+                    return Some(Next::Close);
+                }
+                continue;
+            }
+        };
+        if !send(&message) {
+            return Some(Next::PeerClosed);
+        }
+    }
+    None
+}
+
+/// Waits (at most [`MAX_AWAIT`]) until `done` holds for the mock's state; false if it did not.
+fn await_state(shared: &Shared, done: impl Fn(&State) -> bool) -> bool {
     let deadline = Instant::now() + MAX_AWAIT;
     let mut state = shared.state();
-    while !state.requests.iter().any(|r| r.is_answer_to(id)) {
+    while !done(&state) {
         if shared.stopped() || Instant::now() > deadline {
             return false;
         }
@@ -936,6 +1070,7 @@ impl Answer {
             400 => "Bad Request",
             404 => "Not Found",
             405 => "Method Not Allowed",
+            500 => "Internal Server Error",
             406 => "Not Acceptable",
             415 => "Unsupported Media Type",
             _ => "Status",
