@@ -20,6 +20,9 @@ mod error;
 mod events;
 mod get;
 pub(crate) mod net;
+// Used by mcp::http's engine, landing next.
+#[allow(dead_code)]
+pub(crate) mod nonblocking;
 pub mod rate_limits;
 mod request;
 mod retry;

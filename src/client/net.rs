@@ -131,11 +131,18 @@ fn build(
     Agent::with_parts(config, connector, AbortableResolver { aborted })
 }
 
-fn proxy_for(url: &str) -> Option<ureq::Proxy> {
+/// The environment's proxy for `url` (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, any
+/// protocol), `None` for loopback hosts; `NO_PROXY` is left to the caller
+/// (`ureq::Proxy::is_no_proxy`).
+pub(crate) fn env_proxy(url: &str) -> Option<ureq::Proxy> {
     if super::request::is_loopback_url(url) {
         return None;
     }
-    let proxy = ureq::Proxy::try_from_env()?;
+    ureq::Proxy::try_from_env()
+}
+
+fn proxy_for(url: &str) -> Option<ureq::Proxy> {
+    let proxy = env_proxy(url)?;
     match proxy.protocol() {
         ureq::ProxyProtocol::Http | ureq::ProxyProtocol::Https => Some(proxy),
         _ => {

@@ -3,9 +3,14 @@
 //! plus the PEM bundle named by `CODEX_CA_CERTIFICATE` (a private or proxy CA). When neither
 //! yields a certificate (e.g. Windows, whose store is not a file), the bundled Mozilla roots
 //! are used. Read once per process; an unreadable file is named in one warning and skipped.
+//! The same roots serve ureq's requests ([`config`]) and the connections we drive ourselves
+//! with rustls ([`client_config`]).
 
-use std::sync::LazyLock;
+use std::io;
+use std::sync::{Arc, LazyLock};
 
+use rustls::pki_types::CertificateDer;
+use rustls::{ClientConfig, RootCertStore};
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 
 /// Extra CA bundle (PEM), added to the system's roots.
@@ -23,13 +28,46 @@ const SYSTEM_BUNDLES: &[&str] = &[
     "/etc/ssl/cert.pem",                  // macOS, FreeBSD, OpenBSD, Alpine
 ];
 
-/// The TLS settings of every HTTPS request (agent-level, built once).
+/// The TLS settings of every HTTPS request ureq makes (agent-level, built once).
 pub(crate) fn config() -> TlsConfig {
-    static CONFIG: LazyLock<TlsConfig> = LazyLock::new(|| {
-        let roots = roots_from(&|name| std::env::var(name).ok(), SYSTEM_BUNDLES);
-        TlsConfig::builder().root_certs(roots).build()
-    });
+    static CONFIG: LazyLock<TlsConfig> =
+        LazyLock::new(|| TlsConfig::builder().root_certs(roots().clone()).build());
     CONFIG.clone()
+}
+
+/// The rustls settings of connections we drive ourselves (`client::nonblocking`): the same
+/// roots as [`config`], ring as the crypto provider (as ureq uses), TLS 1.2 and 1.3, ALPN
+/// `http/1.1`. Built once; an error (no usable protocol version) is kept and returned again.
+pub(crate) fn client_config() -> io::Result<Arc<ClientConfig>> {
+    static CONFIG: LazyLock<Result<Arc<ClientConfig>, String>> =
+        LazyLock::new(|| client_config_from(roots()).map_err(|e| e.to_string()));
+    CONFIG.clone().map_err(io::Error::other)
+}
+
+/// A rustls client config trusting `roots` (see [`client_config`]).
+pub(crate) fn client_config_from(roots: &RootCerts) -> io::Result<Arc<ClientConfig>> {
+    let mut store = RootCertStore::empty();
+    match roots {
+        RootCerts::Specific(certs) => {
+            store.add_parsable_certificates(certs.iter().map(|c| CertificateDer::from(c.der())));
+        }
+        _ => store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(rustls::ALL_VERSIONS)
+        .map_err(|e| io::Error::other(format!("tls settings: {e}")))?
+        .with_root_certificates(store)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The root set of this process (read once, on first use).
+fn roots() -> &'static RootCerts {
+    static ROOTS: LazyLock<RootCerts> =
+        LazyLock::new(|| roots_from(&|name| std::env::var(name).ok(), SYSTEM_BUNDLES));
+    &ROOTS
 }
 
 /// The root set for `env` and the candidate system bundles.
@@ -52,12 +90,12 @@ fn roots_from(env: &dyn Fn(&str) -> Option<String>, system: &[&str]) -> RootCert
     if certs.is_empty() {
         RootCerts::WebPki
     } else {
-        RootCerts::Specific(std::sync::Arc::new(certs))
+        RootCerts::Specific(Arc::new(certs))
     }
 }
 
 /// The certificates of one PEM bundle; problems are logged (naming the file) and skipped.
-fn read_bundle(path: &str) -> Vec<Certificate<'static>> {
+pub(crate) fn read_bundle(path: &str) -> Vec<Certificate<'static>> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) => {

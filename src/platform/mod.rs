@@ -1,8 +1,8 @@
 //! Operating-system facilities other than running commands (that is `crate::exec`): random
 //! bytes, the OS name and release for the user agent, owner-only files created without
-//! following symlinks, a TCP connect that an abort flag stops at once, a wake-up channel a
-//! thread can wait on together with a TCP listener, and inherited descriptors kept from our
-//! children. The portable API is here; `unix/` and `windows.rs` implement it, so no other
+//! following symlinks, a TCP connect that an abort flag stops at once or that never blocks, a
+//! portable poll of sockets, a wake-up channel a thread can wait on together with its sockets,
+//! and inherited descriptors kept from our children. The portable API is here; `unix/` and `windows.rs` implement it, so no other
 //! module needs a `cfg` for these.
 
 #[cfg(unix)]
@@ -106,6 +106,14 @@ pub fn connect_abortable(
     sys::connect_abortable(addr, deadline, aborted, slice)
 }
 
+/// Starts connecting a new non-blocking TCP socket to `addr` and returns it at once, the
+/// connect done or in progress (`EINPROGRESS`, `WSAEWOULDBLOCK`). The socket turns writable
+/// when the attempt ends; then `TcpStream::take_error` holds its failure, and `peer_addr`
+/// answers once connected. The socket stays non-blocking and is never inherited by children.
+pub fn connect_nonblocking(addr: &SocketAddr) -> io::Result<TcpStream> {
+    sys::connect_nonblocking(addr)
+}
+
 /// Undoes signal state a parent may have left us (Unix): an ignored `SIGCHLD` (with which the
 /// kernel reaps children itself, so no command's exit status could ever be read) goes back to
 /// the default, and every blocked signal is unblocked. Call first thing in `main`, before any
@@ -184,6 +192,14 @@ impl std::os::fd::AsRawFd for WakeReceiver {
     }
 }
 
+impl WakeReceiver {
+    /// The receiving socket, for [`poll_sockets`] beside the caller's own sockets: readable
+    /// when woken (then [`WakeReceiver::drain`] it).
+    pub fn raw_socket(&self) -> RawSocket {
+        sys::raw_socket_of(&self.0)
+    }
+}
+
 /// Waits until `listener` has a connection to accept or `wake` was woken, at most `timeout`;
 /// returns which of the two is ready. An interrupted wait returns `(false, false)`.
 pub fn wait_readable(
@@ -191,7 +207,71 @@ pub fn wait_readable(
     wake: &WakeReceiver,
     timeout: Duration,
 ) -> io::Result<(bool, bool)> {
-    sys::wait_readable(listener, &wake.0, timeout)
+    let mut entries = [
+        PollEntry::new(sys::raw_socket_of(listener), true, false),
+        PollEntry::new(wake.raw_socket(), true, false),
+    ];
+    // Never 0 ms: a loop must not wake a hair before its limit and poll again with nothing.
+    poll_sockets(&mut entries, Some(timeout.max(Duration::from_millis(1))))?;
+    Ok((entries[0].readable, entries[1].readable))
+}
+
+/// A socket as the OS names it for polling: a file descriptor on Unix, a `SOCKET` on Windows.
+#[cfg(unix)]
+pub type RawSocket = std::os::fd::RawFd;
+/// A socket as the OS names it for polling: a file descriptor on Unix, a `SOCKET` on Windows.
+#[cfg(windows)]
+pub type RawSocket = std::os::windows::io::RawSocket;
+
+/// The [`RawSocket`] of a TCP stream, for [`poll_sockets`]; it stays the stream's own.
+pub fn stream_socket(stream: &TcpStream) -> RawSocket {
+    sys::raw_socket_of(stream)
+}
+
+/// One socket of a [`poll_sockets`] call: what to wait for, and (set by the call) what is
+/// ready.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PollEntry {
+    /// The socket, which must stay open for the call.
+    pub socket: RawSocket,
+    /// Wait until it is readable (data, a connection to accept, or the peer closed).
+    pub read: bool,
+    /// Wait until it is writable (room to send, or a connect finished).
+    pub write: bool,
+    /// Set on return: readable, or in error or hung up.
+    pub readable: bool,
+    /// Set on return: writable, or in error or hung up.
+    pub writable: bool,
+}
+
+impl PollEntry {
+    /// An entry waiting on `socket` for reading and/or writing, nothing ready yet.
+    pub fn new(socket: RawSocket, read: bool, write: bool) -> Self {
+        Self {
+            socket,
+            read,
+            write,
+            readable: false,
+            writable: false,
+        }
+    }
+}
+
+/// Waits until one of `entries` is ready for what it waits for, at most `timeout` (`None`:
+/// without limit; zero: just looks), and returns how many are ready (each entry's `readable`
+/// and `writable` say which). An error or hang-up on a socket marks it both readable and
+/// writable, so the caller's next read or write reports it. A wait interrupted by a signal
+/// returns 0. `poll(2)` on Unix, `WSAPoll` on Windows.
+pub fn poll_sockets(entries: &mut [PollEntry], timeout: Option<Duration>) -> io::Result<usize> {
+    for entry in entries.iter_mut() {
+        entry.readable = false;
+        entry.writable = false;
+    }
+    // Rounded up so a caller's deadline has passed when the wait ends.
+    let millis = timeout.map_or(-1, |t| {
+        i32::try_from(t.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX)
+    });
+    sys::poll_sockets(entries, millis)
 }
 
 #[cfg(test)]

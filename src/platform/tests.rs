@@ -1,7 +1,7 @@
 //! The portable OS facilities, on every platform.
 
 use std::io::Write;
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::AtomicBool;
 
 use super::*;
@@ -93,6 +93,98 @@ fn connect_abortable_connects_and_stops_when_aborted() {
     if let Err(err) = err {
         assert_eq!(err.kind(), io::ErrorKind::Interrupted);
     }
+}
+
+#[test]
+fn poll_sockets_reports_readiness_hangups_and_wakeups() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let client = connect_nonblocking(&addr).unwrap();
+    let (mut server, _) = listener.accept().unwrap();
+    let (waker, wake) = wake_pair().unwrap();
+    let ms = |n| Some(Duration::from_millis(n));
+    struct Case {
+        name: &'static str,
+        /// Done to the server's end first.
+        step: fn(&mut TcpStream),
+        read: bool,
+        write: bool,
+        timeout: Option<Duration>,
+        /// Readable, writable.
+        want: (bool, bool),
+    }
+    let cases = [
+        Case {
+            name: "nothing to read: times out",
+            step: |_| {},
+            read: true,
+            write: false,
+            timeout: ms(20),
+            want: (false, false),
+        },
+        Case {
+            name: "room to send",
+            step: |_| {},
+            read: false,
+            write: true,
+            timeout: ms(1000),
+            want: (false, true),
+        },
+        Case {
+            name: "data arrived",
+            step: |server| server.write_all(b"x").unwrap(),
+            read: true,
+            write: false,
+            timeout: None,
+            want: (true, false),
+        },
+    ];
+    for case in cases {
+        (case.step)(&mut server);
+        let mut entries = [PollEntry::new(
+            stream_socket(&client),
+            case.read,
+            case.write,
+        )];
+        let ready = poll_sockets(&mut entries, case.timeout).unwrap();
+        let got = (entries[0].readable, entries[0].writable);
+        assert_eq!(got, case.want, "{}", case.name);
+        assert_eq!(ready, usize::from(got != (false, false)), "{}", case.name);
+    }
+    // A peer gone with our bytes unread resets the connection: an error, reported as both
+    // readable and writable even to an entry waiting for nothing.
+    (&client).write_all(b"y").unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    drop(server);
+    let mut entries = [PollEntry::new(stream_socket(&client), false, false)];
+    assert_eq!(poll_sockets(&mut entries, ms(1000)).unwrap(), 1, "reset");
+    assert!(entries[0].readable && entries[0].writable, "reset");
+    let mut entries = [PollEntry::new(wake.raw_socket(), true, false)];
+    assert_eq!(poll_sockets(&mut entries, Some(Duration::ZERO)).unwrap(), 0);
+    waker.wake();
+    assert_eq!(poll_sockets(&mut entries, ms(1000)).unwrap(), 1);
+    assert!(entries[0].readable);
+}
+
+#[test]
+fn connect_nonblocking_returns_at_once_and_reports_refusal_on_the_socket() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let refused = match connect_nonblocking(&addr) {
+        Err(e) => e,
+        Ok(stream) => {
+            let mut entries = [PollEntry::new(stream_socket(&stream), false, true)];
+            poll_sockets(&mut entries, Some(Duration::from_secs(5))).unwrap();
+            assert!(entries[0].writable, "a finished connect is writable");
+            stream.take_error().unwrap().expect("the refusal")
+        }
+    };
+    assert_eq!(
+        refused.kind(),
+        io::ErrorKind::ConnectionRefused,
+        "{refused}"
+    );
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Operating-system facilities on Windows: the version from `RtlGetVersion`, new files that do
-//! not follow reparse points, a connect on a helper thread the caller stops waiting for, and a
-//! loopback TCP pair as the wake-up channel, waited on with `WSAPoll` together with a listener.
+//! not follow reparse points, a connect on a helper thread the caller stops waiting for, a
+//! non-blocking connect, `WSAPoll` over sockets, and a loopback TCP pair as the wake-up
+//! channel.
 //!
 //! The few system functions used are declared here (see the README's dependency table).
 
@@ -19,8 +20,10 @@ use crossbeam_channel::{RecvTimeoutError, bounded};
 const FILE_FLAG_OPEN_REPARSE_POINT: u32 = 0x0020_0000;
 const POLLRDNORM: i16 = 0x0100;
 const POLLRDBAND: i16 = 0x0200;
+const POLLWRNORM: i16 = 0x0010;
 const POLLERR: i16 = 0x0001;
 const POLLHUP: i16 = 0x0002;
+const POLLNVAL: i16 = 0x0004;
 /// Connections to the wake-up listener that are not our own are refused this many times.
 const WAKE_ACCEPT_ATTEMPTS: usize = 8;
 
@@ -33,6 +36,25 @@ struct OsVersionInfo {
     build: u32,
     platform_id: u32,
     service_pack: [u16; 128],
+}
+
+/// `SOCKADDR_IN`: family, port and address in network order.
+#[repr(C)]
+struct SockAddrIn {
+    family: u16,
+    port: u16,
+    addr: [u8; 4],
+    zero: [u8; 8],
+}
+
+/// `SOCKADDR_IN6`.
+#[repr(C)]
+struct SockAddrIn6 {
+    family: u16,
+    port: u16,
+    flowinfo: u32,
+    addr: [u8; 16],
+    scope_id: u32,
 }
 
 /// `WSAPOLLFD`.
@@ -65,6 +87,17 @@ unsafe extern "system" {
 #[link(name = "ws2_32")]
 unsafe extern "system" {
     fn WSAPoll(fds: *mut WsaPollFd, count: u32, timeout_ms: i32) -> i32;
+    fn WSAStartup(version: u16, data: *mut c_void) -> i32;
+    fn WSASocketW(
+        family: i32,
+        kind: i32,
+        protocol: i32,
+        info: *mut c_void,
+        group: u32,
+        flags: u32,
+    ) -> usize;
+    fn connect(socket: usize, name: *const c_void, len: i32) -> i32;
+    fn WSAGetLastError() -> i32;
 }
 
 /// Fills `buf` from the system-preferred RNG (`BCryptGenRandom`).
@@ -269,35 +302,127 @@ pub(super) fn wake_sockets() -> io::Result<(WakeSocket, WakeSocket)> {
     ))
 }
 
-/// Waits until `listener` or `wake` is readable, or `timeout` passes (`WSAPoll`).
-pub(super) fn wait_readable(
-    listener: &TcpListener,
-    wake: &WakeSocket,
-    timeout: Duration,
-) -> io::Result<(bool, bool)> {
-    let events = POLLRDNORM | POLLRDBAND;
-    let socket = |raw: u64| usize::try_from(raw).unwrap_or(usize::MAX);
-    let mut fds = [
-        WsaPollFd {
-            fd: socket(listener.as_raw_socket()),
-            events,
+/// The `SOCKET` of a socket.
+pub(super) fn raw_socket_of(socket: &impl AsRawSocket) -> super::RawSocket {
+    socket.as_raw_socket()
+}
+
+/// `WSAPoll` over `entries`; `millis` -1 waits without limit. WSAPoll refuses an empty set,
+/// so an empty wait is a sleep.
+pub(super) fn poll_sockets(entries: &mut [super::PollEntry], millis: i32) -> io::Result<usize> {
+    if entries.is_empty() {
+        if millis >= 0 {
+            std::thread::sleep(Duration::from_millis(millis.unsigned_abs().into()));
+            return Ok(0);
+        }
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "waiting forever on no socket",
+        ));
+    }
+    let mut fds: Vec<WsaPollFd> = entries
+        .iter()
+        .map(|entry| WsaPollFd {
+            fd: usize::try_from(entry.socket).unwrap_or(usize::MAX),
+            events: if entry.read { POLLRDNORM } else { 0 }
+                | if entry.write { POLLWRNORM } else { 0 },
             revents: 0,
-        },
-        WsaPollFd {
-            fd: socket(wake.as_raw_socket()),
-            events,
-            revents: 0,
-        },
-    ];
-    let millis = i32::try_from(timeout.as_nanos().div_ceil(1_000_000).max(1)).unwrap_or(i32::MAX);
-    // SAFETY: `fds` is a valid array of two WSAPOLLFD for the duration of the call; std already
+        })
+        .collect();
+    let count = u32::try_from(fds.len()).map_err(io::Error::other)?;
+    // SAFETY: `fds` is a valid array of `count` WSAPOLLFD for the duration of the call; std
     // initialized Winsock when it created these sockets.
-    let rc = unsafe { WSAPoll(fds.as_mut_ptr(), 2, millis) };
+    let rc = unsafe { WSAPoll(fds.as_mut_ptr(), count, millis) };
     if rc < 0 {
         return Err(io::Error::last_os_error());
     }
-    let ready = |fd: &WsaPollFd| fd.revents & (events | POLLERR | POLLHUP) != 0;
-    Ok((ready(&fds[0]), ready(&fds[1])))
+    let mut ready = 0;
+    for (entry, fd) in entries.iter_mut().zip(&fds) {
+        let failed = fd.revents & (POLLERR | POLLHUP | POLLNVAL) != 0;
+        entry.readable = failed || fd.revents & (POLLRDNORM | POLLRDBAND) != 0;
+        entry.writable = failed || fd.revents & POLLWRNORM != 0;
+        ready += usize::from(entry.readable || entry.writable);
+    }
+    Ok(ready)
+}
+
+/// A new overlapped, non-inheritable TCP socket (as std makes them) in non-blocking mode,
+/// whose `connect` is started: done, or in progress (`WSAEWOULDBLOCK`).
+pub(super) fn connect_nonblocking(addr: &SocketAddr) -> io::Result<TcpStream> {
+    const AF_INET: i32 = 2;
+    const AF_INET6: i32 = 23;
+    const SOCK_STREAM: i32 = 1;
+    const IPPROTO_TCP: i32 = 6;
+    const WSA_FLAG_OVERLAPPED: u32 = 0x01;
+    const WSA_FLAG_NO_HANDLE_INHERIT: u32 = 0x80;
+    const INVALID_SOCKET: usize = usize::MAX;
+    const WSAEWOULDBLOCK: i32 = 10035;
+    static STARTUP: std::sync::Once = std::sync::Once::new();
+    STARTUP.call_once(|| {
+        // Winsock counts startups; std's own may not have happened yet in this process.
+        let mut data = [0u64; 64];
+        // SAFETY: `data` is larger than WSADATA (408 bytes on 64-bit) and suitably aligned.
+        unsafe { WSAStartup(0x0202, data.as_mut_ptr().cast()) };
+    });
+    let family = if addr.is_ipv4() { AF_INET } else { AF_INET6 };
+    let flags = WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT;
+    // SAFETY: plain WSASocketW without protocol info; the result is checked before use.
+    let raw = unsafe {
+        WSASocketW(
+            family,
+            SOCK_STREAM,
+            IPPROTO_TCP,
+            std::ptr::null_mut(),
+            0,
+            flags,
+        )
+    };
+    if raw == INVALID_SOCKET {
+        // SAFETY: reads the calling thread's last Winsock error.
+        return Err(io::Error::from_raw_os_error(unsafe { WSAGetLastError() }));
+    }
+    // SAFETY: `raw` is a fresh socket nobody else owns; the stream closes it when dropped.
+    let stream =
+        unsafe { <TcpStream as std::os::windows::io::FromRawSocket>::from_raw_socket(raw as u64) };
+    stream.set_nonblocking(true)?;
+    let (v4, v6);
+    let (name, len): (*const c_void, usize) = match addr {
+        SocketAddr::V4(a) => {
+            v4 = SockAddrIn {
+                family: AF_INET as u16,
+                port: a.port().to_be(),
+                addr: a.ip().octets(),
+                zero: [0; 8],
+            };
+            (
+                (&v4 as *const SockAddrIn).cast(),
+                std::mem::size_of::<SockAddrIn>(),
+            )
+        }
+        SocketAddr::V6(a) => {
+            v6 = SockAddrIn6 {
+                family: AF_INET6 as u16,
+                port: a.port().to_be(),
+                flowinfo: a.flowinfo(),
+                addr: a.ip().octets(),
+                scope_id: a.scope_id(),
+            };
+            (
+                (&v6 as *const SockAddrIn6).cast(),
+                std::mem::size_of::<SockAddrIn6>(),
+            )
+        }
+    };
+    let len = i32::try_from(len).map_err(io::Error::other)?;
+    // SAFETY: the socket is open; `name`/`len` describe a live SOCKADDR_IN(6).
+    if unsafe { connect(raw, name, len) } != 0 {
+        // SAFETY: reads the calling thread's last Winsock error.
+        let code = unsafe { WSAGetLastError() };
+        if code != WSAEWOULDBLOCK {
+            return Err(io::Error::from_raw_os_error(code));
+        }
+    }
+    Ok(stream)
 }
 
 #[cfg(test)]
@@ -312,6 +437,8 @@ mod tests {
         // WSAPOLLFD: a SOCKET and two SHORTs, padded.
         #[cfg(target_pointer_width = "64")]
         assert_eq!(std::mem::size_of::<WsaPollFd>(), 16);
+        assert_eq!(std::mem::size_of::<SockAddrIn>(), 16);
+        assert_eq!(std::mem::size_of::<SockAddrIn6>(), 28);
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! Operating-system facilities on Unix (Linux, macOS): `uname`, owner-only files that never
-//! follow a symlink, non-blocking `connect` polled against an abort flag, a wake-up socket
-//! pair polled together with a listener, and inherited descriptors made close-on-exec.
+//! follow a symlink, non-blocking `connect` (returned at once, or polled against an abort
+//! flag), `poll(2)` over sockets, a wake-up socket pair, and inherited descriptors made
+//! close-on-exec.
 //!
 //! This file holds memory, random bytes, the OS release, files and the wake-up pair;
 //! `signals.rs` the termination signals and the stdout probe; `descriptors.rs` inherited
-//! descriptors; `net.rs` the abortable TCP connect.
+//! descriptors; `net.rs` the TCP connects.
 
 mod descriptors;
 mod net;
@@ -13,18 +14,16 @@ mod signals;
 #[cfg(test)]
 pub(super) use descriptors::cloexec_each_descriptor;
 pub(super) use descriptors::keep_inherited_descriptors_from_children;
-pub(super) use net::connect_abortable;
+pub(super) use net::{connect_abortable, connect_nonblocking};
 pub(super) use signals::{
     catch_termination_signals, is_stdout_closed, reset_inherited_signals, wait_termination_signal,
 };
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::net::TcpListener;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::time::Duration;
 
 /// `mallopt(M_ARENA_MAX)` where the C library is glibc; other C libraries have no arenas.
 pub(super) fn limit_malloc_arenas(max: i32) {
@@ -122,36 +121,38 @@ pub(super) fn wake_sockets() -> io::Result<(WakeSocket, WakeSocket)> {
     Ok((tx, rx))
 }
 
-/// Waits until `listener` or `wake` is readable, or `timeout` passes.
-pub(super) fn wait_readable(
-    listener: &TcpListener,
-    wake: &WakeSocket,
-    timeout: Duration,
-) -> io::Result<(bool, bool)> {
-    let mut fds = [
-        libc::pollfd {
-            fd: listener.as_raw_fd(),
-            events: libc::POLLIN,
+/// The descriptor of a socket.
+pub(super) fn raw_socket_of(socket: &impl AsRawFd) -> super::RawSocket {
+    socket.as_raw_fd()
+}
+
+/// `poll(2)` over `entries`; `millis` -1 waits without limit.
+pub(super) fn poll_sockets(entries: &mut [super::PollEntry], millis: i32) -> io::Result<usize> {
+    let mut fds: Vec<libc::pollfd> = entries
+        .iter()
+        .map(|entry| libc::pollfd {
+            fd: entry.socket,
+            events: if entry.read { libc::POLLIN } else { 0 }
+                | if entry.write { libc::POLLOUT } else { 0 },
             revents: 0,
-        },
-        libc::pollfd {
-            fd: wake.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-    ];
-    // Round up so a loop never wakes a hair before its limit and polls again with 0.
-    let millis = i32::try_from(timeout.as_nanos().div_ceil(1_000_000).max(1)).unwrap_or(i32::MAX);
-    // SAFETY: `fds` is a valid array of two pollfd for the duration of the call.
-    let rc = unsafe { libc::poll(fds.as_mut_ptr(), 2, millis) };
+        })
+        .collect();
+    let count = libc::nfds_t::try_from(fds.len()).map_err(io::Error::other)?;
+    // SAFETY: `fds` is a valid array of `count` pollfd for the duration of the call.
+    let rc = unsafe { libc::poll(fds.as_mut_ptr(), count, millis) };
     if rc < 0 {
         let err = io::Error::last_os_error();
         return match err.kind() {
-            io::ErrorKind::Interrupted => Ok((false, false)),
+            io::ErrorKind::Interrupted => Ok(0),
             _ => Err(err),
         };
     }
-    let ready =
-        |fd: &libc::pollfd| fd.revents & (libc::POLLIN | libc::POLLERR | libc::POLLHUP) != 0;
-    Ok((ready(&fds[0]), ready(&fds[1])))
+    let mut ready = 0;
+    for (entry, fd) in entries.iter_mut().zip(&fds) {
+        let failed = fd.revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0;
+        entry.readable = failed || fd.revents & libc::POLLIN != 0;
+        entry.writable = failed || fd.revents & libc::POLLOUT != 0;
+        ready += usize::from(entry.readable || entry.writable);
+    }
+    Ok(ready)
 }

@@ -1,5 +1,6 @@
-//! The abortable TCP connect on Unix: a non-blocking, close-on-exec socket whose `connect(2)`
-//! is polled in slices against an abort flag and a deadline.
+//! The TCP connects on Unix, both on a non-blocking, close-on-exec socket: one returned at
+//! once (its `connect(2)` in progress), one polled in slices against an abort flag and a
+//! deadline.
 
 use std::io;
 use std::net::{SocketAddr, TcpStream};
@@ -14,17 +15,9 @@ pub(in crate::platform) fn connect_abortable(
     aborted: &AtomicBool,
     slice: Duration,
 ) -> io::Result<TcpStream> {
-    let socket = new_nonblocking_socket(addr)?;
+    let (socket, in_progress) = start_connect(addr)?;
     let fd = socket.as_raw_fd();
-    let raw = RawSockAddr::new(addr);
-    let (ptr, len) = raw.as_ptr_len();
-    // SAFETY: `fd` is an open socket we own; `ptr`/`len` describe a live sockaddr.
-    let rc = unsafe { libc::connect(fd, ptr, len) };
-    if rc != 0 {
-        let err = io::Error::last_os_error();
-        if err.raw_os_error() != Some(libc::EINPROGRESS) {
-            return Err(err);
-        }
+    if in_progress {
         loop {
             if aborted.load(Ordering::SeqCst) {
                 return Err(io::Error::new(
@@ -80,6 +73,28 @@ pub(in crate::platform) fn connect_abortable(
     let stream = TcpStream::from(socket);
     stream.set_nonblocking(false)?;
     Ok(stream)
+}
+
+/// A `connect(2)` on a new non-blocking socket, returned at once: connected, or in progress.
+pub(in crate::platform) fn connect_nonblocking(addr: &SocketAddr) -> io::Result<TcpStream> {
+    Ok(TcpStream::from(start_connect(addr)?.0))
+}
+
+/// Starts connecting a new non-blocking socket to `addr`; whether the connect is in progress
+/// (`EINPROGRESS`) rather than done.
+fn start_connect(addr: &SocketAddr) -> io::Result<(OwnedFd, bool)> {
+    let socket = new_nonblocking_socket(addr)?;
+    let raw = RawSockAddr::new(addr);
+    let (ptr, len) = raw.as_ptr_len();
+    // SAFETY: `socket` is an open socket we own; `ptr`/`len` describe a live sockaddr.
+    if unsafe { libc::connect(socket.as_raw_fd(), ptr, len) } == 0 {
+        return Ok((socket, false));
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::EINPROGRESS) => Ok((socket, true)),
+        _ => Err(err),
+    }
 }
 
 /// A non-blocking, close-on-exec TCP socket for `addr`'s family. Close-on-exec is set
