@@ -56,6 +56,27 @@ pub(crate) struct Connection {
     tls: Option<Box<ClientConnection>>,
 }
 
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let stage = match &self.stage {
+            Stage::Resolving { .. } => "resolving",
+            Stage::Connecting { .. } => "connecting",
+            Stage::Tunneling { .. } => "tunneling",
+            Stage::Open(_) if self.tls.as_ref().is_some_and(|t| t.is_handshaking()) => {
+                "handshaking"
+            }
+            Stage::Open(_) => "open",
+            Stage::Failed => "failed",
+        };
+        f.debug_struct("Connection")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls.is_some())
+            .field("stage", &stage)
+            .finish()
+    }
+}
+
 /// An established connection's stream, TLS session (for https) and host.
 type Established<'a> = (&'a mut TcpStream, Option<&'a mut ClientConnection>, &'a str);
 

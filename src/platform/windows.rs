@@ -1,6 +1,7 @@
 //! Operating-system facilities on Windows: the version from `RtlGetVersion`, new files that do
-//! not follow reparse points, a connect on a helper thread the caller stops waiting for, and a
-//! loopback TCP pair as the wake-up channel, waited on with `WSAPoll` together with a listener.
+//! not follow reparse points, a connect on a helper thread the caller stops waiting for, a
+//! non-blocking connect, `WSAPoll` over sockets, and a loopback TCP pair as the wake-up
+//! channel.
 //!
 //! The few system functions used are declared here (see the README's dependency table).
 

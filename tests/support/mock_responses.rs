@@ -150,7 +150,9 @@ pub fn test_ca_path() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls/ca.pem")
 }
 
-fn tls_config() -> Arc<rustls::ServerConfig> {
+/// The server side of the test certificate (`tests/fixtures/tls/server.pem`, for `localhost` and
+/// `127.0.0.1`), for the HTTPS mocks.
+pub fn tls_config() -> Arc<rustls::ServerConfig> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tls");

@@ -123,7 +123,7 @@ fn plain_connections_exchange_bytes_both_ways() {
     for (name, host) in cases {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let server = serve_one(listener, |s| ping_pong(s));
+        let server = serve_one(listener, ping_pong);
         let mut conn = Connection::open(&format!("http://{host}:{port}/mcp")).unwrap();
         if *host == "localhost" {
             assert!(
@@ -160,7 +160,7 @@ fn ipv6_loopback_connects_when_available() {
         return;
     };
     let port = listener.local_addr().unwrap().port();
-    let server = serve_one(listener, |s| ping_pong(s));
+    let server = serve_one(listener, ping_pong);
     let mut conn = Connection::open(&format!("http://[::1]:{port}")).unwrap();
     establish(&mut conn).unwrap();
     exchange(&mut conn);
@@ -169,7 +169,8 @@ fn ipv6_loopback_connects_when_available() {
 
 #[test]
 fn origins_are_parsed_with_default_ports() {
-    let cases: &[(&str, Option<(bool, &str, u16)>)] = &[
+    type Origin<'a> = (bool, &'a str, u16);
+    let cases: &[(&str, Option<Origin>)] = &[
         ("http://example.com/mcp", Some((false, "example.com", 80))),
         ("https://example.com/mcp", Some((true, "example.com", 443))),
         (
@@ -364,7 +365,7 @@ fn connect_proxies_tunnel_plain_and_tls() {
         let port = listener.local_addr().unwrap().port();
         let origin = match tls {
             true => serve_tls(listener, |tls| ping_pong(tls)),
-            false => serve_one(listener, |s| ping_pong(s)),
+            false => serve_one(listener, ping_pong),
         };
         let (heads_tx, heads) = crossbeam_channel::bounded(1);
         let (proxy_port, proxy) =
@@ -433,10 +434,11 @@ fn proxies_are_chosen_by_protocol_and_no_proxy() {
         .no_proxy("example.com")
         .build()
         .ok();
+    type Chosen = (&'static str, u16, Option<&'static str>);
     struct Case {
         name: &'static str,
         proxy: Option<ureq::Proxy>,
-        want: Result<Option<(&'static str, u16, Option<&'static str>)>, &'static str>,
+        want: Result<Option<Chosen>, &'static str>,
     }
     let cases = [
         Case {

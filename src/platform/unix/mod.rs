@@ -1,10 +1,11 @@
 //! Operating-system facilities on Unix (Linux, macOS): `uname`, owner-only files that never
-//! follow a symlink, non-blocking `connect` polled against an abort flag, a wake-up socket
-//! pair polled together with a listener, and inherited descriptors made close-on-exec.
+//! follow a symlink, non-blocking `connect` (returned at once, or polled against an abort
+//! flag), `poll(2)` over sockets, a wake-up socket pair, and inherited descriptors made
+//! close-on-exec.
 //!
 //! This file holds memory, random bytes, the OS release, files and the wake-up pair;
 //! `signals.rs` the termination signals and the stdout probe; `descriptors.rs` inherited
-//! descriptors; `net.rs` the abortable TCP connect.
+//! descriptors; `net.rs` the TCP connects.
 
 mod descriptors;
 mod net;

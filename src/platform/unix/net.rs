@@ -1,5 +1,6 @@
-//! The abortable TCP connect on Unix: a non-blocking, close-on-exec socket whose `connect(2)`
-//! is polled in slices against an abort flag and a deadline.
+//! The TCP connects on Unix, both on a non-blocking, close-on-exec socket: one returned at
+//! once (its `connect(2)` in progress), one polled in slices against an abort flag and a
+//! deadline.
 
 use std::io;
 use std::net::{SocketAddr, TcpStream};
