@@ -25,6 +25,7 @@ mod lifecycle;
 mod mcp;
 mod mcp_faults;
 mod mcp_http;
+mod mcp_http_faults;
 // Counts the app-server's threads through /proc.
 #[cfg(target_os = "linux")]
 mod mcp_idle;

@@ -13,6 +13,9 @@
 //! session, 400; a POST without the `Accept` or `Content-Type` the spec requires, 406 / 415.
 //!
 //! Every loop is bounded; dropping the mock stops the listener and joins every thread.
+//!
+//! This file holds the scripting and inspection API; `conn.rs` reads requests and writes bytes
+//! on one connection (plain or TLS); `serve.rs` accepts connections and answers each request.
 
 use std::collections::HashSet;
 use std::io::{Read, Write};
@@ -24,6 +27,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use serde_json::{Value, json};
+
+mod conn;
+mod serve;
 
 /// How long one connection lives at most (a held request, an event stream, keep-alive idling).
 const MAX_CONNECTION: Duration = Duration::from_secs(120);
@@ -57,6 +63,8 @@ pub enum Behaviour {
     Dribble(String),
     /// `200 text/event-stream`: the steps, then the end of the stream without any result.
     SseWithoutResult(Vec<Step>),
+    /// `200 text/event-stream`: the steps, then the connection is cut mid-body (no end chunk).
+    SseThenDrop(Vec<Step>),
     /// This status, content type and body, as is (not JSON, too large, an error page…).
     Raw {
         /// The status code.
@@ -96,6 +104,8 @@ pub enum Events {
     Open,
     /// `405 Method Not Allowed`: the server has no event stream.
     Refuse,
+    /// This error status, every time (a broken stream endpoint).
+    Fail(u16),
 }
 
 /// One request as the mock read it.
@@ -150,6 +160,7 @@ pub struct Builder {
     protocol_version: String,
     events: Events,
     tls: bool,
+    initialize_hangs: bool,
 }
 
 impl Builder {
@@ -177,6 +188,12 @@ impl Builder {
         self
     }
 
+    /// Never answers `initialize` (the connection is held until the client closes it).
+    pub fn initialize_hangs(mut self) -> Self {
+        self.initialize_hangs = true;
+        self
+    }
+
     /// Serves HTTPS with the test certificate (`tests/fixtures/tls/`; the client trusts it
     /// through `CODEX_CA_CERTIFICATE` = [`super::mock_responses::test_ca_path`]).
     pub fn tls(mut self) -> Self {
@@ -198,13 +215,14 @@ impl Builder {
             sessions: self.sessions,
             protocol_version: self.protocol_version,
             events: self.events,
+            initialize_hangs: self.initialize_hangs,
             tls: self.tls.then(super::mock_responses::tls_config),
             workers: Mutex::new(Vec::new()),
         });
         let acceptor_shared = shared.clone();
         let acceptor = std::thread::Builder::new()
             .name("mcp-http-mock".into())
-            .spawn(move || accept(&listener, &acceptor_shared))
+            .spawn(move || serve::accept(&listener, &acceptor_shared))
             .unwrap();
         McpHttpMock {
             shared,
@@ -237,6 +255,7 @@ struct Shared {
     sessions: bool,
     protocol_version: String,
     events: Events,
+    initialize_hangs: bool,
     tls: Option<Arc<rustls::ServerConfig>>,
     workers: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -285,6 +304,7 @@ impl McpHttpMock {
             protocol_version: "2025-06-18".to_string(),
             events: Events::Open,
             tls: false,
+            initialize_hangs: false,
         }
     }
 
@@ -465,627 +485,4 @@ fn summary(requests: &[Request]) -> Vec<String> {
             format!("#{} {} {what}", r.conn, r.method)
         })
         .collect()
-}
-
-fn accept(listener: &TcpListener, shared: &Arc<Shared>) {
-    for stream in listener.incoming() {
-        if shared.stopped() {
-            return;
-        }
-        let Ok(stream) = stream else { continue };
-        let conn = {
-            let mut state = shared.state();
-            state.accepted += 1;
-            state.accepted
-        };
-        if conn as usize > MAX_CONNECTIONS {
-            let _ = stream.shutdown(Shutdown::Both);
-            continue;
-        }
-        let worker_shared = shared.clone();
-        let worker = std::thread::Builder::new()
-            .name(format!("mcp-http-mock-{conn}"))
-            .spawn(move || serve(stream, conn, &worker_shared));
-        if let Ok(worker) = worker {
-            shared.workers.lock().unwrap().push(worker);
-        }
-    }
-}
-
-/// What reading from the peer gave.
-enum Input {
-    Request(Request),
-    /// The peer closed (EOF or an error).
-    Closed,
-    /// The mock stops, the connection outlived [`MAX_CONNECTION`], or the request is broken.
-    Stopped,
-}
-
-/// A plain or TLS connection.
-trait Io: Read + Write + Send {
-    /// The TCP socket underneath (timeouts, shutdown).
-    fn tcp(&self) -> &TcpStream;
-}
-
-impl Io for TcpStream {
-    fn tcp(&self) -> &TcpStream {
-        self
-    }
-}
-
-impl Io for rustls::StreamOwned<rustls::ServerConnection, TcpStream> {
-    fn tcp(&self) -> &TcpStream {
-        &self.sock
-    }
-}
-
-/// A connection's read side: bytes read ahead are kept for the next request.
-struct Conn {
-    stream: Box<dyn Io>,
-    buf: Vec<u8>,
-    id: u64,
-    deadline: Instant,
-}
-
-impl Conn {
-    /// Reads more bytes (waiting at most one [`SLICE`]): `Some(true)` when some came,
-    /// `Some(false)` when none yet, `None` at EOF or on an error.
-    fn fill(&mut self) -> Option<bool> {
-        let mut chunk = [0u8; 16 * 1024];
-        match self.stream.read(&mut chunk) {
-            Ok(0) => None,
-            Ok(n) => {
-                self.buf.extend_from_slice(&chunk[..n]);
-                Some(true)
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock
-                        | std::io::ErrorKind::TimedOut
-                        | std::io::ErrorKind::Interrupted
-                ) =>
-            {
-                Some(false)
-            }
-            Err(_) => None,
-        }
-    }
-
-    /// Reads until `ready(buf)` gives a length, bounded by the stop flag and the deadline.
-    fn read_until(
-        &mut self,
-        shared: &Shared,
-        ready: impl Fn(&[u8]) -> Option<usize>,
-    ) -> Result<Vec<u8>, Input> {
-        loop {
-            if let Some(n) = ready(&self.buf) {
-                return Ok(self.buf.drain(..n).collect());
-            }
-            if shared.stopped()
-                || Instant::now() > self.deadline
-                || self.buf.len() > MAX_REQUEST_BYTES
-            {
-                return Err(Input::Stopped);
-            }
-            if self.fill().is_none() {
-                return Err(Input::Closed);
-            }
-        }
-    }
-
-    fn request(&mut self, shared: &Shared) -> Input {
-        match self.read_request(shared) {
-            Ok(request) => Input::Request(request),
-            Err(input) => input,
-        }
-    }
-
-    fn read_request(&mut self, shared: &Shared) -> Result<Request, Input> {
-        let head = self.read_until(shared, |b| {
-            b.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)
-        })?;
-        let head = String::from_utf8_lossy(&head).into_owned();
-        let mut lines = head.split("\r\n");
-        let mut first = lines.next().unwrap_or_default().split_whitespace();
-        let method = first.next().unwrap_or_default().to_string();
-        let path = first.next().unwrap_or_default().to_string();
-        let headers: Vec<(String, String)> = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-            .collect();
-        let find = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v);
-        let mut body = Vec::new();
-        if let Some(length) = find("content-length") {
-            let length: usize = length.parse().map_err(|_| Input::Stopped)?;
-            body = self.read_until(shared, |b| (b.len() >= length).then_some(length))?;
-        } else if find("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
-            loop {
-                let line = self.read_until(shared, |b| {
-                    b.windows(2).position(|w| w == b"\r\n").map(|p| p + 2)
-                })?;
-                let line = String::from_utf8_lossy(&line);
-                let size = line.trim().split(';').next().unwrap_or_default();
-                let size = usize::from_str_radix(size, 16).map_err(|_| Input::Stopped)?;
-                let chunk =
-                    self.read_until(shared, |b| (b.len() >= size + 2).then_some(size + 2))?;
-                if size == 0 {
-                    break;
-                }
-                body.extend_from_slice(&chunk[..size]);
-            }
-        }
-        Ok(Request {
-            conn: self.id,
-            method,
-            path,
-            headers,
-            body,
-        })
-    }
-
-    /// Waits one slice for the peer: false once it closed.
-    fn is_open(&mut self) -> bool {
-        self.fill().is_some()
-    }
-
-    fn write(&mut self, bytes: &[u8]) -> bool {
-        // A write may meet the read timeout of the TLS handshake's reads: retried, bounded.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut rest = bytes;
-        while !rest.is_empty() {
-            match self.stream.write(rest) {
-                Ok(0) => return false,
-                Ok(n) => rest = &rest[n..],
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock
-                            | std::io::ErrorKind::TimedOut
-                            | std::io::ErrorKind::Interrupted
-                    ) && Instant::now() < deadline => {}
-                Err(_) => return false,
-            }
-        }
-        self.stream.flush().is_ok()
-    }
-}
-
-fn serve(stream: TcpStream, id: u64, shared: &Arc<Shared>) {
-    let _ = stream.set_read_timeout(Some(SLICE));
-    // Small writes (a dribbled answer) go at once, not when the previous one is acknowledged.
-    let _ = stream.set_nodelay(true);
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(10)));
-    let stream: Box<dyn Io> = match &shared.tls {
-        Some(config) => match rustls::ServerConnection::new(config.clone()) {
-            Ok(tls) => Box::new(rustls::StreamOwned::new(tls, stream)),
-            Err(_) => return,
-        },
-        None => Box::new(stream),
-    };
-    let mut conn = Conn {
-        stream,
-        buf: Vec::new(),
-        id,
-        deadline: Instant::now() + MAX_CONNECTION,
-    };
-    loop {
-        let request = match conn.request(shared) {
-            Input::Request(request) => request,
-            Input::Closed => {
-                shared.mark_closed(id);
-                break;
-            }
-            Input::Stopped => break,
-        };
-        let wants_close = request
-            .header("connection")
-            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
-        {
-            let mut state = shared.state();
-            state.requests.push(request.clone());
-        }
-        shared.changed.notify_all();
-        match respond(&mut conn, &request, shared) {
-            Next::KeepAlive if !wants_close => {}
-            Next::KeepAlive | Next::Close => break,
-            Next::PeerClosed => {
-                shared.mark_closed(id);
-                break;
-            }
-        }
-    }
-    let _ = conn.stream.tcp().shutdown(Shutdown::Both);
-}
-
-/// What becomes of a connection after an answer.
-enum Next {
-    KeepAlive,
-    /// The mock closes it.
-    Close,
-    /// The client closed it meanwhile.
-    PeerClosed,
-}
-
-fn respond(conn: &mut Conn, request: &Request, shared: &Shared) -> Next {
-    if shared.sessions
-        && let Some(refusal) = session_refusal(request, shared)
-    {
-        return refusal.send(conn);
-    }
-    match request.method.as_str() {
-        "GET" => event_stream(conn, request, shared),
-        "DELETE" => Answer::status(200, "").send(conn),
-        "POST" => post(conn, request, shared),
-        _ => Answer::status(405, "").send(conn),
-    }
-}
-
-/// 400 without a session, 404 for an expired or unknown one (`initialize` needs none).
-fn session_refusal(request: &Request, shared: &Shared) -> Option<Answer> {
-    if request.method == "POST" && request.rpc_method().as_deref() == Some("initialize") {
-        return None;
-    }
-    let state = shared.state();
-    match request.header("mcp-session-id") {
-        None => Some(Answer::status(400, "missing Mcp-Session-Id")),
-        Some(id) if state.expired.contains(id) || !state.issued.iter().any(|s| s == id) => {
-            Some(Answer::json(
-                404,
-                &json!({"jsonrpc": "2.0", "id": null,
-                        "error": {"code": -32001, "message": "Session not found"}}),
-            ))
-        }
-        Some(_) => None,
-    }
-}
-
-fn post(conn: &mut Conn, request: &Request, shared: &Shared) -> Next {
-    let accept = request.header("accept").unwrap_or_default();
-    if !(accept.contains("application/json") && accept.contains("text/event-stream")) {
-        return Answer::status(
-            406,
-            "Accept must list application/json and text/event-stream",
-        )
-        .send(conn);
-    }
-    if !request
-        .header("content-type")
-        .is_some_and(|v| v.starts_with("application/json"))
-    {
-        return Answer::status(415, "Content-Type must be application/json").send(conn);
-    }
-    let message = request.json();
-    let (Some(method), Some(id)) = (
-        message.get("method").and_then(Value::as_str),
-        message.get("id").cloned(),
-    ) else {
-        // A notification or an answer.
-        return Answer::status(202, "").send(conn);
-    };
-    let result = |result: Value| json!({"jsonrpc": "2.0", "id": id, "result": result});
-    match method {
-        "initialize" => {
-            let mut answer = Answer::json(
-                200,
-                &result(json!({
-                    "protocolVersion": shared.protocol_version,
-                    "capabilities": {"tools": {"listChanged": false}},
-                    "serverInfo": {"name": "mcp-http-mock", "version": "1.0.0"},
-                })),
-            );
-            if shared.sessions {
-                let mut state = shared.state();
-                let session = format!("mock-session-{}", state.issued.len() + 1);
-                state.issued.push(session.clone());
-                answer.headers.push(("Mcp-Session-Id".into(), session));
-            }
-            answer.send(conn)
-        }
-        "tools/list" => {
-            let tools: Vec<Value> = shared
-                .state()
-                .tools
-                .iter()
-                .map(|(name, _)| {
-                    json!({
-                        "name": name,
-                        "description": format!("mock tool {name}"),
-                        "inputSchema": {"type": "object", "properties": {}},
-                        "annotations": {"readOnlyHint": true},
-                    })
-                })
-                .collect();
-            Answer::json(200, &result(json!({"tools": tools}))).send(conn)
-        }
-        "tools/call" => {
-            let name = message
-                .pointer("/params/name")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let behaviour = shared
-                .state()
-                .tools
-                .iter()
-                .find(|(tool, _)| tool == name)
-                .map(|(_, b)| b.clone());
-            let Some(behaviour) = behaviour else {
-                let error = json!({"jsonrpc": "2.0", "id": id,
-                                   "error": {"code": -32602, "message": format!("unknown tool {name}")}});
-                return Answer::json(200, &error).send(conn);
-            };
-            let token = message
-                .pointer("/params/_meta/progressToken")
-                .cloned()
-                .unwrap_or(Value::Null);
-            call(conn, shared, behaviour, &token, result)
-        }
-        other => {
-            let error = json!({"jsonrpc": "2.0", "id": id,
-                               "error": {"code": -32601, "message": format!("Method not found: {other}")}});
-            Answer::json(200, &error).send(conn)
-        }
-    }
-}
-
-/// A tool's result whose content is `text`.
-fn text_result(text: &str) -> Value {
-    json!({"content": [{"type": "text", "text": text}], "isError": false})
-}
-
-fn call(
-    conn: &mut Conn,
-    shared: &Shared,
-    behaviour: Behaviour,
-    token: &Value,
-    result: impl Fn(Value) -> Value,
-) -> Next {
-    match behaviour {
-        Behaviour::Json(text) => Answer::json(200, &result(text_result(&text))).send(conn),
-        Behaviour::Chunked(text) => {
-            let body = result(text_result(&text)).to_string().into_bytes();
-            let mut out = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
-            for part in body.chunks(body.len().div_ceil(3).max(1)) {
-                out.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
-                out.extend_from_slice(part);
-                out.extend_from_slice(b"\r\n");
-            }
-            out.extend_from_slice(b"0\r\n\r\n");
-            sent(conn.write(&out))
-        }
-        Behaviour::Sse(steps, text) => {
-            if !conn.write(SSE_HEAD.as_bytes()) {
-                return Next::PeerClosed;
-            }
-            if let Some(next) = run_steps(steps, token, shared, &mut |m| conn.write(&sse_chunk(m)))
-            {
-                return next;
-            }
-            let done = conn.write(&sse_chunk(&result(text_result(&text))));
-            sent(done && conn.write(b"0\r\n\r\n"))
-        }
-        Behaviour::SseWithoutResult(steps) => {
-            if !conn.write(SSE_HEAD.as_bytes()) {
-                return Next::PeerClosed;
-            }
-            if let Some(next) = run_steps(steps, token, shared, &mut |m| conn.write(&sse_chunk(m)))
-            {
-                return next;
-            }
-            sent(conn.write(b"0\r\n\r\n"))
-        }
-        Behaviour::JsonAfterEvents(steps, text) => {
-            let on_streams = &mut |m: &Value| shared.push_event(m) > 0;
-            if run_steps(steps, token, shared, on_streams).is_some() {
-                return Next::Close;
-            }
-            Answer::json(200, &result(text_result(&text))).send(conn)
-        }
-        Behaviour::Dribble(text) => {
-            let mut out = SSE_HEAD.as_bytes().to_vec();
-            out.extend_from_slice(&sse_chunk(&result(text_result(&text))));
-            out.extend_from_slice(b"0\r\n\r\n");
-            for piece in out.chunks(5) {
-                if shared.stopped() || !conn.write(piece) {
-                    return Next::PeerClosed;
-                }
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            Next::KeepAlive
-        }
-        Behaviour::Hang => {
-            while !shared.stopped() && Instant::now() < conn.deadline {
-                if !conn.is_open() {
-                    return Next::PeerClosed;
-                }
-            }
-            Next::Close
-        }
-        Behaviour::Delayed(pause, text) => {
-            let until = Instant::now() + pause;
-            while Instant::now() < until {
-                if shared.stopped() {
-                    return Next::Close;
-                }
-                std::thread::sleep(SLICE);
-            }
-            Answer::json(200, &result(text_result(&text))).send(conn)
-        }
-        Behaviour::Raw {
-            status,
-            content_type,
-            body,
-        } => Answer {
-            status,
-            headers: vec![("Content-Type".into(), content_type)],
-            body,
-        }
-        .send(conn),
-    }
-}
-
-/// Sends each step's message through `send` (false: it could not be sent); `None` when all
-/// went, else what becomes of the connection.
-fn run_steps(
-    steps: Vec<Step>,
-    token: &Value,
-    shared: &Shared,
-    send: &mut dyn FnMut(&Value) -> bool,
-) -> Option<Next> {
-    for step in steps {
-        let message = match step {
-            Step::Progress {
-                progress,
-                total,
-                message,
-            } => json!({"jsonrpc": "2.0", "method": "notifications/progress",
-                        "params": {"progressToken": token, "progress": progress,
-                                   "total": total, "message": message}}),
-            Step::Send(message) => message,
-            Step::AwaitAnswer(id) => {
-                if !await_state(shared, |s| s.requests.iter().any(|r| r.is_answer_to(&id))) {
-                    return Some(Next::Close);
-                }
-                continue;
-            }
-            Step::Gate(name) => {
-                if !await_state(shared, |s| s.gates.contains(&name)) {
-                    return Some(Next::Close);
-                }
-                continue;
-            }
-        };
-        if !send(&message) {
-            return Some(Next::PeerClosed);
-        }
-    }
-    None
-}
-
-/// Waits (at most [`MAX_AWAIT`]) until `done` holds for the mock's state; false if it did not.
-fn await_state(shared: &Shared, done: impl Fn(&State) -> bool) -> bool {
-    let deadline = Instant::now() + MAX_AWAIT;
-    let mut state = shared.state();
-    while !done(&state) {
-        if shared.stopped() || Instant::now() > deadline {
-            return false;
-        }
-        state = shared
-            .changed
-            .wait_timeout(state, SLICE)
-            .unwrap_or_else(|e| e.into_inner())
-            .0;
-    }
-    true
-}
-
-const SSE_HEAD: &str = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\n\r\n";
-
-/// One SSE event carrying `message`, as one chunk.
-fn sse_chunk(message: &Value) -> Vec<u8> {
-    let event = format!("event: message\ndata: {message}\n\n");
-    format!("{:x}\r\n{event}\r\n", event.len()).into_bytes()
-}
-
-fn sent(ok: bool) -> Next {
-    if ok {
-        Next::KeepAlive
-    } else {
-        Next::PeerClosed
-    }
-}
-
-/// A GET: 405, or an event stream fed by the test until it closes it, the client leaves, or
-/// the mock stops.
-fn event_stream(conn: &mut Conn, request: &Request, shared: &Shared) -> Next {
-    if shared.events == Events::Refuse {
-        return Answer::status(405, "").send(conn);
-    }
-    if !request
-        .header("accept")
-        .is_some_and(|v| v.contains("text/event-stream"))
-    {
-        return Answer::status(406, "Accept must list text/event-stream").send(conn);
-    }
-    if !conn.write(SSE_HEAD.as_bytes()) {
-        return Next::PeerClosed;
-    }
-    let (tx, rx): (Sender<StreamCommand>, Receiver<StreamCommand>) = unbounded();
-    shared.state().streams.push((conn.id, tx));
-    shared.changed.notify_all();
-    let next = loop {
-        if shared.stopped() || Instant::now() > conn.deadline {
-            break Next::Close;
-        }
-        match rx.try_recv() {
-            Ok(StreamCommand::Event(message)) => {
-                if !conn.write(&sse_chunk(&message)) {
-                    break Next::PeerClosed;
-                }
-                continue;
-            }
-            Ok(StreamCommand::Close) => {
-                let _ = conn.write(b"0\r\n\r\n");
-                break Next::Close;
-            }
-            Err(_) => {}
-        }
-        if !conn.is_open() {
-            break Next::PeerClosed;
-        }
-    };
-    shared.state().streams.retain(|(id, _)| *id != conn.id);
-    shared.changed.notify_all();
-    next
-}
-
-/// A whole answer with a length.
-struct Answer {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Answer {
-    fn status(status: u16, text: &str) -> Self {
-        Self {
-            status,
-            headers: vec![("Content-Type".into(), "text/plain".into())],
-            body: text.as_bytes().to_vec(),
-        }
-    }
-
-    fn json(status: u16, body: &Value) -> Self {
-        Self {
-            status,
-            headers: vec![("Content-Type".into(), "application/json".into())],
-            body: body.to_string().into_bytes(),
-        }
-    }
-
-    fn send(self, conn: &mut Conn) -> Next {
-        let reason = match self.status {
-            200 => "OK",
-            202 => "Accepted",
-            400 => "Bad Request",
-            404 => "Not Found",
-            405 => "Method Not Allowed",
-            500 => "Internal Server Error",
-            406 => "Not Acceptable",
-            415 => "Unsupported Media Type",
-            _ => "Status",
-        };
-        let mut head = format!(
-            "HTTP/1.1 {} {reason}\r\ncontent-length: {}\r\n",
-            self.status,
-            self.body.len()
-        );
-        for (k, v) in &self.headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        head.push_str("\r\n");
-        let mut out = head.into_bytes();
-        out.extend_from_slice(&self.body);
-        sent(conn.write(&out))
-    }
 }

@@ -1,0 +1,321 @@
+//! The streamable-HTTP transport of MCP servers when things go wrong (mcp.md, MCP 2025-06-18
+//! §Transports), against the scriptable server of `support/mcp_http_mock.rs`: an expired session,
+//! a call outliving its timeout or interrupted (its connection closed, the server told), a
+//! server that is not there or never answers `initialize`, answers that are not JSON, too large,
+//! an error status, cut or without a result, and an event stream that keeps failing. In every
+//! case the thread goes on and the error is clear.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::mcp::{call_reply, completed_item, output_sent, ready_thread, toml_str, wait_startup};
+use super::mcp_http::{SOON, error_of, http_server, spawn};
+use super::turns::{finish_turn, interrupt_turn, last_turn, start_thread, start_turn};
+use crate::support::mcp_http_mock::{Behaviour, Events, McpHttpMock, Step};
+use crate::support::mock_responses::*;
+
+#[test]
+fn an_expired_session_fails_the_call_that_meets_it_and_the_next_call_starts_a_new_one() {
+    let mcp = McpHttpMock::builder()
+        .tool("echo", Behaviour::Json("echoed".into()))
+        .start();
+    let mock = MockServer::start();
+    mock.push(call_reply("r1", "c1", "mcp__web__echo", json!({})));
+    mock.push(text_reply("r2", "m1", &["first"]));
+    let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
+    let thread = ready_thread(&mut server, "web", "never");
+    start_turn(&mut server, &thread, "go");
+    let messages = finish_turn(&mut server);
+    assert_eq!(completed_item(&messages, "c1")["status"], "completed");
+
+    mcp.expire_sessions();
+    mock.push(call_reply("r3", "c2", "mcp__web__echo", json!({})));
+    mock.push(call_reply("r4", "c3", "mcp__web__echo", json!({})));
+    mock.push(text_reply("r5", "m2", &["second"]));
+    start_turn(&mut server, &thread, "again");
+    let messages = finish_turn(&mut server);
+    assert_eq!(last_turn(&messages)["status"], "completed");
+    // Today the call that meets the 404 fails, naming it; the connection is closed, and the
+    // next call reconnects: a new `initialize`, a new session.
+    let error = error_of(&completed_item(&messages, "c2"));
+    assert!(
+        error.contains("web") && error.contains("404"),
+        "the error names the server and the 404: {error}"
+    );
+    let item = completed_item(&messages, "c3");
+    assert_eq!(item["status"], "completed", "{item}");
+    assert_eq!(output_sent(&mock, 4, "c3"), json!("echoed"));
+    assert_eq!(mcp.sessions(), ["mock-session-1", "mock-session-2"]);
+    assert_eq!(mcp.rpc("initialize").len(), 2);
+    let calls = mcp.rpc("tools/call");
+    assert_eq!(calls.len(), 3);
+    assert_eq!(calls[1].header("mcp-session-id"), Some("mock-session-1"));
+    assert_eq!(calls[2].header("mcp-session-id"), Some("mock-session-2"));
+}
+
+#[test]
+fn a_call_that_outlives_its_timeout_fails_and_its_connection_is_closed() {
+    let mcp = McpHttpMock::builder()
+        .tool("stuck", Behaviour::Hang)
+        .start();
+    let mock = MockServer::start();
+    mock.push(call_reply("r1", "c1", "mcp__web__stuck", json!({})));
+    mock.push(text_reply("r2", "m1", &["moved on"]));
+    let mut server = spawn(
+        &mock,
+        &[http_server("web", &mcp, "tool_timeout_sec=1")],
+        &[],
+    );
+    let thread = ready_thread(&mut server, "web", "never");
+    start_turn(&mut server, &thread, "go");
+    let messages = finish_turn(&mut server);
+    assert_eq!(last_turn(&messages)["status"], "completed");
+    let error = error_of(&completed_item(&messages, "c1"));
+    assert!(error.contains("timed out"), "{error}");
+    let output = output_sent(&mock, 1, "c1");
+    assert!(output.as_str().unwrap().contains("timed out"), "{output}");
+    let call = mcp.wait_rpc("tools/call", 1, SOON);
+    assert!(
+        mcp.wait_closed(call.conn, Duration::from_secs(5)),
+        "the held connection is closed by the client"
+    );
+}
+
+#[test]
+fn an_interrupt_closes_the_calls_connection_and_cancels_it() {
+    let mcp = McpHttpMock::builder()
+        .tool("stuck", Behaviour::Hang)
+        .tool("echo", Behaviour::Json("after the interrupt".into()))
+        .start();
+    let mock = MockServer::start();
+    mock.push(call_reply("r1", "c1", "mcp__web__stuck", json!({})));
+    let mut server = spawn(
+        &mock,
+        &[http_server("web", &mcp, "tool_timeout_sec=60")],
+        &[],
+    );
+    let thread = ready_thread(&mut server, "web", "never");
+    let turn = start_turn(&mut server, &thread, "go");
+    server.take_matching("the call starts", |m| {
+        m["method"] == "item/started" && m["params"]["item"]["id"] == "c1"
+    });
+    let call = mcp.wait_rpc("tools/call", 1, SOON);
+    let started = Instant::now();
+    let messages = interrupt_turn(&mut server, &thread, &turn);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the turn ended {:?} after the interrupt, not promptly",
+        started.elapsed()
+    );
+    assert_eq!(error_of(&completed_item(&messages, "c1")), "interrupted");
+    assert!(
+        mcp.wait_closed(call.conn, Duration::from_secs(5)),
+        "the call's connection is closed"
+    );
+    let cancelled = mcp.wait_rpc("notifications/cancelled", 1, SOON);
+    assert_eq!(
+        cancelled.json()["params"],
+        json!({"requestId": call.json()["id"], "reason": "the user interrupted the turn"})
+    );
+    assert_eq!(cancelled.header("mcp-session-id"), Some("mock-session-1"));
+    // The server is still usable.
+    mock.push(call_reply("r2", "c2", "mcp__web__echo", json!({})));
+    mock.push(text_reply("r3", "m1", &["done"]));
+    start_turn(&mut server, &thread, "again");
+    let messages = finish_turn(&mut server);
+    assert_eq!(completed_item(&messages, "c2")["status"], "completed");
+}
+
+#[test]
+fn a_server_that_is_not_there_fails_its_start_naming_the_url() {
+    // A port nothing listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let mock = MockServer::start();
+    mock.push(text_reply("r1", "m1", &["still here"]));
+    let mut server = spawn(
+        &mock,
+        &[format!("mcp_servers.gone={{url={}}}", toml_str(&url))],
+        &[],
+    );
+    let thread = start_thread(
+        &mut server,
+        json!({"approvalPolicy": "never", "sandbox": "read-only"}),
+    );
+    let status = wait_startup(&mut server, "gone");
+    assert_eq!(status["status"], "failed", "{status}");
+    let error = status["error"].as_str().unwrap();
+    assert!(error.contains(&url), "the error names the URL: {error}");
+    // The thread works without it.
+    start_turn(&mut server, &thread, "hello");
+    let messages = finish_turn(&mut server);
+    assert_eq!(last_turn(&messages)["status"], "completed");
+    let tools = mock.requests_to("/v1/responses")[0].json()["tools"].to_string();
+    assert!(!tools.contains("mcp__gone"), "{tools}");
+}
+
+#[test]
+fn answers_that_are_not_json_or_too_large_fail_their_call_and_the_server_stays_usable() {
+    // Valid JSON in itself, but past the 16 MiB an answer may take.
+    let mut huge = Vec::with_capacity(17 << 20);
+    huge.push(b'"');
+    huge.resize((17 << 20) - 1, b'a');
+    huge.push(b'"');
+    let mcp = McpHttpMock::builder()
+        .tool(
+            "garbage",
+            Behaviour::Raw {
+                status: 200,
+                content_type: "application/json".into(),
+                body: b"<html>this is not json</html>".to_vec(),
+            },
+        )
+        .tool(
+            "huge",
+            Behaviour::Raw {
+                status: 200,
+                content_type: "application/json".into(),
+                body: huge,
+            },
+        )
+        .tool("fine", Behaviour::Json("fine".into()))
+        .start();
+    let mock = MockServer::start();
+    mock.push(call_reply("r1", "c1", "mcp__web__garbage", json!({})));
+    mock.push(call_reply("r2", "c2", "mcp__web__huge", json!({})));
+    mock.push(call_reply("r3", "c3", "mcp__web__fine", json!({})));
+    mock.push(text_reply("r4", "m1", &["done"]));
+    let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
+    let thread = ready_thread(&mut server, "web", "never");
+    start_turn(&mut server, &thread, "go");
+    let messages = finish_turn(&mut server);
+    assert_eq!(last_turn(&messages)["status"], "completed");
+    let error = error_of(&completed_item(&messages, "c1"));
+    assert!(
+        error.contains("web") && error.contains("not JSON"),
+        "{error}"
+    );
+    let error = error_of(&completed_item(&messages, "c2"));
+    assert!(
+        error.contains("web") && error.contains("larger than"),
+        "{error}"
+    );
+    let output = output_sent(&mock, 2, "c2");
+    assert!(output.as_str().unwrap().contains("larger than"), "{output}");
+    assert_eq!(completed_item(&messages, "c3")["status"], "completed");
+    assert_eq!(output_sent(&mock, 3, "c3"), json!("fine"));
+    assert_eq!(mcp.rpc("initialize").len(), 1, "no reconnection was needed");
+}
+
+#[test]
+fn error_statuses_and_streams_that_end_without_a_result_fail_their_call() {
+    let mcp = McpHttpMock::builder()
+        .tool(
+            "broken",
+            Behaviour::Raw {
+                status: 500,
+                content_type: "text/plain".into(),
+                body: b"internal oops".to_vec(),
+            },
+        )
+        .tool(
+            "cut",
+            Behaviour::SseWithoutResult(vec![Step::Progress {
+                progress: 1.0,
+                total: None,
+                message: "about to vanish".into(),
+            }]),
+        )
+        .tool(
+            "dropped",
+            Behaviour::SseThenDrop(vec![Step::Progress {
+                progress: 1.0,
+                total: None,
+                message: "about to be cut".into(),
+            }]),
+        )
+        .tool("fine", Behaviour::Json("fine".into()))
+        .start();
+    let mock = MockServer::start();
+    mock.push(call_reply("r1", "c1", "mcp__web__broken", json!({})));
+    mock.push(call_reply("r2", "c2", "mcp__web__cut", json!({})));
+    mock.push(call_reply("r3", "c3", "mcp__web__dropped", json!({})));
+    mock.push(call_reply("r4", "c4", "mcp__web__fine", json!({})));
+    mock.push(text_reply("r5", "m1", &["done"]));
+    let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
+    let thread = ready_thread(&mut server, "web", "never");
+    start_turn(&mut server, &thread, "go");
+    let messages = finish_turn(&mut server);
+    assert_eq!(last_turn(&messages)["status"], "completed");
+    let error = error_of(&completed_item(&messages, "c1"));
+    assert!(
+        error.contains("500") && error.contains("internal oops"),
+        "the status and the body: {error}"
+    );
+    let error = error_of(&completed_item(&messages, "c2"));
+    assert!(error.contains("no answer"), "{error}");
+    let error = error_of(&completed_item(&messages, "c3"));
+    assert!(error.contains("web"), "{error}");
+    assert_eq!(completed_item(&messages, "c4")["status"], "completed");
+    assert_eq!(mcp.rpc("initialize").len(), 1, "no reconnection was needed");
+}
+
+#[test]
+fn an_initialize_that_never_answers_fails_the_start_within_its_timeout() {
+    let mcp = McpHttpMock::builder().initialize_hangs().start();
+    let mock = MockServer::start();
+    mock.push(text_reply("r1", "m1", &["still here"]));
+    let mut server = spawn(
+        &mock,
+        &[http_server("mute", &mcp, "startup_timeout_sec=1")],
+        &[],
+    );
+    let thread = start_thread(
+        &mut server,
+        json!({"approvalPolicy": "never", "sandbox": "read-only"}),
+    );
+    let status = wait_startup(&mut server, "mute");
+    assert_eq!(status["status"], "failed", "{status}");
+    let error = status["error"].as_str().unwrap();
+    assert!(
+        error.contains("mute") && error.contains("startup timeout"),
+        "{error}"
+    );
+    let initialize = mcp.wait_rpc("initialize", 1, SOON);
+    assert!(
+        mcp.wait_closed(initialize.conn, Duration::from_secs(5)),
+        "the unanswered initialize's connection is closed"
+    );
+    start_turn(&mut server, &thread, "hello");
+    let messages = finish_turn(&mut server);
+    assert_eq!(last_turn(&messages)["status"], "completed");
+}
+
+#[test]
+fn an_event_stream_that_keeps_failing_is_retried_with_pauses() {
+    let mcp = McpHttpMock::builder()
+        .tool("echo", Behaviour::Json("works anyway".into()))
+        .events(Events::Fail(500))
+        .start();
+    let mock = MockServer::start();
+    mock.push(call_reply("r1", "c1", "mcp__web__echo", json!({})));
+    mock.push(text_reply("r2", "m1", &["done"]));
+    let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
+    let thread = ready_thread(&mut server, "web", "never");
+    mcp.wait_for("the event stream's GET", SOON, |rs| {
+        rs.iter().any(|r| r.method == "GET")
+    });
+    start_turn(&mut server, &thread, "go");
+    let messages = finish_turn(&mut server);
+    assert_eq!(completed_item(&messages, "c1")["status"], "completed");
+    // Today: a pause of a second between attempts, five at most. A loop without pauses would
+    // have sent hundreds by now.
+    std::thread::sleep(Duration::from_millis(2500));
+    let gets = mcp.of_method("GET").len();
+    assert!((1..=5).contains(&gets), "{gets} GETs in 2.5 s");
+}
