@@ -1,18 +1,18 @@
 //! The streamable-HTTP transport of MCP servers (mcp.md, MCP 2025-06-18 §Transports) against a
 //! scriptable server (`support/mcp_http_mock.rs`), when things go right: the headers of every
 //! request, answers as JSON (with a length, chunked, dribbled, large) and as SSE streams carrying
-//! progress and the server's own requests, the GET event stream (server requests while idle,
-//! progress during a call, 405, reconnection), HTTPS, two servers side by side, the session's
-//! end at shutdown. What goes wrong is `mcp_http_faults.rs`'s; FastMCP over HTTP is `mcp.rs`'s.
+//! progress and the server's own requests, HTTPS, the session's end at shutdown, and the mock's
+//! own HTTP framing. The GET event stream and exchanges side by side are `mcp_http_streams.rs`'s,
+//! what goes wrong `mcp_http_faults.rs`'s; FastMCP over HTTP is `mcp.rs`'s.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::mcp::{call_reply, completed_item, output_sent, ready_thread, toml_str, wait_startup};
-use super::turns::{finish_turn, interrupt_turn, last_turn, start_thread, start_turn};
+use super::mcp::{call_reply, completed_item, output_sent, ready_thread, toml_str};
+use super::turns::{finish_turn, last_turn, start_turn};
 use crate::support::app_server::AppServer;
-use crate::support::mcp_http_mock::{Behaviour, Events, McpHttpMock, Request, Step};
+use crate::support::mcp_http_mock::{Behaviour, McpHttpMock, Request, Step};
 use crate::support::mock_responses::*;
 
 /// How long the mock waits for what the client should send soon.
@@ -327,108 +327,6 @@ fn an_elicitation_in_an_sse_answer_is_relayed_and_its_answer_posted() {
 }
 
 #[test]
-fn server_requests_on_the_idle_event_stream_are_answered_by_post() {
-    let mcp = McpHttpMock::builder()
-        .tool("echo", Behaviour::Json("still fine".into()))
-        .start();
-    let mock = MockServer::start();
-    let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
-    let thread = ready_thread(&mut server, "web", "never");
-    mcp.wait_event_streams(1, SOON);
-    let stream = mcp.of_method("GET")[0].clone();
-    assert_eq!(stream.header("mcp-session-id"), Some("mock-session-1"));
-    // A notification (and one we do not know) first: neither breaks the stream.
-    let log = json!({"jsonrpc": "2.0", "method": "notifications/message",
-                     "params": {"level": "info", "data": "hello from the server"}});
-    let unknown = json!({"jsonrpc": "2.0", "method": "notifications/whatever", "params": {}});
-    assert_eq!(mcp.push_event(log), 1);
-    assert_eq!(mcp.push_event(unknown), 1);
-    for id in [json!("idle-ping"), json!(77)] {
-        let ping = json!({"jsonrpc": "2.0", "id": id, "method": "ping"});
-        assert_eq!(mcp.push_event(ping), 1);
-        let requests = mcp.wait_for(&format!("the answer to ping {id}"), SOON, |rs| {
-            rs.iter().any(|r| r.is_answer_to(&id))
-        });
-        let answer = requests.iter().find(|r| r.is_answer_to(&id)).unwrap();
-        assert_eq!(
-            answer.json(),
-            json!({"jsonrpc": "2.0", "id": id, "result": {}})
-        );
-        assert_eq!(answer.header("mcp-session-id"), Some("mock-session-1"));
-        assert_ne!(answer.conn, stream.conn);
-    }
-    // The stream stayed open throughout, and the server still works.
-    assert_eq!(mcp.of_method("GET").len(), 1, "the stream was not reopened");
-    mock.push(call_reply("r1", "c1", "mcp__web__echo", json!({})));
-    mock.push(text_reply("r2", "m1", &["done"]));
-    start_turn(&mut server, &thread, "go");
-    let messages = finish_turn(&mut server);
-    assert_eq!(completed_item(&messages, "c1")["status"], "completed");
-}
-
-#[test]
-fn a_stateless_server_without_an_event_stream_works_and_is_not_asked_again_and_again() {
-    let mcp = McpHttpMock::builder()
-        .tool("echo", Behaviour::Json("no stream needed".into()))
-        .events(Events::Refuse)
-        .without_sessions()
-        .start();
-    let mock = MockServer::start();
-    mock.push(call_reply("r1", "c1", "mcp__web__echo", json!({})));
-    mock.push(call_reply("r2", "c2", "mcp__web__echo", json!({})));
-    mock.push(text_reply("r3", "m1", &["done"]));
-    let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
-    let thread = ready_thread(&mut server, "web", "never");
-    mcp.wait_for("the event stream's GET", SOON, |rs| {
-        rs.iter().any(|r| r.method == "GET")
-    });
-    start_turn(&mut server, &thread, "go");
-    let messages = finish_turn(&mut server);
-    for call in ["c1", "c2"] {
-        assert_eq!(completed_item(&messages, call)["status"], "completed");
-    }
-    // Longer than a reconnection pause: a client retrying the refused GET would show by now.
-    std::thread::sleep(Duration::from_millis(1500));
-    let gets = mcp.of_method("GET").len();
-    assert!((1..=2).contains(&gets), "{gets} GETs after a 405");
-    // No session was given: none is made up.
-    let requests = mcp.requests();
-    assert!(
-        requests
-            .iter()
-            .all(|r| r.header("mcp-session-id").is_none()),
-        "{requests:?}"
-    );
-}
-
-#[test]
-fn an_event_stream_the_server_closes_is_reopened() {
-    let mcp = McpHttpMock::builder().start();
-    let mock = MockServer::start();
-    let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
-    ready_thread(&mut server, "web", "never");
-    mcp.wait_event_streams(1, SOON);
-    mcp.close_event_streams();
-    let requests = mcp.wait_for("a second GET", Duration::from_secs(5), |rs| {
-        rs.iter().filter(|r| r.method == "GET").count() >= 2
-    });
-    let again = requests
-        .iter()
-        .filter(|r| r.method == "GET")
-        .nth(1)
-        .unwrap();
-    assert_eq!(again.header("mcp-session-id"), Some("mock-session-1"));
-    assert_eq!(again.header("accept"), Some("text/event-stream"));
-    // The new stream works: a ping on it is answered.
-    mcp.wait_event_streams(1, SOON);
-    let ping = json!({"jsonrpc": "2.0", "id": "after-reopen", "method": "ping"});
-    assert_eq!(mcp.push_event(ping), 1);
-    mcp.wait_for("the answer to the ping", SOON, |rs| {
-        rs.iter().any(|r| r.is_answer_to(&json!("after-reopen")))
-    });
-}
-
-#[test]
 fn the_session_is_ended_when_the_app_server_exits() {
     let mcp = McpHttpMock::builder().start();
     let mock = MockServer::start();
@@ -444,43 +342,6 @@ fn the_session_is_ended_when_the_app_server_exits() {
     assert_eq!(deletes.len(), 1);
     assert_eq!(deletes[0].header("mcp-session-id"), Some("mock-session-1"));
     assert_eq!(deletes[0].path, "/mcp");
-}
-
-#[test]
-fn progress_sent_on_the_event_stream_during_a_call_reaches_the_client() {
-    let progress = |progress: f64, message: &str| Step::Progress {
-        progress,
-        total: None,
-        message: message.into(),
-    };
-    let mcp = McpHttpMock::builder()
-        .tool(
-            "busy",
-            Behaviour::JsonAfterEvents(
-                vec![
-                    progress(1.0, "on the stream"),
-                    progress(2.0, "still on the stream"),
-                    Step::Gate("answer".into()),
-                ],
-                "answered by POST".into(),
-            ),
-        )
-        .start();
-    let mock = MockServer::start();
-    mock.push(call_reply("r1", "c1", "mcp__web__busy", json!({})));
-    mock.push(text_reply("r2", "m1", &["done"]));
-    let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
-    let thread = ready_thread(&mut server, "web", "never");
-    mcp.wait_event_streams(1, SOON);
-    start_turn(&mut server, &thread, "go");
-    assert_eq!(
-        read_progress(&mut server, "c1", 2),
-        ["on the stream", "still on the stream"]
-    );
-    mcp.open_gate("answer");
-    let messages = finish_turn(&mut server);
-    assert_eq!(completed_item(&messages, "c1")["status"], "completed");
-    assert_eq!(output_sent(&mock, 1, "c1"), json!("answered by POST"));
 }
 
 #[test]
@@ -538,51 +399,6 @@ fn the_whole_exchange_works_over_https() {
     });
     let delete = requests.iter().find(|r| r.method == "DELETE").unwrap();
     assert_eq!(delete.header("mcp-session-id"), Some("mock-session-1"));
-}
-
-#[test]
-fn a_call_held_by_one_server_does_not_hold_up_another() {
-    let stuck = McpHttpMock::builder().tool("wait", Behaviour::Hang).start();
-    let quick = McpHttpMock::builder()
-        .tool("echo", Behaviour::Json("quick answer".into()))
-        .start();
-    let mock = MockServer::start();
-    mock.push(call_reply("r1", "c1", "mcp__stuck__wait", json!({})));
-    mock.push(call_reply("r2", "c2", "mcp__quick__echo", json!({})));
-    mock.push(text_reply("r3", "m1", &["done"]));
-    let mut server = spawn(
-        &mock,
-        &[
-            http_server("stuck", &stuck, "tool_timeout_sec=60"),
-            http_server("quick", &quick, ""),
-        ],
-        &[],
-    );
-    let held = ready_thread(&mut server, "stuck", "never");
-    let status = wait_startup(&mut server, "quick");
-    assert_eq!(status["status"], "ready", "{status}");
-    let held_turn = start_turn(&mut server, &held, "wait");
-    server.take_matching("the held call starts", |m| {
-        m["method"] == "item/started" && m["params"]["item"]["id"] == "c1"
-    });
-    let call = stuck.wait_rpc("tools/call", 1, SOON);
-    // Meanwhile another thread calls the other server: its turn completes.
-    let other = start_thread(
-        &mut server,
-        json!({"approvalPolicy": "never", "sandbox": "read-only"}),
-    );
-    let other_turn = start_turn(&mut server, &other, "echo");
-    let messages = finish_turn(&mut server);
-    assert_eq!(last_turn(&messages)["id"], other_turn.as_str());
-    assert_eq!(last_turn(&messages)["status"], "completed");
-    assert_eq!(completed_item(&messages, "c2")["status"], "completed");
-    assert_eq!(output_sent(&mock, 2, "c2"), json!("quick answer"));
-    assert!(
-        !stuck.wait_closed(call.conn, Duration::ZERO),
-        "the held call is still in flight"
-    );
-    interrupt_turn(&mut server, &held, &held_turn);
-    assert!(stuck.wait_closed(call.conn, Duration::from_secs(5)));
 }
 
 #[test]

@@ -319,3 +319,72 @@ fn an_event_stream_that_keeps_failing_is_retried_with_pauses() {
     let gets = mcp.of_method("GET").len();
     assert!((1..=5).contains(&gets), "{gets} GETs in 2.5 s");
 }
+
+/// A tool that sends one progress and then nothing, its SSE answer held open.
+fn streaming_forever() -> Behaviour {
+    Behaviour::Sse(
+        vec![
+            Step::Progress {
+                progress: 1.0,
+                total: None,
+                message: "started".into(),
+            },
+            Step::Gate("never".into()),
+        ],
+        "unreached".into(),
+    )
+}
+
+#[test]
+fn an_interrupt_during_a_streamed_answer_closes_its_connection_and_cancels_it() {
+    let mcp = McpHttpMock::builder()
+        .tool("stream", streaming_forever())
+        .start();
+    let mock = MockServer::start();
+    mock.push(call_reply("r1", "c1", "mcp__web__stream", json!({})));
+    let mut server = spawn(
+        &mock,
+        &[http_server("web", &mcp, "tool_timeout_sec=60")],
+        &[],
+    );
+    let thread = ready_thread(&mut server, "web", "never");
+    let turn = start_turn(&mut server, &thread, "go");
+    // The answer's head and a first event came: the body is being read when the turn stops.
+    let (progress, _) = server.read_until("item/mcpToolCall/progress");
+    assert_eq!(progress["params"]["message"], "started");
+    let call = mcp.wait_rpc("tools/call", 1, SOON);
+    let messages = interrupt_turn(&mut server, &thread, &turn);
+    assert_eq!(error_of(&completed_item(&messages, "c1")), "interrupted");
+    assert!(
+        mcp.wait_closed(call.conn, Duration::from_secs(5)),
+        "the streamed answer's connection is closed"
+    );
+    let cancelled = mcp.wait_rpc("notifications/cancelled", 1, SOON);
+    assert_eq!(cancelled.json()["params"]["requestId"], call.json()["id"]);
+}
+
+#[test]
+fn a_streamed_answer_that_outlives_its_timeout_is_cut() {
+    let mcp = McpHttpMock::builder()
+        .tool("stream", streaming_forever())
+        .start();
+    let mock = MockServer::start();
+    mock.push(call_reply("r1", "c1", "mcp__web__stream", json!({})));
+    mock.push(text_reply("r2", "m1", &["moved on"]));
+    let mut server = spawn(
+        &mock,
+        &[http_server("web", &mcp, "tool_timeout_sec=1")],
+        &[],
+    );
+    let thread = ready_thread(&mut server, "web", "never");
+    start_turn(&mut server, &thread, "go");
+    let messages = finish_turn(&mut server);
+    assert_eq!(last_turn(&messages)["status"], "completed");
+    let error = error_of(&completed_item(&messages, "c1"));
+    assert!(error.contains("timed out"), "{error}");
+    let call = mcp.wait_rpc("tools/call", 1, SOON);
+    assert!(
+        mcp.wait_closed(call.conn, Duration::from_secs(5)),
+        "the streamed answer's connection is closed"
+    );
+}

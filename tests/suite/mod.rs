@@ -26,6 +26,7 @@ mod mcp;
 mod mcp_faults;
 mod mcp_http;
 mod mcp_http_faults;
+mod mcp_http_streams;
 // Counts the app-server's threads through /proc.
 #[cfg(target_os = "linux")]
 mod mcp_idle;

@@ -237,8 +237,7 @@ fn call(
             if !conn.write(SSE_HEAD.as_bytes()) {
                 return Next::PeerClosed;
             }
-            if let Some(next) = run_steps(steps, token, shared, &mut |m| conn.write(&sse_chunk(m)))
-            {
+            if let Some(next) = run_steps(steps, token, shared, conn, Sink::Post) {
                 return next;
             }
             let done = conn.write(&sse_chunk(&result(text_result(&text))));
@@ -248,16 +247,14 @@ fn call(
             if !conn.write(SSE_HEAD.as_bytes()) {
                 return Next::PeerClosed;
             }
-            if let Some(next) = run_steps(steps, token, shared, &mut |m| conn.write(&sse_chunk(m)))
-            {
+            if let Some(next) = run_steps(steps, token, shared, conn, Sink::Post) {
                 return next;
             }
             sent(conn.write(b"0\r\n\r\n"))
         }
         Behaviour::JsonAfterEvents(steps, text) => {
-            let on_streams = &mut |m: &Value| shared.push_event(m) > 0;
-            if run_steps(steps, token, shared, on_streams).is_some() {
-                return Next::Close;
+            if let Some(next) = run_steps(steps, token, shared, conn, Sink::EventStreams) {
+                return next;
             }
             Answer::json(200, &result(text_result(&text))).send(conn)
         }
@@ -278,8 +275,7 @@ fn call(
             if !conn.write(SSE_HEAD.as_bytes()) {
                 return Next::PeerClosed;
             }
-            if let Some(next) = run_steps(steps, token, shared, &mut |m| conn.write(&sse_chunk(m)))
-            {
+            if let Some(next) = run_steps(steps, token, shared, conn, Sink::Post) {
                 return next;
             }
             Next::Close
@@ -317,13 +313,24 @@ fn hold(conn: &mut Conn, shared: &Shared) -> Next {
     Next::Close
 }
 
-/// Sends each step's message through `send` (false: it could not be sent); `None` when all
-/// went, else what becomes of the connection.
+/// Where a step's messages go.
+#[derive(Clone, Copy, PartialEq)]
+enum Sink {
+    /// The SSE answer of the POST.
+    Post,
+    /// The open GET event streams.
+    EventStreams,
+}
+
+/// Runs the steps of an answer, the POST's connection held meanwhile (and watched: a client
+/// that closes it is seen even while a step waits); `None` when all went, else what becomes of
+/// the connection.
 fn run_steps(
     steps: Vec<Step>,
     token: &Value,
     shared: &Shared,
-    send: &mut dyn FnMut(&Value) -> bool,
+    conn: &mut Conn,
+    sink: Sink,
 ) -> Option<Next> {
     for step in steps {
         let message = match step {
@@ -336,40 +343,43 @@ fn run_steps(
                                    "total": total, "message": message}}),
             Step::Send(message) => message,
             Step::AwaitAnswer(id) => {
-                if !await_state(shared, |s| s.requests.iter().any(|r| r.is_answer_to(&id))) {
-                    return Some(Next::Close);
+                let answered = |s: &State| s.requests.iter().any(|r| r.is_answer_to(&id));
+                if let Some(next) = await_state(shared, conn, answered) {
+                    return Some(next);
                 }
                 continue;
             }
             Step::Gate(name) => {
-                if !await_state(shared, |s| s.gates.contains(&name)) {
-                    return Some(Next::Close);
+                if let Some(next) = await_state(shared, conn, |s| s.gates.contains(&name)) {
+                    return Some(next);
                 }
                 continue;
             }
         };
-        if !send(&message) {
-            return Some(Next::PeerClosed);
+        match sink {
+            Sink::Post if !conn.write(&sse_chunk(&message)) => return Some(Next::PeerClosed),
+            Sink::EventStreams if shared.push_event(&message) == 0 => return Some(Next::Close),
+            _ => {}
         }
     }
     None
 }
 
-/// Waits (at most [`MAX_AWAIT`]) until `done` holds for the mock's state; false if it did not.
-fn await_state(shared: &Shared, done: impl Fn(&State) -> bool) -> bool {
+/// Waits (at most [`MAX_AWAIT`]) until `done` holds for the mock's state, watching the held
+/// connection; `None` once it holds, else what becomes of the connection.
+fn await_state(shared: &Shared, conn: &mut Conn, done: impl Fn(&State) -> bool) -> Option<Next> {
     let deadline = Instant::now() + MAX_AWAIT;
-    let mut state = shared.state();
-    while !done(&state) {
-        if shared.stopped() || Instant::now() > deadline {
-            return false;
+    loop {
+        if done(&shared.state()) {
+            return None;
         }
-        state = shared
-            .changed
-            .wait_timeout(state, SLICE)
-            .unwrap_or_else(|e| e.into_inner())
-            .0;
+        if shared.stopped() || Instant::now() > deadline {
+            return Some(Next::Close);
+        }
+        if !conn.is_open() {
+            return Some(Next::PeerClosed);
+        }
     }
-    true
 }
 
 const SSE_HEAD: &str = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\n\r\n";
