@@ -169,11 +169,7 @@ fn run(commands: &Receiver<Command>, woken: &WakeReceiver) {
         // Wait for the sockets, the wake-up channel, or the next deadline.
         entries.clear();
         polled.clear();
-        entries.push(poll_entry(
-            std::os::fd::AsRawFd::as_raw_fd(woken),
-            true,
-            false,
-        ));
+        entries.push(poll_entry(woken.raw_socket(), true, false));
         let mut timeout = running
             .iter()
             .filter_map(|r| r.job.deadline)
