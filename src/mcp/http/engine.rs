@@ -10,7 +10,6 @@
 //! the waiters through the link's channels, and what the link sends from here (an answer to a
 //! server's `ping`) is queued as one more exchange.
 
-use std::cell::Cell;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -76,13 +75,12 @@ struct Handle {
 
 static ENGINE: Mutex<Option<Handle>> = Mutex::new(None);
 
-thread_local! {
-    static IS_ENGINE: Cell<bool> = const { Cell::new(false) };
-}
+/// The engine's thread name.
+const THREAD_NAME: &str = "mcp-http";
 
 /// Whether the calling thread is the engine (which must not wait for its own work).
 pub(super) fn on_engine_thread() -> bool {
-    IS_ENGINE.get()
+    std::thread::current().name() == Some(THREAD_NAME)
 }
 
 /// Hands an exchange to the engine, starting it if none runs.
@@ -113,7 +111,7 @@ fn submit(command: Command) -> Result<(), McpError> {
             .map_err(|e| McpError::Transport(format!("cannot start the HTTP engine: {e}")))?;
         let (to_engine, commands) = unbounded();
         std::thread::Builder::new()
-            .name("mcp-http".into())
+            .name(THREAD_NAME.into())
             .stack_size(STACK_BYTES)
             .spawn(move || run(&commands, &woken))
             .map_err(|e| McpError::Transport(format!("cannot start the HTTP engine: {e}")))?;
@@ -137,7 +135,6 @@ struct Running {
 }
 
 fn run(commands: &Receiver<Command>, woken: &WakeReceiver) {
-    IS_ENGINE.set(true);
     let mut running: Vec<Running> = Vec::new();
     let mut reopening: Vec<Reopen> = Vec::new();
     let mut entries: Vec<PollEntry> = Vec::new();
