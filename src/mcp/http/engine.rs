@@ -160,7 +160,7 @@ fn run(commands: &Receiver<Command>, woken: &WakeReceiver) {
             }
         }
         let now = Instant::now();
-        expire(&mut running, now);
+        expire(&mut running, &mut reopening, now);
         reopen_due(&mut running, &mut reopening, now);
 
         // Wait for the sockets, the wake-up channel, or the next deadline.
@@ -169,7 +169,8 @@ fn run(commands: &Receiver<Command>, woken: &WakeReceiver) {
         entries.push(poll_entry(woken.raw_socket(), true, false));
         let mut timeout = running
             .iter()
-            .filter_map(|r| r.job.deadline)
+            .flat_map(|r| [r.job.deadline, r.job.exchange.connect_deadline()])
+            .flatten()
             .chain(reopening.iter().map(|r| r.at))
             .min()
             .map(|at| at.saturating_duration_since(now));
@@ -306,15 +307,24 @@ fn apply(command: Command, running: &mut Vec<Running>, reopening: &mut Vec<Reope
     }
 }
 
-/// Ends the exchanges whose time ran out.
-fn expire(running: &mut Vec<Running>, now: Instant) {
+/// Ends the exchanges whose time ran out, and those still connecting after
+/// [`exchange::CONNECT_TIMEOUT`](super::exchange::CONNECT_TIMEOUT) (an event stream has no
+/// deadline of its own; some systems never report a failed connect).
+fn expire(running: &mut Vec<Running>, reopening: &mut Vec<Reopen>, now: Instant) {
     let mut index = 0;
     while index < running.len() {
-        if running[index].job.deadline.is_some_and(|d| d <= now) {
+        let job = &running[index].job;
+        if job.deadline.is_some_and(|d| d <= now) {
             match running.swap_remove(index).job.purpose {
                 Purpose::Post(sink) => sink.time_out(),
                 Purpose::Events(_) => {}
                 Purpose::Delete(done) => drop(done),
+            }
+        } else if job.exchange.connect_deadline().is_some_and(|d| d <= now) {
+            let job = running.swap_remove(index).job;
+            let error = job.exchange.connect_timed_out();
+            if let Some(reopen) = finish(job.purpose, Err(error)) {
+                reopening.push(reopen);
             }
         } else {
             index += 1;
