@@ -47,7 +47,13 @@ fn an_expired_session_fails_the_call_that_meets_it_and_the_next_call_starts_a_ne
     assert_eq!(item["status"], "completed", "{item}");
     assert_eq!(output_sent(&mock, 4, "c3"), json!("echoed"));
     assert_eq!(mcp.sessions(), ["mock-session-1", "mock-session-2"]);
-    assert_eq!(mcp.rpc("initialize").len(), 2);
+    let initializes = mcp.rpc("initialize");
+    assert_eq!(initializes.len(), 2);
+    assert_eq!(
+        initializes[1].header("mcp-session-id"),
+        None,
+        "the new session starts clean"
+    );
     let calls = mcp.rpc("tools/call");
     assert_eq!(calls.len(), 3);
     assert_eq!(calls[1].header("mcp-session-id"), Some("mock-session-1"));
