@@ -5,9 +5,9 @@
 //! The caller asks [`Connection::interest`] what to wait for, waits (e.g. with
 //! `platform::poll_sockets`), then calls [`Connection::progress`] until it returns `true`, and
 //! from then on [`Connection::read`] and [`Connection::write`] plaintext. Every call returns at
-//! once: a name lookup runs on a short-lived helper thread (`net-resolve`), a TCP connect is a
-//! non-blocking `connect`, the proxy exchange and the TLS handshake advance as far as the
-//! socket allows.
+//! once: a name lookup runs on a short-lived helper thread (`net-resolve`; IP literals and
+//! `localhost` need none), a TCP connect is a non-blocking `connect`, the proxy exchange and
+//! the TLS handshake advance as far as the socket allows.
 //!
 //! Owns: reaching the origin of a URL (addresses tried in order), the CONNECT tunnel, and TLS
 //! driven by hand (rustls, the roots of `client::tls`). Does not own: HTTP itself, timeouts
@@ -23,7 +23,7 @@ mod proxy;
 mod tests;
 
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, TryRecvError};
@@ -109,9 +109,10 @@ impl Connection {
     /// through the environment's HTTP proxy unless the host is loopback or in `NO_PROXY`: an
     /// `http://` proxy is used with CONNECT (with `Proxy-Authorization: Basic` from the proxy
     /// URL's user:password if present); an HTTPS-protocol or SOCKS proxy is an `Unsupported`
-    /// error naming it. Never blocks: an IP literal connects at once (non-blocking connect); a
-    /// host name is looked up on a short-lived thread whose answer a later call picks up; all
-    /// addresses are tried in order while they refuse.
+    /// error naming it. Never blocks: an IP literal or `localhost` (127.0.0.1, then ::1)
+    /// connects at once (non-blocking connect); another host name is looked up on a
+    /// short-lived thread whose answer a later call picks up; all addresses are tried in order
+    /// while they refuse.
     pub(crate) fn open(url: &str) -> io::Result<Connection> {
         let (https, host, port) = parse_origin(url)?;
         let proxy = proxy::from_env(url)?;
@@ -152,11 +153,9 @@ impl Connection {
             None => (connection.host.clone(), port),
         };
         let next = proxy.map(Box::new);
-        connection.stage = match first_host.parse::<IpAddr>() {
-            Ok(ip) => {
-                connection.connect_first(vec![SocketAddr::new(ip, first_port)], next, None)?
-            }
-            Err(_) => Stage::Resolving {
+        connection.stage = match known_addresses(&first_host, first_port) {
+            Some(addrs) => connection.connect_first(addrs, next, None)?,
+            None => Stage::Resolving {
                 answer: resolve(first_host, first_port)?,
                 next,
             },
@@ -383,6 +382,23 @@ fn parse_origin(url: &str) -> io::Result<(bool, String, u16)> {
         .to_string();
     let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
     Ok((https, host, port))
+}
+
+/// The addresses of `host` known without a lookup: an IP literal's, and loopback for
+/// `localhost` and `*.localhost` (RFC 6761), IPv4 first (the address most local servers
+/// listen on; the other is tried when it refuses). Local MCP servers are the common case, and
+/// this spares each of their requests a lookup thread.
+fn known_addresses(host: &str, port: u16) -> Option<Vec<SocketAddr>> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Some(vec![SocketAddr::new(ip, port)]);
+    }
+    let name = host.trim_end_matches('.').to_ascii_lowercase();
+    (name == "localhost" || name.ends_with(".localhost")).then(|| {
+        vec![
+            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port),
+            SocketAddr::new(Ipv6Addr::LOCALHOST.into(), port),
+        ]
+    })
 }
 
 /// Starts looking `host` up on a helper thread; the answer arrives on the receiver.

@@ -45,7 +45,7 @@ pub(crate) fn client_config() -> io::Result<Arc<ClientConfig>> {
 }
 
 /// A rustls client config trusting `roots` (see [`client_config`]).
-pub(crate) fn client_config_from(roots: &RootCerts) -> io::Result<Arc<ClientConfig>> {
+pub(super) fn client_config_from(roots: &RootCerts) -> io::Result<Arc<ClientConfig>> {
     let mut store = RootCertStore::empty();
     match roots {
         RootCerts::Specific(certs) => {
@@ -95,7 +95,7 @@ fn roots_from(env: &dyn Fn(&str) -> Option<String>, system: &[&str]) -> RootCert
 }
 
 /// The certificates of one PEM bundle; problems are logged (naming the file) and skipped.
-pub(crate) fn read_bundle(path: &str) -> Vec<Certificate<'static>> {
+pub(super) fn read_bundle(path: &str) -> Vec<Certificate<'static>> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) => {

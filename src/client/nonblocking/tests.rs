@@ -116,24 +116,77 @@ fn exchange(conn: &mut Connection) {
 
 #[test]
 fn plain_connections_exchange_bytes_both_ways() {
-    let cases: &[(&str, &str)] = &[
-        ("an ip literal", "127.0.0.1"),
-        ("a name looked up on the helper thread", "localhost"),
-    ];
-    for (name, host) in cases {
+    for host in ["127.0.0.1", "localhost"] {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let server = serve_one(listener, ping_pong);
         let mut conn = Connection::open(&format!("http://{host}:{port}/mcp")).unwrap();
-        if *host == "localhost" {
-            assert!(
-                conn.interest().is_none(),
-                "{name}: no socket while resolving"
-            );
-        }
-        establish(&mut conn).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(
+            conn.interest().is_some(),
+            "{host}: connecting without a lookup"
+        );
+        establish(&mut conn).unwrap_or_else(|e| panic!("{host}: {e}"));
         exchange(&mut conn);
         server.join().unwrap();
+    }
+}
+
+#[test]
+fn localhost_falls_back_to_ipv6_when_ipv4_refuses() {
+    let Ok(listener) = TcpListener::bind("[::1]:0") else {
+        eprintln!("skipped: no ipv6 loopback");
+        return;
+    };
+    let port = listener.local_addr().unwrap().port();
+    let server = serve_one(listener, ping_pong);
+    let mut conn = Connection::open(&format!("http://localhost:{port}")).unwrap();
+    establish(&mut conn).unwrap();
+    exchange(&mut conn);
+    server.join().unwrap();
+}
+
+#[test]
+fn a_name_is_looked_up_on_the_helper_thread() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = serve_one(listener, ping_pong);
+    // `open` knows localhost without a lookup: ask the resolver thread for it directly.
+    let mut conn = Connection {
+        host: "localhost".to_string(),
+        port,
+        stage: Stage::Resolving {
+            answer: resolve("localhost".to_string(), port).unwrap(),
+            next: None,
+        },
+        tls: None,
+    };
+    assert!(conn.interest().is_none(), "no socket while resolving");
+    establish(&mut conn).unwrap();
+    exchange(&mut conn);
+    server.join().unwrap();
+}
+
+#[test]
+fn addresses_known_without_a_lookup() {
+    let v4 = |ip: [u8; 4]| SocketAddr::from((ip, 8080));
+    let loopback = Some(vec![
+        v4([127, 0, 0, 1]),
+        SocketAddr::from(([0u16, 0, 0, 0, 0, 0, 0, 1], 8080)),
+    ]);
+    let cases = [
+        ("10.1.2.3", Some(vec![v4([10, 1, 2, 3])])),
+        (
+            "::1",
+            Some(vec![SocketAddr::from(([0u16, 0, 0, 0, 0, 0, 0, 1], 8080))]),
+        ),
+        ("localhost", loopback.clone()),
+        ("LocalHost.", loopback.clone()),
+        ("mcp.localhost", loopback),
+        ("localhost.example.com", None),
+        ("example.com", None),
+    ];
+    for (host, want) in cases {
+        assert_eq!(known_addresses(host, 8080), want, "{host}");
     }
 }
 
