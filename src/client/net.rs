@@ -45,10 +45,6 @@ const INPUT_BUFFER_BYTES: usize = 32 * 1024;
 /// A connection's output buffer: a request's head must fit, its body goes through in pieces
 /// of this size (ureq's default: 128 KiB).
 const OUTPUT_BUFFER_BYTES: usize = 16 * 1024;
-/// The input buffer (and response head bound) of a long-lived, mostly idle stream.
-const QUIET_INPUT_BUFFER_BYTES: usize = 8 * 1024;
-/// The output buffer of a long-lived, mostly idle stream: it only ever sends a GET's head.
-const QUIET_OUTPUT_BUFFER_BYTES: usize = 4 * 1024;
 
 /// A response header's value as text; `None` when absent or not text.
 pub(crate) fn header_text(headers: &ureq::http::HeaderMap, name: &str) -> Option<String> {
@@ -77,17 +73,6 @@ pub(crate) fn agent_with_timeout(
         aborted,
         timeout,
         (INPUT_BUFFER_BYTES, OUTPUT_BUFFER_BYTES),
-    )
-}
-
-/// Like [`agent`], with small buffers, for a GET stream held open while it is mostly idle (an
-/// MCP server's event stream): what its connection holds is what an idle server costs.
-pub(crate) fn quiet_stream_agent(url: &str, aborted: Arc<AtomicBool>) -> Agent {
-    build(
-        url,
-        aborted,
-        None,
-        (QUIET_INPUT_BUFFER_BYTES, QUIET_OUTPUT_BUFFER_BYTES),
     )
 }
 

@@ -50,6 +50,9 @@ pub struct SseParser {
     /// Bytes received but not yet consumed as whole lines, from `pos` on.
     buf: Vec<u8>,
     pos: usize,
+    /// How far past `pos` the unfinished line was already searched for its end (so a long
+    /// line arriving in many pieces is scanned once, not once per piece).
+    scanned: usize,
     /// The previous line ended in CR, so an LF at the start of the next bytes belongs to it.
     skip_lf: bool,
     /// The current event's `event:` value.
@@ -74,6 +77,7 @@ impl SseParser {
         Self {
             buf: Vec::new(),
             pos: 0,
+            scanned: 0,
             skip_lf: false,
             event: String::new(),
             data: String::new(),
@@ -91,6 +95,17 @@ impl SseParser {
             self.pos = 0;
         }
         self.buf.extend_from_slice(bytes);
+    }
+
+    /// Gives back the memory of consumed bytes and finished events when nothing is half-read
+    /// (for a stream that stays open while idle).
+    pub fn release_spare(&mut self) {
+        if self.pos >= self.buf.len() && self.data.is_empty() && self.event.is_empty() {
+            self.buf = Vec::new();
+            self.pos = 0;
+            self.data = String::new();
+            self.event = String::new();
+        }
     }
 
     /// The next complete event from the bytes pushed so far; `Ok(None)` when more bytes are
@@ -112,12 +127,19 @@ impl SseParser {
                 }
             }
             let rest = &self.buf[self.pos..];
-            let Some(end) = rest.iter().position(|&b| b == b'\n' || b == b'\r') else {
+            let from = self.scanned.min(rest.len());
+            let Some(end) = rest[from..]
+                .iter()
+                .position(|&b| b == b'\n' || b == b'\r')
+                .map(|at| from + at)
+            else {
                 if rest.len() + self.data.len() + self.event.len() > self.max_event_bytes {
                     return Err(self.fail());
                 }
+                self.scanned = rest.len();
                 return Ok(None);
             };
+            self.scanned = 0;
             let line_start = self.pos;
             self.skip_lf = rest[end] == b'\r';
             self.pos += end + 1;
@@ -211,6 +233,27 @@ mod tests {
             .iter()
             .map(|(e, d)| (e.to_string(), d.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn a_long_line_in_many_pieces_is_found_whole_and_the_next_lines_too() {
+        let long = "y".repeat(100_000);
+        let stream = format!("data: {long}\r\n\r\ndata: two\r\n\r\n");
+        let mut parser = SseParser::default();
+        let mut seen = Vec::new();
+        for piece in stream.as_bytes().chunks(997) {
+            parser.push(piece);
+            while let Some(event) = parser.next_event().unwrap() {
+                seen.push(event.data.to_string());
+            }
+        }
+        assert_eq!(seen, [long, "two".to_string()]);
+        parser.release_spare();
+        assert_eq!(
+            parser.buf.capacity(),
+            0,
+            "nothing half-read: no buffer kept"
+        );
     }
 
     #[test]

@@ -5,27 +5,26 @@
 //! go with every later message; a 404 on a session means it expired (the link closes and the
 //! registry reconnects on the next call).
 //!
-//! Each POST runs on its own short-lived thread (`mcp-<name>-post`) with a whole-exchange
-//! timeout from the caller's deadline, through the project's abortable agent
-//! (`client::net`), so a cancelled call closes its connection at once. Once initialized, one
-//! thread (`mcp-<name>-events`) keeps the server's GET event stream open, where servers send
-//! what is not an answer to a POST (FastMCP sends progress there); a server without it (405)
-//! costs no thread while idle. HTTP plumbing (proxies, TLS, abortable connects) and SSE
-//! framing are reused from `client/`.
+//! Every exchange runs on one shared thread, `mcp-http` (`engine.rs`), over non-blocking
+//! sockets: a POST has a deadline from its caller and an abort drops it, closing its
+//! connection; once initialized, the server's GET event stream is held open there too (servers
+//! send there what is not an answer to a POST; FastMCP sends progress there). An idle server
+//! therefore costs no thread of its own and only its stream's connection and parser state.
 //!
-//! This file holds the transport (sending, aborting, ending the session); `headers.rs` resolves
-//! the configured headers; `post.rs` runs one POST and reads its answer; `events.rs` keeps the GET
-//! event stream.
+//! This file holds the transport (sending, aborting, ending the session) and the request every
+//! exchange starts from; `headers.rs` resolves the configured headers; `exchange.rs` runs one
+//! HTTP/1.1 exchange; `post.rs` reads a POST's answer; `events.rs` keeps the GET event stream;
+//! `engine.rs` drives them all.
 
+mod engine;
 mod events;
+mod exchange;
 mod headers;
 mod post;
 
-use events::start_event_stream;
 pub use headers::resolve_headers;
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -34,20 +33,18 @@ use serde_json::Value;
 use super::client::{Link, McpError, Transport, lock, truncate};
 use super::config::McpTransport;
 use crate::secret::Secret;
+use engine::{Job, Purpose};
+use exchange::{Exchange, RequestHead};
 
 /// Largest JSON answer or SSE event accepted.
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 /// POSTs in flight per server; more are refused (a server that never answers cannot make us
-/// pile up threads).
+/// pile up connections).
 const MAX_IN_FLIGHT: usize = 32;
 /// How long ending the session (DELETE) may take at shutdown.
 const DELETE_TIMEOUT: Duration = Duration::from_secs(1);
 /// The key of the GET stream's agent among those in flight.
 const EVENTS_KEY: i64 = i64::MIN;
-/// Failed attempts in a row after which the GET stream is given up.
-const MAX_EVENT_STREAM_FAILURES: u32 = 5;
-/// Read size of the event stream: it waits in that read while its server is idle.
-const EVENT_READ_BYTES: usize = 1024;
 
 /// Connects nothing yet: returns the link whose messages will be POSTed to the server.
 /// Fails when a configured credential variable is missing.
@@ -78,9 +75,8 @@ pub fn open(
         headers,
         session: Mutex::new(None),
         protocol_version: Mutex::new(None),
-        in_flight: Mutex::new(HashMap::new()),
         count: AtomicUsize::new(0),
-        next_key: std::sync::atomic::AtomicI64::new(-1),
+        next_key: AtomicI64::new(-1),
         closed: AtomicBool::new(false),
     });
     Ok(Arc::new(Link::new(
@@ -97,23 +93,32 @@ struct Shared {
     headers: Vec<(String, Secret)>,
     session: Mutex<Option<String>>,
     protocol_version: Mutex<Option<String>>,
-    /// Agents of POSTs in flight by request id (notifications and answers use negative keys).
-    in_flight: Mutex<HashMap<i64, ureq::Agent>>,
+    /// POSTs in flight.
     count: AtomicUsize,
     /// Keys of POSTs that are not requests (counting down from -1).
-    next_key: std::sync::atomic::AtomicI64,
+    next_key: AtomicI64,
     closed: AtomicBool,
 }
 
 struct HttpTransport(Arc<Shared>);
 
-/// What one POST carries.
-struct Outgoing {
-    body: Vec<u8>,
-    /// The request id when the message is a request (its answer is awaited).
-    request_id: Option<i64>,
-    is_initialize: bool,
-    deadline: Instant,
+impl Shared {
+    /// A request to the endpoint with what every exchange carries: the session, the negotiated
+    /// protocol version and the configured headers.
+    fn request(&self, method: &str, accept: &str) -> Result<RequestHead, McpError> {
+        let mut head = RequestHead::new(method, &self.url)?;
+        head.header("accept", accept)?;
+        if let Some(session) = lock(&self.session).as_deref() {
+            head.header("mcp-session-id", session)?;
+        }
+        if let Some(version) = lock(&self.protocol_version).as_deref() {
+            head.header("mcp-protocol-version", version)?;
+        }
+        for (name, value) in &self.headers {
+            head.header(name, value.expose())?;
+        }
+        Ok(head)
+    }
 }
 
 impl Transport for HttpTransport {
@@ -122,44 +127,48 @@ impl Transport for HttpTransport {
         if shared.closed.load(Ordering::SeqCst) {
             return Err(McpError::Closed("the session was ended".into()));
         }
-        if shared.count.fetch_add(1, Ordering::SeqCst) >= MAX_IN_FLIGHT {
-            shared.count.fetch_sub(1, Ordering::SeqCst);
+        if shared.count.load(Ordering::SeqCst) >= MAX_IN_FLIGHT {
             return Err(McpError::Transport(format!(
                 "more than {MAX_IN_FLIGHT} requests in flight"
             )));
         }
-        let is_request = message.get("method").is_some();
-        if message.get("method").and_then(Value::as_str) == Some("notifications/initialized") {
-            start_event_stream(shared, link);
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        if timeout.is_zero() {
+            return Err(McpError::Timeout(Duration::ZERO));
         }
-        let outgoing = Outgoing {
-            body: serde_json::to_vec(message)
-                .map_err(|e| McpError::Transport(format!("cannot encode a message: {e}")))?,
-            request_id: message
-                .get("id")
-                .and_then(Value::as_i64)
-                .filter(|_| is_request),
-            is_initialize: message.get("method").and_then(Value::as_str) == Some("initialize"),
-            deadline,
-        };
-        let (shared, link) = (shared.clone(), link.clone());
-        std::thread::Builder::new()
-            .name(format!("mcp-{}-post", shared.name))
-            .spawn(move || {
-                shared.post(&link, &outgoing);
-                shared.count.fetch_sub(1, Ordering::SeqCst);
-            })
-            .map(|_| ())
-            .map_err(|e| {
-                self.0.count.fetch_sub(1, Ordering::SeqCst);
-                McpError::Transport(format!("cannot start a request thread: {e}"))
-            })
+        let body = serde_json::to_vec(message)
+            .map_err(|e| McpError::Transport(format!("cannot encode a message: {e}")))?;
+        let mut head = shared.request("POST", "application/json, text/event-stream")?;
+        head.header("content-type", "application/json")?;
+        let exchange = Exchange::start(&shared.url, head, Some(&body))?;
+        let sink = post::PostSink::new(shared.clone(), link.clone(), message, timeout);
+        engine::start(Job {
+            server: shared.clone(),
+            key: sink.key(),
+            exchange,
+            purpose: Purpose::Post(sink),
+            deadline: Some(deadline),
+        })?;
+        if message.get("method").and_then(Value::as_str) == Some("notifications/initialized") {
+            match events::open(shared, Arc::downgrade(link), 0) {
+                Ok((exchange, sink)) => engine::start(Job {
+                    server: shared.clone(),
+                    key: EVENTS_KEY,
+                    exchange,
+                    purpose: Purpose::Events(sink),
+                    deadline: None,
+                })?,
+                Err(e) => crate::log::warn(&format!(
+                    "mcp server {}: cannot open the event stream: {e}",
+                    shared.name
+                )),
+            }
+        }
+        Ok(())
     }
 
     fn abort(&self, id: i64) {
-        if let Some(agent) = lock(&self.0.in_flight).remove(&id) {
-            agent.shutdown();
-        }
+        engine::abort(&self.0, Some(id));
     }
 
     fn shutdown(&self) {
@@ -167,19 +176,29 @@ impl Transport for HttpTransport {
         if shared.closed.swap(true, Ordering::SeqCst) {
             return;
         }
-        for (_, agent) in lock(&shared.in_flight).drain() {
-            agent.shutdown();
-        }
+        engine::abort(shared, None);
         // Ending the session is courtesy: best effort, briefly.
-        if let Some(session) = lock(&shared.session).take() {
-            let agent = crate::client::net::agent(&shared.url, Arc::new(AtomicBool::new(false)));
-            let request = agent
-                .delete(&shared.url)
-                .config()
-                .timeout_global(Some(DELETE_TIMEOUT))
-                .build()
-                .header("mcp-session-id", session.as_str());
-            let _ = headers::add_headers(request, &shared.headers).call();
+        if lock(&shared.session).is_none() {
+            return;
+        }
+        let exchange = shared
+            .request("DELETE", "*/*")
+            .and_then(|head| Exchange::start(&shared.url, head, None));
+        let Ok(exchange) = exchange else {
+            return;
+        };
+        let (done, ended) = crossbeam_channel::bounded(1);
+        // The engine itself cannot wait for its own work.
+        let waits = !engine::on_engine_thread();
+        let job = Job {
+            server: shared.clone(),
+            key: EVENTS_KEY + 1,
+            exchange,
+            purpose: Purpose::Delete(waits.then_some(done)),
+            deadline: Some(Instant::now() + DELETE_TIMEOUT),
+        };
+        if engine::start(job).is_ok() && waits {
+            let _ = ended.recv_timeout(DELETE_TIMEOUT);
         }
     }
 }

@@ -16,7 +16,7 @@ use super::client_request::Reply;
 use super::{CallResult, ToolCall};
 use crate::config::ApprovalPolicy;
 use crate::mcp::OfferedTool;
-use crate::mcp::client::{CallContext, McpError, progress_channel, secs};
+use crate::mcp::client::{CallContext, McpError, Progress, progress_channel, secs};
 use crate::protocol::{ItemStatus, McpToolCallError, ThreadItem};
 use crate::thread::{Control, lock};
 use crate::turn::TurnRunner;
@@ -311,18 +311,20 @@ fn call_tool(
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         select! {
-            recv(pending.answer) -> answer => return match answer {
-                Ok(Ok(result)) => Outcome::Done(result),
-                Ok(Err(e)) => Outcome::Failed(describe_error(&tool.server, &e)),
-                Err(_) => Outcome::Failed(describe_error(&tool.server, &link.closed_error())),
+            recv(pending.answer) -> answer => {
+                // Progress sent before the answer is told first (`select!` picks at random
+                // among ready channels).
+                for update in progress.try_iter() {
+                    notify_progress(turn, item_id, &update);
+                }
+                return match answer {
+                    Ok(Ok(result)) => Outcome::Done(result),
+                    Ok(Err(e)) => Outcome::Failed(describe_error(&tool.server, &e)),
+                    Err(_) => Outcome::Failed(describe_error(&tool.server, &link.closed_error())),
+                };
             },
             recv(progress) -> update => if let Ok(update) = update {
-                turn.rpc.notify("item/mcpToolCall/progress", ProgressNotification {
-                    thread_id: &turn.thread_id,
-                    turn_id: &turn.turn_id,
-                    item_id,
-                    message: &update.describe(),
-                });
+                notify_progress(turn, item_id, &update);
             },
             recv(control) -> message => match message {
                 Ok(Control::Steer(input)) => turn.pending_steer(input),
@@ -345,6 +347,18 @@ fn call_tool(
             return Outcome::Interrupted;
         }
     }
+}
+
+fn notify_progress(turn: &TurnRunner, item_id: &str, update: &Progress) {
+    turn.rpc.notify(
+        "item/mcpToolCall/progress",
+        ProgressNotification {
+            thread_id: &turn.thread_id,
+            turn_id: &turn.turn_id,
+            item_id,
+            message: &update.describe(),
+        },
+    );
 }
 
 fn describe_error(server: &str, error: &McpError) -> String {

@@ -1,7 +1,8 @@
-//! What an idle MCP stdio server costs the app-server (mcp.md, README *Numbers*): no thread of
-//! its own. One thread, `mcp-stdio`, reads every stdio server; it exists only while a server
-//! runs, and one server that stops reading its stdin cannot stall it for the others. Memory is
-//! measured by `examples/bench.rs`, not here.
+//! What an idle MCP server costs the app-server (mcp.md, README *Numbers*): no thread of its
+//! own. One thread, `mcp-stdio`, reads every stdio server; it exists only while a server runs,
+//! and one server that stops reading its stdin cannot stall it for the others. One thread,
+//! `mcp-http`, drives every streamable-HTTP server's exchanges, their event streams included.
+//! Memory is measured by `examples/bench.rs`, not here.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -71,6 +72,55 @@ fn idle_stdio_servers_have_no_thread_of_their_own_and_one_reads_them_all() {
         let item = completed_item(&messages, call);
         assert_eq!(item["status"], "completed", "{item}");
     }
+}
+
+#[test]
+fn idle_http_servers_have_no_thread_of_their_own_and_one_drives_them_all() {
+    let http = super::mcp::HttpServer::start();
+    let mock = MockServer::start();
+    let url = super::mcp::toml_str(&http.url);
+    let mut server = server_with(
+        &mock,
+        &[
+            format!("mcp_servers.web1={{url={url}}}"),
+            format!("mcp_servers.web2={{url={url}}}"),
+        ],
+    );
+    let thread = ready_thread(&mut server, "web1", "never");
+    let status = super::mcp::wait_startup(&mut server, "web2");
+    assert_eq!(status["status"], "ready", "{status}");
+    // While idle, the one thread holds both servers' event streams (it would end without
+    // them), and no server has a thread of its own.
+    assert_eq!(
+        settle_mcp_threads(&server, &[("mcp-http", 1)]),
+        BTreeMap::from([("mcp-http".to_string(), 1)]),
+        "one HTTP thread for both idle servers, none of their own"
+    );
+    mock.push(call_reply(
+        "r1",
+        "c1",
+        "mcp__web1__add",
+        json!({"a": 1, "b": 2}),
+    ));
+    mock.push(call_reply(
+        "r2",
+        "c2",
+        "mcp__web2__slow",
+        json!({"steps": 2}),
+    ));
+    mock.push(text_reply("r3", "m1", &["done"]));
+    start_turn(&mut server, &thread, "work");
+    let messages = finish_turn(&mut server);
+    assert_eq!(
+        completed_item(&messages, "c1")["result"]["content"][0]["text"],
+        "3"
+    );
+    assert_eq!(completed_item(&messages, "c2")["status"], "completed");
+    assert_eq!(
+        settle_mcp_threads(&server, &[("mcp-http", 1)]),
+        BTreeMap::from([("mcp-http".to_string(), 1)]),
+        "the calls ran on the same thread and left none behind"
+    );
 }
 
 #[test]

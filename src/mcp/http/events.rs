@@ -1,119 +1,116 @@
-//! The server's GET event stream (`mcp-<name>-events`): opened once initialized, reconnected
-//! after failures, given up on 405 or repeated failures, every message handed to the link.
+//! The server's GET event stream: opened once initialized, read by the engine like any
+//! response, every message handed to the link; reopened after a pause when it ends or fails,
+//! given up on 405 (the server has none) or after repeated failures.
 
-use std::io::Read;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
 
 use serde_json::Value;
 
-use super::{
-    EVENT_READ_BYTES, EVENTS_KEY, Link, MAX_BODY_BYTES, MAX_EVENT_STREAM_FAILURES, Shared,
-    into_messages, lock,
-};
+use super::exchange::{Exchange, Flow, Head, Sink};
+use super::{Link, MAX_BODY_BYTES, McpError, Shared, into_messages};
 use crate::client::sse::SseParser;
 
-/// Starts the `mcp-<name>-events` thread reading the server's GET stream.
-pub(super) fn start_event_stream(shared: &Arc<Shared>, link: &Arc<Link>) {
-    let (shared, link) = (shared.clone(), Arc::downgrade(link));
-    let spawned = std::thread::Builder::new()
-        .name(format!("mcp-{}-events", shared.name))
-        .stack_size(256 * 1024)
-        .spawn(move || shared.listen(&link));
-    if let Err(e) = spawned {
-        crate::log::warn(&format!("cannot start the MCP event stream: {e}"));
+/// Failed attempts in a row after which the GET stream is given up.
+pub(super) const MAX_EVENT_STREAM_FAILURES: u32 = 5;
+
+/// One open (or opening) event stream.
+pub(super) struct EventsSink {
+    shared: Arc<Shared>,
+    link: Weak<Link>,
+    parser: SseParser,
+    /// Failed attempts in a row before this one.
+    failures: u32,
+    /// The server answered 405: it has no stream.
+    refused: bool,
+    /// The server answered with another error status.
+    failed: bool,
+}
+
+/// Opens `shared`'s event stream: the exchange and its sink.
+pub(super) fn open(
+    shared: &Arc<Shared>,
+    link: Weak<Link>,
+    failures: u32,
+) -> Result<(Exchange, EventsSink), McpError> {
+    let head = shared.request("GET", "text/event-stream")?;
+    let exchange = Exchange::start(&shared.url, head, None)?;
+    let sink = EventsSink {
+        shared: shared.clone(),
+        link,
+        parser: SseParser::new(MAX_BODY_BYTES),
+        failures,
+        refused: false,
+        failed: false,
+    };
+    Ok((exchange, sink))
+}
+
+impl EventsSink {
+    /// The stream ended with `outcome`: the failures in a row so far when it should be reopened,
+    /// `None` when not (shut down, refused, failed too often, or nobody listens).
+    pub(super) fn finish(
+        self,
+        outcome: Result<(), McpError>,
+    ) -> Option<(Arc<Shared>, Weak<Link>, u32)> {
+        let mut failures = self.failures;
+        if let Err(e) = &outcome {
+            crate::log::debug(&format!(
+                "mcp server {}: event stream failed: {e}",
+                self.shared.name
+            ));
+            failures += 1;
+        } else if self.failed {
+            failures += 1;
+        }
+        let keep = !self.refused
+            && failures < MAX_EVENT_STREAM_FAILURES
+            && !self.shared.closed.load(Ordering::SeqCst)
+            && self.link.strong_count() > 0;
+        keep.then_some((self.shared, self.link, failures))
     }
 }
 
-impl Shared {
-    /// Keeps the GET stream open until the link ends, the server refuses it (405: it has
-    /// none), or it failed [`MAX_EVENT_STREAM_FAILURES`] times in a row.
-    fn listen(&self, link: &std::sync::Weak<Link>) {
-        let mut failures = 0;
-        while !self.closed.load(Ordering::SeqCst) && failures < MAX_EVENT_STREAM_FAILURES {
-            let agent =
-                crate::client::net::quiet_stream_agent(&self.url, Arc::new(AtomicBool::new(false)));
-            lock(&self.in_flight).insert(EVENTS_KEY, agent.clone());
-            if self.closed.load(Ordering::SeqCst) {
-                break;
-            }
-            let mut request = agent
-                .get(&self.url)
-                .config()
-                .http_status_as_error(false)
-                .build()
-                .header("accept", "text/event-stream");
-            if let Some(session) = lock(&self.session).as_deref() {
-                request = request.header("mcp-session-id", session);
-            }
-            if let Some(version) = lock(&self.protocol_version).as_deref() {
-                request = request.header("mcp-protocol-version", version);
-            }
-            match super::headers::add_headers(request, &self.headers).call() {
-                Ok(response) if response.status().as_u16() == 405 => break,
-                Ok(response) if response.status().is_success() => {
-                    failures = 0;
-                    let mut reader = response.into_body().into_reader();
-                    self.pump_events(link, &mut reader);
-                }
-                Ok(response) => {
-                    crate::log::debug(&format!(
-                        "mcp server {}: event stream refused with HTTP {}",
-                        self.name,
-                        response.status()
-                    ));
-                    failures += 1;
-                }
-                Err(e) => {
-                    crate::log::debug(&format!(
-                        "mcp server {}: event stream failed: {e}",
-                        self.name
-                    ));
-                    failures += 1;
-                }
-            }
-            if link.strong_count() == 0 {
-                break;
-            }
-            // Reconnect after a pause, unless shut down meanwhile.
-            for _ in 0..10 {
-                if self.closed.load(Ordering::SeqCst) {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
+impl Sink for EventsSink {
+    fn head(&mut self, head: &Head<'_>) -> Result<Flow, McpError> {
+        let status = head.status;
+        if status == 405 {
+            self.refused = true;
+            return Ok(Flow::Done);
         }
-        lock(&self.in_flight).remove(&EVENTS_KEY);
+        if !(200..300).contains(&status) {
+            crate::log::debug(&format!(
+                "mcp server {}: event stream refused with HTTP {status}",
+                self.shared.name
+            ));
+            self.failed = true;
+            return Ok(Flow::Done);
+        }
+        self.failures = 0;
+        Ok(Flow::More)
     }
 
-    fn pump_events(&self, link: &std::sync::Weak<Link>, reader: &mut dyn Read) {
-        let mut parser = SseParser::new(MAX_BODY_BYTES);
-        // The stream waits here while its server is idle: a small buffer (the connection's
-        // own buffers it) keeps an idle server cheap.
-        let mut buf = [0u8; EVENT_READ_BYTES];
+    fn body(&mut self, bytes: &[u8]) -> Result<Flow, McpError> {
+        self.parser.push(bytes);
+        let mut messages = Vec::new();
         loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => n,
+            let data = match self.parser.next_event() {
+                Ok(Some(event)) => event.data.to_string(),
+                Ok(None) => break,
+                Err(e) => return Err(McpError::Protocol(e.to_string())),
             };
-            parser.push(&buf[..n]);
-            loop {
-                let data = match parser.next_event() {
-                    Ok(Some(event)) => event.data.to_string(),
-                    Ok(None) => break,
-                    Err(_) => return,
-                };
-                let Ok(value) = serde_json::from_str::<Value>(&data) else {
-                    continue;
-                };
-                let Some(link) = link.upgrade() else {
-                    return;
-                };
-                for message in into_messages(value) {
-                    link.dispatch(message);
-                }
+            if let Ok(value) = serde_json::from_str::<Value>(&data) {
+                messages.extend(into_messages(value));
             }
         }
+        // An idle stream keeps no buffer.
+        self.parser.release_spare();
+        let Some(link) = self.link.upgrade() else {
+            return Ok(Flow::Done);
+        };
+        for message in messages {
+            link.dispatch(message);
+        }
+        Ok(Flow::More)
     }
 }

@@ -34,30 +34,10 @@ pub fn resolve_headers(
             Secret::new(format!("Bearer {token}")),
         ));
     }
-    if let Some((name, _)) = headers
-        .iter()
-        .find(|(_, value)| ureq::http::HeaderValue::from_str(value.expose()).is_err())
-    {
-        return Err(McpError::Transport(format!(
-            "header {name}: value is not a valid header"
-        )));
+    for (name, value) in &headers {
+        super::exchange::check_header(name, value.expose())?;
     }
     Ok(headers)
-}
-
-/// Adds the resolved headers to a request, each marked sensitive (left out of debug output).
-/// [`resolve_headers`] checked every value, so none is skipped.
-pub fn add_headers<B>(
-    mut request: ureq::RequestBuilder<B>,
-    headers: &[(String, Secret)],
-) -> ureq::RequestBuilder<B> {
-    for (name, value) in headers {
-        if let Ok(mut value) = ureq::http::HeaderValue::from_str(value.expose()) {
-            value.set_sensitive(true);
-            request = request.header(name.as_str(), value);
-        }
-    }
-    request
 }
 
 #[cfg(test)]

@@ -1,209 +1,224 @@
-//! One POST (`mcp-<name>-post`): sending a message under the caller's deadline, and reading
-//! its answer as one JSON body or as an SSE stream whose messages go to the link until the
-//! answer comes.
+//! What becomes of one POST's response: its answer comes as one JSON body or as an SSE stream
+//! whose messages go to the link until the answer comes; an error status, a 404 on an expired
+//! session, or a response without the answer fails the waiting request with the reason.
 
-use std::io::Read;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{
-    EVENT_READ_BYTES, Link, MAX_BODY_BYTES, McpError, Outgoing, Shared, into_messages, lock,
-    truncate,
-};
+use super::exchange::{Flow, Head, Sink};
+use super::{Link, MAX_BODY_BYTES, McpError, Shared, into_messages, lock, truncate};
 use crate::client::sse::SseParser;
 
-impl Shared {
-    pub(super) fn post(&self, link: &Arc<Link>, out: &Outgoing) {
-        let key = out
-            .request_id
-            .unwrap_or_else(|| self.next_key.fetch_sub(1, Ordering::SeqCst));
-        let outcome = self.exchange(link, out, key);
-        lock(&self.in_flight).remove(&key);
-        if let Err(error) = outcome {
-            match out.request_id {
-                Some(id) => link.fail(id, error),
-                None => crate::log::warn(&format!("mcp server {}: {error}", self.name)),
+/// How much of an error response's body is kept for the message.
+const MAX_ERROR_TEXT_BYTES: usize = 4096;
+
+/// One POST in flight: the message it carries and what came back so far.
+pub(super) struct PostSink {
+    shared: Arc<Shared>,
+    link: Arc<Link>,
+    /// The request id when the message is a request (its answer is awaited).
+    request_id: Option<i64>,
+    is_initialize: bool,
+    /// The whole exchange's time limit, named when it runs out.
+    timeout: Duration,
+    body: Body,
+    answered: bool,
+}
+
+/// The response body, by kind.
+enum Body {
+    /// No head yet, or nothing to read (a notification's 202).
+    None,
+    /// A JSON answer being collected.
+    Json(Vec<u8>),
+    /// An SSE stream read as it comes.
+    Events(SseParser),
+    /// An error status and the start of its text.
+    Refused(u16, Vec<u8>),
+}
+
+impl PostSink {
+    /// The sink of a POST carrying `message`, bounded by `timeout`.
+    pub(super) fn new(
+        shared: Arc<Shared>,
+        link: Arc<Link>,
+        message: &Value,
+        timeout: Duration,
+    ) -> Self {
+        let method = message.get("method").and_then(Value::as_str);
+        shared.count.fetch_add(1, Ordering::SeqCst);
+        PostSink {
+            shared,
+            link,
+            request_id: message
+                .get("id")
+                .and_then(Value::as_i64)
+                .filter(|_| method.is_some()),
+            is_initialize: method == Some("initialize"),
+            timeout,
+            body: Body::None,
+            answered: false,
+        }
+    }
+
+    /// The key the engine files the POST under: its request id, or a fresh negative number.
+    pub(super) fn key(&self) -> i64 {
+        self.request_id
+            .unwrap_or_else(|| self.shared.next_key.fetch_sub(1, Ordering::SeqCst))
+    }
+
+    /// Ends the POST: the answer, or the reason none came, goes to the link.
+    pub(super) fn finish(mut self, outcome: Result<(), McpError>) {
+        if let Err(error) = outcome.and_then(|()| self.conclude()) {
+            match self.request_id {
+                Some(id) => self.link.fail(id, error),
+                None => crate::log::warn(&format!("mcp server {}: {error}", self.shared.name)),
             }
         }
     }
 
-    fn exchange(&self, link: &Arc<Link>, out: &Outgoing, key: i64) -> Result<(), McpError> {
-        let aborted = Arc::new(AtomicBool::new(false));
-        let agent = crate::client::net::agent(&self.url, aborted);
-        lock(&self.in_flight).insert(key, agent.clone());
-        let left = out.deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(McpError::Timeout(Duration::ZERO));
-        }
-        let mut request = agent
-            .post(&self.url)
-            .config()
-            .timeout_global(Some(left))
-            .http_status_as_error(false)
-            .build()
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream");
-        if let Some(session) = lock(&self.session).as_deref() {
-            request = request.header("mcp-session-id", session);
-        }
-        if let Some(version) = lock(&self.protocol_version).as_deref() {
-            request = request.header("mcp-protocol-version", version);
-        }
-        let response = match super::headers::add_headers(request, &self.headers).send(&out.body[..])
-        {
-            Ok(response) => response,
-            Err(_) if self.closed.load(Ordering::SeqCst) => {
-                return Err(McpError::Closed("shut down".into()));
-            }
-            Err(ureq::Error::Timeout(_)) => return Err(McpError::Timeout(left)),
-            Err(e) => {
+    /// Ends the POST whose time ran out.
+    pub(super) fn time_out(self) {
+        let timeout = self.timeout;
+        self.finish(Err(McpError::Timeout(timeout)));
+    }
+
+    fn conclude(&mut self) -> Result<(), McpError> {
+        match std::mem::replace(&mut self.body, Body::None) {
+            Body::Refused(status, text) => {
                 return Err(McpError::Transport(format!(
-                    "cannot reach {}: {e}",
-                    self.url
+                    "HTTP {status} from {}: {}",
+                    self.shared.url,
+                    truncate(String::from_utf8_lossy(&text).trim(), 300)
                 )));
             }
-        };
-        let status = response.status().as_u16();
-        let header = |name: &str| crate::client::net::header_text(response.headers(), name);
-        if out.is_initialize
-            && let Some(session) = header("mcp-session-id")
-        {
-            *lock(&self.session) = Some(session);
-        }
-        let content_type = header("content-type")
-            .unwrap_or_default()
-            .to_ascii_lowercase();
-        if status == 404 && lock(&self.session).is_some() && !out.is_initialize {
-            link.close("the server ended the session (HTTP 404)");
-            return Err(McpError::Closed("the session expired".into()));
-        }
-        if !(200..300).contains(&status) {
-            let mut text = String::new();
-            let _ = response
-                .into_body()
-                .into_reader()
-                .take(4096)
-                .read_to_string(&mut text);
-            return Err(McpError::Transport(format!(
-                "HTTP {status} from {}: {}",
-                self.url,
-                truncate(text.trim(), 300)
-            )));
-        }
-        let Some(id) = out.request_id else {
-            return Ok(()); // a notification or an answer: 202 and nothing more
-        };
-        let mut reader = response.into_body().into_reader();
-        let answered = if content_type.starts_with("text/event-stream") {
-            self.read_events(link, &mut reader, id, out.is_initialize)?
-        } else if status == 202 || status == 204 {
-            false
-        } else {
-            let mut body = Vec::new();
-            reader
-                .take(MAX_BODY_BYTES as u64 + 1)
-                .read_to_end(&mut body)
-                .map_err(|e| self.read_error(e))?;
-            if body.len() > MAX_BODY_BYTES {
-                return Err(McpError::Protocol(format!(
-                    "answer larger than {} MiB",
-                    MAX_BODY_BYTES >> 20
-                )));
-            }
-            let value: Value = serde_json::from_slice(&body)
-                .map_err(|e| McpError::Protocol(format!("answer is not JSON: {e}")))?;
-            let mut answered = false;
-            for message in into_messages(value) {
-                answered |= self.deliver(link, message, id, out.is_initialize);
-            }
-            answered
-        };
-        if answered {
-            Ok(())
-        } else {
-            Err(McpError::Protocol(
-                "the server sent no answer to the request".into(),
-            ))
-        }
-    }
-
-    /// Reads an SSE answer until the message answering `id`; true when it came.
-    fn read_events(
-        &self,
-        link: &Arc<Link>,
-        reader: &mut dyn Read,
-        id: i64,
-        is_initialize: bool,
-    ) -> Result<bool, McpError> {
-        let mut parser = SseParser::new(MAX_BODY_BYTES);
-        // The stream waits here while its server is idle: a small buffer (the connection's
-        // own buffers it) keeps an idle server cheap.
-        let mut buf = [0u8; EVENT_READ_BYTES];
-        loop {
-            let n = match reader.read(&mut buf) {
-                Ok(0) => return Ok(false),
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(self.read_error(e)),
-            };
-            parser.push(&buf[..n]);
-            loop {
-                let data = match parser.next_event() {
-                    Ok(Some(event)) => event.data.to_string(),
-                    Ok(None) => break,
-                    Err(e) => return Err(McpError::Protocol(e.to_string())),
-                };
-                if data.trim().is_empty() {
-                    continue; // a priming event
-                }
-                let value: Value = match serde_json::from_str(&data) {
-                    Ok(v) => v,
-                    Err(e) => {
-                        crate::log::warn(&format!(
-                            "mcp server {}: ignoring an event that is not JSON: {e}",
-                            self.name
-                        ));
-                        continue;
-                    }
-                };
-                let mut answered = false;
+            Body::Json(bytes) => {
+                let value: Value = serde_json::from_slice(&bytes)
+                    .map_err(|e| McpError::Protocol(format!("answer is not JSON: {e}")))?;
                 for message in into_messages(value) {
-                    answered |= self.deliver(link, message, id, is_initialize);
-                }
-                if answered {
-                    return Ok(true);
+                    self.deliver(message);
                 }
             }
+            Body::None | Body::Events(_) => {}
         }
+        if self.request_id.is_some() && !self.answered {
+            return Err(McpError::Protocol(
+                "the server sent no answer to the request".into(),
+            ));
+        }
+        Ok(())
     }
 
-    fn read_error(&self, e: std::io::Error) -> McpError {
-        if self.closed.load(Ordering::SeqCst) {
-            McpError::Closed("shut down".into())
-        } else if e.kind() == std::io::ErrorKind::TimedOut {
-            McpError::Timeout(Duration::ZERO)
-        } else {
-            McpError::Transport(format!("reading the answer failed: {e}"))
-        }
-    }
-
-    /// Hands one message to the link; true when it is the answer to `id`.
-    fn deliver(&self, link: &Arc<Link>, message: Value, id: i64, is_initialize: bool) -> bool {
+    /// Hands one message to the link, noting whether it is the awaited answer.
+    fn deliver(&mut self, message: Value) {
         let is_answer = message.get("method").is_none()
-            && message.get("id").and_then(Value::as_i64) == Some(id);
+            && message.get("id").and_then(Value::as_i64) == self.request_id;
         if is_answer
-            && is_initialize
+            && self.is_initialize
             && let Some(version) = message
                 .get("result")
                 .and_then(|r| r.get("protocolVersion"))
                 .and_then(Value::as_str)
         {
-            *lock(&self.protocol_version) = Some(version.to_string());
+            *lock(&self.shared.protocol_version) = Some(version.to_string());
         }
-        link.dispatch(message);
-        is_answer
+        self.link.dispatch(message);
+        self.answered |= is_answer;
+    }
+}
+
+impl Drop for PostSink {
+    fn drop(&mut self) {
+        self.shared.count.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Sink for PostSink {
+    fn head(&mut self, head: &Head<'_>) -> Result<Flow, McpError> {
+        let status = head.status;
+        if self.is_initialize
+            && let Some(session) = head.header("mcp-session-id")
+        {
+            *lock(&self.shared.session) = Some(session.to_string());
+        }
+        if status == 404 && !self.is_initialize && lock(&self.shared.session).is_some() {
+            self.link.close("the server ended the session (HTTP 404)");
+            return Err(McpError::Closed("the session expired".into()));
+        }
+        if !(200..300).contains(&status) {
+            self.body = Body::Refused(status, Vec::new());
+            return Ok(Flow::More);
+        }
+        if self.request_id.is_none() || status == 202 || status == 204 {
+            // A notification or an answer: accepted, nothing more. A request: no answer here.
+            return Ok(Flow::Done);
+        }
+        let content_type = head
+            .header("content-type")
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        self.body = if content_type.starts_with("text/event-stream") {
+            Body::Events(SseParser::new(MAX_BODY_BYTES))
+        } else {
+            Body::Json(Vec::new())
+        };
+        Ok(Flow::More)
+    }
+
+    fn body(&mut self, bytes: &[u8]) -> Result<Flow, McpError> {
+        match &mut self.body {
+            Body::None => Ok(Flow::Done),
+            Body::Refused(_, text) => {
+                let room = MAX_ERROR_TEXT_BYTES.saturating_sub(text.len());
+                text.extend_from_slice(&bytes[..bytes.len().min(room)]);
+                Ok(if text.len() >= MAX_ERROR_TEXT_BYTES {
+                    Flow::Done
+                } else {
+                    Flow::More
+                })
+            }
+            Body::Json(collected) => {
+                if collected.len() + bytes.len() > MAX_BODY_BYTES {
+                    return Err(McpError::Protocol(format!(
+                        "answer larger than {} MiB",
+                        MAX_BODY_BYTES >> 20
+                    )));
+                }
+                collected.extend_from_slice(bytes);
+                Ok(Flow::More)
+            }
+            Body::Events(parser) => {
+                parser.push(bytes);
+                let mut messages = Vec::new();
+                loop {
+                    let data = match parser.next_event() {
+                        Ok(Some(event)) => event.data.to_string(),
+                        Ok(None) => break,
+                        Err(e) => return Err(McpError::Protocol(e.to_string())),
+                    };
+                    if data.trim().is_empty() {
+                        continue; // a priming event
+                    }
+                    match serde_json::from_str::<Value>(&data) {
+                        Ok(value) => messages.extend(into_messages(value)),
+                        Err(e) => crate::log::warn(&format!(
+                            "mcp server {}: ignoring an event that is not JSON: {e}",
+                            self.shared.name
+                        )),
+                    }
+                }
+                for message in messages {
+                    self.deliver(message);
+                }
+                Ok(if self.answered {
+                    Flow::Done
+                } else {
+                    Flow::More
+                })
+            }
+        }
     }
 }
