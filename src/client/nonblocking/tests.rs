@@ -327,6 +327,13 @@ fn tls_refuses_untrusted_and_mismatched_certificates() {
         },
         Case {
             name: "a certificate for other names (it names localhost and 127.0.0.1 only)",
+            bind: "127.0.0.1:0",
+            host: "mcp.localhost",
+            trust_test_ca: true,
+            want: "not valid for name",
+        },
+        Case {
+            name: "a certificate for other addresses",
             bind: "[::1]:0",
             host: "::1",
             trust_test_ca: true,
