@@ -47,7 +47,13 @@ fn an_expired_session_fails_the_call_that_meets_it_and_the_next_call_starts_a_ne
     assert_eq!(item["status"], "completed", "{item}");
     assert_eq!(output_sent(&mock, 4, "c3"), json!("echoed"));
     assert_eq!(mcp.sessions(), ["mock-session-1", "mock-session-2"]);
-    assert_eq!(mcp.rpc("initialize").len(), 2);
+    let initializes = mcp.rpc("initialize");
+    assert_eq!(initializes.len(), 2);
+    assert_eq!(
+        initializes[1].header("mcp-session-id"),
+        None,
+        "the new session starts clean"
+    );
     let calls = mcp.rpc("tools/call");
     assert_eq!(calls.len(), 3);
     assert_eq!(calls[1].header("mcp-session-id"), Some("mock-session-1"));
@@ -387,4 +393,27 @@ fn a_streamed_answer_that_outlives_its_timeout_is_cut() {
         mcp.wait_closed(call.conn, Duration::from_secs(5)),
         "the streamed answer's connection is closed"
     );
+}
+
+#[test]
+#[ignore = "bug: a session expiry uses the server's one restart (slot.rs), so a second expiry leaves the server failed until config/mcpServer/reload, though a 404 on the session is routine for HTTP servers"]
+fn every_expired_session_is_replaced_by_a_new_one() {
+    let mcp = McpHttpMock::builder()
+        .tool("echo", Behaviour::Json("echoed".into()))
+        .start();
+    let mock = MockServer::start();
+    let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
+    let thread = ready_thread(&mut server, "web", "never");
+    for round in 1..=3 {
+        mcp.expire_sessions();
+        // The call that meets the expired session may fail; the next one must work.
+        mock.push(call_reply("r1", "fails", "mcp__web__echo", json!({})));
+        mock.push(call_reply("r2", "works", "mcp__web__echo", json!({})));
+        mock.push(text_reply("r3", "m1", &["done"]));
+        start_turn(&mut server, &thread, "go");
+        let messages = finish_turn(&mut server);
+        let item = completed_item(&messages, "works");
+        assert_eq!(item["status"], "completed", "round {round}: {item}");
+    }
+    assert_eq!(mcp.sessions().len(), 4);
 }
