@@ -238,8 +238,8 @@ fn an_sse_answer_carries_progress_and_a_server_request_before_the_result() {
                     // The result waits for our answer, which must come while this POST is open.
                     Step::AwaitAnswer(json!("srv-ping-1")),
                     progress(2.0, "step two"),
-                    // The result goes once the test saw the progress: a result right behind
-                    // the progress may overtake it (bugs.md), which is not this test's point.
+                    // The result goes once the test saw the progress (progress right behind
+                    // the result is `every_progress_sent_before_the_result_reaches_the_client`).
                     Step::Gate("result".into()),
                 ],
                 "all steps done".into(),
@@ -549,4 +549,34 @@ fn a_server_named_by_host_name_takes_large_arguments() {
         "the 1 MiB of arguments arrived whole"
     );
     assert!(call.header("host").unwrap().starts_with("localhost"));
+}
+
+#[test]
+fn every_progress_sent_before_the_result_reaches_the_client() {
+    // The call's wait picks at random among ready channels: progress queued when the result
+    // comes must still be told, first.
+    let steps: Vec<Step> = (1..=50)
+        .map(|n| Step::Progress {
+            progress: n as f64,
+            total: Some(50.0),
+            message: format!("step {n}"),
+        })
+        .collect();
+    let mcp = McpHttpMock::builder()
+        .tool("busy", Behaviour::Sse(steps, "all done".into()))
+        .start();
+    let mock = MockServer::start();
+    mock.push(call_reply("r1", "c1", "mcp__web__busy", json!({})));
+    mock.push(text_reply("r2", "m1", &["done"]));
+    let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
+    let thread = ready_thread(&mut server, "web", "never");
+    start_turn(&mut server, &thread, "go");
+    let messages = finish_turn(&mut server);
+    let progress: Vec<&str> = messages
+        .iter()
+        .filter(|m| m["method"] == "item/mcpToolCall/progress")
+        .map(|m| m["params"]["message"].as_str().unwrap())
+        .collect();
+    let expected: Vec<String> = (1..=50).map(|n| format!("step {n}")).collect();
+    assert_eq!(progress, expected);
 }
