@@ -280,6 +280,13 @@ fn call(
             }
             Next::Close
         }
+        Behaviour::UntilClose(text) => {
+            let head =
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n";
+            let body = result(text_result(&text)).to_string();
+            let _ = conn.write(head.as_bytes()) && conn.write(body.as_bytes());
+            Next::Close
+        }
         Behaviour::Delayed(pause, text) => {
             let until = Instant::now() + pause;
             while Instant::now() < until {
