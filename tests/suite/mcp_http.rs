@@ -165,7 +165,7 @@ fn the_session_end_carries_the_negotiated_version_too() {
 }
 
 #[test]
-fn answers_with_a_length_chunked_until_close_late_dribbled_or_big_reach_the_model() {
+fn answers_with_a_length_chunked_until_close_late_dribbled_big_or_batched_reach_the_model() {
     // One SSE event of 256 KiB: read in many pieces. (Bigger costs seconds today: the SSE
     // parser rescans a partial line at every read, bugs.md.)
     let big: String = (0..(256 << 10))
@@ -184,6 +184,7 @@ fn answers_with_a_length_chunked_until_close_late_dribbled_or_big_reach_the_mode
         )
         .tool("big", Behaviour::Sse(vec![], big.clone()))
         .tool("closing", Behaviour::UntilClose("read to the end".into()))
+        .tool("batched", Behaviour::Batch("in a batch".into()))
         .start();
     let mock = MockServer::start();
     mock.push(call_reply("r1", "c1", "mcp__web__plain", json!({})));
@@ -192,7 +193,8 @@ fn answers_with_a_length_chunked_until_close_late_dribbled_or_big_reach_the_mode
     mock.push(call_reply("r4", "c4", "mcp__web__dribbled", json!({})));
     mock.push(call_reply("r5", "c5", "mcp__web__big", json!({})));
     mock.push(call_reply("r6", "c6", "mcp__web__closing", json!({})));
-    mock.push(text_reply("r7", "m1", &["done"]));
+    mock.push(call_reply("r7", "c7", "mcp__web__batched", json!({})));
+    mock.push(text_reply("r8", "m1", &["done"]));
     let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
     let thread = ready_thread(&mut server, "web", "never");
     start_turn(&mut server, &thread, "go");
@@ -204,6 +206,7 @@ fn answers_with_a_length_chunked_until_close_late_dribbled_or_big_reach_the_mode
         (3, "c3", "after a pause"),
         (4, "c4", "five bytes at a time"),
         (6, "c6", "read to the end"),
+        (7, "c7", "in a batch"),
     ] {
         let item = completed_item(&messages, call);
         assert_eq!(item["status"], "completed", "{item}");

@@ -417,3 +417,53 @@ fn every_expired_session_is_replaced_by_a_new_one() {
     }
     assert_eq!(mcp.sessions().len(), 4);
 }
+
+#[test]
+fn a_missing_credential_variable_fails_the_start_naming_it_and_a_missing_header_variable_is_left_out()
+ {
+    let locked = McpHttpMock::builder().start();
+    let open = McpHttpMock::builder()
+        .tool("echo", Behaviour::Json("no extra header".into()))
+        .start();
+    let mock = MockServer::start();
+    mock.push(call_reply("r1", "c1", "mcp__open__echo", json!({})));
+    mock.push(text_reply("r2", "m1", &["done"]));
+    let mut server = spawn(
+        &mock,
+        &[
+            http_server(
+                "locked",
+                &locked,
+                "bearer_token_env_var=\"MCP_TEST_NO_TOKEN\"",
+            ),
+            http_server(
+                "open",
+                &open,
+                "env_http_headers={\"X-Missing\"=\"MCP_TEST_NO_HEADER\"}",
+            ),
+        ],
+        &[],
+    );
+    let thread = ready_thread(&mut server, "open", "never");
+    let status = wait_startup(&mut server, "locked");
+    assert_eq!(status["status"], "failed", "{status}");
+    let error = status["error"].as_str().unwrap();
+    assert!(
+        error.contains("locked") && error.contains("MCP_TEST_NO_TOKEN"),
+        "{error}"
+    );
+    assert!(
+        locked.requests().is_empty(),
+        "nothing sent without the credential"
+    );
+    start_turn(&mut server, &thread, "go");
+    let messages = finish_turn(&mut server);
+    assert_eq!(completed_item(&messages, "c1")["status"], "completed");
+    let requests = open.requests();
+    assert!(
+        requests.iter().all(|r| r.header("x-missing").is_none()),
+        "{requests:?}"
+    );
+    let stderr = server.stderr_within("MCP_TEST_NO_HEADER", SOON);
+    assert!(stderr.contains("MCP_TEST_NO_HEADER"), "a warning names it");
+}

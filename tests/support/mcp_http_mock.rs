@@ -52,6 +52,8 @@ pub enum Behaviour {
     Chunked(String),
     /// The same with neither: the body ends when the mock closes the connection.
     UntilClose(String),
+    /// A JSON batch: a log notification, then the result (MCP 2025-03-26 allowed batches).
+    Batch(String),
     /// `200 text/event-stream`: the steps, then the result with this text, then the end.
     Sse(Vec<Step>, String),
     /// Nothing: the connection is held until the client closes it (recorded).
