@@ -14,14 +14,14 @@
 //!
 //! Files: `round_trip.rs` (the thread: retries, 401 loop, body reading), `request.rs`
 //! (endpoint, bearer, headers), `sse.rs` (framing), `events.rs` (event meaning), `error.rs`
-//! (every failure and its message), `retry.rs` (delays), `net.rs` (an abortable HTTP agent).
+//! (every failure and its message), `retry.rs` (delays), `net.rs` (an abortable HTTP agent),
+//! `tls.rs` (the trusted roots), `nonblocking.rs` (a connection that never blocks, for MCP's
+//! HTTP engine).
 
 mod error;
 mod events;
 mod get;
 pub(crate) mod net;
-// Used by mcp::http's engine, landing next.
-#[allow(dead_code)]
 pub(crate) mod nonblocking;
 pub mod rate_limits;
 mod request;

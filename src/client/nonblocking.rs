@@ -174,11 +174,12 @@ impl Connection {
             Stage::Tunneling { stream, tunnel } => {
                 (stream, !tunnel.is_sending(), tunnel.is_sending())
             }
-            Stage::Open(stream) => match &self.tls {
-                None => (stream, true, false),
-                Some(tls) if tls.is_handshaking() => (stream, tls.wants_read(), tls.wants_write()),
-                Some(tls) => (stream, true, tls.wants_write()),
-            },
+            // Reading is always welcome: handshake records, data, or the peer closing.
+            Stage::Open(stream) => (
+                stream,
+                true,
+                self.tls.as_ref().is_some_and(|t| t.wants_write()),
+            ),
         };
         Some((platform::stream_socket(stream), Interest { read, write }))
     }

@@ -165,7 +165,7 @@ fn the_session_end_carries_the_negotiated_version_too() {
 }
 
 #[test]
-fn answers_with_a_length_chunked_late_dribbled_or_big_reach_the_model() {
+fn answers_with_a_length_chunked_until_close_late_dribbled_big_or_batched_reach_the_model() {
     // One SSE event of 256 KiB: read in many pieces. (Bigger costs seconds today: the SSE
     // parser rescans a partial line at every read, bugs.md.)
     let big: String = (0..(256 << 10))
@@ -183,6 +183,8 @@ fn answers_with_a_length_chunked_late_dribbled_or_big_reach_the_model() {
             Behaviour::Dribble("five bytes at a time".into()),
         )
         .tool("big", Behaviour::Sse(vec![], big.clone()))
+        .tool("closing", Behaviour::UntilClose("read to the end".into()))
+        .tool("batched", Behaviour::Batch("in a batch".into()))
         .start();
     let mock = MockServer::start();
     mock.push(call_reply("r1", "c1", "mcp__web__plain", json!({})));
@@ -190,7 +192,9 @@ fn answers_with_a_length_chunked_late_dribbled_or_big_reach_the_model() {
     mock.push(call_reply("r3", "c3", "mcp__web__late", json!({})));
     mock.push(call_reply("r4", "c4", "mcp__web__dribbled", json!({})));
     mock.push(call_reply("r5", "c5", "mcp__web__big", json!({})));
-    mock.push(text_reply("r6", "m1", &["done"]));
+    mock.push(call_reply("r6", "c6", "mcp__web__closing", json!({})));
+    mock.push(call_reply("r7", "c7", "mcp__web__batched", json!({})));
+    mock.push(text_reply("r8", "m1", &["done"]));
     let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
     let thread = ready_thread(&mut server, "web", "never");
     start_turn(&mut server, &thread, "go");
@@ -201,6 +205,8 @@ fn answers_with_a_length_chunked_late_dribbled_or_big_reach_the_model() {
         (2, "c2", "in three chunks"),
         (3, "c3", "after a pause"),
         (4, "c4", "five bytes at a time"),
+        (6, "c6", "read to the end"),
+        (7, "c7", "in a batch"),
     ] {
         let item = completed_item(&messages, call);
         assert_eq!(item["status"], "completed", "{item}");
@@ -235,8 +241,8 @@ fn an_sse_answer_carries_progress_and_a_server_request_before_the_result() {
                     // The result waits for our answer, which must come while this POST is open.
                     Step::AwaitAnswer(json!("srv-ping-1")),
                     progress(2.0, "step two"),
-                    // The result goes once the test saw the progress: a result right behind
-                    // the progress may overtake it (bugs.md), which is not this test's point.
+                    // The result goes once the test saw the progress (progress right behind
+                    // the result is `every_progress_sent_before_the_result_reaches_the_client`).
                     Step::Gate("result".into()),
                 ],
                 "all steps done".into(),
@@ -366,14 +372,22 @@ fn the_whole_exchange_works_over_https() {
     assert!(mcp.url().starts_with("https://"), "{}", mcp.url());
     let mock = MockServer::start();
     mock.push(call_reply("r1", "c1", "mcp__web__secure", json!({})));
-    mock.push(call_reply("r2", "c2", "mcp__web__plain", json!({})));
+    // Arguments over many TLS records and writes.
+    let blob = varied(256 << 10);
+    mock.push(call_reply(
+        "r2",
+        "c2",
+        "mcp__web__plain",
+        json!({"blob": blob}),
+    ));
     mock.push(text_reply("r3", "m1", &["done"]));
     let ca = test_ca_path().display().to_string();
-    let mut server = spawn(
-        &mock,
-        &[http_server("web", &mcp, "")],
-        &[("CODEX_CA_CERTIFICATE", &ca)],
-    );
+    // By host name, which the certificate covers too.
+    let overrides = [format!(
+        "mcp_servers.web={{url={}}}",
+        toml_str(&mcp.url_as_localhost())
+    )];
+    let mut server = spawn(&mock, &overrides, &[("CODEX_CA_CERTIFICATE", &ca)]);
     let thread = ready_thread(&mut server, "web", "never");
     // The event stream, over TLS too: a ping on it is answered.
     mcp.wait_event_streams(1, SOON);
@@ -390,6 +404,8 @@ fn the_whole_exchange_works_over_https() {
     let messages = finish_turn(&mut server);
     assert_eq!(output_sent(&mock, 1, "c1"), json!("over tls"));
     assert_eq!(output_sent(&mock, 2, "c2"), json!("chunked over tls"));
+    let call = mcp.wait_rpc("tools/call", 2, SOON);
+    assert!(call.json()["params"]["arguments"]["blob"] == blob.as_str());
     assert_eq!(last_turn(&messages)["status"], "completed");
     server.close_stdin();
     assert!(server.wait_exit(SOON).is_some(), "the app-server exits");
@@ -499,4 +515,71 @@ fn the_mock_reads_chunked_bodies_and_keeps_connections_alive() {
     );
     drop(stream);
     assert!(mcp.wait_closed(requests[0].conn, SOON), "the close is seen");
+}
+
+/// A string of `n` bytes that is not one byte repeated.
+fn varied(n: usize) -> String {
+    (0..n).map(|i| (b'a' + (i % 26) as u8) as char).collect()
+}
+
+#[test]
+fn a_server_named_by_host_name_takes_large_arguments() {
+    let mcp = McpHttpMock::builder()
+        .tool("store", Behaviour::Json("stored".into()))
+        .start();
+    let mock = MockServer::start();
+    // 1 MiB of arguments: the request body takes many writes.
+    let text = varied(1 << 20);
+    mock.push(call_reply(
+        "r1",
+        "c1",
+        "mcp__web__store",
+        json!({"text": text}),
+    ));
+    mock.push(text_reply("r2", "m1", &["done"]));
+    let overrides = [format!(
+        "mcp_servers.web={{url={}}}",
+        toml_str(&mcp.url_as_localhost())
+    )];
+    let mut server = spawn(&mock, &overrides, &[]);
+    let thread = ready_thread(&mut server, "web", "never");
+    start_turn(&mut server, &thread, "go");
+    let messages = finish_turn(&mut server);
+    assert_eq!(completed_item(&messages, "c1")["status"], "completed");
+    let call = mcp.wait_rpc("tools/call", 1, SOON);
+    assert!(
+        call.json()["params"]["arguments"]["text"] == text.as_str(),
+        "the 1 MiB of arguments arrived whole"
+    );
+    assert!(call.header("host").unwrap().starts_with("localhost"));
+}
+
+#[test]
+fn every_progress_sent_before_the_result_reaches_the_client() {
+    // The call's wait picks at random among ready channels: progress queued when the result
+    // comes must still be told, first.
+    let steps: Vec<Step> = (1..=50)
+        .map(|n| Step::Progress {
+            progress: n as f64,
+            total: Some(50.0),
+            message: format!("step {n}"),
+        })
+        .collect();
+    let mcp = McpHttpMock::builder()
+        .tool("busy", Behaviour::Sse(steps, "all done".into()))
+        .start();
+    let mock = MockServer::start();
+    mock.push(call_reply("r1", "c1", "mcp__web__busy", json!({})));
+    mock.push(text_reply("r2", "m1", &["done"]));
+    let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
+    let thread = ready_thread(&mut server, "web", "never");
+    start_turn(&mut server, &thread, "go");
+    let messages = finish_turn(&mut server);
+    let progress: Vec<&str> = messages
+        .iter()
+        .filter(|m| m["method"] == "item/mcpToolCall/progress")
+        .map(|m| m["params"]["message"].as_str().unwrap())
+        .collect();
+    let expected: Vec<String> = (1..=50).map(|n| format!("step {n}")).collect();
+    assert_eq!(progress, expected);
 }

@@ -60,6 +60,14 @@ fn an_expired_session_is_replaced_and_the_call_that_met_it_is_sent_again() {
         mcp.sessions(),
         ["mock-session-1", "mock-session-2", "mock-session-3"]
     );
+    let initializes = mcp.rpc("initialize");
+    for later in &initializes[1..] {
+        assert_eq!(
+            later.header("mcp-session-id"),
+            None,
+            "a new session starts clean"
+        );
+    }
     // Each expired call was sent twice: on the dead session, then on the new one.
     let calls = mcp.rpc("tools/call");
     assert_eq!(calls.len(), 5);
@@ -402,4 +410,54 @@ fn a_streamed_answer_that_outlives_its_timeout_is_cut() {
         mcp.wait_closed(call.conn, Duration::from_secs(5)),
         "the streamed answer's connection is closed"
     );
+}
+
+#[test]
+fn a_missing_credential_variable_fails_the_start_naming_it_and_a_missing_header_variable_is_left_out()
+ {
+    let locked = McpHttpMock::builder().start();
+    let open = McpHttpMock::builder()
+        .tool("echo", Behaviour::Json("no extra header".into()))
+        .start();
+    let mock = MockServer::start();
+    mock.push(call_reply("r1", "c1", "mcp__open__echo", json!({})));
+    mock.push(text_reply("r2", "m1", &["done"]));
+    let mut server = spawn(
+        &mock,
+        &[
+            http_server(
+                "locked",
+                &locked,
+                "bearer_token_env_var=\"MCP_TEST_NO_TOKEN\"",
+            ),
+            http_server(
+                "open",
+                &open,
+                "env_http_headers={\"X-Missing\"=\"MCP_TEST_NO_HEADER\"}",
+            ),
+        ],
+        &[],
+    );
+    let thread = ready_thread(&mut server, "open", "never");
+    let status = wait_startup(&mut server, "locked");
+    assert_eq!(status["status"], "failed", "{status}");
+    let error = status["error"].as_str().unwrap();
+    assert!(
+        error.contains("locked") && error.contains("MCP_TEST_NO_TOKEN"),
+        "{error}"
+    );
+    assert!(
+        locked.requests().is_empty(),
+        "nothing sent without the credential"
+    );
+    start_turn(&mut server, &thread, "go");
+    let messages = finish_turn(&mut server);
+    assert_eq!(completed_item(&messages, "c1")["status"], "completed");
+    let requests = open.requests();
+    assert!(
+        requests.iter().all(|r| r.header("x-missing").is_none()),
+        "{requests:?}"
+    );
+    let stderr = server.stderr_within("MCP_TEST_NO_HEADER", SOON);
+    assert!(stderr.contains("MCP_TEST_NO_HEADER"), "a warning names it");
 }

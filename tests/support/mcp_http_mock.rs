@@ -41,7 +41,7 @@ const SLICE: Duration = Duration::from_millis(20);
 /// Longest wait of a [`Step::AwaitAnswer`] or a [`Step::Gate`].
 const MAX_AWAIT: Duration = Duration::from_secs(20);
 /// Largest request head or body read.
-const MAX_REQUEST_BYTES: usize = 1 << 20;
+const MAX_REQUEST_BYTES: usize = 32 << 20;
 
 /// How `tools/call` of one tool is answered.
 #[derive(Clone, Debug)]
@@ -50,6 +50,10 @@ pub enum Behaviour {
     Json(String),
     /// The same, with `Transfer-Encoding: chunked` in several chunks.
     Chunked(String),
+    /// The same with neither: the body ends when the mock closes the connection.
+    UntilClose(String),
+    /// A JSON batch: a log notification, then the result (MCP 2025-03-26 allowed batches).
+    Batch(String),
     /// `200 text/event-stream`: the steps, then the result with this text, then the end.
     Sse(Vec<Step>, String),
     /// Nothing: the connection is held until the client closes it (recorded).
@@ -316,6 +320,11 @@ impl McpHttpMock {
             "http"
         };
         format!("{scheme}://127.0.0.1:{}/mcp", self.port)
+    }
+
+    /// The endpoint by the host name `localhost` (which the client must look up).
+    pub fn url_as_localhost(&self) -> String {
+        self.url().replacen("127.0.0.1", "localhost", 1)
     }
 
     /// Every request so far, in arrival order.

@@ -222,6 +222,11 @@ fn call(
 ) -> Next {
     match behaviour {
         Behaviour::Json(text) => Answer::json(200, &result(text_result(&text))).send(conn),
+        Behaviour::Batch(text) => {
+            let log = json!({"jsonrpc": "2.0", "method": "notifications/message",
+                             "params": {"level": "info", "data": "batched"}});
+            Answer::json(200, &json!([log, result(text_result(&text))])).send(conn)
+        }
         Behaviour::Chunked(text) => {
             let body = result(text_result(&text)).to_string().into_bytes();
             let mut out = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
@@ -278,6 +283,13 @@ fn call(
             if let Some(next) = run_steps(steps, token, shared, conn, Sink::Post) {
                 return next;
             }
+            Next::Close
+        }
+        Behaviour::UntilClose(text) => {
+            let head =
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n";
+            let body = result(text_result(&text)).to_string();
+            let _ = conn.write(head.as_bytes()) && conn.write(body.as_bytes());
             Next::Close
         }
         Behaviour::Delayed(pause, text) => {
