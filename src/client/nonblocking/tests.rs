@@ -295,14 +295,25 @@ fn serve_tls(
 }
 
 #[test]
-fn tls_exchanges_bytes_and_sees_close_notify() {
-    for host in ["127.0.0.1", "localhost"] {
+fn tls_exchanges_bytes_and_sees_the_end() {
+    // (host, the server closes the socket without close_notify)
+    for (host, abrupt) in [
+        ("127.0.0.1", false),
+        ("localhost", false),
+        ("127.0.0.1", true),
+    ] {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let server = serve_tls(listener, |tls| ping_pong(tls));
+        let server = serve_tls(listener, move |tls| {
+            ping_pong(&mut *tls);
+            if abrupt {
+                tls.sock.shutdown(std::net::Shutdown::Both).unwrap();
+            }
+        });
         let config = Some(tls_client_config(true));
         let mut conn = Connection::open_with(host, port, None, config).unwrap();
         establish(&mut conn).unwrap_or_else(|e| panic!("{host}: {e}"));
+        // "pong", then Ok(0) for close_notify and for a bare EOF alike.
         exchange(&mut conn);
         server.join().unwrap();
     }
