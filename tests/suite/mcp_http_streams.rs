@@ -2,7 +2,8 @@
 //! 2025-06-18 §Transports), against the scriptable server of `support/mcp_http_mock.rs`: server
 //! requests and notifications on the idle stream answered by POST, progress and an elicitation
 //! sent there during a call, a server without a stream (405) or that closes it (reopened), calls
-//! of three threads in flight at once, and one server's held call not holding up another's.
+//! of three threads in flight at once, one server's held call not holding up another's, and a
+//! server reached through a proxy's CONNECT tunnel.
 
 use std::time::Duration;
 
@@ -306,4 +307,36 @@ fn calls_from_three_threads_are_in_flight_at_once_on_one_server() {
     let mut expected: Vec<Value> = threads.iter().map(|t| json!(t)).collect();
     expected.sort_by_key(|t| t.to_string());
     assert_eq!(done, expected, "each thread's turn completed");
+}
+
+#[test]
+fn a_server_behind_a_proxy_is_reached_through_a_connect_tunnel() {
+    let mcp = McpHttpMock::builder()
+        .tool("echo", Behaviour::Json("through the tunnel".into()))
+        .start();
+    let mock = MockServer::start();
+    mock.push(call_reply("r1", "c1", "mcp__far__echo", json!({})));
+    mock.push(text_reply("r2", "m1", &["done"]));
+    // A name nobody resolves: only the proxy (the mock) is reached, by its address.
+    let overrides = ["mcp_servers.far={url=\"http://mcp.example.test/mcp\"}".to_string()];
+    let proxy = mcp.proxy_url();
+    let mut server = spawn(
+        &mock,
+        &overrides,
+        &[("HTTP_PROXY", &proxy), ("NO_PROXY", "")],
+    );
+    let thread = ready_thread(&mut server, "far", "never");
+    start_turn(&mut server, &thread, "go");
+    let messages = finish_turn(&mut server);
+    assert_eq!(completed_item(&messages, "c1")["status"], "completed");
+    assert_eq!(output_sent(&mock, 1, "c1"), json!("through the tunnel"));
+    let requests = mcp.requests();
+    let tunnels: Vec<_> = requests.iter().filter(|r| r.method == "CONNECT").collect();
+    assert!(!tunnels.is_empty(), "{requests:?}");
+    assert!(
+        tunnels.iter().all(|r| r.path == "mcp.example.test:80"),
+        "{tunnels:?}"
+    );
+    let call = mcp.wait_rpc("tools/call", 1, SOON);
+    assert_eq!(call.header("host"), Some("mcp.example.test"));
 }

@@ -9,7 +9,8 @@
 //! tool's [`Behaviour`]: JSON with a length, JSON chunked, an SSE stream of [`Step`]s before the
 //! result, never, after a delay, or a raw body. A GET for the event stream is refused (405) or
 //! opens a stream the test pushes messages into ([`McpHttpMock::push_event`]) or closes. An
-//! expired session ([`McpHttpMock::expire_sessions`]) is answered 404; a request without the
+//! expired session ([`McpHttpMock::expire_sessions`]) is answered 404; a `CONNECT` is accepted
+//! (the mock is its own proxy: [`McpHttpMock::proxy_url`]); a request without the
 //! session, 400; a POST without the `Accept` or `Content-Type` the spec requires, 406 / 415.
 //!
 //! Every loop is bounded; dropping the mock stops the listener and joins every thread.
@@ -320,6 +321,12 @@ impl McpHttpMock {
             "http"
         };
         format!("{scheme}://127.0.0.1:{}/mcp", self.port)
+    }
+
+    /// The mock as an HTTP proxy (`CONNECT` tunnels end at the mock, which serves what comes
+    /// through them), for `HTTP_PROXY`.
+    pub fn proxy_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
     }
 
     /// The endpoint by the host name `localhost` (which the client must look up).

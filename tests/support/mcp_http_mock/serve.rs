@@ -87,6 +87,11 @@ enum Next {
 }
 
 fn respond(conn: &mut Conn, request: &Request, shared: &Shared) -> Next {
+    if request.method == "CONNECT" {
+        // Acting as the client's proxy: the tunnel ends here, at the mock itself, which then
+        // serves the requests that come through it.
+        return sent(conn.write(b"HTTP/1.1 200 Connection established\r\n\r\n"));
+    }
     if shared.sessions
         && let Some(refusal) = session_refusal(request, shared)
     {
