@@ -162,11 +162,44 @@ struct Usage {
 /// The usage of a server with a started thread and `count` idle MCP stdio servers, all ready,
 /// after a pause.
 fn idle_with_mcp_servers(count: usize) -> Usage {
+    idle_with(count, &stdio_server_table)
+}
+
+/// The `-c` table of idle stdio server `i` (our small test server).
+fn stdio_server_table(i: usize) -> String {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/misbehaving.py");
     let script = script.display().to_string();
-    idle_with(count, &|i| {
-        format!("mcp_servers.idle{i}={{command=\"python3\",args=[{script:?},\"env\"]}}")
-    })
+    format!("mcp_servers.idle{i}={{command=\"python3\",args=[{script:?},\"env\"]}}")
+}
+
+/// Rounds of the marginal MCP measurements: one sample moves by a page or two (4 KiB over
+/// the 4 servers) with where the allocator's pages fall.
+const MARGINAL_ROUNDS: usize = 3;
+
+/// What each of `MCP_SERVERS` more idle servers configured by `table(i)` adds, measured
+/// `MARGINAL_ROUNDS` times: (anonymous KiB each, sorted; threads each, the last round).
+fn marginal_cost(table: &dyn Fn(usize) -> String) -> (Vec<f64>, f64) {
+    let mut anon = Vec::new();
+    let mut threads = 0.0;
+    for _ in 0..MARGINAL_ROUNDS {
+        let one = idle_with(1, table);
+        let many = idle_with(1 + MCP_SERVERS, table);
+        anon.push((many.anon as f64 - one.anon as f64) / MCP_SERVERS as f64);
+        threads = (many.threads as f64 - one.threads as f64) / MCP_SERVERS as f64;
+    }
+    anon.sort_by(f64::total_cmp);
+    (anon, threads)
+}
+
+/// "median (min–max)" of sorted samples.
+fn median_and_range(sorted: &[f64]) -> String {
+    format!(
+        "{:.1} (of {}: {:.1}–{:.1})",
+        sorted[sorted.len() / 2],
+        sorted.len(),
+        sorted[0],
+        sorted[sorted.len() - 1]
+    )
 }
 
 /// The usage of a server with `count` idle MCP servers configured by `table(i)`, all ready.
@@ -207,7 +240,8 @@ fn idle_with(count: usize, table: &dyn Fn(usize) -> String) -> Usage {
 
 /// FastMCP over streamable HTTP (the tests' pinned SDK in `target/mcp-venv`, made by the MCP
 /// tests) as idle servers: the marginal cost of each, as for stdio servers. Each server holds
-/// its GET event stream open.
+/// its GET event stream open. Then the same server over stdio, to tell the transport's cost
+/// from its tool list's.
 fn idle_http_mcp_servers() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let python = root.join("target/mcp-venv/bin/python");
@@ -237,15 +271,30 @@ fn idle_http_mcp_servers() {
         std::thread::sleep(Duration::from_millis(25));
     }
     let table = |i: usize| format!("mcp_servers.web{i}={{url={url:?},startup_timeout_sec=60}}");
-    let one = idle_with(1, &table);
-    let many = idle_with(1 + MCP_SERVERS, &table);
+    let (anon, threads) = marginal_cost(&table);
     println!(
-        "idle MCP HTTP server:   +{:.1} KiB anonymous RSS, +{:.1} threads each (marginal over {MCP_SERVERS}, each holding its event stream)",
-        (many.anon as f64 - one.anon as f64) / MCP_SERVERS as f64,
-        (many.threads as f64 - one.threads as f64) / MCP_SERVERS as f64,
+        "idle MCP HTTP server:   +{} KiB anonymous RSS, +{threads:.1} threads each (marginal over {MCP_SERVERS}, each holding its event stream)",
+        median_and_range(&anon),
     );
     let _ = fastmcp.kill();
     let _ = fastmcp.wait();
+
+    // The same server over stdio: what its tool list costs whatever the transport.
+    let script = root
+        .join("tests/mcp/fastmcp_server.py")
+        .display()
+        .to_string();
+    let python = python.display().to_string();
+    let table = |i: usize| {
+        format!(
+            "mcp_servers.fast{i}={{command={python:?},args=[{script:?}],startup_timeout_sec=60}}"
+        )
+    };
+    let (anon, threads) = marginal_cost(&table);
+    println!(
+        "  the same over stdio:  +{} KiB anonymous RSS, +{threads:.1} threads each (FastMCP's tool list costs as much whatever the transport)",
+        median_and_range(&anon),
+    );
 }
 
 fn sse(kind: &str, mut data: Value) -> String {
@@ -436,11 +485,10 @@ fn main() {
     // are a one-off, file-backed cost; anonymous memory is what each server adds).
     let none = idle_with_mcp_servers(0);
     let one = idle_with_mcp_servers(1);
-    let many = idle_with_mcp_servers(1 + MCP_SERVERS);
+    let (anon, threads) = marginal_cost(&stdio_server_table);
     println!(
-        "idle MCP stdio server:  +{:.1} KiB anonymous RSS, +{:.1} threads each (marginal over {MCP_SERVERS}; the first also touches {} KiB of code: RSS {} → {} KiB)",
-        (many.anon as f64 - one.anon as f64) / MCP_SERVERS as f64,
-        (many.threads as f64 - one.threads as f64) / MCP_SERVERS as f64,
+        "idle MCP stdio server:  +{} KiB anonymous RSS, +{threads:.1} threads each (marginal over {MCP_SERVERS}; the first also touches {} KiB of code: RSS {} → {} KiB)",
+        median_and_range(&anon),
         (one.rss - one.anon).saturating_sub(none.rss - none.anon),
         none.rss,
         one.rss,
