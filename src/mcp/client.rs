@@ -142,6 +142,8 @@ pub struct Link {
     unanswered: AtomicUsize,
     closed: Mutex<Option<String>>,
     is_closed: AtomicBool,
+    /// The server ended our HTTP session (a 404 on it): no death, a new session is due.
+    session_expired: AtomicBool,
     /// Lines the server printed that are not JSON-RPC: how many, and the last one.
     garbage: Mutex<(usize, String)>,
     /// Told once when the connection ends (the registry updates the server's status).
@@ -190,6 +192,7 @@ impl Link {
             unanswered: AtomicUsize::new(0),
             closed: Mutex::new(None),
             is_closed: AtomicBool::new(false),
+            session_expired: AtomicBool::new(false),
             garbage: Mutex::new((0, String::new())),
             on_close: Mutex::new(None),
             rpc,
@@ -230,6 +233,19 @@ impl Link {
         if let Some(callback) = callback {
             callback(reason);
         }
+    }
+
+    /// Ends the connection because the server ended its HTTP session (MCP 2025-06-18: a 404
+    /// on a session means a new one must be started): the server is not dead, so starting the
+    /// new session does not use its one restart.
+    pub fn expire_session(&self, reason: &str) {
+        self.session_expired.store(true, Ordering::SeqCst);
+        self.close(reason);
+    }
+
+    /// Whether the connection ended with its HTTP session ([`Link::expire_session`]).
+    pub fn is_session_expired(&self) -> bool {
+        self.session_expired.load(Ordering::SeqCst)
     }
 
     /// Records a line of output that is not a JSON-RPC message (stdio servers printing logs or

@@ -213,6 +213,13 @@ impl Slot {
         if state.generation != generation || state.phase != Phase::Ready {
             return;
         }
+        if state.link.as_ref().is_some_and(|l| l.is_session_expired()) {
+            crate::log::info(&format!(
+                "mcp server {}: {reason}; a new session starts on its next call",
+                self.name
+            ));
+            return;
+        }
         if state.restarted {
             let message = format!(
                 "MCP server `{}` stopped again after its restart: {reason}",
@@ -334,6 +341,15 @@ impl Slot {
                 match &state.phase {
                     Phase::Ready => match &state.link {
                         Some(link) if !link.is_closed() => return Ok(link.clone()),
+                        // A new session is no restart: the server did not die.
+                        Some(link) if link.is_session_expired() => {
+                            crate::log::info(&format!(
+                                "mcp server {}: starting a new session",
+                                self.name
+                            ));
+                            let cwd = context.map(|(_, c)| c.to_path_buf()).unwrap_or_default();
+                            self.begin(&mut state, context.map(|(t, _)| t), cwd);
+                        }
                         _ if !state.restarted => {
                             let reason = state
                                 .link
@@ -404,6 +420,12 @@ impl Slot {
             .and_then(|l| l.close_reason().filter(|_| l.is_closed()));
         let (facts, tools) = state.said.read();
         let (phase, is_callable) = match (&state.phase, dead) {
+            // The session ended, not the server: the next call starts a new one.
+            (Phase::Ready, Some(_))
+                if state.link.as_ref().is_some_and(|l| l.is_session_expired()) =>
+            {
+                (Phase::Ready, true)
+            }
             (Phase::Ready, Some(reason)) => (Phase::Failed(reason), !state.restarted),
             (Phase::Ready, None) => (Phase::Ready, true),
             (other, _) => (other.clone(), false),

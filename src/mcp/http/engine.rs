@@ -10,7 +10,6 @@
 //! the waiters through the link's channels, and what the link sends from here (an answer to a
 //! server's `ping`) is queued as one more exchange.
 
-use std::cell::Cell;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -76,13 +75,12 @@ struct Handle {
 
 static ENGINE: Mutex<Option<Handle>> = Mutex::new(None);
 
-thread_local! {
-    static IS_ENGINE: Cell<bool> = const { Cell::new(false) };
-}
+/// The engine's thread name.
+const THREAD_NAME: &str = "mcp-http";
 
 /// Whether the calling thread is the engine (which must not wait for its own work).
 pub(super) fn on_engine_thread() -> bool {
-    IS_ENGINE.get()
+    std::thread::current().name() == Some(THREAD_NAME)
 }
 
 /// Hands an exchange to the engine, starting it if none runs.
@@ -113,7 +111,7 @@ fn submit(command: Command) -> Result<(), McpError> {
             .map_err(|e| McpError::Transport(format!("cannot start the HTTP engine: {e}")))?;
         let (to_engine, commands) = unbounded();
         std::thread::Builder::new()
-            .name("mcp-http".into())
+            .name(THREAD_NAME.into())
             .stack_size(STACK_BYTES)
             .spawn(move || run(&commands, &woken))
             .map_err(|e| McpError::Transport(format!("cannot start the HTTP engine: {e}")))?;
@@ -137,7 +135,6 @@ struct Running {
 }
 
 fn run(commands: &Receiver<Command>, woken: &WakeReceiver) {
-    IS_ENGINE.set(true);
     let mut running: Vec<Running> = Vec::new();
     let mut reopening: Vec<Reopen> = Vec::new();
     let mut entries: Vec<PollEntry> = Vec::new();
@@ -163,20 +160,17 @@ fn run(commands: &Receiver<Command>, woken: &WakeReceiver) {
             }
         }
         let now = Instant::now();
-        expire(&mut running, now);
+        expire(&mut running, &mut reopening, now);
         reopen_due(&mut running, &mut reopening, now);
 
         // Wait for the sockets, the wake-up channel, or the next deadline.
         entries.clear();
         polled.clear();
-        entries.push(poll_entry(
-            std::os::fd::AsRawFd::as_raw_fd(woken),
-            true,
-            false,
-        ));
+        entries.push(poll_entry(woken.raw_socket(), true, false));
         let mut timeout = running
             .iter()
-            .filter_map(|r| r.job.deadline)
+            .flat_map(|r| [r.job.deadline, r.job.exchange.connect_deadline()])
+            .flatten()
             .chain(reopening.iter().map(|r| r.at))
             .min()
             .map(|at| at.saturating_duration_since(now));
@@ -313,15 +307,24 @@ fn apply(command: Command, running: &mut Vec<Running>, reopening: &mut Vec<Reope
     }
 }
 
-/// Ends the exchanges whose time ran out.
-fn expire(running: &mut Vec<Running>, now: Instant) {
+/// Ends the exchanges whose time ran out, and those still connecting after
+/// [`exchange::CONNECT_TIMEOUT`](super::exchange::CONNECT_TIMEOUT) (an event stream has no
+/// deadline of its own; some systems never report a failed connect).
+fn expire(running: &mut Vec<Running>, reopening: &mut Vec<Reopen>, now: Instant) {
     let mut index = 0;
     while index < running.len() {
-        if running[index].job.deadline.is_some_and(|d| d <= now) {
+        let job = &running[index].job;
+        if job.deadline.is_some_and(|d| d <= now) {
             match running.swap_remove(index).job.purpose {
                 Purpose::Post(sink) => sink.time_out(),
                 Purpose::Events(_) => {}
                 Purpose::Delete(done) => drop(done),
+            }
+        } else if job.exchange.connect_deadline().is_some_and(|d| d <= now) {
+            let job = running.swap_remove(index).job;
+            let error = job.exchange.connect_timed_out();
+            if let Some(reopen) = finish(job.purpose, Err(error)) {
+                reopening.push(reopen);
             }
         } else {
             index += 1;

@@ -9,6 +9,7 @@
 //! idle event stream holds its connection and little else.
 
 use std::io::{self, ErrorKind};
+use std::time::{Duration, Instant};
 
 use super::McpError;
 use crate::client::nonblocking::{Connection, Interest};
@@ -20,6 +21,8 @@ const MAX_HEAD_BYTES: usize = 64 * 1024;
 const MAX_HEADERS: usize = 64;
 /// Longest chunk-size line (with extensions) or trailer line accepted.
 const MAX_CHUNK_LINE_BYTES: usize = 4096;
+/// Longest a connection may take to be established (connect, proxy tunnel, TLS handshake).
+pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Reads per [`Exchange::drive`] before other exchanges get their turn.
 const READS_PER_TURN: usize = 32;
 
@@ -173,6 +176,8 @@ pub(super) struct Exchange {
     url: String,
     conn: Connection,
     established: bool,
+    /// When connecting gives up.
+    connect_by: Instant,
     /// Request bytes not yet sent (given back once all are).
     out: Vec<u8>,
     sent: usize,
@@ -194,6 +199,7 @@ impl Exchange {
             url: url.to_string(),
             conn,
             established: false,
+            connect_by: Instant::now() + CONNECT_TIMEOUT,
             out: head.finish(body),
             sent: 0,
             input: Vec::new(),
@@ -208,6 +214,20 @@ impl Exchange {
             interest.write = true;
         }
         Some((socket, interest))
+    }
+
+    /// When connecting gives up, while it is still in progress.
+    pub(super) fn connect_deadline(&self) -> Option<Instant> {
+        (!self.established).then_some(self.connect_by)
+    }
+
+    /// The error of a connection not established in time.
+    pub(super) fn connect_timed_out(&self) -> McpError {
+        McpError::Transport(format!(
+            "cannot reach {}: not connected within {} s",
+            self.url,
+            CONNECT_TIMEOUT.as_secs()
+        ))
     }
 
     /// Does what the socket allows now: connecting, sending, reading and handing over.

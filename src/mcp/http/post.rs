@@ -145,7 +145,8 @@ impl Sink for PostSink {
             *lock(&self.shared.session) = Some(session.to_string());
         }
         if status == 404 && !self.is_initialize && lock(&self.shared.session).is_some() {
-            self.link.close("the server ended the session (HTTP 404)");
+            self.link
+                .expire_session("the server ended the session (HTTP 404)");
             return Err(McpError::Closed("the session expired".into()));
         }
         if !(200..300).contains(&status) {

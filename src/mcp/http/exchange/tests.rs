@@ -314,3 +314,46 @@ fn request_heads_name_the_path_and_host_and_refuse_what_could_smuggle_headers() 
             .ends_with("x-ok: a value\twith tab and ünïcode\r\ncontent-length: 2\r\n\r\n{}")
     );
 }
+
+#[test]
+fn a_connection_counts_as_connecting_until_established_and_not_after() {
+    // A peer that takes the TCP connection but never answers the TLS handshake.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("https://{}/mcp", listener.local_addr().unwrap());
+    let silent = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        drop(stream);
+    });
+    let head = RequestHead::new("GET", &url).unwrap();
+    let mut exchange = Exchange::start(&url, head, None).unwrap();
+    let started = Instant::now();
+    let deadline = exchange.connect_deadline().expect("connecting");
+    assert!(deadline > started + CONNECT_TIMEOUT - Duration::from_secs(1));
+    let mut buf = [0u8; 64];
+    for _ in 0..20 {
+        let _ = exchange.drive(&mut buf, &mut Record::default());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(
+        exchange.connect_deadline(),
+        Some(deadline),
+        "the handshake never ended"
+    );
+    assert!(exchange.connect_timed_out().to_string().contains(&url));
+    let _ = silent.join();
+
+    // Once established, no connect deadline is left.
+    let (url, server) = peer(
+        bytes_of(&["HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"]),
+        false,
+    );
+    let mut head = RequestHead::new("POST", &url).unwrap();
+    head.header("x", "1").unwrap();
+    let mut exchange = Exchange::start(&url, head, Some(b"{\"x\":1}")).unwrap();
+    let mut entries = [PollEntry::new(exchange.interest().unwrap().0, false, true)];
+    poll_sockets(&mut entries, Some(Duration::from_secs(5))).unwrap();
+    let _ = exchange.drive(&mut buf, &mut Record::default());
+    assert_eq!(exchange.connect_deadline(), None);
+    let _ = server.join();
+}
