@@ -75,6 +75,8 @@ pub enum Behaviour {
     SseWithoutResult(Vec<Step>),
     /// `200 text/event-stream`: the steps, then the connection is cut mid-body (no end chunk).
     SseThenDrop(Vec<Step>),
+    /// These bytes as the whole response, then the connection closed (malformed HTTP).
+    Bytes(Vec<u8>),
     /// This status, content type and body, as is (not JSON, too large, an error page…).
     Raw {
         /// The status code.

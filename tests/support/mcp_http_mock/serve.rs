@@ -244,6 +244,10 @@ fn call(
             }
             Answer::json(200, &result(text_result(&text))).send(conn)
         }
+        Behaviour::Bytes(bytes) => {
+            let _ = conn.write(&bytes);
+            Next::Close
+        }
         Behaviour::Batch(text) => {
             let log = json!({"jsonrpc": "2.0", "method": "notifications/message",
                              "params": {"level": "info", "data": "batched"}});
