@@ -164,8 +164,10 @@ fn the_session_end_carries_the_negotiated_version_too() {
     assert_eq!(delete.header("mcp-protocol-version"), Some("2025-03-26"));
 }
 
+/// JSON with a length, chunked (with extensions and a trailer too), delimited by the close,
+/// late, after a `100 Continue`, batched; SSE dribbled five bytes at a time, and one large event.
 #[test]
-fn answers_with_a_length_chunked_until_close_late_dribbled_big_or_batched_reach_the_model() {
+fn answers_in_every_framing_reach_the_model() {
     // One SSE event of 256 KiB: read in many pieces. (Bigger costs seconds today: the SSE
     // parser rescans a partial line at every read, bugs.md.)
     let big: String = (0..(256 << 10))
@@ -185,6 +187,11 @@ fn answers_with_a_length_chunked_until_close_late_dribbled_big_or_batched_reach_
         .tool("big", Behaviour::Sse(vec![], big.clone()))
         .tool("closing", Behaviour::UntilClose("read to the end".into()))
         .tool("batched", Behaviour::Batch("in a batch".into()))
+        .tool(
+            "trailed",
+            Behaviour::ChunkedWithTrailer("extensions and a trailer".into()),
+        )
+        .tool("continued", Behaviour::AfterContinue("after a 100".into()))
         .start();
     let mock = MockServer::start();
     mock.push(call_reply("r1", "c1", "mcp__web__plain", json!({})));
@@ -194,7 +201,9 @@ fn answers_with_a_length_chunked_until_close_late_dribbled_big_or_batched_reach_
     mock.push(call_reply("r5", "c5", "mcp__web__big", json!({})));
     mock.push(call_reply("r6", "c6", "mcp__web__closing", json!({})));
     mock.push(call_reply("r7", "c7", "mcp__web__batched", json!({})));
-    mock.push(text_reply("r8", "m1", &["done"]));
+    mock.push(call_reply("r8", "c8", "mcp__web__trailed", json!({})));
+    mock.push(call_reply("r9", "c9", "mcp__web__continued", json!({})));
+    mock.push(text_reply("r10", "m1", &["done"]));
     let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
     let thread = ready_thread(&mut server, "web", "never");
     start_turn(&mut server, &thread, "go");
@@ -207,6 +216,8 @@ fn answers_with_a_length_chunked_until_close_late_dribbled_big_or_batched_reach_
         (4, "c4", "five bytes at a time"),
         (6, "c6", "read to the end"),
         (7, "c7", "in a batch"),
+        (8, "c8", "extensions and a trailer"),
+        (9, "c9", "after a 100"),
     ] {
         let item = completed_item(&messages, call);
         assert_eq!(item["status"], "completed", "{item}");

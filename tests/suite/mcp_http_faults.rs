@@ -461,3 +461,56 @@ fn a_missing_credential_variable_fails_the_start_naming_it_and_a_missing_header_
     let stderr = server.stderr_within("MCP_TEST_NO_HEADER", SOON);
     assert!(stderr.contains("MCP_TEST_NO_HEADER"), "a warning names it");
 }
+
+#[test]
+fn malformed_http_answers_fail_their_call_at_once_and_clearly() {
+    let short = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 500\r\n\r\n{\"jsonrpc\":".to_vec();
+    let mut huge_head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nx-filler: ".to_vec();
+    huge_head.resize(huge_head.len() + (256 << 10), b'x');
+    huge_head.extend_from_slice(b"\r\ncontent-length: 2\r\n\r\n{}");
+    let bad_chunk = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n".to_vec();
+    let mcp = McpHttpMock::builder()
+        .tool("short", Behaviour::Bytes(short))
+        .tool("head", Behaviour::Bytes(huge_head))
+        .tool("chunk", Behaviour::Bytes(bad_chunk))
+        .tool(
+            "garbage",
+            Behaviour::Bytes(b"SSH-2.0-OpenSSH_9.6\r\n\r\n".to_vec()),
+        )
+        .tool("fine", Behaviour::Json("fine".into()))
+        .start();
+    let mock = MockServer::start();
+    let tools = ["short", "head", "chunk", "garbage", "fine"];
+    for (n, tool) in tools.iter().enumerate() {
+        mock.push(call_reply(
+            &format!("r{n}"),
+            &format!("c{n}"),
+            &format!("mcp__web__{tool}"),
+            json!({}),
+        ));
+    }
+    mock.push(text_reply("r-end", "m1", &["done"]));
+    let mut server = spawn(
+        &mock,
+        &[http_server("web", &mcp, "tool_timeout_sec=30")],
+        &[],
+    );
+    let thread = ready_thread(&mut server, "web", "never");
+    let started = Instant::now();
+    start_turn(&mut server, &thread, "go");
+    let messages = finish_turn(&mut server);
+    assert_eq!(last_turn(&messages)["status"], "completed");
+    for (n, tool) in tools[..4].iter().enumerate() {
+        let error = error_of(&completed_item(&messages, &format!("c{n}")));
+        assert!(
+            error.contains("web") && !error.contains("timed out"),
+            "{tool}: {error}"
+        );
+    }
+    assert_eq!(completed_item(&messages, "c4")["status"], "completed");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "no call waited for its timeout: {:?}",
+        started.elapsed()
+    );
+}

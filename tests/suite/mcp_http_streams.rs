@@ -3,15 +3,18 @@
 //! requests and notifications on the idle stream answered by POST, progress and an elicitation
 //! sent there during a call, a server without a stream (405) or that closes it (reopened), calls
 //! of three threads in flight at once, one server's held call not holding up another's, and a
-//! server reached through a proxy's CONNECT tunnel.
+//! server reached through a proxy's CONNECT tunnel; a server removed by reload ends its session
+//! and its stream.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::mcp::{call_reply, completed_item, output_sent, ready_thread, wait_startup};
+use super::mcp::{call_reply, completed_item, output_sent, ready_thread, toml_str, wait_startup};
 use super::mcp_http::{SOON, http_server, is_rpc, read_progress, spawn};
 use super::turns::{finish_turn, interrupt_turn, last_turn, start_thread, start_turn};
+use crate::support::TempDir;
+use crate::support::app_server::AppServer;
 use crate::support::mcp_http_mock::{Behaviour, Events, McpHttpMock, Step};
 use crate::support::mock_responses::*;
 
@@ -339,4 +342,34 @@ fn a_server_behind_a_proxy_is_reached_through_a_connect_tunnel() {
     );
     let call = mcp.wait_rpc("tools/call", 1, SOON);
     assert_eq!(call.header("host"), Some("mcp.example.test"));
+}
+
+#[test]
+fn a_server_removed_by_reload_ends_its_session_and_its_event_stream() {
+    let mcp = McpHttpMock::builder().start();
+    let home = TempDir::new("mcp-http-reload");
+    let table = format!("[mcp_servers.web]\nurl = {}\n", toml_str(&mcp.url()));
+    std::fs::write(home.path().join("config.toml"), &table).unwrap();
+    let mut server = AppServer::builder().codex_home(home.path()).spawn();
+    server.initialize();
+    server.call("mcpServerStatus/list", json!({})).unwrap();
+    assert_eq!(wait_startup(&mut server, "web")["status"], "ready");
+    mcp.wait_event_streams(1, SOON);
+    let stream = mcp.of_method("GET")[0].clone();
+    std::fs::write(home.path().join("config.toml"), "").unwrap();
+    server.call("config/mcpServer/reload", json!(null)).unwrap();
+    let requests = mcp.wait_for("the session's end", SOON, |rs| {
+        rs.iter().any(|r| r.method == "DELETE")
+    });
+    let delete = requests.iter().find(|r| r.method == "DELETE").unwrap();
+    assert_eq!(delete.header("mcp-session-id"), Some("mock-session-1"));
+    assert!(
+        mcp.wait_closed(stream.conn, Duration::from_secs(5)),
+        "the event stream is closed"
+    );
+    // Nothing reopens it: the server is gone.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(mcp.of_method("GET").len(), 1, "no stream reopened");
+    let list = server.call("mcpServerStatus/list", json!({})).unwrap();
+    assert_eq!(list["data"], json!([]));
 }

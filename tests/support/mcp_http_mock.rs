@@ -55,6 +55,11 @@ pub enum Behaviour {
     UntilClose(String),
     /// A JSON batch: a log notification, then the result (MCP 2025-03-26 allowed batches).
     Batch(String),
+    /// `Chunked` with a chunk extension on every chunk and a trailer after the last.
+    ChunkedWithTrailer(String),
+    /// `Json` after an interim `100 Continue` response (RFC 9110 §15.2: clients must take 1xx
+    /// responses they did not ask for).
+    AfterContinue(String),
     /// `200 text/event-stream`: the steps, then the result with this text, then the end.
     Sse(Vec<Step>, String),
     /// Nothing: the connection is held until the client closes it (recorded).
@@ -70,6 +75,8 @@ pub enum Behaviour {
     SseWithoutResult(Vec<Step>),
     /// `200 text/event-stream`: the steps, then the connection is cut mid-body (no end chunk).
     SseThenDrop(Vec<Step>),
+    /// These bytes as the whole response, then the connection closed (malformed HTTP).
+    Bytes(Vec<u8>),
     /// This status, content type and body, as is (not JSON, too large, an error page…).
     Raw {
         /// The status code.

@@ -227,6 +227,27 @@ fn call(
 ) -> Next {
     match behaviour {
         Behaviour::Json(text) => Answer::json(200, &result(text_result(&text))).send(conn),
+        Behaviour::ChunkedWithTrailer(text) => {
+            let body = result(text_result(&text)).to_string().into_bytes();
+            let mut out = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\ntrailer: x-checksum\r\n\r\n".to_vec();
+            for part in body.chunks(body.len().div_ceil(2).max(1)) {
+                out.extend_from_slice(format!("{:x};note=\"a b\"\r\n", part.len()).as_bytes());
+                out.extend_from_slice(part);
+                out.extend_from_slice(b"\r\n");
+            }
+            out.extend_from_slice(b"0;last\r\nx-checksum: 1234\r\n\r\n");
+            sent(conn.write(&out))
+        }
+        Behaviour::AfterContinue(text) => {
+            if !conn.write(b"HTTP/1.1 100 Continue\r\n\r\n") {
+                return Next::PeerClosed;
+            }
+            Answer::json(200, &result(text_result(&text))).send(conn)
+        }
+        Behaviour::Bytes(bytes) => {
+            let _ = conn.write(&bytes);
+            Next::Close
+        }
         Behaviour::Batch(text) => {
             let log = json!({"jsonrpc": "2.0", "method": "notifications/message",
                              "params": {"level": "info", "data": "batched"}});
