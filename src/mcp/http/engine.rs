@@ -19,7 +19,7 @@ use super::events::{self, EventsSink};
 use super::exchange::{Drive, Exchange, Flow, Head, Sink};
 use super::post::PostSink;
 use super::{Link, McpError, Shared, lock};
-use crate::platform::{PollEntry, RawSocket, WakeReceiver, Waker, poll_sockets};
+use crate::platform::{PollEntry, WakeReceiver, Waker, poll_sockets};
 
 /// The thread's read buffer, shared by every exchange.
 const BUFFER_BYTES: usize = 4096;
@@ -166,7 +166,7 @@ fn run(commands: &Receiver<Command>, woken: &WakeReceiver) {
         // Wait for the sockets, the wake-up channel, or the next deadline.
         entries.clear();
         polled.clear();
-        entries.push(poll_entry(woken.raw_socket(), true, false));
+        entries.push(PollEntry::new(woken.raw_socket(), true, false));
         let mut timeout = running
             .iter()
             .flat_map(|r| [r.job.deadline, r.job.exchange.connect_deadline()])
@@ -178,7 +178,7 @@ fn run(commands: &Receiver<Command>, woken: &WakeReceiver) {
             match entry.job.exchange.interest() {
                 Some((socket, interest)) => {
                     polled.push(Some(entries.len()));
-                    entries.push(poll_entry(socket, interest.read, interest.write));
+                    entries.push(PollEntry::new(socket, interest.read, interest.write));
                 }
                 None => {
                     polled.push(None);
@@ -233,16 +233,6 @@ fn run(commands: &Receiver<Command>, woken: &WakeReceiver) {
             // dropped is given back, so idle servers keep only their streams.
             crate::platform::release_free_memory();
         }
-    }
-}
-
-fn poll_entry(socket: RawSocket, read: bool, write: bool) -> PollEntry {
-    PollEntry {
-        socket,
-        read,
-        write,
-        readable: false,
-        writable: false,
     }
 }
 

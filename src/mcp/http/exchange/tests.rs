@@ -74,13 +74,7 @@ fn run(url: &str, sink: &mut Record) -> Result<(), McpError> {
     while Instant::now() < deadline {
         if !again {
             let (socket, interest) = exchange.interest().expect("an IP literal needs no lookup");
-            let mut entries = [PollEntry {
-                socket,
-                read: interest.read,
-                write: interest.write,
-                readable: false,
-                writable: false,
-            }];
+            let mut entries = [PollEntry::new(socket, interest.read, interest.write)];
             poll_sockets(&mut entries, Some(Duration::from_millis(100))).unwrap();
         }
         match exchange.drive(&mut read_buf, sink)? {
