@@ -29,6 +29,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use serde_json::{Value, json};
 
+use super::mock_responses::RecordedRequest;
+
 mod conn;
 mod serve;
 
@@ -120,32 +122,26 @@ pub enum Events {
     Fail(u16),
 }
 
-/// One request as the mock read it.
+/// One request as the mock read it: what [`RecordedRequest`] holds (method, path, headers, body;
+/// `header()`, `text()`), and the connection it came on.
 #[derive(Clone, Debug)]
 pub struct Request {
     /// The connection it came on (numbered from 1 in accept order).
     pub conn: u64,
-    /// `GET`, `POST`, `DELETE`.
-    pub method: String,
-    /// The path.
-    pub path: String,
-    /// Headers in order, names lower-cased.
-    pub headers: Vec<(String, String)>,
-    /// The body.
-    pub body: Vec<u8>,
+    request: RecordedRequest,
+}
+
+impl std::ops::Deref for Request {
+    type Target = RecordedRequest;
+
+    fn deref(&self) -> &RecordedRequest {
+        &self.request
+    }
 }
 
 impl Request {
-    /// The first header named `name` (case-insensitive).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The body as JSON (`Null` when it is not).
+    /// The body as JSON (`Null` when it is not: the mock also records GETs, CONNECTs and
+    /// broken bodies).
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or(Value::Null)
     }

@@ -12,23 +12,8 @@ pub(super) enum Input {
     Stopped,
 }
 
-/// A plain or TLS connection.
-pub(super) trait Io: Read + Write + Send {
-    /// The TCP socket underneath (timeouts, shutdown).
-    fn tcp(&self) -> &TcpStream;
-}
-
-impl Io for TcpStream {
-    fn tcp(&self) -> &TcpStream {
-        self
-    }
-}
-
-impl Io for rustls::StreamOwned<rustls::ServerConnection, TcpStream> {
-    fn tcp(&self) -> &TcpStream {
-        &self.sock
-    }
-}
+/// A plain or TLS connection (the Responses mock's).
+pub(super) use crate::support::mock_responses::Conn as Io;
 
 /// A connection's read side: bytes read ahead are kept for the next request.
 pub(super) struct Conn {
@@ -128,10 +113,12 @@ impl Conn {
         }
         Ok(Request {
             conn: self.id,
-            method,
-            path,
-            headers,
-            body,
+            request: RecordedRequest {
+                method,
+                path,
+                headers,
+                body,
+            },
         })
     }
 
