@@ -54,15 +54,69 @@ pub(super) fn read_progress(server: &mut AppServer, id: &str, n: usize) -> Vec<S
         .collect()
 }
 
-/// The error message of a failed item.
-pub(super) fn error_of(item: &Value) -> String {
+/// Whether request `r` is a POST of JSON-RPC `method`.
+pub(super) fn is_rpc(r: &Request, method: &str) -> bool {
+    r.method == "POST" && r.rpc_method().as_deref() == Some(method)
+}
+
+/// Queues on `mock` a model turn that calls each of `tools` of MCP server `server` without
+/// arguments, in order (calls `c1`, `c2`, … in model requests 1, 2, …), then says "done".
+pub(super) fn push_calls(mock: &MockServer, server: &str, tools: &[&str]) {
+    let calls: Vec<(&str, Value)> = tools.iter().map(|tool| (*tool, json!({}))).collect();
+    push_calls_with(mock, server, &calls);
+}
+
+/// [`push_calls`] with arguments: `(tool, arguments)` pairs.
+pub(super) fn push_calls_with(mock: &MockServer, server: &str, calls: &[(&str, Value)]) {
+    for (n, (tool, arguments)) in (1..).zip(calls) {
+        let name = format!("mcp__{server}__{tool}");
+        mock.push(call_reply(
+            &format!("r{n}"),
+            &format!("c{n}"),
+            &name,
+            arguments.clone(),
+        ));
+    }
+    mock.push(text_reply(
+        &format!("r{}", calls.len() + 1),
+        "m1",
+        &["done"],
+    ));
+}
+
+/// An app-server whose model is `mock`, with `mcp` as MCP server `web` (more settings in
+/// `extra`), and a thread (approvals `never`) started once `web` is ready.
+pub(super) fn spawn_web(mock: &MockServer, mcp: &McpHttpMock, extra: &str) -> (AppServer, String) {
+    let mut server = spawn(mock, &[http_server("web", mcp, extra)], &[]);
+    let thread = ready_thread(&mut server, "web", "never");
+    (server, thread)
+}
+
+/// Runs a turn of `thread` to its end; returns its messages.
+pub(super) fn run_turn(server: &mut AppServer, thread: &str) -> Vec<Value> {
+    start_turn(server, thread, "go");
+    finish_turn(server)
+}
+
+/// The error message of the failed call `id` among `messages`.
+pub(super) fn call_error(messages: &[Value], id: &str) -> String {
+    let item = completed_item(messages, id);
     assert_eq!(item["status"], "failed", "{item}");
     item["error"]["message"].as_str().unwrap().to_string()
 }
 
-/// Whether request `r` is a POST of JSON-RPC `method`.
-pub(super) fn is_rpc(r: &Request, method: &str) -> bool {
-    r.method == "POST" && r.rpc_method().as_deref() == Some(method)
+/// Closes the app-server's stdin and waits until it exited.
+pub(super) fn shut_down(server: &mut AppServer) {
+    server.close_stdin();
+    assert!(server.wait_exit(SOON).is_some(), "the app-server exits");
+}
+
+/// Waits for the session's end (a DELETE); returns it.
+pub(super) fn wait_delete(mcp: &McpHttpMock) -> Request {
+    let requests = mcp.wait_for("the session's end", SOON, |rs| {
+        rs.iter().any(|r| r.method == "DELETE")
+    });
+    requests.into_iter().find(|r| r.method == "DELETE").unwrap()
 }
 
 #[test]
@@ -72,8 +126,7 @@ fn every_request_carries_the_session_the_negotiated_version_and_the_configured_h
         .protocol_version("2025-03-26")
         .start();
     let mock = MockServer::start();
-    mock.push(call_reply("r1", "c1", "mcp__web__echo", json!({})));
-    mock.push(text_reply("r2", "m1", &["done"]));
+    push_calls(&mock, "web", &["echo"]);
     let extra = "bearer_token_env_var=\"MCP_TEST_TOKEN\",\
                  http_headers={\"X-Plain\"=\"plain-1\"},\
                  env_http_headers={\"X-From-Env\"=\"MCP_TEST_HEADER\"}";
@@ -84,14 +137,11 @@ fn every_request_carries_the_session_the_negotiated_version_and_the_configured_h
     );
     let thread = ready_thread(&mut server, "web", "never");
     mcp.wait_event_streams(1, SOON);
-    start_turn(&mut server, &thread, "echo");
-    let messages = finish_turn(&mut server);
+    let messages = run_turn(&mut server, &thread);
     assert_eq!(completed_item(&messages, "c1")["status"], "completed");
-    server.close_stdin();
-    assert!(server.wait_exit(SOON).is_some(), "the app-server exits");
-    let requests = mcp.wait_for("the session's end", SOON, |rs| {
-        rs.iter().any(|r| r.method == "DELETE")
-    });
+    shut_down(&mut server);
+    wait_delete(&mcp);
+    let requests = mcp.requests();
 
     // Everything a session involves was sent, and checked below.
     for method in [
@@ -153,14 +203,9 @@ fn the_session_end_carries_the_negotiated_version_too() {
         .protocol_version("2025-03-26")
         .start();
     let mock = MockServer::start();
-    let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
-    ready_thread(&mut server, "web", "never");
-    server.close_stdin();
-    assert!(server.wait_exit(SOON).is_some(), "the app-server exits");
-    let requests = mcp.wait_for("the session's end", SOON, |rs| {
-        rs.iter().any(|r| r.method == "DELETE")
-    });
-    let delete = requests.iter().find(|r| r.method == "DELETE").unwrap();
+    let (mut server, _) = spawn_web(&mock, &mcp, "");
+    shut_down(&mut server);
+    let delete = wait_delete(&mcp);
     assert_eq!(delete.header("mcp-protocol-version"), Some("2025-03-26"));
 }
 
@@ -194,20 +239,24 @@ fn answers_in_every_framing_reach_the_model() {
         .tool("continued", Behaviour::AfterContinue("after a 100".into()))
         .start();
     let mock = MockServer::start();
-    mock.push(call_reply("r1", "c1", "mcp__web__plain", json!({})));
-    mock.push(call_reply("r2", "c2", "mcp__web__chunked", json!({"x": 1})));
-    mock.push(call_reply("r3", "c3", "mcp__web__late", json!({})));
-    mock.push(call_reply("r4", "c4", "mcp__web__dribbled", json!({})));
-    mock.push(call_reply("r5", "c5", "mcp__web__big", json!({})));
-    mock.push(call_reply("r6", "c6", "mcp__web__closing", json!({})));
-    mock.push(call_reply("r7", "c7", "mcp__web__batched", json!({})));
-    mock.push(call_reply("r8", "c8", "mcp__web__trailed", json!({})));
-    mock.push(call_reply("r9", "c9", "mcp__web__continued", json!({})));
-    mock.push(text_reply("r10", "m1", &["done"]));
-    let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
-    let thread = ready_thread(&mut server, "web", "never");
-    start_turn(&mut server, &thread, "go");
-    let messages = finish_turn(&mut server);
+    let none = json!({});
+    push_calls_with(
+        &mock,
+        "web",
+        &[
+            ("plain", none.clone()),
+            ("chunked", json!({"x": 1})),
+            ("late", none.clone()),
+            ("dribbled", none.clone()),
+            ("big", none.clone()),
+            ("closing", none.clone()),
+            ("batched", none.clone()),
+            ("trailed", none.clone()),
+            ("continued", none),
+        ],
+    );
+    let (mut server, thread) = spawn_web(&mock, &mcp, "");
+    let messages = run_turn(&mut server, &thread);
     assert_eq!(last_turn(&messages)["status"], "completed");
     for (n, call, text) in [
         (1, "c1", "forty-two"),
@@ -261,10 +310,8 @@ fn an_sse_answer_carries_progress_and_a_server_request_before_the_result() {
         )
         .start();
     let mock = MockServer::start();
-    mock.push(call_reply("r1", "c1", "mcp__web__slow", json!({})));
-    mock.push(text_reply("r2", "m1", &["done"]));
-    let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
-    let thread = ready_thread(&mut server, "web", "never");
+    push_calls(&mock, "web", &["slow"]);
+    let (mut server, thread) = spawn_web(&mock, &mcp, "");
     start_turn(&mut server, &thread, "go");
     assert_eq!(
         read_progress(&mut server, "c1", 2),
@@ -311,8 +358,7 @@ fn an_elicitation_in_an_sse_answer_is_relayed_and_its_answer_posted() {
         )
         .start();
     let mock = MockServer::start();
-    mock.push(call_reply("r1", "c1", "mcp__web__ask", json!({})));
-    mock.push(text_reply("r2", "m1", &["done"]));
+    push_calls(&mock, "web", &["ask"]);
     let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
     // The mock's tools are read-only: no approval is asked before the call.
     let thread = ready_thread(&mut server, "web", "on-request");
@@ -346,18 +392,13 @@ fn an_elicitation_in_an_sse_answer_is_relayed_and_its_answer_posted() {
 fn the_session_is_ended_when_the_app_server_exits() {
     let mcp = McpHttpMock::builder().start();
     let mock = MockServer::start();
-    let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
-    ready_thread(&mut server, "web", "never");
+    let (mut server, _) = spawn_web(&mock, &mcp, "");
     assert!(mcp.of_method("DELETE").is_empty());
-    server.close_stdin();
-    assert!(server.wait_exit(SOON).is_some(), "the app-server exits");
-    let requests = mcp.wait_for("the DELETE", SOON, |rs| {
-        rs.iter().any(|r| r.method == "DELETE")
-    });
-    let deletes: Vec<&Request> = requests.iter().filter(|r| r.method == "DELETE").collect();
-    assert_eq!(deletes.len(), 1);
-    assert_eq!(deletes[0].header("mcp-session-id"), Some("mock-session-1"));
-    assert_eq!(deletes[0].path, "/mcp");
+    shut_down(&mut server);
+    let delete = wait_delete(&mcp);
+    assert_eq!(mcp.of_method("DELETE").len(), 1);
+    assert_eq!(delete.header("mcp-session-id"), Some("mock-session-1"));
+    assert_eq!(delete.path, "/mcp");
 }
 
 #[test]
@@ -382,16 +423,13 @@ fn the_whole_exchange_works_over_https() {
         .start();
     assert!(mcp.url().starts_with("https://"), "{}", mcp.url());
     let mock = MockServer::start();
-    mock.push(call_reply("r1", "c1", "mcp__web__secure", json!({})));
     // Arguments over many TLS records and writes.
     let blob = varied(256 << 10);
-    mock.push(call_reply(
-        "r2",
-        "c2",
-        "mcp__web__plain",
-        json!({"blob": blob}),
-    ));
-    mock.push(text_reply("r3", "m1", &["done"]));
+    push_calls_with(
+        &mock,
+        "web",
+        &[("secure", json!({})), ("plain", json!({"blob": blob}))],
+    );
     let ca = test_ca_path().display().to_string();
     // By host name, which the certificate covers too.
     let overrides = [format!(
@@ -418,12 +456,8 @@ fn the_whole_exchange_works_over_https() {
     let call = mcp.wait_rpc("tools/call", 2, SOON);
     assert!(call.json()["params"]["arguments"]["blob"] == blob.as_str());
     assert_eq!(last_turn(&messages)["status"], "completed");
-    server.close_stdin();
-    assert!(server.wait_exit(SOON).is_some(), "the app-server exits");
-    let requests = mcp.wait_for("the session's end", SOON, |rs| {
-        rs.iter().any(|r| r.method == "DELETE")
-    });
-    let delete = requests.iter().find(|r| r.method == "DELETE").unwrap();
+    shut_down(&mut server);
+    let delete = wait_delete(&mcp);
     assert_eq!(delete.header("mcp-session-id"), Some("mock-session-1"));
 }
 
@@ -436,12 +470,9 @@ fn a_large_sse_answer_arrives_in_time_linear_in_its_size() {
         .tool("big", Behaviour::Sse(vec![], big.clone()))
         .start();
     let mock = MockServer::start();
-    mock.push(call_reply("r1", "c1", "mcp__web__big", json!({})));
-    mock.push(text_reply("r2", "m1", &["done"]));
-    let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
-    let thread = ready_thread(&mut server, "web", "never");
-    start_turn(&mut server, &thread, "go");
-    let messages = finish_turn(&mut server);
+    push_calls(&mock, "web", &["big"]);
+    let (mut server, thread) = spawn_web(&mock, &mcp, "");
+    let messages = run_turn(&mut server, &thread);
     let item = completed_item(&messages, "c1");
     assert!(item["result"]["content"][0]["text"] == big.as_str());
 }
@@ -541,21 +572,14 @@ fn a_server_named_by_host_name_takes_large_arguments() {
     let mock = MockServer::start();
     // 1 MiB of arguments: the request body takes many writes.
     let text = varied(1 << 20);
-    mock.push(call_reply(
-        "r1",
-        "c1",
-        "mcp__web__store",
-        json!({"text": text}),
-    ));
-    mock.push(text_reply("r2", "m1", &["done"]));
+    push_calls_with(&mock, "web", &[("store", json!({"text": text}))]);
     let overrides = [format!(
         "mcp_servers.web={{url={}}}",
         toml_str(&mcp.url_as_localhost())
     )];
     let mut server = spawn(&mock, &overrides, &[]);
     let thread = ready_thread(&mut server, "web", "never");
-    start_turn(&mut server, &thread, "go");
-    let messages = finish_turn(&mut server);
+    let messages = run_turn(&mut server, &thread);
     assert_eq!(completed_item(&messages, "c1")["status"], "completed");
     let call = mcp.wait_rpc("tools/call", 1, SOON);
     assert!(
@@ -580,12 +604,9 @@ fn every_progress_sent_before_the_result_reaches_the_client() {
         .tool("busy", Behaviour::Sse(steps, "all done".into()))
         .start();
     let mock = MockServer::start();
-    mock.push(call_reply("r1", "c1", "mcp__web__busy", json!({})));
-    mock.push(text_reply("r2", "m1", &["done"]));
-    let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
-    let thread = ready_thread(&mut server, "web", "never");
-    start_turn(&mut server, &thread, "go");
-    let messages = finish_turn(&mut server);
+    push_calls(&mock, "web", &["busy"]);
+    let (mut server, thread) = spawn_web(&mock, &mcp, "");
+    let messages = run_turn(&mut server, &thread);
     let progress: Vec<&str> = messages
         .iter()
         .filter(|m| m["method"] == "item/mcpToolCall/progress")
