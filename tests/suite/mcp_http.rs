@@ -55,11 +55,6 @@ pub(super) fn read_progress(server: &mut AppServer, id: &str, n: usize) -> Vec<S
         .collect()
 }
 
-/// Whether request `r` is a POST of JSON-RPC `method`.
-pub(super) fn is_rpc(r: &Request, method: &str) -> bool {
-    r.method == "POST" && r.rpc_method().as_deref() == Some(method)
-}
-
 /// Queues on `mock` a model turn that calls each of `tools` of MCP server `server` without
 /// arguments, in order (calls `c1`, `c2`, … in model requests 1, 2, …), then says "done".
 pub(super) fn push_calls(mock: &MockServer, server: &str, tools: &[&str]) {
@@ -152,7 +147,7 @@ fn every_request_carries_the_session_the_negotiated_version_and_the_configured_h
         "tools/call",
     ] {
         assert!(
-            requests.iter().any(|r| is_rpc(r, method)),
+            requests.iter().any(|r| r.is_rpc(method)),
             "no {method} POST"
         );
     }
@@ -167,7 +162,7 @@ fn every_request_carries_the_session_the_negotiated_version_and_the_configured_h
         assert_eq!(r.header("authorization"), Some("Bearer tok-123"), "{what}");
         assert_eq!(r.header("x-plain"), Some("plain-1"), "{what}");
         assert_eq!(r.header("x-from-env"), Some("env-1"), "{what}");
-        if is_rpc(r, "initialize") {
+        if r.is_rpc("initialize") {
             assert_eq!(r.header("mcp-session-id"), None, "{what}");
             assert_eq!(r.json()["params"]["protocolVersion"], "2025-06-18");
         } else {

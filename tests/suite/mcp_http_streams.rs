@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::mcp::{call_reply, completed_item, output_sent, ready_thread, toml_str, wait_startup};
 use super::mcp_http::{
-    SOON, http_server, is_rpc, push_calls, read_progress, run_turn, spawn, spawn_web, wait_delete,
+    SOON, http_server, push_calls, read_progress, run_turn, spawn, spawn_web, wait_delete,
 };
 use super::turns::{finish_turn, interrupt_turn, last_turn, start_thread, start_turn};
 use crate::support::TempDir;
@@ -272,10 +272,10 @@ fn calls_from_three_threads_are_in_flight_at_once_on_one_server() {
     // The mock answers none until all three are in: they are in flight together.
     let calls = mcp
         .wait_for("three calls at once", SOON, |rs| {
-            rs.iter().filter(|r| is_rpc(r, "tools/call")).count() == 3
+            rs.iter().filter(|r| r.is_rpc("tools/call")).count() == 3
         })
         .into_iter()
-        .filter(|r| is_rpc(r, "tools/call"))
+        .filter(|r| r.is_rpc("tools/call"))
         .collect::<Vec<_>>();
     let mut ids: Vec<String> = calls.iter().map(|c| c.json()["id"].to_string()).collect();
     ids.dedup();

@@ -154,6 +154,11 @@ impl Request {
             .map(str::to_string)
     }
 
+    /// Whether this is a POST of JSON-RPC `method`.
+    pub fn is_rpc(&self, method: &str) -> bool {
+        self.method == "POST" && self.rpc_method().as_deref() == Some(method)
+    }
+
     /// Whether this POSTs the answer to the server request `id` (a message without method).
     pub fn is_answer_to(&self, id: &Value) -> bool {
         let body = self.json();
@@ -346,7 +351,7 @@ impl McpHttpMock {
     pub fn rpc(&self, method: &str) -> Vec<Request> {
         self.requests()
             .into_iter()
-            .filter(|r| r.method == "POST" && r.rpc_method().as_deref() == Some(method))
+            .filter(|r| r.is_rpc(method))
             .collect()
     }
 
@@ -371,51 +376,56 @@ impl McpHttpMock {
         timeout: Duration,
         done: impl Fn(&[Request]) -> bool,
     ) -> Vec<Request> {
-        let deadline = Instant::now() + timeout;
-        let mut state = self.shared.state();
-        loop {
-            if done(&state.requests) {
-                return state.requests.clone();
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "mcp mock: timed out waiting for {what}; requests: {:?}",
-                summary(&state.requests)
-            );
-            state = self
-                .shared
-                .changed
-                .wait_timeout(state, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
+        let (state, held) = self.wait_state(timeout, |s| done(&s.requests));
+        assert!(
+            held,
+            "mcp mock: timed out waiting for {what}; requests: {:?}",
+            summary(&state.requests)
+        );
+        state.requests.clone()
     }
 
     /// Waits until the POST of JSON-RPC `method` number `n` (from 1) arrived; returns it.
     pub fn wait_rpc(&self, method: &str, n: usize, timeout: Duration) -> Request {
         let found = self.wait_for(&format!("{method} #{n}"), timeout, |requests| {
-            requests
-                .iter()
-                .filter(|r| r.method == "POST" && r.rpc_method().as_deref() == Some(method))
-                .count()
-                >= n
+            requests.iter().filter(|r| r.is_rpc(method)).count() >= n
         });
         found
             .into_iter()
-            .filter(|r| r.method == "POST" && r.rpc_method().as_deref() == Some(method))
+            .filter(|r| r.is_rpc(method))
             .nth(n - 1)
             .unwrap()
     }
 
     /// Whether the client closed connection `conn`, waiting at most `timeout` for it.
     pub fn wait_closed(&self, conn: u64, timeout: Duration) -> bool {
+        self.wait_state(timeout, |s| s.closed.contains(&conn)).1
+    }
+
+    /// Waits (at most `timeout`) until `n` event streams are open at once; panics otherwise.
+    pub fn wait_event_streams(&self, n: usize, timeout: Duration) {
+        let (state, held) = self.wait_state(timeout, |s| s.streams.len() >= n);
+        assert!(
+            held,
+            "mcp mock: {} event streams open, want {n}; requests: {:?}",
+            state.streams.len(),
+            summary(&state.requests)
+        );
+    }
+
+    /// Waits (at most `timeout`) until `done` holds for the mock's state; returns the state and
+    /// whether it does.
+    fn wait_state(
+        &self,
+        timeout: Duration,
+        done: impl Fn(&State) -> bool,
+    ) -> (MutexGuard<'_, State>, bool) {
         let deadline = Instant::now() + timeout;
         let mut state = self.shared.state();
-        while !state.closed.contains(&conn) {
+        while !done(&state) {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return false;
+                return (state, false);
             }
             state = self
                 .shared
@@ -424,28 +434,7 @@ impl McpHttpMock {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
-        true
-    }
-
-    /// Waits (at most `timeout`) until `n` event streams are open at once; panics otherwise.
-    pub fn wait_event_streams(&self, n: usize, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        let mut state = self.shared.state();
-        while state.streams.len() < n {
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "mcp mock: {} event streams open, want {n}; requests: {:?}",
-                state.streams.len(),
-                summary(&state.requests)
-            );
-            state = self
-                .shared
-                .changed
-                .wait_timeout(state, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
+        (state, true)
     }
 
     /// Sends `message` on every open event stream; returns on how many.

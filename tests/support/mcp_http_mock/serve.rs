@@ -110,7 +110,7 @@ fn respond(conn: &mut Conn, request: &Request, shared: &Shared) -> Next {
 
 /// 400 without a session, 404 for an expired or unknown one (`initialize` needs none).
 fn session_refusal(request: &Request, shared: &Shared) -> Option<Answer> {
-    if request.method == "POST" && request.rpc_method().as_deref() == Some("initialize") {
+    if request.is_rpc("initialize") {
         return None;
     }
     let state = shared.state();
