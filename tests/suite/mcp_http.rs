@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::mcp::{call_reply, completed_item, output_sent, ready_thread, toml_str};
-use super::turns::{finish_turn, last_turn, start_turn};
+use super::mcp::{call_reply, completed_item, output_sent, ready_thread, toml_str, wait_startup};
+use super::turns::{finish_turn, last_turn, start_thread, start_turn};
 use crate::support::app_server::AppServer;
 use crate::support::mcp_http_mock::{Behaviour, McpHttpMock, Request, Step};
 use crate::support::mock_responses::*;
@@ -86,6 +86,21 @@ pub(super) fn spawn_web(mock: &MockServer, mcp: &McpHttpMock, extra: &str) -> (A
     let mut server = spawn(mock, &[http_server("web", mcp, extra)], &[]);
     let thread = ready_thread(&mut server, "web", "never");
     (server, thread)
+}
+
+/// A thread with approvals `never` and a read-only sandbox, not waiting for any MCP server.
+pub(super) fn new_thread(server: &mut AppServer) -> String {
+    start_thread(
+        server,
+        json!({"approvalPolicy": "never", "sandbox": "read-only"}),
+    )
+}
+
+/// Waits until MCP server `name` failed to start; returns the error it reports.
+pub(super) fn start_error(server: &mut AppServer, name: &str) -> String {
+    let status = wait_startup(server, name);
+    assert_eq!(status["status"], "failed", "{status}");
+    status["error"].as_str().unwrap().to_string()
 }
 
 /// Runs a turn of `thread` to its end; returns its messages.

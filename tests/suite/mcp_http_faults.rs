@@ -9,9 +9,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::mcp::{call_reply, completed_item, output_sent, ready_thread, toml_str, wait_startup};
-use super::mcp_http::{SOON, call_error, http_server, push_calls, run_turn, spawn, spawn_web};
-use super::turns::{finish_turn, interrupt_turn, last_turn, start_thread, start_turn};
+use super::mcp::{call_reply, completed_item, output_sent, ready_thread, toml_str};
+use super::mcp_http::{
+    SOON, call_error, http_server, new_thread, push_calls, run_turn, spawn, spawn_web, start_error,
+};
+use super::turns::{finish_turn, interrupt_turn, last_turn, start_turn};
 use crate::support::mcp_http_mock::{Behaviour, Events, McpHttpMock, Step};
 use crate::support::mock_responses::*;
 
@@ -150,17 +152,11 @@ fn a_server_that_is_not_there_fails_its_start_naming_the_url() {
         &[format!("mcp_servers.gone={{url={}}}", toml_str(&url))],
         &[],
     );
-    let thread = start_thread(
-        &mut server,
-        json!({"approvalPolicy": "never", "sandbox": "read-only"}),
-    );
-    let status = wait_startup(&mut server, "gone");
-    assert_eq!(status["status"], "failed", "{status}");
-    let error = status["error"].as_str().unwrap();
+    let thread = new_thread(&mut server);
+    let error = start_error(&mut server, "gone");
     assert!(error.contains(&url), "the error names the URL: {error}");
     // The thread works without it.
-    start_turn(&mut server, &thread, "hello");
-    let messages = finish_turn(&mut server);
+    let messages = run_turn(&mut server, &thread);
     assert_eq!(last_turn(&messages)["status"], "completed");
     let tools = mock.requests_to("/v1/responses")[0].json()["tools"].to_string();
     assert!(!tools.contains("mcp__gone"), "{tools}");
@@ -271,13 +267,8 @@ fn an_initialize_that_never_answers_fails_the_start_within_its_timeout() {
         &[http_server("mute", &mcp, "startup_timeout_sec=1")],
         &[],
     );
-    let thread = start_thread(
-        &mut server,
-        json!({"approvalPolicy": "never", "sandbox": "read-only"}),
-    );
-    let status = wait_startup(&mut server, "mute");
-    assert_eq!(status["status"], "failed", "{status}");
-    let error = status["error"].as_str().unwrap();
+    let thread = new_thread(&mut server);
+    let error = start_error(&mut server, "mute");
     assert!(
         error.contains("mute") && error.contains("startup timeout"),
         "{error}"
@@ -287,8 +278,7 @@ fn an_initialize_that_never_answers_fails_the_start_within_its_timeout() {
         mcp.wait_closed(initialize.conn, Duration::from_secs(5)),
         "the unanswered initialize's connection is closed"
     );
-    start_turn(&mut server, &thread, "hello");
-    let messages = finish_turn(&mut server);
+    let messages = run_turn(&mut server, &thread);
     assert_eq!(last_turn(&messages)["status"], "completed");
 }
 
@@ -396,9 +386,7 @@ fn a_missing_credential_variable_fails_the_start_naming_it_and_a_missing_header_
         &[],
     );
     let thread = ready_thread(&mut server, "open", "never");
-    let status = wait_startup(&mut server, "locked");
-    assert_eq!(status["status"], "failed", "{status}");
-    let error = status["error"].as_str().unwrap();
+    let error = start_error(&mut server, "locked");
     assert!(
         error.contains("locked") && error.contains("MCP_TEST_NO_TOKEN"),
         "{error}"

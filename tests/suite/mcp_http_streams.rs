@@ -12,9 +12,10 @@ use serde_json::{Value, json};
 
 use super::mcp::{call_reply, completed_item, output_sent, ready_thread, toml_str, wait_startup};
 use super::mcp_http::{
-    SOON, http_server, push_calls, read_progress, run_turn, spawn, spawn_web, wait_delete,
+    SOON, http_server, new_thread, push_calls, read_progress, run_turn, spawn, spawn_web,
+    wait_delete,
 };
-use super::turns::{finish_turn, interrupt_turn, last_turn, start_thread, start_turn};
+use super::turns::{finish_turn, interrupt_turn, last_turn, start_turn};
 use crate::support::TempDir;
 use crate::support::app_server::AppServer;
 use crate::support::mcp_http_mock::{Behaviour, Events, McpHttpMock, Step};
@@ -176,10 +177,7 @@ fn a_call_held_by_one_server_does_not_hold_up_another() {
     });
     let call = stuck.wait_rpc("tools/call", 1, SOON);
     // Meanwhile another thread calls the other server: its turn completes.
-    let other = start_thread(
-        &mut server,
-        json!({"approvalPolicy": "never", "sandbox": "read-only"}),
-    );
+    let other = new_thread(&mut server);
     let other_turn = start_turn(&mut server, &other, "echo");
     let messages = finish_turn(&mut server);
     assert_eq!(last_turn(&messages)["id"], other_turn.as_str());
@@ -261,10 +259,7 @@ fn calls_from_three_threads_are_in_flight_at_once_on_one_server() {
     let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
     let mut threads = vec![ready_thread(&mut server, "web", "never")];
     for _ in 0..2 {
-        threads.push(start_thread(
-            &mut server,
-            json!({"approvalPolicy": "never", "sandbox": "read-only"}),
-        ));
+        threads.push(new_thread(&mut server));
     }
     for thread in &threads {
         start_turn(&mut server, thread, "go");

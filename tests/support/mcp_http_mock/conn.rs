@@ -34,16 +34,7 @@ impl Conn {
                 self.buf.extend_from_slice(&chunk[..n]);
                 Some(true)
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock
-                        | std::io::ErrorKind::TimedOut
-                        | std::io::ErrorKind::Interrupted
-                ) =>
-            {
-                Some(false)
-            }
+            Err(e) if is_transient(&e) => Some(false),
             Err(_) => None,
         }
     }
@@ -135,16 +126,20 @@ impl Conn {
             match self.stream.write(rest) {
                 Ok(0) => return false,
                 Ok(n) => rest = &rest[n..],
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock
-                            | std::io::ErrorKind::TimedOut
-                            | std::io::ErrorKind::Interrupted
-                    ) && Instant::now() < deadline => {}
+                Err(e) if is_transient(&e) && Instant::now() < deadline => {}
                 Err(_) => return false,
             }
         }
         self.stream.flush().is_ok()
     }
+}
+
+/// Whether a read or write failed only for now (a timeout, a signal): worth trying again.
+fn is_transient(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock
+            | std::io::ErrorKind::TimedOut
+            | std::io::ErrorKind::Interrupted
+    )
 }
