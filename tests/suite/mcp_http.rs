@@ -1,16 +1,17 @@
 //! The streamable-HTTP transport of MCP servers (mcp.md, MCP 2025-06-18 §Transports) against a
 //! scriptable server (`support/mcp_http_mock.rs`), when things go right: the headers of every
-//! request, answers as JSON (with a length, chunked, dribbled, large) and as SSE streams carrying
-//! progress and the server's own requests, HTTPS, the session's end at shutdown, and the mock's
-//! own HTTP framing. The GET event stream and exchanges side by side are `mcp_http_streams.rs`'s,
-//! what goes wrong `mcp_http_faults.rs`'s; FastMCP over HTTP is `mcp.rs`'s.
+//! request, HTTPS, the session's end at shutdown, and the mock's own HTTP framing; and the
+//! helpers the other `mcp_http_*.rs` suites share. The answers in every framing and SSE stream
+//! are `mcp_http_answers.rs`'s, the GET event stream and exchanges side by side
+//! `mcp_http_streams.rs`'s, what goes wrong `mcp_http_faults.rs`'s; FastMCP over HTTP is
+//! `mcp.rs`'s.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::mcp::{call_reply, completed_item, output_sent, ready_thread, toml_str};
-use super::turns::{finish_turn, last_turn, start_turn};
+use super::mcp::{call_reply, completed_item, output_sent, ready_thread, toml_str, wait_startup};
+use super::turns::{finish_turn, last_turn, start_thread, start_turn};
 use crate::support::app_server::AppServer;
 use crate::support::mcp_http_mock::{Behaviour, McpHttpMock, Request, Step};
 use crate::support::mock_responses::*;
@@ -54,15 +55,79 @@ pub(super) fn read_progress(server: &mut AppServer, id: &str, n: usize) -> Vec<S
         .collect()
 }
 
-/// The error message of a failed item.
-pub(super) fn error_of(item: &Value) -> String {
+/// Queues on `mock` a model turn that calls each of `tools` of MCP server `server` without
+/// arguments, in order (calls `c1`, `c2`, … in model requests 1, 2, …), then says "done".
+pub(super) fn push_calls(mock: &MockServer, server: &str, tools: &[&str]) {
+    let calls: Vec<(&str, Value)> = tools.iter().map(|tool| (*tool, json!({}))).collect();
+    push_calls_with(mock, server, &calls);
+}
+
+/// [`push_calls`] with arguments: `(tool, arguments)` pairs.
+pub(super) fn push_calls_with(mock: &MockServer, server: &str, calls: &[(&str, Value)]) {
+    for (n, (tool, arguments)) in (1..).zip(calls) {
+        let name = format!("mcp__{server}__{tool}");
+        mock.push(call_reply(
+            &format!("r{n}"),
+            &format!("c{n}"),
+            &name,
+            arguments.clone(),
+        ));
+    }
+    mock.push(text_reply(
+        &format!("r{}", calls.len() + 1),
+        "m1",
+        &["done"],
+    ));
+}
+
+/// An app-server whose model is `mock`, with `mcp` as MCP server `web` (more settings in
+/// `extra`), and a thread (approvals `never`) started once `web` is ready.
+pub(super) fn spawn_web(mock: &MockServer, mcp: &McpHttpMock, extra: &str) -> (AppServer, String) {
+    let mut server = spawn(mock, &[http_server("web", mcp, extra)], &[]);
+    let thread = ready_thread(&mut server, "web", "never");
+    (server, thread)
+}
+
+/// A thread with approvals `never` and a read-only sandbox, not waiting for any MCP server.
+pub(super) fn new_thread(server: &mut AppServer) -> String {
+    start_thread(
+        server,
+        json!({"approvalPolicy": "never", "sandbox": "read-only"}),
+    )
+}
+
+/// Waits until MCP server `name` failed to start; returns the error it reports.
+pub(super) fn start_error(server: &mut AppServer, name: &str) -> String {
+    let status = wait_startup(server, name);
+    assert_eq!(status["status"], "failed", "{status}");
+    status["error"].as_str().unwrap().to_string()
+}
+
+/// Runs a turn of `thread` to its end; returns its messages.
+pub(super) fn run_turn(server: &mut AppServer, thread: &str) -> Vec<Value> {
+    start_turn(server, thread, "go");
+    finish_turn(server)
+}
+
+/// The error message of the failed call `id` among `messages`.
+pub(super) fn call_error(messages: &[Value], id: &str) -> String {
+    let item = completed_item(messages, id);
     assert_eq!(item["status"], "failed", "{item}");
     item["error"]["message"].as_str().unwrap().to_string()
 }
 
-/// Whether request `r` is a POST of JSON-RPC `method`.
-pub(super) fn is_rpc(r: &Request, method: &str) -> bool {
-    r.method == "POST" && r.rpc_method().as_deref() == Some(method)
+/// Closes the app-server's stdin and waits until it exited.
+pub(super) fn shut_down(server: &mut AppServer) {
+    server.close_stdin();
+    assert!(server.wait_exit(SOON).is_some(), "the app-server exits");
+}
+
+/// Waits for the session's end (a DELETE); returns it.
+pub(super) fn wait_delete(mcp: &McpHttpMock) -> Request {
+    let requests = mcp.wait_for("the session's end", SOON, |rs| {
+        rs.iter().any(|r| r.method == "DELETE")
+    });
+    requests.into_iter().find(|r| r.method == "DELETE").unwrap()
 }
 
 #[test]
@@ -72,8 +137,7 @@ fn every_request_carries_the_session_the_negotiated_version_and_the_configured_h
         .protocol_version("2025-03-26")
         .start();
     let mock = MockServer::start();
-    mock.push(call_reply("r1", "c1", "mcp__web__echo", json!({})));
-    mock.push(text_reply("r2", "m1", &["done"]));
+    push_calls(&mock, "web", &["echo"]);
     let extra = "bearer_token_env_var=\"MCP_TEST_TOKEN\",\
                  http_headers={\"X-Plain\"=\"plain-1\"},\
                  env_http_headers={\"X-From-Env\"=\"MCP_TEST_HEADER\"}";
@@ -84,14 +148,11 @@ fn every_request_carries_the_session_the_negotiated_version_and_the_configured_h
     );
     let thread = ready_thread(&mut server, "web", "never");
     mcp.wait_event_streams(1, SOON);
-    start_turn(&mut server, &thread, "echo");
-    let messages = finish_turn(&mut server);
+    let messages = run_turn(&mut server, &thread);
     assert_eq!(completed_item(&messages, "c1")["status"], "completed");
-    server.close_stdin();
-    assert!(server.wait_exit(SOON).is_some(), "the app-server exits");
-    let requests = mcp.wait_for("the session's end", SOON, |rs| {
-        rs.iter().any(|r| r.method == "DELETE")
-    });
+    shut_down(&mut server);
+    wait_delete(&mcp);
+    let requests = mcp.requests();
 
     // Everything a session involves was sent, and checked below.
     for method in [
@@ -101,7 +162,7 @@ fn every_request_carries_the_session_the_negotiated_version_and_the_configured_h
         "tools/call",
     ] {
         assert!(
-            requests.iter().any(|r| is_rpc(r, method)),
+            requests.iter().any(|r| r.is_rpc(method)),
             "no {method} POST"
         );
     }
@@ -116,7 +177,7 @@ fn every_request_carries_the_session_the_negotiated_version_and_the_configured_h
         assert_eq!(r.header("authorization"), Some("Bearer tok-123"), "{what}");
         assert_eq!(r.header("x-plain"), Some("plain-1"), "{what}");
         assert_eq!(r.header("x-from-env"), Some("env-1"), "{what}");
-        if is_rpc(r, "initialize") {
+        if r.is_rpc("initialize") {
             assert_eq!(r.header("mcp-session-id"), None, "{what}");
             assert_eq!(r.json()["params"]["protocolVersion"], "2025-06-18");
         } else {
@@ -153,211 +214,23 @@ fn the_session_end_carries_the_negotiated_version_too() {
         .protocol_version("2025-03-26")
         .start();
     let mock = MockServer::start();
-    let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
-    ready_thread(&mut server, "web", "never");
-    server.close_stdin();
-    assert!(server.wait_exit(SOON).is_some(), "the app-server exits");
-    let requests = mcp.wait_for("the session's end", SOON, |rs| {
-        rs.iter().any(|r| r.method == "DELETE")
-    });
-    let delete = requests.iter().find(|r| r.method == "DELETE").unwrap();
+    let (mut server, _) = spawn_web(&mock, &mcp, "");
+    shut_down(&mut server);
+    let delete = wait_delete(&mcp);
     assert_eq!(delete.header("mcp-protocol-version"), Some("2025-03-26"));
-}
-
-/// JSON with a length, chunked (with extensions and a trailer too), delimited by the close,
-/// late, after a `100 Continue`, batched; SSE dribbled five bytes at a time, and one large event.
-#[test]
-fn answers_in_every_framing_reach_the_model() {
-    // One SSE event of 256 KiB: read in many pieces. (Bigger costs seconds today: the SSE
-    // parser rescans a partial line at every read, bugs.md.)
-    let big: String = (0..(256 << 10))
-        .map(|i| (b'a' + (i % 26) as u8) as char)
-        .collect();
-    let mcp = McpHttpMock::builder()
-        .tool("plain", Behaviour::Json("forty-two".into()))
-        .tool("chunked", Behaviour::Chunked("in three chunks".into()))
-        .tool(
-            "late",
-            Behaviour::Delayed(Duration::from_millis(300), "after a pause".into()),
-        )
-        .tool(
-            "dribbled",
-            Behaviour::Dribble("five bytes at a time".into()),
-        )
-        .tool("big", Behaviour::Sse(vec![], big.clone()))
-        .tool("closing", Behaviour::UntilClose("read to the end".into()))
-        .tool("batched", Behaviour::Batch("in a batch".into()))
-        .tool(
-            "trailed",
-            Behaviour::ChunkedWithTrailer("extensions and a trailer".into()),
-        )
-        .tool("continued", Behaviour::AfterContinue("after a 100".into()))
-        .start();
-    let mock = MockServer::start();
-    mock.push(call_reply("r1", "c1", "mcp__web__plain", json!({})));
-    mock.push(call_reply("r2", "c2", "mcp__web__chunked", json!({"x": 1})));
-    mock.push(call_reply("r3", "c3", "mcp__web__late", json!({})));
-    mock.push(call_reply("r4", "c4", "mcp__web__dribbled", json!({})));
-    mock.push(call_reply("r5", "c5", "mcp__web__big", json!({})));
-    mock.push(call_reply("r6", "c6", "mcp__web__closing", json!({})));
-    mock.push(call_reply("r7", "c7", "mcp__web__batched", json!({})));
-    mock.push(call_reply("r8", "c8", "mcp__web__trailed", json!({})));
-    mock.push(call_reply("r9", "c9", "mcp__web__continued", json!({})));
-    mock.push(text_reply("r10", "m1", &["done"]));
-    let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
-    let thread = ready_thread(&mut server, "web", "never");
-    start_turn(&mut server, &thread, "go");
-    let messages = finish_turn(&mut server);
-    assert_eq!(last_turn(&messages)["status"], "completed");
-    for (n, call, text) in [
-        (1, "c1", "forty-two"),
-        (2, "c2", "in three chunks"),
-        (3, "c3", "after a pause"),
-        (4, "c4", "five bytes at a time"),
-        (6, "c6", "read to the end"),
-        (7, "c7", "in a batch"),
-        (8, "c8", "extensions and a trailer"),
-        (9, "c9", "after a 100"),
-    ] {
-        let item = completed_item(&messages, call);
-        assert_eq!(item["status"], "completed", "{item}");
-        assert_eq!(item["result"]["content"][0]["text"], text);
-        assert_eq!(output_sent(&mock, n, call), json!(text));
-    }
-    let item = completed_item(&messages, "c5");
-    assert_eq!(item["status"], "completed");
-    assert!(
-        item["result"]["content"][0]["text"] == big.as_str(),
-        "the 256 KiB answer arrived whole"
-    );
-    let calls = mcp.rpc("tools/call");
-    assert_eq!(calls[1].json()["params"]["arguments"], json!({"x": 1}));
-}
-
-#[test]
-fn an_sse_answer_carries_progress_and_a_server_request_before_the_result() {
-    let ping = json!({"jsonrpc": "2.0", "id": "srv-ping-1", "method": "ping"});
-    let progress = |progress: f64, message: &str| Step::Progress {
-        progress,
-        total: Some(2.0),
-        message: message.into(),
-    };
-    let mcp = McpHttpMock::builder()
-        .tool(
-            "slow",
-            Behaviour::Sse(
-                vec![
-                    progress(1.0, "step one"),
-                    Step::Send(ping),
-                    // The result waits for our answer, which must come while this POST is open.
-                    Step::AwaitAnswer(json!("srv-ping-1")),
-                    progress(2.0, "step two"),
-                    // The result goes once the test saw the progress (progress right behind
-                    // the result is `every_progress_sent_before_the_result_reaches_the_client`).
-                    Step::Gate("result".into()),
-                ],
-                "all steps done".into(),
-            ),
-        )
-        .start();
-    let mock = MockServer::start();
-    mock.push(call_reply("r1", "c1", "mcp__web__slow", json!({})));
-    mock.push(text_reply("r2", "m1", &["done"]));
-    let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
-    let thread = ready_thread(&mut server, "web", "never");
-    start_turn(&mut server, &thread, "go");
-    assert_eq!(
-        read_progress(&mut server, "c1", 2),
-        ["step one", "step two"]
-    );
-    mcp.open_gate("result");
-    let messages = finish_turn(&mut server);
-    let item = completed_item(&messages, "c1");
-    assert_eq!(item["status"], "completed", "{item}");
-    assert_eq!(output_sent(&mock, 1, "c1"), json!("all steps done"));
-    let call = mcp.wait_rpc("tools/call", 1, SOON);
-    assert!(
-        call.json()["params"]["_meta"]["progressToken"].is_number(),
-        "{}",
-        call.json()
-    );
-    let answer = mcp
-        .requests()
-        .into_iter()
-        .find(|r| r.is_answer_to(&json!("srv-ping-1")))
-        .unwrap();
-    assert_eq!(
-        answer.json(),
-        json!({"jsonrpc": "2.0", "id": "srv-ping-1", "result": {}})
-    );
-    assert_ne!(answer.conn, call.conn, "the answer is a POST of its own");
-    assert_eq!(answer.header("mcp-session-id"), Some("mock-session-1"));
-}
-
-#[test]
-fn an_elicitation_in_an_sse_answer_is_relayed_and_its_answer_posted() {
-    let elicit = json!({"jsonrpc": "2.0", "id": 5, "method": "elicitation/create",
-                        "params": {"message": "Your name?",
-                                   "requestedSchema": {"type": "object",
-                                                       "properties": {"name": {"type": "string"}},
-                                                       "required": ["name"]}}});
-    let mcp = McpHttpMock::builder()
-        .tool(
-            "ask",
-            Behaviour::Sse(
-                vec![Step::Send(elicit), Step::AwaitAnswer(json!(5))],
-                "asked".into(),
-            ),
-        )
-        .start();
-    let mock = MockServer::start();
-    mock.push(call_reply("r1", "c1", "mcp__web__ask", json!({})));
-    mock.push(text_reply("r2", "m1", &["done"]));
-    let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
-    // The mock's tools are read-only: no approval is asked before the call.
-    let thread = ready_thread(&mut server, "web", "on-request");
-    let turn = start_turn(&mut server, &thread, "go");
-    let (relayed, _) = server.read_until("mcpServer/elicitation/request");
-    assert_eq!(
-        relayed["params"],
-        json!({"threadId": thread, "turnId": turn, "serverName": "web", "mode": "form",
-               "message": "Your name?",
-               "requestedSchema": {"type": "object", "required": ["name"],
-                                   "properties": {"name": {"type": "string"}}}})
-    );
-    server.answer(
-        &relayed["id"],
-        json!({"action": "accept", "content": {"name": "Ada"}}),
-    );
-    let messages = finish_turn(&mut server);
-    assert_eq!(completed_item(&messages, "c1")["status"], "completed");
-    let answer = mcp
-        .requests()
-        .into_iter()
-        .find(|r| r.is_answer_to(&json!(5)))
-        .unwrap();
-    assert_eq!(
-        answer.json()["result"],
-        json!({"action": "accept", "content": {"name": "Ada"}})
-    );
 }
 
 #[test]
 fn the_session_is_ended_when_the_app_server_exits() {
     let mcp = McpHttpMock::builder().start();
     let mock = MockServer::start();
-    let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
-    ready_thread(&mut server, "web", "never");
+    let (mut server, _) = spawn_web(&mock, &mcp, "");
     assert!(mcp.of_method("DELETE").is_empty());
-    server.close_stdin();
-    assert!(server.wait_exit(SOON).is_some(), "the app-server exits");
-    let requests = mcp.wait_for("the DELETE", SOON, |rs| {
-        rs.iter().any(|r| r.method == "DELETE")
-    });
-    let deletes: Vec<&Request> = requests.iter().filter(|r| r.method == "DELETE").collect();
-    assert_eq!(deletes.len(), 1);
-    assert_eq!(deletes[0].header("mcp-session-id"), Some("mock-session-1"));
-    assert_eq!(deletes[0].path, "/mcp");
+    shut_down(&mut server);
+    let delete = wait_delete(&mcp);
+    assert_eq!(mcp.of_method("DELETE").len(), 1);
+    assert_eq!(delete.header("mcp-session-id"), Some("mock-session-1"));
+    assert_eq!(delete.path, "/mcp");
 }
 
 #[test]
@@ -382,16 +255,13 @@ fn the_whole_exchange_works_over_https() {
         .start();
     assert!(mcp.url().starts_with("https://"), "{}", mcp.url());
     let mock = MockServer::start();
-    mock.push(call_reply("r1", "c1", "mcp__web__secure", json!({})));
     // Arguments over many TLS records and writes.
     let blob = varied(256 << 10);
-    mock.push(call_reply(
-        "r2",
-        "c2",
-        "mcp__web__plain",
-        json!({"blob": blob}),
-    ));
-    mock.push(text_reply("r3", "m1", &["done"]));
+    push_calls_with(
+        &mock,
+        "web",
+        &[("secure", json!({})), ("plain", json!({"blob": blob}))],
+    );
     let ca = test_ca_path().display().to_string();
     // By host name, which the certificate covers too.
     let overrides = [format!(
@@ -418,32 +288,9 @@ fn the_whole_exchange_works_over_https() {
     let call = mcp.wait_rpc("tools/call", 2, SOON);
     assert!(call.json()["params"]["arguments"]["blob"] == blob.as_str());
     assert_eq!(last_turn(&messages)["status"], "completed");
-    server.close_stdin();
-    assert!(server.wait_exit(SOON).is_some(), "the app-server exits");
-    let requests = mcp.wait_for("the session's end", SOON, |rs| {
-        rs.iter().any(|r| r.method == "DELETE")
-    });
-    let delete = requests.iter().find(|r| r.method == "DELETE").unwrap();
+    shut_down(&mut server);
+    let delete = wait_delete(&mcp);
     assert_eq!(delete.header("mcp-session-id"), Some("mock-session-1"));
-}
-
-#[test]
-fn a_large_sse_answer_arrives_in_time_linear_in_its_size() {
-    let big: String = (0..(4 << 20))
-        .map(|i| (b'a' + (i % 26) as u8) as char)
-        .collect();
-    let mcp = McpHttpMock::builder()
-        .tool("big", Behaviour::Sse(vec![], big.clone()))
-        .start();
-    let mock = MockServer::start();
-    mock.push(call_reply("r1", "c1", "mcp__web__big", json!({})));
-    mock.push(text_reply("r2", "m1", &["done"]));
-    let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
-    let thread = ready_thread(&mut server, "web", "never");
-    start_turn(&mut server, &thread, "go");
-    let messages = finish_turn(&mut server);
-    let item = completed_item(&messages, "c1");
-    assert!(item["result"]["content"][0]["text"] == big.as_str());
 }
 
 /// Writes `request` on `stream` and reads one answer with a `Content-Length`: (head, body).
@@ -529,68 +376,6 @@ fn the_mock_reads_chunked_bodies_and_keeps_connections_alive() {
 }
 
 /// A string of `n` bytes that is not one byte repeated.
-fn varied(n: usize) -> String {
+pub(super) fn varied(n: usize) -> String {
     (0..n).map(|i| (b'a' + (i % 26) as u8) as char).collect()
-}
-
-#[test]
-fn a_server_named_by_host_name_takes_large_arguments() {
-    let mcp = McpHttpMock::builder()
-        .tool("store", Behaviour::Json("stored".into()))
-        .start();
-    let mock = MockServer::start();
-    // 1 MiB of arguments: the request body takes many writes.
-    let text = varied(1 << 20);
-    mock.push(call_reply(
-        "r1",
-        "c1",
-        "mcp__web__store",
-        json!({"text": text}),
-    ));
-    mock.push(text_reply("r2", "m1", &["done"]));
-    let overrides = [format!(
-        "mcp_servers.web={{url={}}}",
-        toml_str(&mcp.url_as_localhost())
-    )];
-    let mut server = spawn(&mock, &overrides, &[]);
-    let thread = ready_thread(&mut server, "web", "never");
-    start_turn(&mut server, &thread, "go");
-    let messages = finish_turn(&mut server);
-    assert_eq!(completed_item(&messages, "c1")["status"], "completed");
-    let call = mcp.wait_rpc("tools/call", 1, SOON);
-    assert!(
-        call.json()["params"]["arguments"]["text"] == text.as_str(),
-        "the 1 MiB of arguments arrived whole"
-    );
-    assert!(call.header("host").unwrap().starts_with("localhost"));
-}
-
-#[test]
-fn every_progress_sent_before_the_result_reaches_the_client() {
-    // The call's wait picks at random among ready channels: progress queued when the result
-    // comes must still be told, first.
-    let steps: Vec<Step> = (1..=50)
-        .map(|n| Step::Progress {
-            progress: n as f64,
-            total: Some(50.0),
-            message: format!("step {n}"),
-        })
-        .collect();
-    let mcp = McpHttpMock::builder()
-        .tool("busy", Behaviour::Sse(steps, "all done".into()))
-        .start();
-    let mock = MockServer::start();
-    mock.push(call_reply("r1", "c1", "mcp__web__busy", json!({})));
-    mock.push(text_reply("r2", "m1", &["done"]));
-    let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
-    let thread = ready_thread(&mut server, "web", "never");
-    start_turn(&mut server, &thread, "go");
-    let messages = finish_turn(&mut server);
-    let progress: Vec<&str> = messages
-        .iter()
-        .filter(|m| m["method"] == "item/mcpToolCall/progress")
-        .map(|m| m["params"]["message"].as_str().unwrap())
-        .collect();
-    let expected: Vec<String> = (1..=50).map(|n| format!("step {n}")).collect();
-    assert_eq!(progress, expected);
 }

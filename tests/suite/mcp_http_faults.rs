@@ -9,9 +9,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::mcp::{call_reply, completed_item, output_sent, ready_thread, toml_str, wait_startup};
-use super::mcp_http::{SOON, error_of, http_server, spawn};
-use super::turns::{finish_turn, interrupt_turn, last_turn, start_thread, start_turn};
+use super::mcp::{call_reply, completed_item, output_sent, ready_thread, toml_str};
+use super::mcp_http::{
+    SOON, call_error, http_server, new_thread, push_calls, run_turn, spawn, spawn_web, start_error,
+};
+use super::turns::{finish_turn, interrupt_turn, last_turn, start_turn};
 use crate::support::mcp_http_mock::{Behaviour, Events, McpHttpMock, Step};
 use crate::support::mock_responses::*;
 
@@ -21,12 +23,9 @@ fn an_expired_session_is_replaced_and_the_call_that_met_it_is_sent_again() {
         .tool("echo", Behaviour::Json("echoed".into()))
         .start();
     let mock = MockServer::start();
-    mock.push(call_reply("r1", "c1", "mcp__web__echo", json!({})));
-    mock.push(text_reply("r2", "m1", &["first"]));
-    let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
-    let thread = ready_thread(&mut server, "web", "never");
-    start_turn(&mut server, &thread, "go");
-    let messages = finish_turn(&mut server);
+    push_calls(&mock, "web", &["echo"]);
+    let (mut server, thread) = spawn_web(&mock, &mcp, "");
+    let messages = run_turn(&mut server, &thread);
     assert_eq!(completed_item(&messages, "c1")["status"], "completed");
 
     // Twice: a session's end is routine for HTTP servers, not a death, so it does not use up
@@ -83,18 +82,11 @@ fn a_call_that_outlives_its_timeout_fails_and_its_connection_is_closed() {
         .tool("stuck", Behaviour::Hang)
         .start();
     let mock = MockServer::start();
-    mock.push(call_reply("r1", "c1", "mcp__web__stuck", json!({})));
-    mock.push(text_reply("r2", "m1", &["moved on"]));
-    let mut server = spawn(
-        &mock,
-        &[http_server("web", &mcp, "tool_timeout_sec=1")],
-        &[],
-    );
-    let thread = ready_thread(&mut server, "web", "never");
-    start_turn(&mut server, &thread, "go");
-    let messages = finish_turn(&mut server);
+    push_calls(&mock, "web", &["stuck"]);
+    let (mut server, thread) = spawn_web(&mock, &mcp, "tool_timeout_sec=1");
+    let messages = run_turn(&mut server, &thread);
     assert_eq!(last_turn(&messages)["status"], "completed");
-    let error = error_of(&completed_item(&messages, "c1"));
+    let error = call_error(&messages, "c1");
     assert!(error.contains("timed out"), "{error}");
     let output = output_sent(&mock, 1, "c1");
     assert!(output.as_str().unwrap().contains("timed out"), "{output}");
@@ -113,12 +105,7 @@ fn an_interrupt_closes_the_calls_connection_and_cancels_it() {
         .start();
     let mock = MockServer::start();
     mock.push(call_reply("r1", "c1", "mcp__web__stuck", json!({})));
-    let mut server = spawn(
-        &mock,
-        &[http_server("web", &mcp, "tool_timeout_sec=60")],
-        &[],
-    );
-    let thread = ready_thread(&mut server, "web", "never");
+    let (mut server, thread) = spawn_web(&mock, &mcp, "tool_timeout_sec=60");
     let turn = start_turn(&mut server, &thread, "go");
     server.take_matching("the call starts", |m| {
         m["method"] == "item/started" && m["params"]["item"]["id"] == "c1"
@@ -131,7 +118,7 @@ fn an_interrupt_closes_the_calls_connection_and_cancels_it() {
         "the turn ended {:?} after the interrupt, not promptly",
         started.elapsed()
     );
-    assert_eq!(error_of(&completed_item(&messages, "c1")), "interrupted");
+    assert_eq!(call_error(&messages, "c1"), "interrupted");
     assert!(
         mcp.wait_closed(call.conn, Duration::from_secs(5)),
         "the call's connection is closed"
@@ -145,8 +132,7 @@ fn an_interrupt_closes_the_calls_connection_and_cancels_it() {
     // The server is still usable.
     mock.push(call_reply("r2", "c2", "mcp__web__echo", json!({})));
     mock.push(text_reply("r3", "m1", &["done"]));
-    start_turn(&mut server, &thread, "again");
-    let messages = finish_turn(&mut server);
+    let messages = run_turn(&mut server, &thread);
     assert_eq!(completed_item(&messages, "c2")["status"], "completed");
 }
 
@@ -166,17 +152,11 @@ fn a_server_that_is_not_there_fails_its_start_naming_the_url() {
         &[format!("mcp_servers.gone={{url={}}}", toml_str(&url))],
         &[],
     );
-    let thread = start_thread(
-        &mut server,
-        json!({"approvalPolicy": "never", "sandbox": "read-only"}),
-    );
-    let status = wait_startup(&mut server, "gone");
-    assert_eq!(status["status"], "failed", "{status}");
-    let error = status["error"].as_str().unwrap();
+    let thread = new_thread(&mut server);
+    let error = start_error(&mut server, "gone");
     assert!(error.contains(&url), "the error names the URL: {error}");
     // The thread works without it.
-    start_turn(&mut server, &thread, "hello");
-    let messages = finish_turn(&mut server);
+    let messages = run_turn(&mut server, &thread);
     assert_eq!(last_turn(&messages)["status"], "completed");
     let tools = mock.requests_to("/v1/responses")[0].json()["tools"].to_string();
     assert!(!tools.contains("mcp__gone"), "{tools}");
@@ -209,21 +189,16 @@ fn answers_that_are_not_json_or_too_large_fail_their_call_and_the_server_stays_u
         .tool("fine", Behaviour::Json("fine".into()))
         .start();
     let mock = MockServer::start();
-    mock.push(call_reply("r1", "c1", "mcp__web__garbage", json!({})));
-    mock.push(call_reply("r2", "c2", "mcp__web__huge", json!({})));
-    mock.push(call_reply("r3", "c3", "mcp__web__fine", json!({})));
-    mock.push(text_reply("r4", "m1", &["done"]));
-    let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
-    let thread = ready_thread(&mut server, "web", "never");
-    start_turn(&mut server, &thread, "go");
-    let messages = finish_turn(&mut server);
+    push_calls(&mock, "web", &["garbage", "huge", "fine"]);
+    let (mut server, thread) = spawn_web(&mock, &mcp, "");
+    let messages = run_turn(&mut server, &thread);
     assert_eq!(last_turn(&messages)["status"], "completed");
-    let error = error_of(&completed_item(&messages, "c1"));
+    let error = call_error(&messages, "c1");
     assert!(
         error.contains("web") && error.contains("not JSON"),
         "{error}"
     );
-    let error = error_of(&completed_item(&messages, "c2"));
+    let error = call_error(&messages, "c2");
     assert!(
         error.contains("web") && error.contains("larger than"),
         "{error}"
@@ -265,24 +240,18 @@ fn error_statuses_and_streams_that_end_without_a_result_fail_their_call() {
         .tool("fine", Behaviour::Json("fine".into()))
         .start();
     let mock = MockServer::start();
-    mock.push(call_reply("r1", "c1", "mcp__web__broken", json!({})));
-    mock.push(call_reply("r2", "c2", "mcp__web__cut", json!({})));
-    mock.push(call_reply("r3", "c3", "mcp__web__dropped", json!({})));
-    mock.push(call_reply("r4", "c4", "mcp__web__fine", json!({})));
-    mock.push(text_reply("r5", "m1", &["done"]));
-    let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
-    let thread = ready_thread(&mut server, "web", "never");
-    start_turn(&mut server, &thread, "go");
-    let messages = finish_turn(&mut server);
+    push_calls(&mock, "web", &["broken", "cut", "dropped", "fine"]);
+    let (mut server, thread) = spawn_web(&mock, &mcp, "");
+    let messages = run_turn(&mut server, &thread);
     assert_eq!(last_turn(&messages)["status"], "completed");
-    let error = error_of(&completed_item(&messages, "c1"));
+    let error = call_error(&messages, "c1");
     assert!(
         error.contains("500") && error.contains("internal oops"),
         "the status and the body: {error}"
     );
-    let error = error_of(&completed_item(&messages, "c2"));
+    let error = call_error(&messages, "c2");
     assert!(error.contains("no answer"), "{error}");
-    let error = error_of(&completed_item(&messages, "c3"));
+    let error = call_error(&messages, "c3");
     assert!(error.contains("web"), "{error}");
     assert_eq!(completed_item(&messages, "c4")["status"], "completed");
     assert_eq!(mcp.rpc("initialize").len(), 1, "no reconnection was needed");
@@ -298,13 +267,8 @@ fn an_initialize_that_never_answers_fails_the_start_within_its_timeout() {
         &[http_server("mute", &mcp, "startup_timeout_sec=1")],
         &[],
     );
-    let thread = start_thread(
-        &mut server,
-        json!({"approvalPolicy": "never", "sandbox": "read-only"}),
-    );
-    let status = wait_startup(&mut server, "mute");
-    assert_eq!(status["status"], "failed", "{status}");
-    let error = status["error"].as_str().unwrap();
+    let thread = new_thread(&mut server);
+    let error = start_error(&mut server, "mute");
     assert!(
         error.contains("mute") && error.contains("startup timeout"),
         "{error}"
@@ -314,8 +278,7 @@ fn an_initialize_that_never_answers_fails_the_start_within_its_timeout() {
         mcp.wait_closed(initialize.conn, Duration::from_secs(5)),
         "the unanswered initialize's connection is closed"
     );
-    start_turn(&mut server, &thread, "hello");
-    let messages = finish_turn(&mut server);
+    let messages = run_turn(&mut server, &thread);
     assert_eq!(last_turn(&messages)["status"], "completed");
 }
 
@@ -326,15 +289,12 @@ fn an_event_stream_that_keeps_failing_is_retried_with_pauses() {
         .events(Events::Fail(500))
         .start();
     let mock = MockServer::start();
-    mock.push(call_reply("r1", "c1", "mcp__web__echo", json!({})));
-    mock.push(text_reply("r2", "m1", &["done"]));
-    let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
-    let thread = ready_thread(&mut server, "web", "never");
+    push_calls(&mock, "web", &["echo"]);
+    let (mut server, thread) = spawn_web(&mock, &mcp, "");
     mcp.wait_for("the event stream's GET", SOON, |rs| {
         rs.iter().any(|r| r.method == "GET")
     });
-    start_turn(&mut server, &thread, "go");
-    let messages = finish_turn(&mut server);
+    let messages = run_turn(&mut server, &thread);
     assert_eq!(completed_item(&messages, "c1")["status"], "completed");
     // Today: a pause of a second between attempts, five at most. A loop without pauses would
     // have sent hundreds by now.
@@ -365,19 +325,14 @@ fn an_interrupt_during_a_streamed_answer_closes_its_connection_and_cancels_it() 
         .start();
     let mock = MockServer::start();
     mock.push(call_reply("r1", "c1", "mcp__web__stream", json!({})));
-    let mut server = spawn(
-        &mock,
-        &[http_server("web", &mcp, "tool_timeout_sec=60")],
-        &[],
-    );
-    let thread = ready_thread(&mut server, "web", "never");
+    let (mut server, thread) = spawn_web(&mock, &mcp, "tool_timeout_sec=60");
     let turn = start_turn(&mut server, &thread, "go");
     // The answer's head and a first event came: the body is being read when the turn stops.
     let (progress, _) = server.read_until("item/mcpToolCall/progress");
     assert_eq!(progress["params"]["message"], "started");
     let call = mcp.wait_rpc("tools/call", 1, SOON);
     let messages = interrupt_turn(&mut server, &thread, &turn);
-    assert_eq!(error_of(&completed_item(&messages, "c1")), "interrupted");
+    assert_eq!(call_error(&messages, "c1"), "interrupted");
     assert!(
         mcp.wait_closed(call.conn, Duration::from_secs(5)),
         "the streamed answer's connection is closed"
@@ -392,18 +347,11 @@ fn a_streamed_answer_that_outlives_its_timeout_is_cut() {
         .tool("stream", streaming_forever())
         .start();
     let mock = MockServer::start();
-    mock.push(call_reply("r1", "c1", "mcp__web__stream", json!({})));
-    mock.push(text_reply("r2", "m1", &["moved on"]));
-    let mut server = spawn(
-        &mock,
-        &[http_server("web", &mcp, "tool_timeout_sec=1")],
-        &[],
-    );
-    let thread = ready_thread(&mut server, "web", "never");
-    start_turn(&mut server, &thread, "go");
-    let messages = finish_turn(&mut server);
+    push_calls(&mock, "web", &["stream"]);
+    let (mut server, thread) = spawn_web(&mock, &mcp, "tool_timeout_sec=1");
+    let messages = run_turn(&mut server, &thread);
     assert_eq!(last_turn(&messages)["status"], "completed");
-    let error = error_of(&completed_item(&messages, "c1"));
+    let error = call_error(&messages, "c1");
     assert!(error.contains("timed out"), "{error}");
     let call = mcp.wait_rpc("tools/call", 1, SOON);
     assert!(
@@ -420,8 +368,7 @@ fn a_missing_credential_variable_fails_the_start_naming_it_and_a_missing_header_
         .tool("echo", Behaviour::Json("no extra header".into()))
         .start();
     let mock = MockServer::start();
-    mock.push(call_reply("r1", "c1", "mcp__open__echo", json!({})));
-    mock.push(text_reply("r2", "m1", &["done"]));
+    push_calls(&mock, "open", &["echo"]);
     let mut server = spawn(
         &mock,
         &[
@@ -439,9 +386,7 @@ fn a_missing_credential_variable_fails_the_start_naming_it_and_a_missing_header_
         &[],
     );
     let thread = ready_thread(&mut server, "open", "never");
-    let status = wait_startup(&mut server, "locked");
-    assert_eq!(status["status"], "failed", "{status}");
-    let error = status["error"].as_str().unwrap();
+    let error = start_error(&mut server, "locked");
     assert!(
         error.contains("locked") && error.contains("MCP_TEST_NO_TOKEN"),
         "{error}"
@@ -450,8 +395,7 @@ fn a_missing_credential_variable_fails_the_start_naming_it_and_a_missing_header_
         locked.requests().is_empty(),
         "nothing sent without the credential"
     );
-    start_turn(&mut server, &thread, "go");
-    let messages = finish_turn(&mut server);
+    let messages = run_turn(&mut server, &thread);
     assert_eq!(completed_item(&messages, "c1")["status"], "completed");
     let requests = open.requests();
     assert!(
@@ -481,33 +425,19 @@ fn malformed_http_answers_fail_their_call_at_once_and_clearly() {
         .start();
     let mock = MockServer::start();
     let tools = ["short", "head", "chunk", "garbage", "fine"];
-    for (n, tool) in tools.iter().enumerate() {
-        mock.push(call_reply(
-            &format!("r{n}"),
-            &format!("c{n}"),
-            &format!("mcp__web__{tool}"),
-            json!({}),
-        ));
-    }
-    mock.push(text_reply("r-end", "m1", &["done"]));
-    let mut server = spawn(
-        &mock,
-        &[http_server("web", &mcp, "tool_timeout_sec=30")],
-        &[],
-    );
-    let thread = ready_thread(&mut server, "web", "never");
+    push_calls(&mock, "web", &tools);
+    let (mut server, thread) = spawn_web(&mock, &mcp, "tool_timeout_sec=30");
     let started = Instant::now();
-    start_turn(&mut server, &thread, "go");
-    let messages = finish_turn(&mut server);
+    let messages = run_turn(&mut server, &thread);
     assert_eq!(last_turn(&messages)["status"], "completed");
-    for (n, tool) in tools[..4].iter().enumerate() {
-        let error = error_of(&completed_item(&messages, &format!("c{n}")));
+    for (n, tool) in (1..).zip(&tools[..4]) {
+        let error = call_error(&messages, &format!("c{n}"));
         assert!(
             error.contains("web") && !error.contains("timed out"),
             "{tool}: {error}"
         );
     }
-    assert_eq!(completed_item(&messages, "c4")["status"], "completed");
+    assert_eq!(completed_item(&messages, "c5")["status"], "completed");
     assert!(
         started.elapsed() < Duration::from_secs(20),
         "no call waited for its timeout: {:?}",

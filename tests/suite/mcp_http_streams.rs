@@ -11,8 +11,11 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::mcp::{call_reply, completed_item, output_sent, ready_thread, toml_str, wait_startup};
-use super::mcp_http::{SOON, http_server, is_rpc, read_progress, spawn};
-use super::turns::{finish_turn, interrupt_turn, last_turn, start_thread, start_turn};
+use super::mcp_http::{
+    SOON, http_server, new_thread, push_calls, read_progress, run_turn, spawn, spawn_web,
+    wait_delete,
+};
+use super::turns::{finish_turn, interrupt_turn, last_turn, start_turn};
 use crate::support::TempDir;
 use crate::support::app_server::AppServer;
 use crate::support::mcp_http_mock::{Behaviour, Events, McpHttpMock, Step};
@@ -24,8 +27,7 @@ fn server_requests_on_the_idle_event_stream_are_answered_by_post() {
         .tool("echo", Behaviour::Json("still fine".into()))
         .start();
     let mock = MockServer::start();
-    let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
-    let thread = ready_thread(&mut server, "web", "never");
+    let (mut server, thread) = spawn_web(&mock, &mcp, "");
     mcp.wait_event_streams(1, SOON);
     let stream = mcp.of_method("GET")[0].clone();
     assert_eq!(stream.header("mcp-session-id"), Some("mock-session-1"));
@@ -51,10 +53,8 @@ fn server_requests_on_the_idle_event_stream_are_answered_by_post() {
     }
     // The stream stayed open throughout, and the server still works.
     assert_eq!(mcp.of_method("GET").len(), 1, "the stream was not reopened");
-    mock.push(call_reply("r1", "c1", "mcp__web__echo", json!({})));
-    mock.push(text_reply("r2", "m1", &["done"]));
-    start_turn(&mut server, &thread, "go");
-    let messages = finish_turn(&mut server);
+    push_calls(&mock, "web", &["echo"]);
+    let messages = run_turn(&mut server, &thread);
     assert_eq!(completed_item(&messages, "c1")["status"], "completed");
 }
 
@@ -66,16 +66,12 @@ fn a_stateless_server_without_an_event_stream_works_and_is_not_asked_again_and_a
         .without_sessions()
         .start();
     let mock = MockServer::start();
-    mock.push(call_reply("r1", "c1", "mcp__web__echo", json!({})));
-    mock.push(call_reply("r2", "c2", "mcp__web__echo", json!({})));
-    mock.push(text_reply("r3", "m1", &["done"]));
-    let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
-    let thread = ready_thread(&mut server, "web", "never");
+    push_calls(&mock, "web", &["echo", "echo"]);
+    let (mut server, thread) = spawn_web(&mock, &mcp, "");
     mcp.wait_for("the event stream's GET", SOON, |rs| {
         rs.iter().any(|r| r.method == "GET")
     });
-    start_turn(&mut server, &thread, "go");
-    let messages = finish_turn(&mut server);
+    let messages = run_turn(&mut server, &thread);
     for call in ["c1", "c2"] {
         assert_eq!(completed_item(&messages, call)["status"], "completed");
     }
@@ -97,8 +93,7 @@ fn a_stateless_server_without_an_event_stream_works_and_is_not_asked_again_and_a
 fn an_event_stream_the_server_closes_is_reopened() {
     let mcp = McpHttpMock::builder().start();
     let mock = MockServer::start();
-    let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
-    ready_thread(&mut server, "web", "never");
+    let (_server, _) = spawn_web(&mock, &mcp, "");
     mcp.wait_event_streams(1, SOON);
     mcp.close_event_streams();
     let requests = mcp.wait_for("a second GET", Duration::from_secs(5), |rs| {
@@ -141,10 +136,8 @@ fn progress_sent_on_the_event_stream_during_a_call_reaches_the_client() {
         )
         .start();
     let mock = MockServer::start();
-    mock.push(call_reply("r1", "c1", "mcp__web__busy", json!({})));
-    mock.push(text_reply("r2", "m1", &["done"]));
-    let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
-    let thread = ready_thread(&mut server, "web", "never");
+    push_calls(&mock, "web", &["busy"]);
+    let (mut server, thread) = spawn_web(&mock, &mcp, "");
     mcp.wait_event_streams(1, SOON);
     start_turn(&mut server, &thread, "go");
     assert_eq!(
@@ -184,10 +177,7 @@ fn a_call_held_by_one_server_does_not_hold_up_another() {
     });
     let call = stuck.wait_rpc("tools/call", 1, SOON);
     // Meanwhile another thread calls the other server: its turn completes.
-    let other = start_thread(
-        &mut server,
-        json!({"approvalPolicy": "never", "sandbox": "read-only"}),
-    );
+    let other = new_thread(&mut server);
     let other_turn = start_turn(&mut server, &other, "echo");
     let messages = finish_turn(&mut server);
     assert_eq!(last_turn(&messages)["id"], other_turn.as_str());
@@ -221,8 +211,7 @@ fn a_server_request_on_the_event_stream_during_a_call_is_relayed_and_answered_by
         )
         .start();
     let mock = MockServer::start();
-    mock.push(call_reply("r1", "c1", "mcp__web__confirm", json!({})));
-    mock.push(text_reply("r2", "m1", &["done"]));
+    push_calls(&mock, "web", &["confirm"]);
     let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
     let thread = ready_thread(&mut server, "web", "on-request");
     mcp.wait_event_streams(1, SOON);
@@ -270,10 +259,7 @@ fn calls_from_three_threads_are_in_flight_at_once_on_one_server() {
     let mut server = spawn(&mock, &[http_server("web", &mcp, "")], &[]);
     let mut threads = vec![ready_thread(&mut server, "web", "never")];
     for _ in 0..2 {
-        threads.push(start_thread(
-            &mut server,
-            json!({"approvalPolicy": "never", "sandbox": "read-only"}),
-        ));
+        threads.push(new_thread(&mut server));
     }
     for thread in &threads {
         start_turn(&mut server, thread, "go");
@@ -281,10 +267,10 @@ fn calls_from_three_threads_are_in_flight_at_once_on_one_server() {
     // The mock answers none until all three are in: they are in flight together.
     let calls = mcp
         .wait_for("three calls at once", SOON, |rs| {
-            rs.iter().filter(|r| is_rpc(r, "tools/call")).count() == 3
+            rs.iter().filter(|r| r.is_rpc("tools/call")).count() == 3
         })
         .into_iter()
-        .filter(|r| is_rpc(r, "tools/call"))
+        .filter(|r| r.is_rpc("tools/call"))
         .collect::<Vec<_>>();
     let mut ids: Vec<String> = calls.iter().map(|c| c.json()["id"].to_string()).collect();
     ids.dedup();
@@ -318,8 +304,7 @@ fn a_server_behind_a_proxy_is_reached_through_a_connect_tunnel() {
         .tool("echo", Behaviour::Json("through the tunnel".into()))
         .start();
     let mock = MockServer::start();
-    mock.push(call_reply("r1", "c1", "mcp__far__echo", json!({})));
-    mock.push(text_reply("r2", "m1", &["done"]));
+    push_calls(&mock, "far", &["echo"]);
     // A name nobody resolves: only the proxy (the mock) is reached, by its address.
     let overrides = ["mcp_servers.far={url=\"http://mcp.example.test/mcp\"}".to_string()];
     let proxy = mcp.proxy_url();
@@ -329,8 +314,7 @@ fn a_server_behind_a_proxy_is_reached_through_a_connect_tunnel() {
         &[("HTTP_PROXY", &proxy), ("NO_PROXY", "")],
     );
     let thread = ready_thread(&mut server, "far", "never");
-    start_turn(&mut server, &thread, "go");
-    let messages = finish_turn(&mut server);
+    let messages = run_turn(&mut server, &thread);
     assert_eq!(completed_item(&messages, "c1")["status"], "completed");
     assert_eq!(output_sent(&mock, 1, "c1"), json!("through the tunnel"));
     let requests = mcp.requests();
@@ -358,10 +342,7 @@ fn a_server_removed_by_reload_ends_its_session_and_its_event_stream() {
     let stream = mcp.of_method("GET")[0].clone();
     std::fs::write(home.path().join("config.toml"), "").unwrap();
     server.call("config/mcpServer/reload", json!(null)).unwrap();
-    let requests = mcp.wait_for("the session's end", SOON, |rs| {
-        rs.iter().any(|r| r.method == "DELETE")
-    });
-    let delete = requests.iter().find(|r| r.method == "DELETE").unwrap();
+    let delete = wait_delete(&mcp);
     assert_eq!(delete.header("mcp-session-id"), Some("mock-session-1"));
     assert!(
         mcp.wait_closed(stream.conn, Duration::from_secs(5)),

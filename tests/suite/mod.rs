@@ -25,6 +25,7 @@ mod lifecycle;
 mod mcp;
 mod mcp_faults;
 mod mcp_http;
+mod mcp_http_answers;
 mod mcp_http_faults;
 mod mcp_http_streams;
 // Counts the app-server's threads through /proc.

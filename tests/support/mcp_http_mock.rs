@@ -29,6 +29,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use serde_json::{Value, json};
 
+use super::mock_responses::RecordedRequest;
+
 mod conn;
 mod serve;
 
@@ -120,32 +122,26 @@ pub enum Events {
     Fail(u16),
 }
 
-/// One request as the mock read it.
+/// One request as the mock read it: what [`RecordedRequest`] holds (method, path, headers, body;
+/// `header()`, `text()`), and the connection it came on.
 #[derive(Clone, Debug)]
 pub struct Request {
     /// The connection it came on (numbered from 1 in accept order).
     pub conn: u64,
-    /// `GET`, `POST`, `DELETE`.
-    pub method: String,
-    /// The path.
-    pub path: String,
-    /// Headers in order, names lower-cased.
-    pub headers: Vec<(String, String)>,
-    /// The body.
-    pub body: Vec<u8>,
+    request: RecordedRequest,
+}
+
+impl std::ops::Deref for Request {
+    type Target = RecordedRequest;
+
+    fn deref(&self) -> &RecordedRequest {
+        &self.request
+    }
 }
 
 impl Request {
-    /// The first header named `name` (case-insensitive).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The body as JSON (`Null` when it is not).
+    /// The body as JSON (`Null` when it is not: the mock also records GETs, CONNECTs and
+    /// broken bodies).
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or(Value::Null)
     }
@@ -156,6 +152,11 @@ impl Request {
             .get("method")
             .and_then(Value::as_str)
             .map(str::to_string)
+    }
+
+    /// Whether this is a POST of JSON-RPC `method`.
+    pub fn is_rpc(&self, method: &str) -> bool {
+        self.method == "POST" && self.rpc_method().as_deref() == Some(method)
     }
 
     /// Whether this POSTs the answer to the server request `id` (a message without method).
@@ -350,7 +351,7 @@ impl McpHttpMock {
     pub fn rpc(&self, method: &str) -> Vec<Request> {
         self.requests()
             .into_iter()
-            .filter(|r| r.method == "POST" && r.rpc_method().as_deref() == Some(method))
+            .filter(|r| r.is_rpc(method))
             .collect()
     }
 
@@ -375,51 +376,56 @@ impl McpHttpMock {
         timeout: Duration,
         done: impl Fn(&[Request]) -> bool,
     ) -> Vec<Request> {
-        let deadline = Instant::now() + timeout;
-        let mut state = self.shared.state();
-        loop {
-            if done(&state.requests) {
-                return state.requests.clone();
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "mcp mock: timed out waiting for {what}; requests: {:?}",
-                summary(&state.requests)
-            );
-            state = self
-                .shared
-                .changed
-                .wait_timeout(state, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
+        let (state, held) = self.wait_state(timeout, |s| done(&s.requests));
+        assert!(
+            held,
+            "mcp mock: timed out waiting for {what}; requests: {:?}",
+            summary(&state.requests)
+        );
+        state.requests.clone()
     }
 
     /// Waits until the POST of JSON-RPC `method` number `n` (from 1) arrived; returns it.
     pub fn wait_rpc(&self, method: &str, n: usize, timeout: Duration) -> Request {
         let found = self.wait_for(&format!("{method} #{n}"), timeout, |requests| {
-            requests
-                .iter()
-                .filter(|r| r.method == "POST" && r.rpc_method().as_deref() == Some(method))
-                .count()
-                >= n
+            requests.iter().filter(|r| r.is_rpc(method)).count() >= n
         });
         found
             .into_iter()
-            .filter(|r| r.method == "POST" && r.rpc_method().as_deref() == Some(method))
+            .filter(|r| r.is_rpc(method))
             .nth(n - 1)
             .unwrap()
     }
 
     /// Whether the client closed connection `conn`, waiting at most `timeout` for it.
     pub fn wait_closed(&self, conn: u64, timeout: Duration) -> bool {
+        self.wait_state(timeout, |s| s.closed.contains(&conn)).1
+    }
+
+    /// Waits (at most `timeout`) until `n` event streams are open at once; panics otherwise.
+    pub fn wait_event_streams(&self, n: usize, timeout: Duration) {
+        let (state, held) = self.wait_state(timeout, |s| s.streams.len() >= n);
+        assert!(
+            held,
+            "mcp mock: {} event streams open, want {n}; requests: {:?}",
+            state.streams.len(),
+            summary(&state.requests)
+        );
+    }
+
+    /// Waits (at most `timeout`) until `done` holds for the mock's state; returns the state and
+    /// whether it does.
+    fn wait_state(
+        &self,
+        timeout: Duration,
+        done: impl Fn(&State) -> bool,
+    ) -> (MutexGuard<'_, State>, bool) {
         let deadline = Instant::now() + timeout;
         let mut state = self.shared.state();
-        while !state.closed.contains(&conn) {
+        while !done(&state) {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return false;
+                return (state, false);
             }
             state = self
                 .shared
@@ -428,28 +434,7 @@ impl McpHttpMock {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
-        true
-    }
-
-    /// Waits (at most `timeout`) until `n` event streams are open at once; panics otherwise.
-    pub fn wait_event_streams(&self, n: usize, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        let mut state = self.shared.state();
-        while state.streams.len() < n {
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "mcp mock: {} event streams open, want {n}; requests: {:?}",
-                state.streams.len(),
-                summary(&state.requests)
-            );
-            state = self
-                .shared
-                .changed
-                .wait_timeout(state, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
+        (state, true)
     }
 
     /// Sends `message` on every open event stream; returns on how many.

@@ -127,8 +127,8 @@ pub struct MockServer {
     acceptor: Option<JoinHandle<()>>,
 }
 
-/// One accepted connection, plain or TLS.
-trait Conn: Read + Write + Send {
+/// One accepted connection, plain or TLS (the MCP mock's too).
+pub trait Conn: Read + Write + Send {
     /// The TCP socket underneath (timeouts, shutdown).
     fn tcp(&self) -> &TcpStream;
 }

@@ -12,23 +12,8 @@ pub(super) enum Input {
     Stopped,
 }
 
-/// A plain or TLS connection.
-pub(super) trait Io: Read + Write + Send {
-    /// The TCP socket underneath (timeouts, shutdown).
-    fn tcp(&self) -> &TcpStream;
-}
-
-impl Io for TcpStream {
-    fn tcp(&self) -> &TcpStream {
-        self
-    }
-}
-
-impl Io for rustls::StreamOwned<rustls::ServerConnection, TcpStream> {
-    fn tcp(&self) -> &TcpStream {
-        &self.sock
-    }
-}
+/// A plain or TLS connection (the Responses mock's).
+pub(super) use crate::support::mock_responses::Conn as Io;
 
 /// A connection's read side: bytes read ahead are kept for the next request.
 pub(super) struct Conn {
@@ -49,16 +34,7 @@ impl Conn {
                 self.buf.extend_from_slice(&chunk[..n]);
                 Some(true)
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock
-                        | std::io::ErrorKind::TimedOut
-                        | std::io::ErrorKind::Interrupted
-                ) =>
-            {
-                Some(false)
-            }
+            Err(e) if is_transient(&e) => Some(false),
             Err(_) => None,
         }
     }
@@ -128,10 +104,12 @@ impl Conn {
         }
         Ok(Request {
             conn: self.id,
-            method,
-            path,
-            headers,
-            body,
+            request: RecordedRequest {
+                method,
+                path,
+                headers,
+                body,
+            },
         })
     }
 
@@ -148,16 +126,20 @@ impl Conn {
             match self.stream.write(rest) {
                 Ok(0) => return false,
                 Ok(n) => rest = &rest[n..],
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock
-                            | std::io::ErrorKind::TimedOut
-                            | std::io::ErrorKind::Interrupted
-                    ) && Instant::now() < deadline => {}
+                Err(e) if is_transient(&e) && Instant::now() < deadline => {}
                 Err(_) => return false,
             }
         }
         self.stream.flush().is_ok()
     }
+}
+
+/// Whether a read or write failed only for now (a timeout, a signal): worth trying again.
+fn is_transient(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock
+            | std::io::ErrorKind::TimedOut
+            | std::io::ErrorKind::Interrupted
+    )
 }
