@@ -5,15 +5,17 @@
 //! the model) is `tools/mcp.rs`'s.
 //!
 //! Files: `config.rs` (parsing, validation), `client.rs` (one connection: requests, answers,
-//! handshake, tool listing, cancellation), `server_requests.rs` (ping, roots, elicitation
-//! relay), `stdio/` and `http.rs` (transports), `slot.rs` (one server's lifecycle, restart),
+//! cancellation; `client/incoming.rs` routes what the server sends), `starter.rs` (handshake
+//! and tool listing of every start), `server_requests.rs` (ping, roots, elicitation relay),
+//! `stdio/` and `http.rs` (transports), `slot.rs` (one server's lifecycle, restart),
 //! `registry.rs` (all servers, the tool catalog, reload, shutdown), `names.rs` (model-facing
 //! tool names), `methods.rs` (the protocol methods).
 //!
-//! Threads: a running server has no thread of its own. On Unix one thread, `mcp-stdio`, reads
-//! every stdio server (elsewhere each has a reader thread); an idle HTTP server needs none.
-//! Each start runs on a short-lived `mcp-<name>`; each HTTP POST (`mcp-<name>-post`) and each
-//! relayed elicitation (`mcp-elicit-<name>`) get a short-lived thread.
+//! Threads: a server has no thread of its own. On Unix one thread, `mcp-stdio`, reads every
+//! stdio server (elsewhere each has a reader thread); one, `mcp-http`, drives every exchange of
+//! every HTTP server, event streams included; one, `mcp-start`, runs the starts in progress.
+//! Each exists only while it has work. A relayed elicitation (`mcp-elicit-<name>`) and the end
+//! of a stdio server (`mcp-<name>-end`) get a short-lived thread.
 
 pub mod client;
 pub mod config;

@@ -4,8 +4,8 @@
 //! own deadline. Servers thus start in parallel, and none needs a thread of its own, not even
 //! while it starts: the thread runs while a start is in progress and ends with the last one.
 //!
-//! Nothing here waits on one server: sends are bounded non-blocking writes (stdio) or run on
-//! their own threads (HTTP), and answers are awaited together. Connecting (spawning the process,
+//! Nothing here waits on one server: sends are bounded non-blocking writes (stdio) or handed
+//! to the `mcp-http` thread (HTTP), and answers are awaited together. Connecting (spawning the process,
 //! or preparing the HTTP session) happens on this thread and does not wait for the server. The
 //! one wait is a failed start's clean-up: a stdio server that ignores SIGTERM gets 300 ms before
 //! SIGKILL, during which the other starts wait.
