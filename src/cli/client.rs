@@ -343,14 +343,10 @@ fn classify(line: String) -> Parsed {
         (None, Some(method)) => Parsed::Message(Message::Notification { method, params }),
         (Some(id), None) => {
             let outcome = match map.remove("error") {
-                Some(error) => Err(RpcFailure {
-                    code: error.get("code").and_then(Value::as_i64).unwrap_or(0),
-                    message: error
-                        .get("message")
-                        .and_then(Value::as_str)
-                        .unwrap_or("(no message)")
-                        .to_string(),
-                }),
+                Some(error) => {
+                    let (code, message) = crate::rpc::error_parts(&error);
+                    Err(RpcFailure { code, message })
+                }
                 None => Ok(map.remove("result").unwrap_or(Value::Null)),
             };
             Parsed::Response { id, outcome }

@@ -2,8 +2,9 @@
 //! endpoint; a request's answer comes back as one JSON body or as a server-sent-event stream
 //! that may carry the server's own requests and progress before the answer. The
 //! `Mcp-Session-Id` the server gives at `initialize` and the negotiated `MCP-Protocol-Version`
-//! go with every later message; a 404 on a session means it expired (the link closes and the
-//! registry reconnects on the next call).
+//! go with every later message; a 404 on a session means it expired: the link closes as
+//! expired, and the next call starts a new session (the call that met the 404 is sent again
+//! on it; `slot.rs`, `tools/mcp/call.rs`).
 //!
 //! Every exchange runs on one shared thread, `mcp-http` (`engine.rs`), over non-blocking
 //! sockets: a POST has a deadline from its caller and an abort drops it, closing its
@@ -43,8 +44,10 @@ const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 const MAX_IN_FLIGHT: usize = 32;
 /// How long ending the session (DELETE) may take at shutdown.
 const DELETE_TIMEOUT: Duration = Duration::from_secs(1);
-/// The key of the GET stream's agent among those in flight.
+/// The key of the GET event stream among a server's exchanges.
 const EVENTS_KEY: i64 = i64::MIN;
+/// The key of the session's end (DELETE) among a server's exchanges.
+const DELETE_KEY: i64 = i64::MIN + 1;
 
 /// Connects nothing yet: returns the link whose messages will be POSTed to the server.
 /// Fails when a configured credential variable is missing.
@@ -192,7 +195,7 @@ impl Transport for HttpTransport {
         let waits = !engine::on_engine_thread();
         let job = Job {
             server: shared.clone(),
-            key: EVENTS_KEY + 1,
+            key: DELETE_KEY,
             exchange,
             purpose: Purpose::Delete(waits.then_some(done)),
             deadline: Some(Instant::now() + DELETE_TIMEOUT),

@@ -6,7 +6,8 @@
 //! read by its transport (`stdio/`, `http.rs`).
 //!
 //! A server that dies after it was ready is restarted by the next call that needs it, once;
-//! after that its status stays failed until `config/mcpServer/reload`.
+//! after that its status stays failed until `config/mcpServer/reload`. An HTTP session the
+//! server ended is no death: the next call starts a new one, however often that happens.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};

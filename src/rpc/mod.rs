@@ -23,6 +23,14 @@ pub use transport::{Inbox, Next, StopReason, Transport};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// The code and message of a JSON-RPC error object from a peer (`0` and `(no message)` where
+/// it leaves them out), for the clients that read other servers' answers.
+pub fn error_parts(error: &Value) -> (i64, String) {
+    let code = error.get("code").and_then(Value::as_i64).unwrap_or(0);
+    let message = error.get("message").and_then(Value::as_str);
+    (code, message.unwrap_or("(no message)").to_string())
+}
+
 /// Longest accepted input line; a longer one is discarded (and answered with -32600 when its
 /// id can be recovered), never buffered.
 pub const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
@@ -128,3 +136,25 @@ pub enum Incoming {
 
 /// What a server→client request finally got: the client's result or its error.
 pub type ClientAnswer = Result<Value, RpcError>;
+
+#[cfg(test)]
+mod error_parts_tests {
+    use super::error_parts;
+    use serde_json::json;
+
+    #[test]
+    fn a_peers_error_gives_its_code_and_message_or_the_defaults() {
+        let cases = [
+            (
+                json!({"code": -32601, "message": "no such method"}),
+                (-32601, "no such method"),
+            ),
+            (json!({"message": "no code"}), (0, "no code")),
+            (json!({"code": 7}), (7, "(no message)")),
+            (json!({"code": "x", "message": 3}), (0, "(no message)")),
+        ];
+        for (error, (code, message)) in cases {
+            assert_eq!(error_parts(&error), (code, message.to_string()), "{error}");
+        }
+    }
+}

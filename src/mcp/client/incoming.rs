@@ -38,14 +38,8 @@ impl Link {
                     return;
                 };
                 let answer = if let Some(error) = map.remove("error") {
-                    Err(McpError::Rpc {
-                        code: error.get("code").and_then(Value::as_i64).unwrap_or(0),
-                        message: error
-                            .get("message")
-                            .and_then(Value::as_str)
-                            .unwrap_or("(no message)")
-                            .to_string(),
-                    })
+                    let (code, message) = crate::rpc::error_parts(&error);
+                    Err(McpError::Rpc { code, message })
                 } else if let Some(result) = map.remove("result") {
                     Ok(result)
                 } else {
